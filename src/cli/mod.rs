@@ -1,0 +1,86 @@
+//! Command-line interface: argument parsing (clap derive) and dispatch. Each subcommand lives in
+//! its own file with its arguments and the glue that calls the library.
+
+mod check;
+mod run;
+mod sandbox_args;
+mod supervise;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub use run::RunArgs;
+
+const AFTER_HELP: &str = "\
+Use it in an MCP host config in place of the server command, e.g. Claude Desktop:
+
+  \"mcpServers\": {
+    \"everything\": {
+      \"command\": \"mcp-guard\",
+      \"args\": [\"run\", \"--\", \"npx\", \"-y\", \"@modelcontextprotocol/server-everything\"]
+    }
+  }
+
+Run `mcp-guard run --help` for the relay and sandbox options, `mcp-guard check` to see what this
+kernel can enforce.";
+
+/// Sandbox launcher and JSON-RPC firewall for local stdio MCP servers.
+#[derive(Debug, Parser)]
+#[command(name = "mcp-guard", version, about, after_help = AFTER_HELP)]
+pub struct Cli {
+    /// More diagnostics on stderr (-v: debug, -vv: trace). RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only errors on stderr.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Launch a stdio MCP server under the sandbox and relay its JSON-RPC through the firewall.
+    Run(run::RunArgs),
+    /// Show what this kernel can enforce and what `run` would enforce.
+    Check(check::CheckArgs),
+    /// Internal: the supervisor process that confines and execs the server.
+    #[command(name = "__supervise", hide = true)]
+    Supervise(supervise::SuperviseArgs),
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.verbose, cli.quiet);
+    let result = match cli.command {
+        Command::Run(args) => run::execute(args),
+        Command::Check(args) => check::execute(args),
+        Command::Supervise(args) => supervise::execute(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("mcp-guard: error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn init_tracing(verbose: u8, quiet: bool) {
+    use tracing_subscriber::EnvFilter;
+    let default = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "info",
+        (false, 1) => "debug",
+        (false, _) => "trace",
+    };
+    let filter = EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    // Diagnostics go to stderr only: stdout carries nothing but relayed JSON-RPC.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .try_init();
+}

@@ -1,0 +1,81 @@
+//! `mcp-guard run -- SERVER_CMD [ARGS...]`: launch and relay.
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::relay::RelayOptions;
+
+const RUN_AFTER_HELP: &str = "\
+Examples:
+  mcp-guard run -- npx -y @modelcontextprotocol/server-everything
+  mcp-guard run --request-timeout 5m -- uvx mcp-server-time
+
+In a host config (Claude Desktop, Cursor, VS Code), put `mcp-guard` as the command and
+`run`, `--`, then the original command and its arguments as the args.
+
+Exit status: the server's own status (128+N when it died of signal N); 2 when mcp-guard itself
+could not start the server (the message says why and what to do).";
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = RUN_AFTER_HELP)]
+pub struct RunArgs {
+    /// Answer a request with an error if the server has not replied in this long (progress
+    /// notifications for the request restart the clock). Examples: 30s, 5m, 1h.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+
+    /// Largest JSON-RPC message accepted in either direction (e.g. 16MiB, 512KiB).
+    #[arg(long, value_name = "SIZE", default_value = "16MiB", value_parser = parse_size)]
+    pub max_message_bytes: u64,
+
+    /// After the host closes stdin, how long the server gets to exit before SIGTERM (and the
+    /// same again before SIGKILL).
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
+
+    #[command(flatten)]
+    pub sandbox: super::sandbox_args::SandboxArgs,
+
+    /// Run the server without any sandbox (required where the sandbox is not supported).
+    #[arg(long)]
+    pub allow_unsandboxed: bool,
+
+    /// The server command and its arguments, after `--`.
+    #[arg(required = true, last = true, value_name = "SERVER_CMD")]
+    pub command: Vec<OsString>,
+}
+
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text).map_err(|e| format!("{e} (write e.g. 500ms, 30s, 5m)"))
+}
+
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    text.parse::<bytesize::ByteSize>()
+        .map(|s| s.as_u64())
+        .map_err(|e| format!("{e} (write e.g. 4096, 512KiB, 16MiB)"))
+}
+
+pub fn execute(args: RunArgs) -> anyhow::Result<ExitCode> {
+    if !cfg!(target_os = "linux") && !args.allow_unsandboxed {
+        anyhow::bail!(
+            "the sandbox is only available on Linux; pass --allow-unsandboxed to run the server \
+             with the message firewall only"
+        );
+    }
+    let mut config = crate::sandbox::SandboxConfig {
+        disabled: args.allow_unsandboxed,
+        ..Default::default()
+    };
+    args.sandbox.apply_to(&mut config);
+    let plan = crate::sandbox::prepare(&config, &args.command).context("cannot launch the server")?;
+    let options = RelayOptions {
+        request_timeout: args.request_timeout,
+        max_message_bytes: usize::try_from(args.max_message_bytes).unwrap_or(usize::MAX),
+        shutdown_grace: args.shutdown_grace,
+    };
+    let status = crate::relay::run_guarded(plan, options)?;
+    Ok(ExitCode::from(status))
+}

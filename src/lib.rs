@@ -1,0 +1,11 @@
+//! mcp-guard: a sandbox launcher and JSON-RPC firewall for local stdio MCP servers.
+//!
+//! The data path reads top-down: host line → [`protocol::framing`] → [`protocol::envelope`] →
+//! [`relay`] (request tracking, filters) → server, and back. The server itself is started by
+//! [`launch`] through a supervisor process that applies the [`sandbox`].
+
+pub mod cli;
+pub mod launch;
+pub mod protocol;
+pub mod relay;
+pub mod sandbox;

