@@ -3,7 +3,7 @@
 
 mod check;
 mod run;
-mod sandbox_args;
+mod policy_args;
 mod supervise;
 
 use std::process::ExitCode;

@@ -37,7 +37,7 @@ pub struct RunArgs {
     pub shutdown_grace: Duration,
 
     #[command(flatten)]
-    pub sandbox: super::sandbox_args::SandboxArgs,
+    pub policy: super::policy_args::PolicyArgs,
 
     /// Run the server without any sandbox (required where the sandbox is not supported).
     #[arg(long)]
@@ -65,11 +65,8 @@ pub fn execute(args: RunArgs) -> anyhow::Result<ExitCode> {
              with the message firewall only"
         );
     }
-    let mut config = crate::sandbox::SandboxConfig {
-        disabled: args.allow_unsandboxed,
-        ..Default::default()
-    };
-    args.sandbox.apply_to(&mut config);
+    let mut config = args.policy.resolve_sandbox_config()?;
+    config.disabled |= args.allow_unsandboxed;
     let plan = crate::sandbox::prepare(&config, &args.command).context("cannot launch the server")?;
     let options = RelayOptions {
         request_timeout: args.request_timeout,

@@ -163,6 +163,11 @@ fn resolve_program(name: &str, path: &str) -> Option<PathBuf> {
 /// Apply every layer of `plan` to the calling process. Runs in the supervisor's forked,
 /// single-threaded child, right before `execve`.
 pub fn apply_to_current_process(plan: &Plan) -> Result<EnforcementReport, SandboxError> {
-    let _ = plan;
-    Ok(EnforcementReport::default())
+    let report = EnforcementReport::default();
+    if plan.config.disabled {
+        return Ok(report);
+    }
+    // Order matters. 1. privileges, no_new_privs, fds, landlock (filesystem, network, scope).
+    // 2. rlimits, then seccomp last: its filter may deny syscalls the earlier layers need.
+    Ok(report)
 }
