@@ -436,6 +436,8 @@ fn call_tool(
             std::process::exit(0);
         }
         "spawn_child" => {
+            // The grandchild is meant to outlive us: the test checks the guard kills it.
+            #[allow(clippy::zombie_processes)]
             let child = std::process::Command::new("sleep")
                 .arg("1000")
                 .stdin(std::process::Stdio::null())
