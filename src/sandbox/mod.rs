@@ -8,13 +8,24 @@
 //! `pre_exec` hook of the multi-threaded guard, lets the layers allocate and report errors
 //! freely: nothing between fork and exec has to be async-signal-safe.
 
+mod baseline;
+mod env;
+pub mod exec;
+pub mod fs_rules;
+#[cfg(target_os = "linux")]
+mod landlock;
 pub mod limits;
+#[cfg(target_os = "linux")]
+mod privileges;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+
+pub use fs_rules::{FsAccess, FsGrant};
 
 /// A confinement layer that can be demanded with `--require` / `enforce = "required"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -114,6 +125,10 @@ pub struct Plan {
     /// Private HOME/TMPDIR created by the guard and removed at exit, if any.
     pub private_dir: Option<PathBuf>,
     pub config: SandboxConfig,
+    /// The landlock filesystem rules: baseline, install directory, policy and private dir, with
+    /// `config.fs.deny` already carved out (see [`fs_rules`]).
+    #[serde(default)]
+    pub fs_grants: Vec<FsGrant>,
 }
 
 /// What the layers achieved, reported once on stderr and in the audit log.
@@ -122,6 +137,12 @@ pub struct EnforcementReport {
     pub enforced: Vec<Layer>,
     /// Layers (or parts of them) that could not be enforced, with the reason.
     pub not_enforced: Vec<(Layer, String)>,
+    /// Layers in `enforced` that leave something open on this kernel, with what.
+    #[serde(default)]
+    pub partial: Vec<(Layer, String)>,
+    /// The landlock ABI the kernel offered (e.g. "7"), when landlock was tried.
+    #[serde(default)]
+    pub landlock_abi: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -139,35 +160,120 @@ pub enum SandboxError {
 }
 
 /// Resolve `command` and `config` into a [`Plan`]. Runs in the guard, before spawning.
-pub fn prepare(config: &SandboxConfig, command: &[std::ffi::OsString]) -> Result<Plan, SandboxError> {
+///
+/// Unless the sandbox is disabled this creates the private HOME/TMPDIR (`Plan::private_dir`),
+/// which the caller removes when the server is gone.
+pub fn prepare(config: &SandboxConfig, command: &[OsString]) -> Result<Plan, SandboxError> {
     let argv = command
         .iter()
-        .map(|a| a.to_str().map(str::to_owned).ok_or_else(|| SandboxError::NonUtf8Argument(a.to_string_lossy().into_owned())))
+        .map(|a| {
+            a.to_str()
+                .map(str::to_owned)
+                .ok_or_else(|| SandboxError::NonUtf8Argument(a.to_string_lossy().into_owned()))
+        })
         .collect::<Result<Vec<_>, _>>()?;
-    let first = argv.first().ok_or_else(|| SandboxError::Setup("no server command given".into()))?;
+    let first = argv
+        .first()
+        .ok_or_else(|| SandboxError::Setup("no server command given".into()))?;
     let path = std::env::var("PATH").unwrap_or_default();
-    let program = resolve_program(first, &path).ok_or_else(|| SandboxError::CommandNotFound { command: first.clone(), path })?;
-    Ok(Plan { program, argv, env: std::env::vars().collect(), cwd: std::env::current_dir()?, private_dir: None, config: config.clone() })
-}
-
-fn resolve_program(name: &str, path: &str) -> Option<PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
-    let is_exec = |p: &std::path::Path| p.metadata().map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false);
-    if name.contains('/') {
-        let p = std::path::absolute(name).ok()?;
-        return is_exec(&p).then_some(p);
+    let program =
+        exec::resolve_program(first, &path).ok_or_else(|| SandboxError::CommandNotFound {
+            command: first.clone(),
+            path: path.clone(),
+        })?;
+    let cwd = std::env::current_dir()?;
+    if config.disabled {
+        let env = env::full_env();
+        return Ok(Plan {
+            program,
+            argv,
+            env,
+            cwd,
+            private_dir: None,
+            config: config.clone(),
+            fs_grants: Vec::new(),
+        });
     }
-    std::env::split_paths(path).map(|d| d.join(name)).find(|p| is_exec(p))
+    let chain = exec::ExecChain::resolve(&program, &path);
+    let mut grants = baseline::grants(&chain, &argv, &cwd);
+    let policy = [
+        (&config.fs.read, FsAccess::Read),
+        (&config.fs.write, FsAccess::Write),
+        (&config.fs.exec, FsAccess::Execute),
+    ];
+    for (paths, access) in policy {
+        for path in paths {
+            match FsGrant::new(cwd.join(path), access) {
+                Some(grant) => grants.push(grant),
+                None => {
+                    tracing::warn!("policy path {} does not exist; not granted", path.display())
+                }
+            }
+        }
+    }
+    let denies: Vec<PathBuf> = config
+        .fs
+        .deny
+        .iter()
+        .map(|d| fs_rules::canonical_deny(&cwd.join(d)))
+        .collect();
+    let private_dir = env::create_private_dir()?;
+    grants.extend(FsGrant::new(&private_dir, FsAccess::Write));
+    let fs_grants = fs_rules::apply_denies(grants, &denies);
+    let env = env::server_env(&config.env, &private_dir, std::env::vars_os());
+    Ok(Plan {
+        program,
+        argv,
+        env,
+        cwd,
+        private_dir: Some(private_dir),
+        config: config.clone(),
+        fs_grants,
+    })
 }
 
 /// Apply every layer of `plan` to the calling process. Runs in the supervisor's forked,
 /// single-threaded child, right before `execve`.
 pub fn apply_to_current_process(plan: &Plan) -> Result<EnforcementReport, SandboxError> {
-    let report = EnforcementReport::default();
+    #[allow(unused_mut)]
+    let mut report = EnforcementReport::default();
     if plan.config.disabled {
         return Ok(report);
     }
-    // Order matters. 1. privileges, no_new_privs, fds, landlock (filesystem, network, scope).
+    #[cfg(target_os = "linux")]
+    {
+        // Order matters. 1. Open the landlock rule paths while root still sees everything, drop
+        // capabilities, set no_new_privs (landlock and seccomp need it), mark inherited fds
+        // close-on-exec, then restrict: filesystem, network, scope.
+        let landlock_rules = landlock::prepare(plan);
+        privileges::drop_capabilities(
+            &mut report,
+            plan.config.require.contains(&Layer::Capabilities),
+        )?;
+        privileges::set_no_new_privs()?;
+        privileges::close_inherited_fds()?;
+        landlock::restrict(landlock_rules, plan, &mut report)?;
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let reason = "only available on Linux";
+        for layer in [
+            Layer::Capabilities,
+            Layer::Landlock,
+            Layer::LandlockNetwork,
+            Layer::LandlockScope,
+        ] {
+            if plan.config.require.contains(&layer) {
+                return Err(SandboxError::Required {
+                    layer,
+                    reason: reason.into(),
+                });
+            }
+            report.not_enforced.push((layer, reason.into()));
+        }
+    }
     // 2. rlimits, then seccomp last: its filter may deny syscalls the earlier layers need.
+    limits::apply_to_current_process(plan, &mut report)?;
+    seccomp::apply_to_current_process(plan, &mut report)?;
     Ok(report)
 }
