@@ -1,0 +1,1 @@
+//! What this kernel offers (placeholder, filled in below).
