@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod launch;
+pub mod policy;
 pub mod protocol;
 pub mod relay;
 pub mod sandbox;

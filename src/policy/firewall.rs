@@ -1,0 +1,132 @@
+//! Sections read by the message firewall and the audit log: parsed and validated here, enforced
+//! by the relay's filters.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use super::values::{Count, DurationText, NameGlob, RateLimit, RegexText, Size, UriPattern, Val};
+use super::vars::PathPattern;
+
+/// `[tools]` and `[prompts]`: which items the host may see and use. No `allow` in any layer
+/// means every item; `deny` wins.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Items {
+    pub allow: Vec<Val<NameGlob>>,
+    pub deny: Vec<Val<NameGlob>>,
+    /// For the whole method (`tools/call`, `prompts/get`).
+    pub rate_limit: Option<Val<RateLimit>>,
+    /// Per item, by exact name.
+    pub rate_limits: BTreeMap<String, Val<RateLimit>>,
+    /// Item name → argument name → rule.
+    pub arguments: BTreeMap<String, BTreeMap<String, Val<ArgumentRule>>>,
+}
+
+/// A check on one named argument of a call.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ArgumentRule {
+    /// The argument is a path that must lie under one of these.
+    pub under: Vec<PathPattern>,
+    /// The whole argument must match this regular expression.
+    pub pattern: Option<RegexText>,
+    /// At most this many characters.
+    pub max_length: Option<u64>,
+}
+
+/// `[resources]`: resources and resource templates, by URI pattern.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Resources {
+    pub allow: Vec<Val<UriPattern>>,
+    pub deny: Vec<Val<UriPattern>>,
+    /// For `resources/read` and `resources/subscribe`.
+    pub rate_limit: Option<Val<RateLimit>>,
+    /// `file://` URIs must lie under one of these (after normalisation).
+    pub file_roots: Vec<Val<PathPattern>>,
+}
+
+/// `[server_requests]`: what the server may ask of the host.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerRequests {
+    /// `sampling/createMessage`.
+    pub sampling: Option<Val<Permission>>,
+    /// `elicitation/create`.
+    pub elicitation: Option<Val<Permission>>,
+    /// `roots/list`.
+    pub roots: Option<Val<Permission>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Permission {
+    Allow,
+    Deny,
+}
+
+impl Permission {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Permission::Allow => "allow",
+            Permission::Deny => "deny",
+        }
+    }
+}
+
+/// `[redaction]`: secrets replaced by a marker in both directions.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Redaction {
+    pub enabled: Option<Val<bool>>,
+    /// The maintained pattern set (keys, tokens, JWTs, connection strings).
+    pub builtin: Option<Val<bool>>,
+    /// Extra patterns: kind name (shown in the marker) → regular expression.
+    pub patterns: BTreeMap<String, Val<RegexText>>,
+    /// Matches of these are never redacted (false positives).
+    pub allow: Vec<Val<RegexText>>,
+}
+
+/// `[errors]`: what the host learns from the server's error messages.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Errors {
+    /// Reduce server errors to code + generic message.
+    pub sanitize: Option<Val<bool>>,
+}
+
+/// `[audit]`: the JSON Lines decision log.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Audit {
+    pub enabled: Option<Val<bool>>,
+    /// Default: under the XDG state directory.
+    pub path: Option<Val<PathPattern>>,
+    /// Stop the server when the log cannot be written.
+    pub required: Option<Val<bool>>,
+    pub on_suspicious: Option<Val<OnSuspicious>>,
+    /// Refusals within `suspicious_window` that make a session suspicious.
+    pub suspicious_refusals: Option<Val<Count>>,
+    pub suspicious_window: Option<Val<DurationText>>,
+    /// Field names whose values are always redacted in the log.
+    pub redact_keys: Vec<Val<String>>,
+    /// Longer values are truncated in the log.
+    pub max_value_bytes: Option<Val<Size>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnSuspicious {
+    Log,
+    Kill,
+}
+
+impl OnSuspicious {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnSuspicious::Log => "log",
+            OnSuspicious::Kill => "kill",
+        }
+    }
+}
