@@ -2,8 +2,8 @@
 //! its own file with its arguments and the glue that calls the library.
 
 mod check;
-mod run;
 mod policy_args;
+mod run;
 mod supervise;
 
 use std::process::ExitCode;
@@ -82,5 +82,6 @@ fn init_tracing(verbose: u8, quiet: bool) {
         .with_writer(std::io::stderr)
         .with_target(false)
         .without_time()
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
 }

@@ -67,7 +67,8 @@ pub fn execute(args: RunArgs) -> anyhow::Result<ExitCode> {
     }
     let mut config = args.policy.resolve_sandbox_config()?;
     config.disabled |= args.allow_unsandboxed;
-    let plan = crate::sandbox::prepare(&config, &args.command).context("cannot launch the server")?;
+    let plan =
+        crate::sandbox::prepare(&config, &args.command).context("cannot launch the server")?;
     let options = RelayOptions {
         request_timeout: args.request_timeout,
         max_message_bytes: usize::try_from(args.max_message_bytes).unwrap_or(usize::MAX),

@@ -1,4 +1,175 @@
-//! Starting the server: the guard spawns a supervisor (`mcp-guard __supervise`), which confines
-//! and execs the server and kills its whole tree when the server or the guard dies.
+//! Starting the server.
+//!
+//! The guard does not exec the server itself. It spawns a supervisor, `mcp-guard __supervise`:
+//! a fresh, single-threaded process that reads the [`Plan`] from fd 3, forks, confines the child
+//! (`sandbox::apply_to_current_process`) and execs the server in it. Why a re-exec and not a
+//! `pre_exec` hook: the guard runs tokio threads, and between fork and exec in a multi-threaded
+//! process only async-signal-safe calls are allowed — no allocation, no locks — which rules out
+//! building landlock rulesets, BPF programs or error messages there.
+//!
+//! The supervisor also makes "no orphans, ever" hold: it is a child subreaper with
+//! `PR_SET_PDEATHSIG`, stays outside the server's sandbox, and kills the server's whole tree
+//! when the server exits, when the guard asks, or when the guard dies (even by SIGKILL).
+//! It reports on fd 4 as JSON lines ([`SupervisorEvent`]).
 
 pub mod supervisor;
+mod tree;
+
+use std::io::Write;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::process::Stdio;
+
+use serde::{Deserialize, Serialize};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+
+use crate::sandbox::{EnforcementReport, Plan};
+
+/// Asks the supervisor to SIGTERM the server's process group.
+pub const SIGNAL_TERMINATE: i32 = libc::SIGTERM;
+/// Asks the supervisor to SIGKILL the server's whole tree; also its parent-death signal.
+pub const SIGNAL_KILL_TREE: i32 = libc::SIGUSR1;
+
+/// The supervisor reads the plan from this fd.
+const PLAN_FD: i32 = 3;
+/// The supervisor (and its child, until exec) writes events to this fd.
+const EVENTS_FD: i32 = 4;
+
+/// What the supervisor tells the guard, one JSON object per line on fd 4.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum SupervisorEvent {
+    /// The sandbox is in place and the server is about to be exec'd.
+    Confined { report: EnforcementReport },
+    /// The server could not be started (sandbox required but unavailable, exec failed…).
+    SpawnFailed { error: String },
+    /// The server exited and its tree is gone.
+    Exited {
+        code: Option<i32>,
+        signal: Option<i32>,
+        /// The resource limit that killed it, when the kernel says so.
+        limit: Option<String>,
+    },
+}
+
+impl SupervisorEvent {
+    /// The status the guard exits with: the server's, 128+N for signal N.
+    pub fn exit_status(&self) -> Option<u8> {
+        match self {
+            SupervisorEvent::Exited { code: Some(c), .. } => Some((*c & 0xff) as u8),
+            SupervisorEvent::Exited {
+                signal: Some(s), ..
+            } => Some((128 + *s).clamp(0, 255) as u8),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    #[error("cannot find the mcp-guard executable to start the supervisor: {0}")]
+    CurrentExe(std::io::Error),
+    #[error("cannot create a pipe to the supervisor: {0}")]
+    Pipe(std::io::Error),
+    #[error("cannot start the supervisor process: {0}")]
+    Spawn(std::io::Error),
+    #[error("cannot send the sandbox plan to the supervisor: {0}")]
+    SendPlan(String),
+}
+
+/// A running supervisor with the server's stdio.
+pub struct Launched {
+    pub supervisor: Child,
+    pub server_stdin: ChildStdin,
+    pub server_stdout: ChildStdout,
+    /// The read end of the supervisor's event pipe.
+    pub events: OwnedFd,
+}
+
+/// Spawn the supervisor for `plan`. Must be called from a thread that lives as long as the
+/// guard: the supervisor's parent-death signal fires when the spawning *thread* exits.
+pub fn spawn(plan: &Plan) -> Result<Launched, LaunchError> {
+    let exe = std::env::current_exe().map_err(LaunchError::CurrentExe)?;
+    let (plan_read, plan_write) = pipe().map_err(LaunchError::Pipe)?;
+    let (events_read, events_write) = pipe().map_err(LaunchError::Pipe)?;
+    let guard_pid = std::process::id() as libc::pid_t;
+
+    let mut command = Command::new(exe);
+    command
+        .arg("__supervise")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(false);
+    let (plan_fd, events_fd) = (plan_read.as_raw_fd(), events_write.as_raw_fd());
+    // SAFETY: only async-signal-safe libc calls, no allocation.
+    unsafe {
+        command.pre_exec(move || place_supervisor_fds(plan_fd, events_fd, guard_pid));
+    }
+    let mut supervisor = command.spawn().map_err(LaunchError::Spawn)?;
+    drop((plan_read, events_write));
+
+    let json = serde_json::to_vec(plan).map_err(|e| LaunchError::SendPlan(e.to_string()))?;
+    std::fs::File::from(plan_write)
+        .write_all(&json)
+        .map_err(|e| LaunchError::SendPlan(e.to_string()))?;
+
+    let (Some(server_stdin), Some(server_stdout)) =
+        (supervisor.stdin.take(), supervisor.stdout.take())
+    else {
+        return Err(LaunchError::Spawn(std::io::Error::other(
+            "supervisor stdio missing",
+        )));
+    };
+    Ok(Launched {
+        supervisor,
+        server_stdin,
+        server_stdout,
+        events: events_read,
+    })
+}
+
+fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    Ok((read, write))
+}
+
+/// In the forked supervisor, before exec: put the pipes on fds 3 and 4, leave the terminal's
+/// process group (a Ctrl-C is the guard's to handle), and die with the guard.
+fn place_supervisor_fds(
+    plan_fd: i32,
+    events_fd: i32,
+    guard_pid: libc::pid_t,
+) -> std::io::Result<()> {
+    let check = |r: libc::c_int| {
+        if r < 0 {
+            Err(std::io::Error::last_os_error())
+        } else {
+            Ok(r)
+        }
+    };
+    // SAFETY: plain syscalls on fds we own; dup to >= 10 first so 3 and 4 cannot clobber them.
+    unsafe {
+        let plan_high = check(libc::fcntl(plan_fd, libc::F_DUPFD_CLOEXEC, 10))?;
+        let events_high = check(libc::fcntl(events_fd, libc::F_DUPFD_CLOEXEC, 10))?;
+        check(libc::dup2(plan_high, PLAN_FD))?;
+        check(libc::dup2(events_high, EVENTS_FD))?;
+        check(libc::setpgid(0, 0))?;
+        #[cfg(target_os = "linux")]
+        {
+            check(libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                SIGNAL_KILL_TREE as libc::c_ulong,
+                0,
+                0,
+                0,
+            ))?;
+            // The guard may have died before the prctl took effect.
+            if libc::getppid() != guard_pid {
+                libc::_exit(1);
+            }
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = guard_pid;
+    }
+    Ok(())
+}

@@ -1,5 +1,261 @@
-//! The supervisor process (internal `__supervise` mode).
+//! The supervisor process (`mcp-guard __supervise`), started by the guard; see the module docs
+//! of `crate::launch` for why it exists. It is single-threaded and uses no async runtime, so its
+//! forked child may allocate and build the sandbox freely before exec.
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd};
+
+use nix::sys::signal::{killpg, sigprocmask, SigSet, SigmaskHow, Signal};
+use nix::sys::wait::WaitStatus;
+use nix::unistd::{fork, ForkResult, Pid};
+
+use super::{tree, SupervisorEvent, EVENTS_FD, PLAN_FD, SIGNAL_KILL_TREE};
+use crate::sandbox::limits::ResourceGroup;
+use crate::sandbox::{self, Plan};
+
+/// Exit status when the server could not be started at all.
+const SPAWN_FAILED: u8 = 126;
 
 pub fn main() -> u8 {
-    0
+    // SAFETY: fds 3 and 4 were placed for us by the guard (launch::place_supervisor_fds) and
+    // nothing else in this fresh process owns them.
+    let (mut plan_pipe, events) =
+        unsafe { (File::from_raw_fd(PLAN_FD), File::from_raw_fd(EVENTS_FD)) };
+    // dup2 cleared close-on-exec; the server must not inherit the event pipe.
+    // SAFETY: fcntl on an fd we own.
+    unsafe {
+        libc::fcntl(EVENTS_FD, libc::F_SETFD, libc::FD_CLOEXEC);
+    }
+    let mut events = EventWriter(events);
+    let plan = match read_plan(&mut plan_pipe) {
+        Ok(plan) => plan,
+        Err(error) => {
+            events.send(&SupervisorEvent::SpawnFailed { error });
+            return SPAWN_FAILED;
+        }
+    };
+    drop(plan_pipe);
+    close_other_fds();
+
+    #[cfg(target_os = "linux")]
+    // SAFETY: plain prctl; makes orphaned descendants our children so we can reap and kill them.
+    unsafe {
+        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+    }
+    let handled = handled_signals();
+    if let Err(e) = sigprocmask(SigmaskHow::SIG_BLOCK, Some(&handled), None) {
+        events.send(&SupervisorEvent::SpawnFailed {
+            error: format!("cannot block signals in the supervisor: {e}"),
+        });
+        return SPAWN_FAILED;
+    }
+    let group = match ResourceGroup::create(&plan) {
+        Ok(group) => group,
+        Err(e) => {
+            events.send(&SupervisorEvent::SpawnFailed {
+                error: e.to_string(),
+            });
+            return SPAWN_FAILED;
+        }
+    };
+
+    // SAFETY: this process is single-threaded, so the child may do anything after fork.
+    let server = match unsafe { fork() } {
+        Ok(ForkResult::Child) => exec_server(&plan, group.as_ref(), &mut events),
+        Ok(ForkResult::Parent { child }) => child,
+        Err(e) => {
+            events.send(&SupervisorEvent::SpawnFailed {
+                error: format!("fork failed: {e}"),
+            });
+            return SPAWN_FAILED;
+        }
+    };
+    release_server_stdio();
+
+    let status = supervise(server, group.as_ref(), &handled);
+    let limit = group.as_ref().and_then(ResourceGroup::limit_hit);
+    let (code, signal) = match status {
+        Some(WaitStatus::Exited(_, code)) => (Some(code), None),
+        Some(WaitStatus::Signaled(_, sig, _)) => (None, Some(sig as i32)),
+        _ => (None, Some(libc::SIGKILL)),
+    };
+    let event = SupervisorEvent::Exited {
+        code,
+        signal,
+        limit,
+    };
+    events.send(&event);
+    drop(group);
+    event.exit_status().unwrap_or(SPAWN_FAILED)
+}
+
+/// Wait for the server to exit, relaying the guard's requests, then kill what is left of its tree.
+fn supervise(server: Pid, group: Option<&ResourceGroup>, handled: &SigSet) -> Option<WaitStatus> {
+    let status = std::cell::Cell::new(None);
+    let mut record = |st: WaitStatus| {
+        if st.pid() == Some(server) {
+            status.set(Some(st));
+        }
+    };
+    loop {
+        match handled.wait() {
+            Ok(Signal::SIGCHLD) => {
+                if !tree::reap_exited(&mut record) {
+                    break;
+                }
+            }
+            Ok(sig) if sig as i32 == SIGNAL_KILL_TREE => {
+                tree::kill_tree(server, group, &mut record)
+            }
+            // SIGTERM, SIGINT, SIGHUP, SIGQUIT: ask the server's group to terminate.
+            Ok(_) => {
+                let _ = killpg(server, Signal::SIGTERM);
+            }
+            Err(_) => {}
+        }
+        if status.get().is_some() {
+            break;
+        }
+    }
+    // The server is gone: nothing it started may outlive it.
+    tree::kill_tree(server, group, &mut record);
+    status.get()
+}
+
+fn handled_signals() -> SigSet {
+    let mut set = SigSet::empty();
+    for sig in [
+        Signal::SIGCHLD,
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+        Signal::SIGUSR1,
+    ] {
+        set.add(sig);
+    }
+    set
+}
+
+/// In the forked child: become the server. Never returns.
+fn exec_server(plan: &Plan, group: Option<&ResourceGroup>, events: &mut EventWriter) -> ! {
+    let error = match prepare_child(plan, group) {
+        Ok(report) => {
+            events.send(&SupervisorEvent::Confined { report });
+            match exec_args(plan) {
+                Ok((program, argv, env)) => {
+                    let err = nix::unistd::execve(&program, &argv, &env).err();
+                    format!(
+                        "cannot execute {}: {}",
+                        plan.program.display(),
+                        err.map_or_else(|| "unknown error".into(), |e| e.desc().to_owned())
+                    )
+                }
+                Err(e) => e,
+            }
+        }
+        Err(e) => e,
+    };
+    events.send(&SupervisorEvent::SpawnFailed { error });
+    // SAFETY: leave without running destructors or atexit handlers of the supervisor.
+    unsafe { libc::_exit(SPAWN_FAILED as i32) }
+}
+
+fn prepare_child(
+    plan: &Plan,
+    group: Option<&ResourceGroup>,
+) -> Result<sandbox::EnforcementReport, String> {
+    // A session of its own: no controlling terminal (no TIOCSTI into the user's terminal) and a
+    // process group the supervisor can signal as a whole.
+    nix::unistd::setsid().map_err(|e| format!("setsid failed: {e}"))?;
+    if let Some(group) = group {
+        group
+            .join(std::process::id() as i32)
+            .map_err(|e| e.to_string())?;
+    }
+    reset_signals();
+    std::env::set_current_dir(&plan.cwd).map_err(|e| {
+        format!(
+            "cannot enter the working directory {}: {e}",
+            plan.cwd.display()
+        )
+    })?;
+    sandbox::apply_to_current_process(plan).map_err(|e| e.to_string())
+}
+
+/// Signal masks and ignored dispositions survive exec: give the server a clean slate (Rust
+/// ignores SIGPIPE, which would otherwise leak into the server).
+fn reset_signals() {
+    let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+    for sig in Signal::iterator() {
+        if matches!(sig, Signal::SIGKILL | Signal::SIGSTOP) {
+            continue;
+        }
+        // SAFETY: restoring the default disposition installs no handler code.
+        let _ = unsafe { nix::sys::signal::signal(sig, nix::sys::signal::SigHandler::SigDfl) };
+    }
+}
+
+type ExecArgs = (CString, Vec<CString>, Vec<CString>);
+
+fn exec_args(plan: &Plan) -> Result<ExecArgs, String> {
+    let c = |s: &str| {
+        CString::new(s).map_err(|_| format!("argument or variable contains a NUL byte: {s:?}"))
+    };
+    let program = c(&plan.program.to_string_lossy())?;
+    let argv = plan.argv.iter().map(|a| c(a)).collect::<Result<_, _>>()?;
+    let env = plan
+        .env
+        .iter()
+        .map(|(k, v)| c(&format!("{k}={v}")))
+        .collect::<Result<_, _>>()?;
+    Ok((program, argv, env))
+}
+
+fn read_plan(pipe: &mut File) -> Result<Plan, String> {
+    let mut json = Vec::new();
+    pipe.read_to_end(&mut json)
+        .map_err(|e| format!("cannot read the plan from the guard: {e}"))?;
+    serde_json::from_slice(&json).map_err(|e| format!("malformed plan from the guard: {e}"))
+}
+
+/// Close every inherited fd but stdio and the event pipe.
+fn close_other_fds() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: closes fds this process does not use; none is owned by a Rust object.
+    unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            (EVENTS_FD + 1) as libc::c_uint,
+            libc::c_uint::MAX,
+            0,
+        );
+    }
+}
+
+/// The supervisor must not hold the server's stdin/stdout open: the guard would never see EOF
+/// when the server closes its stdout. Point them at /dev/null instead.
+fn release_server_stdio() {
+    if let Ok(null) = File::options().read(true).write(true).open("/dev/null") {
+        // SAFETY: dup2 onto our own stdio fds.
+        unsafe {
+            libc::dup2(null.as_raw_fd(), 0);
+            libc::dup2(null.as_raw_fd(), 1);
+        }
+    }
+}
+
+/// JSON-lines writer for the event pipe (CLOEXEC, so the server never inherits it).
+struct EventWriter(File);
+
+impl EventWriter {
+    fn send(&mut self, event: &SupervisorEvent) {
+        if let Ok(mut line) = serde_json::to_vec(event) {
+            line.push(b'\n');
+            // The guard may be gone; nothing useful can be done about a failed report.
+            let _ = self.0.write_all(&line);
+        }
+    }
 }

@@ -1,1 +1,9 @@
 //! The MCP stdio wire format: line framing, JSON-RPC envelopes, protocol versions.
+
+pub mod envelope;
+pub mod framing;
+pub mod id_recovery;
+pub mod version;
+
+pub use envelope::{codes, parse_line, Invalid, Message, Parsed, RequestId};
+pub use framing::{Frame, LineReader};

@@ -1,8 +1,35 @@
-//! The relay between the host (our stdin/stdout) and the server.
+//! The relay between the host (our stdin/stdout) and the server, and the session's lifecycle:
+//! start, relay both ways, shut down as the MCP stdio transport says, exit with the server's
+//! status.
+//!
+//! Everything runs on one thread (a current-thread tokio runtime): the server is spawned from
+//! the main thread, which lives as long as the guard, so the supervisor's parent-death signal
+//! fires only when the guard really dies; and the two directions share state without locks.
 
+mod output;
+pub mod pipeline;
+
+mod replies;
+mod session;
+mod stdio;
+
+use std::cell::RefCell;
+use std::os::fd::OwnedFd;
+use std::pin::pin;
 use std::time::Duration;
 
+use anyhow::Context;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::time::{sleep_until, Instant};
+
+use crate::launch::{self, SupervisorEvent};
+use crate::protocol::{Frame, LineReader};
 use crate::sandbox::Plan;
+use output::Output;
+use pipeline::Relay;
+use session::Session;
 
 #[derive(Debug, Clone)]
 pub struct RelayOptions {
@@ -11,7 +38,268 @@ pub struct RelayOptions {
     pub shutdown_grace: Duration,
 }
 
+/// Exit status when the server could not be started at all.
+const SPAWN_FAILED: u8 = 126;
+
+/// Launch the server for `plan` and relay until it is gone; returns the exit status for the guard.
 pub fn run_guarded(plan: Plan, options: RelayOptions) -> anyhow::Result<u8> {
-    let _ = (plan, options);
-    Ok(0)
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let result = runtime.block_on(relay_session(&plan, &options));
+    if let Some(dir) = &plan.private_dir {
+        if let Err(e) = std::fs::remove_dir_all(dir) {
+            tracing::warn!(
+                "cannot remove the server's private directory {}: {e}",
+                dir.display()
+            );
+        }
+    }
+    result
+}
+
+/// Where the shutdown sequence stands: close the server's stdin, wait; SIGTERM, wait; SIGKILL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    Running,
+    InputClosed,
+    Terminated,
+    Killed,
+}
+
+async fn relay_session(plan: &Plan, options: &RelayOptions) -> anyhow::Result<u8> {
+    let launched = launch::spawn(plan)?;
+    let supervisor_pid = launched.supervisor.id().map(|id| Pid::from_raw(id as i32));
+    let mut supervisor = launched.supervisor;
+    let relay = Relay {
+        session: RefCell::new(Session::new(options.request_timeout)),
+        to_host: Output::new("the host's stdout", stdio::host_output()),
+        to_server: Output::new("the server's stdin", Box::new(launched.server_stdin)),
+        max_message_bytes: options.max_message_bytes,
+    };
+    let mut events = EventReader::new(launched.events)?;
+    let mut sigint = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    let mut sigterm = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    let mut sighup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
+
+    let mut host = Some(Box::pin(relay.pump_host(stdio::host_input())));
+    let mut server = pin!(relay.pump_server(launched.server_stdout));
+    let mut expiry = tokio::time::interval(relay.expiry_tick());
+    expiry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let wall_clock = plan.config.limits.wall_clock.map(|d| Instant::now() + d);
+    let far_future = Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600);
+
+    let mut stage = Stage::Running;
+    let mut next_step = far_future;
+    let grace = options.shutdown_grace;
+    let advance = |stage: &mut Stage, next_step: &mut Instant, why: &str| {
+        let (next, signal) = match *stage {
+            Stage::Running => (Stage::InputClosed, None),
+            Stage::InputClosed => (Stage::Terminated, Some(launch::SIGNAL_TERMINATE)),
+            Stage::Terminated | Stage::Killed => (Stage::Killed, Some(launch::SIGNAL_KILL_TREE)),
+        };
+        tracing::debug!(?next, "shutdown: {why}");
+        if let (Some(sig), Some(pid)) = (signal, supervisor_pid) {
+            if next != Stage::Killed || *stage != Stage::Killed {
+                tracing::info!(
+                    "{why}; sending {} to the server",
+                    if next == Stage::Killed {
+                        "SIGKILL"
+                    } else {
+                        "SIGTERM"
+                    }
+                );
+            }
+            let _ = kill(pid, Signal::try_from(sig).ok());
+        }
+        *stage = next;
+        *next_step = Instant::now() + grace;
+    };
+
+    // Relay until the server's output ends.
+    loop {
+        tokio::select! {
+            () = async { host.as_mut().expect("guarded by the condition").await }, if host.is_some() => {
+                host = None;
+                tracing::debug!("the host closed its input");
+                relay.fail_pending_server_requests().await;
+                relay.to_server.close().await;
+                if stage == Stage::Running {
+                    advance(&mut stage, &mut next_step, "the host closed its input");
+                }
+            }
+            () = &mut server => break,
+            _ = expiry.tick() => relay.expire_requests().await,
+            event = events.next() => events.handle(event),
+            name = received(&mut sigint, &mut sigterm, &mut sighup) => {
+                host = None;
+                relay.fail_pending_server_requests().await;
+                relay.to_server.close().await;
+                if stage == Stage::Running {
+                    advance(&mut stage, &mut next_step, &format!("received {name}"));
+                }
+            }
+            () = sleep_until(next_step) => advance(&mut stage, &mut next_step, "the server did not exit in time"),
+            () = sleep_until(wall_clock.unwrap_or(far_future)) => {
+                tracing::warn!("the server reached its wall-clock limit");
+                events.limit = Some("wall-clock".into());
+                relay.to_server.close().await;
+                stage = Stage::Terminated;
+                advance(&mut stage, &mut next_step, "wall-clock limit reached");
+            }
+        }
+    }
+
+    // The server's stdout is closed: it exited, or it is about to be made to.
+    drop(host);
+    relay.to_server.close().await;
+    if stage == Stage::Running {
+        // Closed stdout but still alive: it can no longer answer anything.
+        stage = Stage::InputClosed;
+        next_step = Instant::now() + grace;
+    }
+    let exit = loop {
+        tokio::select! {
+            status = supervisor.wait() => break status.ok(),
+            event = events.next() => events.handle(event),
+            _ = expiry.tick() => relay.expire_requests().await,
+            () = sleep_until(next_step) => advance(&mut stage, &mut next_step, "the server closed its output but did not exit"),
+        }
+    };
+    // The supervisor's last event (Exited) may still be in the pipe.
+    while let Some(event) = events.next_now().await {
+        events.handle(Some(event));
+    }
+
+    let status = events
+        .exited
+        .as_ref()
+        .and_then(SupervisorEvent::exit_status)
+        .or_else(|| exit.and_then(exit_status_of))
+        .unwrap_or(SPAWN_FAILED);
+    let why = events.describe_exit(status);
+    relay.fail_pending_host_requests(&why).await;
+    relay.to_host.close().await;
+    if let Some(error) = &events.spawn_failed {
+        tracing::error!("could not start the server: {error}");
+    } else if status != 0 {
+        tracing::info!("the server {why}");
+    }
+    Ok(status)
+}
+
+/// Wait for whichever of the shutdown signals arrives; returns its name.
+async fn received(
+    sigint: &mut tokio::signal::unix::Signal,
+    sigterm: &mut tokio::signal::unix::Signal,
+    sighup: &mut tokio::signal::unix::Signal,
+) -> &'static str {
+    tokio::select! {
+        _ = sigint.recv() => "SIGINT",
+        _ = sigterm.recv() => "SIGTERM",
+        _ = sighup.recv() => "SIGHUP",
+    }
+}
+
+fn exit_status_of(status: std::process::ExitStatus) -> Option<u8> {
+    use std::os::unix::process::ExitStatusExt;
+    status
+        .code()
+        .map(|c| (c & 0xff) as u8)
+        .or_else(|| status.signal().map(|s| (128 + s).clamp(0, 255) as u8))
+}
+
+/// The supervisor's event pipe and what it has said so far.
+struct EventReader {
+    reader: Option<LineReader<tokio::net::unix::pipe::Receiver>>,
+    exited: Option<SupervisorEvent>,
+    spawn_failed: Option<String>,
+    /// A limit enforced by the guard itself (wall clock).
+    limit: Option<String>,
+}
+
+impl EventReader {
+    fn new(fd: OwnedFd) -> anyhow::Result<Self> {
+        let receiver = tokio::net::unix::pipe::Receiver::from_owned_fd(fd)
+            .context("cannot read the supervisor's events")?;
+        Ok(Self {
+            reader: Some(LineReader::new(receiver, 1 << 20)),
+            exited: None,
+            spawn_failed: None,
+            limit: None,
+        })
+    }
+
+    /// The next event; pending forever once the pipe is closed.
+    async fn next(&mut self) -> Option<SupervisorEvent> {
+        let Some(reader) = self.reader.as_mut() else {
+            return std::future::pending().await;
+        };
+        loop {
+            match reader.next_frame().await {
+                Ok(Frame::Line(line)) => match serde_json::from_slice(line) {
+                    Ok(event) => return Some(event),
+                    Err(e) => tracing::warn!("malformed supervisor event: {e}"),
+                },
+                Ok(Frame::Oversize { .. }) => tracing::warn!("oversize supervisor event"),
+                Ok(Frame::Eof { .. }) | Err(_) => {
+                    self.reader = None;
+                    return None;
+                }
+            }
+        }
+    }
+
+    /// Events already written, without waiting for more than a moment.
+    async fn next_now(&mut self) -> Option<SupervisorEvent> {
+        tokio::time::timeout(Duration::from_millis(200), self.next())
+            .await
+            .ok()
+            .flatten()
+    }
+
+    fn handle(&mut self, event: Option<SupervisorEvent>) {
+        match event {
+            Some(SupervisorEvent::Confined { report }) => {
+                for (layer, reason) in &report.not_enforced {
+                    tracing::warn!("not enforced: {layer:?}: {reason}");
+                }
+            }
+            Some(SupervisorEvent::SpawnFailed { error }) => {
+                tracing::error!("cannot start the server: {error}");
+                self.spawn_failed = Some(error);
+            }
+            Some(exited @ SupervisorEvent::Exited { .. }) => self.exited = Some(exited),
+            None => {}
+        }
+    }
+
+    fn describe_exit(&self, status: u8) -> String {
+        let limit = match &self.exited {
+            Some(SupervisorEvent::Exited {
+                limit: Some(limit), ..
+            }) => Some(limit.as_str()),
+            _ => self.limit.as_deref(),
+        };
+        let base = match (&self.spawn_failed, &self.exited) {
+            (Some(error), _) => format!("could not be started ({error})"),
+            (
+                None,
+                Some(SupervisorEvent::Exited {
+                    signal: Some(sig), ..
+                }),
+            ) => {
+                let name = Signal::try_from(*sig)
+                    .map(|s| s.as_str())
+                    .unwrap_or("unknown signal");
+                format!("was killed by {name} (exit status {status})")
+            }
+            _ => format!("exited with status {status}"),
+        };
+        match limit {
+            Some(limit) => format!("{base}; the {limit} limit was reached"),
+            None => base,
+        }
+    }
 }

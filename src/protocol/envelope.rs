@@ -1,0 +1,521 @@
+//! JSON-RPC 2.0 envelopes, parsed without building a JSON tree.
+//!
+//! Only the envelope fields are decoded; `params`, `result` and `error.data` stay as borrowed raw
+//! JSON (syntax-checked by serde_json, never copied into a `Value`), so a multi-megabyte result
+//! costs one syntax pass and one memcpy. Key order is irrelevant (the newer TypeScript SDK writes
+//! `jsonrpc` and `id` last).
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::Deserializer;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+/// JSON-RPC error codes used by the guard.
+pub mod codes {
+    pub const PARSE_ERROR: i64 = -32700;
+    pub const INVALID_REQUEST: i64 = -32600;
+    pub const METHOD_NOT_FOUND: i64 = -32601;
+    pub const INVALID_PARAMS: i64 = -32602;
+    pub const INTERNAL_ERROR: i64 = -32603;
+    /// The server went away before answering.
+    pub const SERVER_EXITED: i64 = -32000;
+    /// No answer within `--request-timeout` (the value the MCP SDKs use for timeouts).
+    pub const REQUEST_TIMEOUT: i64 = -32001;
+}
+
+/// A request id exactly as it appeared on the wire. Strings and integers never compare equal
+/// (`1` is not `"1"`), and integers keep their digits (no float rounding of big ids).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum RequestId {
+    Number(String),
+    String(String),
+}
+
+impl RequestId {
+    /// Parse a raw JSON id; `None` unless it is a string or an integer literal.
+    pub fn from_raw(raw: &RawValue) -> Option<Self> {
+        let text = raw.get();
+        let bytes = text.as_bytes();
+        match bytes.first()? {
+            b'"' => serde_json::from_str::<String>(text)
+                .ok()
+                .map(RequestId::String),
+            b'-' | b'0'..=b'9' => {
+                let digits = text.strip_prefix('-').unwrap_or(text);
+                (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+                    .then(|| RequestId::Number(text.to_owned()))
+            }
+            _ => None,
+        }
+    }
+
+    /// The id as JSON text, ready to be written into a message.
+    pub fn to_json(&self) -> Cow<'_, str> {
+        match self {
+            RequestId::Number(digits) => Cow::Borrowed(digits),
+            RequestId::String(s) => Cow::Owned(serde_json::to_string(s).unwrap_or_default()),
+        }
+    }
+}
+
+impl fmt::Display for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_json())
+    }
+}
+
+/// One valid JSON-RPC message. Raw parts borrow from the input line.
+#[derive(Debug)]
+pub enum Message<'a> {
+    Request {
+        id: RequestId,
+        method: Cow<'a, str>,
+        params: Option<&'a RawValue>,
+    },
+    Notification {
+        method: Cow<'a, str>,
+        params: Option<&'a RawValue>,
+    },
+    Result {
+        id: RequestId,
+        result: &'a RawValue,
+    },
+    Error {
+        /// `None` for an error answering something whose id could not be read (`"id": null`).
+        id: Option<RequestId>,
+        error: &'a RawValue,
+    },
+}
+
+impl<'a> Message<'a> {
+    pub fn method(&self) -> Option<&str> {
+        match self {
+            Message::Request { method, .. } | Message::Notification { method, .. } => Some(method),
+            _ => None,
+        }
+    }
+
+    /// The id of a response (result or error).
+    pub fn response_id(&self) -> Option<&RequestId> {
+        match self {
+            Message::Result { id, .. } => Some(id),
+            Message::Error { id, .. } => id.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// Append this message, canonically re-serialised, to `out` (no newline).
+    ///
+    /// Only the envelope is rewritten: unknown top-level members are dropped, the raw parts are
+    /// copied byte for byte.
+    pub fn write_to(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(br#"{"jsonrpc":"2.0""#);
+        match self {
+            Message::Request { id, method, params } => {
+                write_id(out, Some(id));
+                write_method(out, method);
+                write_raw(out, "params", *params);
+            }
+            Message::Notification { method, params } => {
+                write_method(out, method);
+                write_raw(out, "params", *params);
+            }
+            Message::Result { id, result } => {
+                write_id(out, Some(id));
+                write_raw(out, "result", Some(result));
+            }
+            Message::Error { id, error } => {
+                write_id(out, id.as_ref());
+                write_raw(out, "error", Some(error));
+            }
+        }
+        out.push(b'}');
+    }
+}
+
+fn write_id(out: &mut Vec<u8>, id: Option<&RequestId>) {
+    out.extend_from_slice(br#","id":"#);
+    match id {
+        Some(id) => out.extend_from_slice(id.to_json().as_bytes()),
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+fn write_method(out: &mut Vec<u8>, method: &str) {
+    out.extend_from_slice(br#","method":"#);
+    // Serialising a &str into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, method);
+}
+
+fn write_raw(out: &mut Vec<u8>, key: &str, raw: Option<&RawValue>) {
+    if let Some(raw) = raw {
+        out.extend_from_slice(b",\"");
+        out.extend_from_slice(key.as_bytes());
+        out.extend_from_slice(b"\":");
+        out.extend_from_slice(raw.get().as_bytes());
+    }
+}
+
+/// Why a line is not a valid JSON-RPC message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Invalid {
+    /// Not JSON at all (→ -32700).
+    Parse(String),
+    /// JSON, but not a JSON-RPC 2.0 message (→ -32600); `id` when the message had a usable one.
+    Request {
+        id: Option<RequestId>,
+        reason: String,
+    },
+}
+
+impl Invalid {
+    pub fn code(&self) -> i64 {
+        match self {
+            Invalid::Parse(_) => codes::PARSE_ERROR,
+            Invalid::Request { .. } => codes::INVALID_REQUEST,
+        }
+    }
+
+    pub fn id(&self) -> Option<&RequestId> {
+        match self {
+            Invalid::Parse(_) => None,
+            Invalid::Request { id, .. } => id.as_ref(),
+        }
+    }
+
+    pub fn message(&self) -> String {
+        match self {
+            Invalid::Parse(reason) => format!("Parse error: {reason}"),
+            Invalid::Request { reason, .. } => format!("Invalid Request: {reason}"),
+        }
+    }
+}
+
+/// A parsed line: one message, or a batch (a JSON array) whose elements are judged one by one.
+#[derive(Debug)]
+pub enum Parsed<'a> {
+    Single(Message<'a>),
+    Batch(Vec<Result<Message<'a>, Invalid>>),
+}
+
+/// The envelope members as they appear; absent and `null` are told apart for `id`.
+#[derive(Deserialize)]
+struct RawEnvelope<'a> {
+    #[serde(borrow, default)]
+    jsonrpc: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    id: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    method: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    params: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    result: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    error: Option<&'a RawValue>,
+}
+
+/// Keep a member that is present even when its value is `null`.
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
+    <&RawValue>::deserialize(d).map(Some)
+}
+
+/// The shape every JSON-RPC error object must have.
+#[derive(Deserialize)]
+struct ErrorObject<'a> {
+    #[allow(dead_code)]
+    code: i64,
+    #[allow(dead_code)]
+    #[serde(borrow)]
+    message: Cow<'a, str>,
+    #[allow(dead_code)]
+    #[serde(borrow, default)]
+    data: Option<&'a RawValue>,
+}
+
+/// Deepest nesting accepted (serde_json's own recursion limit); no real MCP message comes close.
+const MAX_DEPTH: usize = 128;
+
+/// Parse one line (without its newline).
+pub fn parse_line(line: &[u8]) -> Result<Parsed<'_>, Invalid> {
+    let text =
+        std::str::from_utf8(line).map_err(|e| Invalid::Parse(format!("invalid UTF-8 ({e})")))?;
+    check_depth(text)?;
+    let first = text.trim_start().as_bytes().first().copied();
+    match first {
+        None => Err(Invalid::Parse("empty line".into())),
+        Some(b'[') => {
+            let items: Vec<&RawValue> =
+                serde_json::from_str(text).map_err(|e| Invalid::Parse(e.to_string()))?;
+            if items.is_empty() {
+                return Err(Invalid::Request {
+                    id: None,
+                    reason: "empty batch".into(),
+                });
+            }
+            Ok(Parsed::Batch(
+                items
+                    .into_iter()
+                    .map(|raw| parse_object(raw.get()))
+                    .collect(),
+            ))
+        }
+        Some(_) => {
+            // Syntax first, so that a JSON value of the wrong shape is -32600, not -32700.
+            let raw: &RawValue =
+                serde_json::from_str(text).map_err(|e| Invalid::Parse(e.to_string()))?;
+            parse_object(raw.get()).map(Parsed::Single)
+        }
+    }
+}
+
+/// Refuse absurd nesting before it reaches a server whose parser may recurse on it (skipping
+/// raw values is iterative in serde_json, so the guard itself never overflows its stack). Only a
+/// line with more openers than the limit pays for the scan.
+fn check_depth(text: &str) -> Result<(), Invalid> {
+    let bytes = text.as_bytes();
+    if memchr::memchr2_iter(b'[', b'{', bytes)
+        .nth(MAX_DEPTH)
+        .is_none()
+    {
+        return Ok(());
+    }
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in bytes {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return Err(Invalid::Request {
+                        id: None,
+                        reason: format!("nested deeper than {MAX_DEPTH} levels"),
+                    });
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn parse_object(text: &str) -> Result<Message<'_>, Invalid> {
+    let invalid = |id: Option<RequestId>, reason: &str| Invalid::Request {
+        id,
+        reason: reason.to_owned(),
+    };
+    if !text.starts_with('{') {
+        return Err(invalid(None, "a message must be a JSON object"));
+    }
+    let env: RawEnvelope<'_> =
+        serde_json::from_str(text).map_err(|e| invalid(None, &e.to_string()))?;
+    let id = match env.id {
+        None => None,
+        Some(raw) if raw.get() == "null" => None,
+        Some(raw) => Some(
+            RequestId::from_raw(raw)
+                .ok_or_else(|| invalid(None, "id must be a string or an integer"))?,
+        ),
+    };
+    if env.jsonrpc.map(RawValue::get) != Some(r#""2.0""#) {
+        return Err(invalid(id, r#"jsonrpc must be exactly "2.0""#));
+    }
+    if let Some(method) = env.method {
+        if env.result.is_some() || env.error.is_some() {
+            return Err(invalid(
+                id,
+                "a message cannot have both method and result/error",
+            ));
+        }
+        let method: Cow<'_, str> = serde_json::from_str(method.get())
+            .map_err(|_| invalid(id.clone(), "method must be a string"))?;
+        if let Some(params) = env.params {
+            if !matches!(params.get().as_bytes().first(), Some(b'{' | b'[')) {
+                return Err(invalid(id, "params must be an object or an array"));
+            }
+        }
+        return Ok(match (env.id, id) {
+            (None, _) => Message::Notification {
+                method,
+                params: env.params,
+            },
+            (Some(_), Some(id)) => Message::Request {
+                id,
+                method,
+                params: env.params,
+            },
+            (Some(_), None) => return Err(invalid(None, "a request id cannot be null")),
+        });
+    }
+    if env.params.is_some() {
+        return Err(invalid(id, "params without method"));
+    }
+    match (env.result, env.error) {
+        (Some(_), Some(_)) => Err(invalid(id, "a response cannot have both result and error")),
+        (Some(result), None) => match id {
+            Some(id) => Ok(Message::Result { id, result }),
+            None => Err(invalid(None, "a result needs an id")),
+        },
+        (None, Some(error)) => {
+            if env.id.is_none() {
+                return Err(invalid(
+                    None,
+                    "an error response needs an id (null if unknown)",
+                ));
+            }
+            serde_json::from_str::<ErrorObject<'_>>(error.get()).map_err(|_| {
+                invalid(
+                    id.clone(),
+                    "error must be an object with an integer code and a string message",
+                )
+            })?;
+            Ok(Message::Error { id, error })
+        }
+        (None, None) => Err(invalid(
+            id,
+            "neither a request (method) nor a response (result/error)",
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reserialise(line: &str) -> String {
+        match parse_line(line.as_bytes()).expect("valid") {
+            Parsed::Single(m) => {
+                let mut out = Vec::new();
+                m.write_to(&mut out);
+                String::from_utf8(out).expect("utf8")
+            }
+            Parsed::Batch(_) => panic!("batch"),
+        }
+    }
+
+    #[test]
+    fn envelope_keeps_ids_exactly() {
+        assert_eq!(
+            reserialise(r#"{"method":"ping","id":123456789012345678901234567890,"jsonrpc":"2.0"}"#),
+            r#"{"jsonrpc":"2.0","id":123456789012345678901234567890,"method":"ping"}"#
+        );
+        assert_eq!(
+            reserialise(r#"{"jsonrpc":"2.0","id":"007","result":{"a": [1, 2.50]}}"#),
+            r#"{"jsonrpc":"2.0","id":"007","result":{"a": [1, 2.50]}}"#
+        );
+    }
+
+    #[test]
+    fn envelope_tells_notifications_from_requests() {
+        let m = parse_line(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
+        assert!(matches!(
+            m,
+            Ok(Parsed::Single(Message::Notification { .. }))
+        ));
+    }
+
+    #[test]
+    fn envelope_rejects_invalid_shapes() {
+        let cases: &[(&str, i64, Option<&str>)] = &[
+            ("not json", codes::PARSE_ERROR, None),
+            (
+                r#"{"jsonrpc":"1.0","id":1,"method":"x"}"#,
+                codes::INVALID_REQUEST,
+                Some("1"),
+            ),
+            (
+                r#"{"id":1,"method":"x"}"#,
+                codes::INVALID_REQUEST,
+                Some("1"),
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"result":1,"error":{"code":1,"message":"m"}}"#,
+                codes::INVALID_REQUEST,
+                Some("1"),
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":5}"#,
+                codes::INVALID_REQUEST,
+                Some("1"),
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1.5,"method":"x"}"#,
+                codes::INVALID_REQUEST,
+                None,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":null,"method":"x"}"#,
+                codes::INVALID_REQUEST,
+                None,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":2,"method":"x","params":3}"#,
+                codes::INVALID_REQUEST,
+                Some("2"),
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"error":{"code":"x"}}"#,
+                codes::INVALID_REQUEST,
+                Some("1"),
+            ),
+            (
+                r#"{"jsonrpc":"2.0","method":"x","method":"y"}"#,
+                codes::INVALID_REQUEST,
+                None,
+            ),
+            ("[]", codes::INVALID_REQUEST, None),
+            ("42", codes::INVALID_REQUEST, None),
+            (
+                "{\"jsonrpc\":\"2.0\",\"method\":\"x\"} trailing",
+                codes::PARSE_ERROR,
+                None,
+            ),
+        ];
+        for (line, code, id) in cases {
+            let err = parse_line(line.as_bytes()).expect_err(line);
+            assert_eq!(err.code(), *code, "{line}");
+            assert_eq!(
+                err.id().map(|i| i.to_string()),
+                id.map(str::to_owned),
+                "{line}"
+            );
+        }
+        assert_eq!(
+            parse_line(b"\xff\xfe").expect_err("utf8").code(),
+            codes::PARSE_ERROR
+        );
+    }
+
+    #[test]
+    fn envelope_survives_deep_nesting() {
+        let deep = format!(
+            r#"{{"jsonrpc":"2.0","id":1,"method":"x","params":{}{}}}"#,
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        );
+        assert!(parse_line(deep.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn envelope_parses_batches_element_by_element() {
+        let line = br#"[{"jsonrpc":"2.0","id":1,"method":"a"}, 7, {"jsonrpc":"2.0","method":"n"}]"#;
+        let Ok(Parsed::Batch(items)) = parse_line(line) else {
+            panic!("batch")
+        };
+        assert!(items[0].is_ok());
+        assert!(items[1].is_err());
+        assert!(items[2].is_ok());
+    }
+}

@@ -1,0 +1,55 @@
+//! MCP protocol versions and what each allows on the wire.
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+/// Every protocol version the guard knows, oldest first (the schemas in `../shared/mcp-schema`).
+pub const KNOWN_VERSIONS: &[&str] = &[
+    "2024-11-05",
+    "2025-03-26",
+    "2025-06-18",
+    "2025-11-25",
+    "2026-07-28",
+];
+
+/// `_meta` key carrying the version per request (2026-07-28, where `initialize` is optional).
+pub const META_PROTOCOL_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
+
+/// JSON-RPC batches were part of exactly one MCP version.
+pub fn allows_batches(version: Option<&str>) -> bool {
+    version == Some("2025-03-26")
+}
+
+/// The members of `params` the relay itself needs; everything else is skipped unparsed.
+#[derive(Debug, Default, Deserialize)]
+pub struct ParamsPeek<'a> {
+    #[serde(borrow, default, rename = "_meta")]
+    pub meta: Option<MetaPeek<'a>>,
+    /// `initialize`'s requested version (a result carries the negotiated one the same way).
+    #[serde(borrow, default, rename = "protocolVersion")]
+    pub protocol_version: Option<Cow<'a, str>>,
+    /// `notifications/progress` and `notifications/cancelled` name the request they are about.
+    #[serde(borrow, default, rename = "progressToken")]
+    pub progress_token: Option<&'a RawValue>,
+    #[serde(borrow, default, rename = "requestId")]
+    pub request_id: Option<&'a RawValue>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct MetaPeek<'a> {
+    #[serde(borrow, default, rename = "progressToken")]
+    pub progress_token: Option<&'a RawValue>,
+    #[serde(borrow, default, rename = "io.modelcontextprotocol/protocolVersion")]
+    pub protocol_version: Option<Cow<'a, str>>,
+}
+
+impl<'a> ParamsPeek<'a> {
+    /// Peek into raw params (or a result); a malformed or non-object value yields nothing.
+    pub fn of(raw: Option<&'a RawValue>) -> Self {
+        raw.filter(|r| r.get().starts_with('{'))
+            .and_then(|r| serde_json::from_str(r.get()).ok())
+            .unwrap_or_default()
+    }
+}
