@@ -57,7 +57,35 @@ impl Peers {
              Run `scripts/setup-peers` (or run the tests with `scripts/test`, which does it first).",
             missing.join(", ")
         );
+        peers.assert_up_to_date(
+            "node_modules/.mcp-guard-setup-stamp",
+            &["package.json", "package-lock.json"],
+        );
+        peers.assert_up_to_date(".venv/.mcp-guard-setup-stamp", &["requirements.txt"]);
         peers
+    }
+
+    /// scripts/setup-peers writes `stamp` starting with the SHA-256 of `inputs` concatenated.
+    fn assert_up_to_date(&self, stamp: &str, inputs: &[&str]) {
+        use sha2::{Digest, Sha256};
+        let mut hasher = Sha256::new();
+        for input in inputs {
+            let path = self.dir.join(input);
+            hasher
+                .update(std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())));
+        }
+        let want: String = hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let have = std::fs::read_to_string(self.dir.join(stamp)).unwrap_or_default();
+        assert!(
+            have.starts_with(&format!("{want}-")),
+            "the real MCP peers are out of date (tests/peers/{} changed since they were \
+             installed).\nRun `scripts/setup-peers` (or run the tests with `scripts/test`).",
+            inputs.join(", tests/peers/")
+        );
     }
 
     fn node_server(&self, name: &str) -> PathBuf {
