@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{EnforcementReport, Layer, Limits, Plan, SandboxError};
 
-pub use rlimits::apply_rlimits_to_current_process;
+pub use rlimits::{apply_rlimits_to_current_process, predict_rlimits};
 
 /// Memory limit when the configuration sets none: enough for node/V8 and CPython servers.
 pub const DEFAULT_MEMORY_BYTES: u64 = 1 << 30;

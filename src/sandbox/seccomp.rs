@@ -135,7 +135,7 @@ impl std::fmt::Display for SeccompSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} syscalls refused with EPERM, clone/unshare into namespaces, TIOCSTI/TIOCLINUX, x32 ABI refused, \
+            "{} syscalls refused with EPERM, clone into namespaces (clone3: ENOSYS), TIOCSTI/TIOCLINUX, x32 ABI refused, \
              foreign architectures killed",
             self.denied.len()
         )?;

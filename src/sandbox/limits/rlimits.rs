@@ -19,7 +19,24 @@ pub fn apply_rlimits_to_current_process(
     coverage: Option<CgroupCoverage>,
 ) -> LimitsReport {
     let coverage = coverage.unwrap_or_else(joined_coverage);
+    report(limits, coverage, Mode::Apply)
+}
+
+/// What [`apply_rlimits_to_current_process`] would report with `coverage`, changing nothing;
+/// for `mcp-guard check`.
+pub fn predict_rlimits(limits: &Limits, coverage: CgroupCoverage) -> LimitsReport {
+    report(limits, coverage, Mode::Predict)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Apply,
+    Predict,
+}
+
+fn report(limits: &Limits, coverage: CgroupCoverage, mode: Mode) -> LimitsReport {
     let effective = EffectiveLimits::of(limits);
+    let set = |resource, value, mechanism: &str| set_pair(mode, resource, value, value, mechanism);
     let mut report = Vec::new();
 
     let memory = match coverage.memory {
@@ -34,7 +51,7 @@ pub fn apply_rlimits_to_current_process(
 
     let pids = match coverage.pids {
         Some(file) => file.mechanism(),
-        None => nproc_fallback(effective.pids),
+        None => nproc_fallback(effective.pids, mode),
     };
     report.push(("processes".to_owned(), effective.pids.to_string(), pids));
 
@@ -57,6 +74,7 @@ pub fn apply_rlimits_to_current_process(
             // SIGXCPU at the soft limit, SIGKILL one second later if the server ignores it.
             let seconds = time.as_secs_f64().ceil().max(1.0) as u64;
             set_pair(
+                mode,
                 Resource::Cpu,
                 seconds,
                 seconds.saturating_add(1),
@@ -109,7 +127,7 @@ pub fn apply_rlimits_to_current_process(
 /// RLIMIT_NPROC counts every process of the real uid, system-wide, and never binds uid 0; so it
 /// is only a fallback, set above the current count of the whole system (an upper bound of the
 /// user's own) plus the cap.
-fn nproc_fallback(cap: u64) -> Mechanism {
+fn nproc_fallback(cap: u64, mode: Mode) -> Mechanism {
     // SAFETY: getuid(2) cannot fail and takes no arguments.
     if unsafe { libc::getuid() } == 0 {
         return Mechanism::NotEnforced(
@@ -117,8 +135,10 @@ fn nproc_fallback(cap: u64) -> Mechanism {
         );
     }
     match running_tasks() {
-        Some(now) => set(
+        Some(now) => set_pair(
+            mode,
             Resource::Nproc,
+            now.saturating_add(cap),
             now.saturating_add(cap),
             "RLIMIT_NPROC (approximate: counts every process of the user)",
         ),
@@ -153,13 +173,9 @@ enum Resource {
     Nproc,
 }
 
-fn set(resource: Resource, value: u64, mechanism: &str) -> Mechanism {
-    set_pair(resource, value, value, mechanism)
-}
-
 /// Lower the limit to (soft, hard), never above the current hard limit (raising it needs
 /// CAP_SYS_RESOURCE, and a lower hard limit already binds harder).
-fn set_pair(resource: Resource, soft: u64, hard: u64, mechanism: &str) -> Mechanism {
+fn set_pair(mode: Mode, resource: Resource, soft: u64, hard: u64, mechanism: &str) -> Mechanism {
     use nix::sys::resource::{getrlimit, setrlimit, Resource as R};
     let which = match resource {
         Resource::Data => R::RLIMIT_DATA,
@@ -180,6 +196,9 @@ fn set_pair(resource: Resource, soft: u64, hard: u64, mechanism: &str) -> Mechan
     };
     let hard = hard.min(current_hard);
     let soft = soft.min(hard);
+    if mode == Mode::Predict {
+        return Mechanism::Rlimit(mechanism.to_owned());
+    }
     match setrlimit(which, soft, hard) {
         Ok(()) => Mechanism::Rlimit(mechanism.to_owned()),
         Err(e) => Mechanism::NotEnforced(format!("setrlimit failed: {e}")),
