@@ -16,10 +16,15 @@ pub struct CheckArgs {
 /// missing (the text says which and why).
 pub fn execute(args: CheckArgs) -> anyhow::Result<ExitCode> {
     let probe = probe::probe();
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&probe)?);
+    let text = if args.json {
+        serde_json::to_string_pretty(&probe)? + "\n"
     } else {
-        print!("{}", render(&probe));
+        render(&probe)
+    };
+    // A closed pipe (`mcp-guard check | head`) is not an error worth a panic.
+    match std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e.into()),
+        _ => {}
     }
     let complete = probe.default_run.layers.iter().all(|l| l.enforced);
     Ok(if complete {
