@@ -2,6 +2,7 @@
 //! its own file with its arguments and the glue that calls the library.
 
 mod check;
+mod policy;
 mod policy_args;
 mod run;
 mod supervise;
@@ -45,6 +46,8 @@ pub enum Command {
     Run(run::RunArgs),
     /// Show what this kernel can enforce and what `run` would enforce.
     Check(check::CheckArgs),
+    /// Validate, show and list policies.
+    Policy(policy::PolicyArgs),
     /// Internal: the supervisor process that confines and execs the server.
     #[command(name = "__supervise", hide = true)]
     Supervise(supervise::SuperviseArgs),
@@ -56,6 +59,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => run::execute(args),
         Command::Check(args) => check::execute(args),
+        Command::Policy(args) => policy::execute(args),
         Command::Supervise(args) => supervise::execute(args),
     };
     match result {

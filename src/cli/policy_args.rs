@@ -1,15 +1,257 @@
-//! Policy flags of `mcp-guard run` (flattened into `RunArgs`): `--policy`, `--profile` and the
-//! flags that layer on top of them.
+//! Policy flags of `mcp-guard run` and `mcp-guard policy show` (flattened into their args):
+//! `--policy`, `--profile` and the flags that layer on top of them.
 
-use crate::sandbox::SandboxConfig;
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use anyhow::Context;
+
+use crate::policy::model::Enforce;
+use crate::policy::resolve::{create_dirs, ServerCommand};
+use crate::policy::values::{Count, Cpus, DurationText, EnvName, Size, Val};
+use crate::policy::vars::{PathPattern, Template};
+use crate::policy::{load_layers, merge, EffectivePolicy, Origin, Policy, Resolved, Vars};
+use crate::sandbox::{Layer, NetworkMode, SandboxConfig};
+
+const LAYERS: &str = "landlock, landlock-network, landlock-scope, seccomp, limits, capabilities, all";
 
 #[derive(Debug, Clone, Default, clap::Args)]
-pub struct PolicyArgs {}
+pub struct PolicyArgs {
+    /// Policy file (TOML, see policies/README.md), layered over the profile.
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+
+    /// Shipped profile to start from (`mcp-guard policy list`); without one, and unless the
+    /// policy file `extends` something, `default` applies.
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
+
+    /// Let the server read PATH (repeatable; relative to the current directory).
+    #[arg(long = "allow-read", value_name = "PATH", value_parser = parse_path)]
+    pub allow_read: Vec<PathPattern>,
+
+    /// Let the server read and change PATH (repeatable).
+    #[arg(long = "allow-write", value_name = "PATH", value_parser = parse_path)]
+    pub allow_write: Vec<PathPattern>,
+
+    /// Let the server execute PATH (repeatable).
+    #[arg(long = "allow-exec", value_name = "PATH", value_parser = parse_path)]
+    pub allow_exec: Vec<PathPattern>,
+
+    /// Network access: TCP ports to connect to (443), `bind:PORT` to listen, `open` for no
+    /// restriction, `off` for none. Comma-separated or repeated.
+    #[arg(long = "allow-net", value_name = "PORTS", value_delimiter = ',', value_parser = parse_net)]
+    pub allow_net: Vec<NetFlag>,
+
+    /// Memory limit (e.g. 512MiB, 2GiB, unlimited).
+    #[arg(long, value_name = "SIZE", value_parser = |s: &str| Size::parse(s))]
+    pub memory: Option<Size>,
+
+    /// CPU bandwidth in cores (e.g. 0.5, 2).
+    #[arg(long, value_name = "CORES", value_parser = |s: &str| Cpus::parse(s))]
+    pub cpus: Option<Cpus>,
+
+    /// Most processes and threads the server may have.
+    #[arg(long, value_name = "N", value_parser = parse_count)]
+    pub pids: Option<Count>,
+
+    /// Stop the server after this long (wall clock, e.g. 30m, 8h).
+    #[arg(long, value_name = "DURATION", value_parser = |s: &str| DurationText::parse(s))]
+    pub timeout: Option<DurationText>,
+
+    /// Pass NAME from this environment, or set NAME=VALUE (repeatable).
+    #[arg(long = "env", value_name = "NAME[=VALUE]", value_parser = parse_env)]
+    pub env: Vec<(EnvName, Option<String>)>,
+
+    /// Refuse to start unless these layers are enforced (comma-separated): landlock,
+    /// landlock-network, landlock-scope, seccomp, limits, capabilities, or all.
+    #[arg(long, value_name = "LAYERS", value_delimiter = ',', value_parser = parse_layer)]
+    pub require: Vec<LayerFlag>,
+}
+
+/// One `--allow-net` item.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NetFlag {
+    Connect(u16),
+    Bind(u16),
+    Mode(NetworkMode),
+}
+
+/// One `--require` item.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum LayerFlag {
+    One(Layer),
+    All,
+}
 
 impl PolicyArgs {
-    /// The sandbox configuration these flags resolve to (built-in default ← profile ← policy
-    /// file ← flags).
+    /// The flags as the top policy layer; each value names its flag.
+    pub fn flags_layer(&self) -> Policy {
+        let flag = |name: &str| Some(Origin::Flag(name.to_owned()));
+        let vals = |v: &[PathPattern], name: &str| v.iter().map(|p| Val::new(p.clone(), flag(name))).collect();
+        let mut p = Policy::default();
+        p.filesystem.read = vals(&self.allow_read, "--allow-read");
+        p.filesystem.write = vals(&self.allow_write, "--allow-write");
+        p.filesystem.exec = vals(&self.allow_exec, "--allow-exec");
+        for item in &self.allow_net {
+            let net = &mut p.network;
+            match item {
+                NetFlag::Mode(m) => net.mode = Some(Val::new(*m, flag("--allow-net"))),
+                NetFlag::Connect(port) => net.connect.push(Val::new(*port, flag("--allow-net"))),
+                NetFlag::Bind(port) => net.bind.push(Val::new(*port, flag("--allow-net"))),
+            }
+            if matches!(item, NetFlag::Connect(_) | NetFlag::Bind(_)) && net.mode.is_none() {
+                net.mode = Some(Val::new(NetworkMode::Ports, flag("--allow-net")));
+            }
+        }
+        p.limits.memory = self.memory.clone().map(|v| Val::new(v, flag("--memory")));
+        p.limits.cpus = self.cpus.map(|v| Val::new(v, flag("--cpus")));
+        p.limits.pids = self.pids.map(|v| Val::new(v, flag("--pids")));
+        p.limits.wall_clock = self.timeout.clone().map(|v| Val::new(v, flag("--timeout")));
+        for (name, value) in &self.env {
+            match value {
+                None => p.env.pass.push(Val::new(name.clone(), flag("--env"))),
+                Some(v) => {
+                    p.env.set.insert(name.0.clone(), Val::new(Template::literal(v), flag("--env")));
+                }
+            }
+        }
+        for item in &self.require {
+            match item {
+                LayerFlag::All => p.enforce = Some(Val::new(Enforce::Required, flag("--require"))),
+                LayerFlag::One(l) => p.require.push(Val::new(*l, flag("--require"))),
+            }
+        }
+        p
+    }
+
+    /// Every layer merged: built-in ← profile ← policy file ← these flags.
+    pub fn effective(&self) -> anyhow::Result<EffectivePolicy> {
+        let mut layers = load_layers(self.profile.as_deref(), self.policy.as_deref())?;
+        layers.push((Origin::Flags, self.flags_layer()));
+        Ok(merge(layers))
+    }
+
+    /// The whole resolved policy for launching `command`: refuses a command `[launch]` does
+    /// not allow, fills `${SERVER_DIR}` and `arg_paths`, creates `[filesystem] create`
+    /// directories and logs the warnings. `run` should call this.
+    pub fn resolve_for_launch(&self, command: &[OsString]) -> anyhow::Result<Resolved> {
+        let eff = self.effective()?;
+        let resolved = eff.resolve(&Vars::from_env(None), Some(&ServerCommand::new(command)))?;
+        for warning in &resolved.warnings {
+            tracing::warn!("policy: {warning}");
+        }
+        create_dirs(&resolved.create_dirs).context("cannot create the policy's [filesystem] create directories")?;
+        Ok(resolved)
+    }
+
+    /// The sandbox configuration these flags resolve to, without a server command (so no
+    /// `${SERVER_DIR}`, `arg_paths` or launch check: prefer [`Self::resolve_for_launch`]).
     pub fn resolve_sandbox_config(&self) -> anyhow::Result<SandboxConfig> {
-        Ok(SandboxConfig::default())
+        Ok(self.effective()?.resolve(&Vars::from_env(None), None)?.sandbox)
+    }
+}
+
+fn parse_path(text: &str) -> Result<PathPattern, String> {
+    let cwd = std::env::current_dir().map_err(|e| format!("cannot read the current directory: {e}"))?;
+    PathPattern::from_flag(text, &cwd)
+}
+
+fn parse_net(text: &str) -> Result<NetFlag, String> {
+    let port = |s: &str| {
+        s.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| {
+            format!("`{text}` is not a port; write e.g. 443, bind:8080, open or off")
+        })
+    };
+    match text {
+        "open" => Ok(NetFlag::Mode(NetworkMode::Open)),
+        "off" => Ok(NetFlag::Mode(NetworkMode::Off)),
+        _ => match text.strip_prefix("bind:") {
+            Some(p) => port(p).map(NetFlag::Bind),
+            None => port(text).map(NetFlag::Connect),
+        },
+    }
+}
+
+fn parse_count(text: &str) -> Result<Count, String> {
+    if text == "unlimited" {
+        return Ok(Count(None));
+    }
+    text.parse::<u64>()
+        .ok()
+        .filter(|n| *n > 0)
+        .map(|n| Count(Some(n)))
+        .ok_or_else(|| format!("`{text}` is not a positive number; write e.g. 64 or unlimited"))
+}
+
+fn parse_env(text: &str) -> Result<(EnvName, Option<String>), String> {
+    match text.split_once('=') {
+        Some((name, value)) => Ok((EnvName::parse(name)?, Some(value.to_owned()))),
+        None => Ok((EnvName::parse(text)?, None)),
+    }
+}
+
+fn parse_layer(text: &str) -> Result<LayerFlag, String> {
+    let layer = match text {
+        "all" => return Ok(LayerFlag::All),
+        "landlock" => Layer::Landlock,
+        "landlock-network" => Layer::LandlockNetwork,
+        "landlock-scope" => Layer::LandlockScope,
+        "seccomp" => Layer::Seccomp,
+        "limits" => Layer::Limits,
+        "capabilities" => Layer::Capabilities,
+        _ => return Err(format!("`{text}` is not a layer; write one of {LAYERS}")),
+    };
+    Ok(LayerFlag::One(layer))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        policy: PolicyArgs,
+    }
+
+    fn args(argv: &[&str]) -> PolicyArgs {
+        Cli::try_parse_from(std::iter::once("t").chain(argv.iter().copied())).unwrap().policy
+    }
+
+    #[test]
+    fn flags_layer_over_profile() {
+        let a = args(&["--profile", "strict", "--allow-read", "/data", "--allow-net", "443,bind:8080", "--pids", "9"]);
+        let eff = a.effective().unwrap();
+        let r = eff.resolve(&Vars::from_pairs(&[("HOME", "/h"), ("CWD", "/w")]), None).unwrap();
+        assert!(r.sandbox.fs.read.contains(&PathBuf::from("/data")));
+        assert_eq!(r.sandbox.network.mode, NetworkMode::Ports);
+        assert_eq!((r.sandbox.network.connect.clone(), r.sandbox.network.bind.clone()), (vec![443], vec![8080]));
+        assert_eq!(r.sandbox.limits.pids, Some(9));
+        assert_eq!(eff.policy.limits.pids.as_ref().unwrap().origin_label(), "flag --pids");
+    }
+
+    #[test]
+    fn flags_env_and_require() {
+        let a = args(&["--env", "TOKEN=abc", "--env", "LANG", "--require", "seccomp,landlock"]);
+        let r = a.effective().unwrap().resolve(&Vars::default(), None).unwrap();
+        assert_eq!(r.sandbox.env.set.get("TOKEN").map(String::as_str), Some("abc"));
+        assert!(r.sandbox.env.pass.contains(&"LANG".to_owned()));
+        assert!(r.sandbox.require.contains(&Layer::Seccomp));
+    }
+
+    #[test]
+    fn flags_refuse_bad_values() {
+        for bad in [
+            &["--memory", "lots"][..],
+            &["--allow-net", "http"],
+            &["--require", "apparmor"],
+            &["--env", "1X=2"],
+            &["--pids", "0"],
+        ] {
+            let err = Cli::try_parse_from(std::iter::once("t").chain(bad.iter().copied())).err().map(|e| e.to_string());
+            assert!(err.as_deref().is_some_and(|e| e.contains("write")), "{bad:?}: {err:?}");
+        }
     }
 }

@@ -15,18 +15,29 @@ pub enum PolicyError {
     #[error("{0}")]
     Invalid(Diagnostics),
     #[error("cannot read policy file {}: {source}", path.display())]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("unknown profile `{name}`{hint}")]
     UnknownProfile { name: String, hint: String },
     /// A command-line flag with a bad value.
     #[error("{flag} {value:?}: {reason}")]
-    Flag { flag: &'static str, value: String, reason: String },
+    Flag {
+        flag: &'static str,
+        value: String,
+        reason: String,
+    },
     /// `[launch]` does not allow the server command.
     #[error("{0}")]
     LaunchRefused(String),
     /// A path uses a variable that has no value here (e.g. `${HOME}` unset).
     #[error("{pattern}: `${{{variable}}}` has no value here{hint}")]
-    Unresolved { pattern: String, variable: String, hint: String },
+    Unresolved {
+        pattern: String,
+        variable: String,
+        hint: String,
+    },
 }
 
 impl From<Diagnostic> for PolicyError {
@@ -70,7 +81,12 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     /// Locate `span` (byte offsets) in `text`; `None` points at the start of the file.
-    pub fn at(file: &str, text: &str, span: Option<Range<usize>>, message: impl Into<String>) -> Diagnostic {
+    pub fn at(
+        file: &str,
+        text: &str,
+        span: Option<Range<usize>>,
+        message: impl Into<String>,
+    ) -> Diagnostic {
         let span = span.unwrap_or(0..0);
         let start = floor_char_boundary(text, span.start.min(text.len()));
         let end = floor_char_boundary(text, span.end.clamp(start, text.len()));
@@ -79,8 +95,19 @@ impl Diagnostic {
         let source_line = text[line_start..line_end].trim_end_matches('\r').to_owned();
         let line = text[..start].matches('\n').count() + 1;
         let col = text[line_start..start].chars().count() + 1;
-        let width = text[start..end.min(line_end).max(start)].chars().count().max(1);
-        Diagnostic { message: message.into(), file: file.to_owned(), line, col, source_line, width, help: None }
+        let width = text[start..end.min(line_end).max(start)]
+            .chars()
+            .count()
+            .max(1);
+        Diagnostic {
+            message: message.into(),
+            file: file.to_owned(),
+            line,
+            col,
+            source_line,
+            width,
+            help: None,
+        }
     }
 
     pub fn with_help(mut self, help: impl Into<String>) -> Diagnostic {
@@ -102,7 +129,12 @@ impl fmt::Display for Diagnostic {
         writeln!(f, "{pad}--> {}", self.location())?;
         writeln!(f, "{pad} |")?;
         writeln!(f, "{num} | {}", self.source_line)?;
-        write!(f, "{pad} | {}{}", " ".repeat(self.col - 1), "^".repeat(self.width))?;
+        write!(
+            f,
+            "{pad} | {}{}",
+            " ".repeat(self.col - 1),
+            "^".repeat(self.width)
+        )?;
         if let Some(help) = &self.help {
             for (i, line) in help.lines().enumerate() {
                 let lead = if i == 0 { "= help: " } else { "        " };
@@ -127,7 +159,11 @@ pub fn from_toml(file: &str, text: &str, err: &toml::de::Error) -> Diagnostic {
     let mut diag = Diagnostic::at(file, text, err.span(), message.clone());
     let section = section_at(text, err.span().map_or(0, |s| s.start));
     if let Some((key, expected)) = unknown_field(&message) {
-        let place = if section.is_empty() { "at the top level".to_owned() } else { format!("in [{section}]") };
+        let place = if section.is_empty() {
+            "at the top level".to_owned()
+        } else {
+            format!("in [{section}]")
+        };
         diag.message = format!("unknown key `{key}` {place}");
         let help = match closest(&key, expected.iter().map(String::as_str)) {
             Some(c) => format!("did you mean `{c}`?"),
@@ -139,9 +175,20 @@ pub fn from_toml(file: &str, text: &str, err: &toml::de::Error) -> Diagnostic {
         return diag;
     }
     let key = key_on_line(&diag.source_line).unwrap_or_default();
-    let path = if section.is_empty() { key.clone() } else { format!("{section}.{key}") };
-    if message.starts_with("invalid type") || message.starts_with("unknown variant") || message.starts_with("invalid value") {
-        diag.message = if key.is_empty() { message } else { format!("`{path}`: {message}") };
+    let path = if section.is_empty() {
+        key.clone()
+    } else {
+        format!("{section}.{key}")
+    };
+    if message.starts_with("invalid type")
+        || message.starts_with("unknown variant")
+        || message.starts_with("invalid value")
+    {
+        diag.message = if key.is_empty() {
+            message
+        } else {
+            format!("`{path}`: {message}")
+        };
         if let Some(example) = example_for(&path) {
             diag = diag.with_help(format!("write it like this:\n{example}"));
         }
@@ -153,7 +200,12 @@ pub fn from_toml(file: &str, text: &str, err: &toml::de::Error) -> Diagnostic {
 fn unknown_field(message: &str) -> Option<(String, Vec<String>)> {
     let rest = message.strip_prefix("unknown field `")?;
     let (key, rest) = rest.split_once('`')?;
-    let expected = rest.split('`').skip(1).step_by(2).map(str::to_owned).collect();
+    let expected = rest
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_owned)
+        .collect();
     Some((key.to_owned(), expected))
 }
 
@@ -164,14 +216,25 @@ pub fn section_at(text: &str, pos: usize) -> String {
         .rev()
         .map(str::trim)
         .find(|l| l.starts_with('[') && !l.starts_with("[\"") && l.contains(']'))
-        .map(|l| l.trim_matches(|c| c == '[' || c == ']').split(']').next().unwrap_or("").trim().to_owned())
+        .map(|l| {
+            l.trim_matches(|c| c == '[' || c == ']')
+                .split(']')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_owned()
+        })
         .unwrap_or_default()
 }
 
 fn key_on_line(line: &str) -> Option<String> {
     let (key, _) = line.split_once('=')?;
     let key = key.trim();
-    (!key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))).then(|| key.to_owned())
+    (!key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)))
+    .then(|| key.to_owned())
 }
 
 /// The candidate nearest to `word` by edit distance, if near enough to be a likely typo.
@@ -179,7 +242,12 @@ pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) ->
     let limit = (word.chars().count() / 3).max(2);
     candidates
         .into_iter()
-        .map(|c| (edit_distance(&word.to_ascii_lowercase(), &c.to_ascii_lowercase()), c))
+        .map(|c| {
+            (
+                edit_distance(&word.to_ascii_lowercase(), &c.to_ascii_lowercase()),
+                c,
+            )
+        })
         .filter(|(d, _)| *d <= limit)
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c)
@@ -206,7 +274,10 @@ mod tests {
     #[test]
     fn closest_finds_typos_only() {
         assert_eq!(closest("wrte", ["read", "write", "exec"]), Some("write"));
-        assert_eq!(closest("filesytem", ["filesystem", "network"]), Some("filesystem"));
+        assert_eq!(
+            closest("filesytem", ["filesystem", "network"]),
+            Some("filesystem")
+        );
         assert_eq!(closest("banana", ["read", "write"]), None);
     }
 
@@ -224,6 +295,9 @@ mod tests {
     fn section_at_finds_header() {
         let text = "version = 1\n[limits]\nmemory = 1\n";
         assert_eq!(section_at(text, text.len() - 2), "limits");
-        assert_eq!(section_at("[tools.arguments.x]\na = 1", 22), "tools.arguments.x");
+        assert_eq!(
+            section_at("[tools.arguments.x]\na = 1", 22),
+            "tools.arguments.x"
+        );
     }
 }

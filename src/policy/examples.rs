@@ -7,14 +7,29 @@ const EXAMPLES: &[(&str, &str)] = &[
     ("extends", "extends = [\"node\", \"./base.toml\"]"),
     ("enforce", "enforce = \"required\"   # or \"best-effort\""),
     ("require", "require = [\"landlock\", \"seccomp\"]"),
-    ("launch.allow", "allow = [\"npx\", \"node\", \"/usr/bin/python3\"]"),
+    (
+        "launch.allow",
+        "allow = [\"npx\", \"node\", \"/usr/bin/python3\"]",
+    ),
     ("launch.deny", "deny = [\"curl\", \"wget\"]"),
-    ("filesystem.read", "read = [\"${CWD}\", \"${HOME}/.config/myserver\"]"),
+    (
+        "filesystem.read",
+        "read = [\"${CWD}\", \"${HOME}/.config/myserver\"]",
+    ),
     ("filesystem.write", "write = [\"${CWD}/out\"]"),
     ("filesystem.exec", "exec = [\"/usr/bin/git\"]"),
-    ("filesystem.deny", "deny = [\"${HOME}/.ssh\", \"${HOME}/.aws\"]"),
-    ("filesystem.create", "create = [\"${XDG_DATA_HOME}/mcp-guard/memory\"]"),
-    ("filesystem.arg_paths", "arg_paths = \"write\"   # or \"read\", \"none\""),
+    (
+        "filesystem.deny",
+        "deny = [\"${HOME}/.ssh\", \"${HOME}/.aws\"]",
+    ),
+    (
+        "filesystem.create",
+        "create = [\"${XDG_DATA_HOME}/mcp-guard/memory\"]",
+    ),
+    (
+        "filesystem.arg_paths",
+        "arg_paths = \"write\"   # or \"read\", \"none\"",
+    ),
     ("network.mode", "mode = \"ports\"   # or \"off\", \"open\""),
     ("network.connect", "connect = [443]"),
     ("network.bind", "bind = [8080]"),
@@ -34,36 +49,62 @@ const EXAMPLES: &[(&str, &str)] = &[
     ("tools.allow", "allow = [\"read_*\", \"list_directory\"]"),
     ("tools.deny", "deny = [\"delete_*\"]"),
     ("tools.rate_limit", "rate_limit = \"10/s\""),
-    ("tools.rate_limits", "[tools.rate_limits]\nwrite_file = \"30/min\""),
+    (
+        "tools.rate_limits",
+        "[tools.rate_limits]\nwrite_file = \"30/min\"",
+    ),
     ("prompts.allow", "allow = [\"summarize\"]"),
     ("prompts.deny", "deny = [\"*debug*\"]"),
     ("prompts.rate_limit", "rate_limit = \"10/s\""),
-    ("resources.allow", "allow = [\"file:///srv/docs/**\", \"memory://*\"]"),
+    (
+        "resources.allow",
+        "allow = [\"file:///srv/docs/**\", \"memory://*\"]",
+    ),
     ("resources.deny", "deny = [\"file:///**/.env\"]"),
     ("resources.rate_limit", "rate_limit = \"20/s\""),
     ("resources.file_roots", "file_roots = [\"${CWD}\"]"),
-    ("server_requests.sampling", "sampling = \"deny\"   # or \"allow\""),
-    ("server_requests.elicitation", "elicitation = \"allow\"   # or \"deny\""),
+    (
+        "server_requests.sampling",
+        "sampling = \"deny\"   # or \"allow\"",
+    ),
+    (
+        "server_requests.elicitation",
+        "elicitation = \"allow\"   # or \"deny\"",
+    ),
     ("server_requests.roots", "roots = \"allow\"   # or \"deny\""),
     ("redaction.enabled", "enabled = true"),
     ("redaction.builtin", "builtin = true"),
-    ("redaction.patterns", "[redaction.patterns]\ninternal_token = 'itk_[A-Za-z0-9]{32}'"),
+    (
+        "redaction.patterns",
+        "[redaction.patterns]\ninternal_token = 'itk_[A-Za-z0-9]{32}'",
+    ),
     ("redaction.allow", "allow = ['sk-test-[0-9a-f]+']"),
     ("errors.sanitize", "sanitize = true"),
     ("audit.enabled", "enabled = true"),
-    ("audit.path", "path = \"${XDG_STATE_HOME}/mcp-guard/audit.jsonl\""),
+    (
+        "audit.path",
+        "path = \"${XDG_STATE_HOME}/mcp-guard/audit.jsonl\"",
+    ),
     ("audit.required", "required = true"),
-    ("audit.on_suspicious", "on_suspicious = \"kill\"   # or \"log\""),
+    (
+        "audit.on_suspicious",
+        "on_suspicious = \"kill\"   # or \"log\"",
+    ),
     ("audit.suspicious_refusals", "suspicious_refusals = 20"),
     ("audit.suspicious_window", "suspicious_window = \"1m\""),
-    ("audit.redact_keys", "redact_keys = [\"password\", \"token\"]"),
+    (
+        "audit.redact_keys",
+        "redact_keys = [\"password\", \"token\"]",
+    ),
     ("audit.max_value_bytes", "max_value_bytes = \"4KiB\""),
 ];
 
 /// The example for `section.key` (`tools.arguments.*.*` share one).
 pub fn example_for(path: &str) -> Option<&'static str> {
     if path.starts_with("tools.arguments.") || path.starts_with("prompts.arguments.") {
-        return Some("[tools.arguments.write_file]\npath = { under = [\"${CWD}\"], max_length = 4096 }");
+        return Some(
+            "[tools.arguments.write_file]\npath = { under = [\"${CWD}\"], max_length = 4096 }",
+        );
     }
     let find = |key: &str| EXAMPLES.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
     // A key inside a map section (`[tools.rate_limits]`) takes the section's example.

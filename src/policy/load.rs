@@ -22,7 +22,11 @@ pub fn parse_policy(file: &str, text: &str) -> Result<Policy, PolicyError> {
     let net = &mut policy.network;
     if net.mode.is_none() {
         if let Some(first) = net.connect.first().or(net.bind.first()) {
-            net.mode = Some(Val { value: NetworkMode::Ports, span: first.span.clone(), origin: None });
+            net.mode = Some(Val {
+                value: NetworkMode::Ports,
+                span: first.span.clone(),
+                origin: None,
+            });
         }
     }
     Ok(policy)
@@ -30,9 +34,14 @@ pub fn parse_policy(file: &str, text: &str) -> Result<Policy, PolicyError> {
 
 /// The layers below the CLI flags, lowest first: built-in, then `profile` (or `default` when
 /// neither a profile nor the file's `extends` chooses a base), then `file` and what it extends.
-pub fn load_layers(profile: Option<&str>, file: Option<&Path>) -> Result<Vec<(Origin, Policy)>, PolicyError> {
+pub fn load_layers(
+    profile: Option<&str>,
+    file: Option<&Path>,
+) -> Result<Vec<(Origin, Policy)>, PolicyError> {
     let mut loader = Loader::default();
-    loader.layers.push((Origin::Builtin, parse_policy("built-in policy", BUILTIN)?));
+    loader
+        .layers
+        .push((Origin::Builtin, parse_policy("built-in policy", BUILTIN)?));
     if let Some(name) = profile {
         loader.profile(name, None)?;
     }
@@ -42,7 +51,10 @@ pub fn load_layers(profile: Option<&str>, file: Option<&Path>) -> Result<Vec<(Or
         }
         return Ok(loader.layers);
     };
-    let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Read { path: path.to_owned(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
     let label = path.display().to_string();
     let policy = parse_policy(&label, &text)?;
     if profile.is_none() && policy.extends.is_empty() {
@@ -54,7 +66,10 @@ pub fn load_layers(profile: Option<&str>, file: Option<&Path>) -> Result<Vec<(Or
 
 /// Check a policy file and everything it extends.
 pub fn check_file(path: &Path) -> Result<(), PolicyError> {
-    let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Read { path: path.to_owned(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
     let label = path.display().to_string();
     let policy = parse_policy(&label, &text)?;
     Loader::default().file_parsed(path, label, &text, policy)
@@ -84,9 +99,19 @@ struct Loader {
 
 impl Loader {
     /// Refuse `key` if it is already on the stack; say whether it was loaded before.
-    fn enter(&mut self, key: &str, label: &str, from: Option<&Referrer>) -> Result<bool, PolicyError> {
+    fn enter(
+        &mut self,
+        key: &str,
+        label: &str,
+        from: Option<&Referrer>,
+    ) -> Result<bool, PolicyError> {
         if self.stack.iter().any(|(k, _)| k == key) {
-            let chain: Vec<&str> = self.stack.iter().map(|(_, l)| l.as_str()).chain([label]).collect();
+            let chain: Vec<&str> = self
+                .stack
+                .iter()
+                .map(|(_, l)| l.as_str())
+                .chain([label])
+                .collect();
             let message = format!("`extends` cycle: {}", chain.join(" → "));
             let help = "a policy cannot build on itself; remove one of these `extends` entries";
             return Err(match from {
@@ -100,7 +125,9 @@ impl Loader {
     fn profile(&mut self, name: &str, from: Option<&Referrer>) -> Result<(), PolicyError> {
         let Some(profile) = profiles::find(name) else {
             let known = profiles::names().join(", ");
-            let guess = closest(name, profiles::names()).map(|c| format!("did you mean `{c}`? ")).unwrap_or_default();
+            let guess = closest(name, profiles::names())
+                .map(|c| format!("did you mean `{c}`? "))
+                .unwrap_or_default();
             return Err(match from {
                 Some(r) => r
                     .diag(format!("unknown profile `{name}`"))
@@ -119,7 +146,11 @@ impl Loader {
         let policy = parse_policy(&label, profile.text)?;
         self.stack.push((key.clone(), label.clone()));
         for entry in &policy.extends {
-            let r = Referrer { file: &label, text: profile.text, entry };
+            let r = Referrer {
+                file: &label,
+                text: profile.text,
+                entry,
+            };
             self.profile(&entry.value, Some(&r))?;
         }
         self.stack.pop();
@@ -139,7 +170,13 @@ impl Loader {
         self.file_parsed_from(path, label, &text, policy, Some(from))
     }
 
-    fn file_parsed(&mut self, path: &Path, label: String, text: &str, policy: Policy) -> Result<(), PolicyError> {
+    fn file_parsed(
+        &mut self,
+        path: &Path,
+        label: String,
+        text: &str,
+        policy: Policy,
+    ) -> Result<(), PolicyError> {
         self.file_parsed_from(path, label, text, policy, None)
     }
 
@@ -159,7 +196,11 @@ impl Loader {
         self.stack.push((key.clone(), label.clone()));
         let dir = path.parent().map(Path::to_owned).unwrap_or_default();
         for entry in &policy.extends {
-            let r = Referrer { file: &label, text, entry };
+            let r = Referrer {
+                file: &label,
+                text,
+                entry,
+            };
             let name = entry.value.as_str();
             if is_file_ref(name) {
                 let rel = name.strip_prefix("./").unwrap_or(name);

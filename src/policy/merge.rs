@@ -30,7 +30,10 @@ pub fn merge(layers: Vec<(Origin, Policy)>) -> EffectivePolicy {
     acc.version = None;
     acc.description = None;
     acc.extends.clear();
-    EffectivePolicy { layers: origins, policy: acc }
+    EffectivePolicy {
+        layers: origins,
+        policy: acc,
+    }
 }
 
 /// A part of a policy that can take a higher layer's values.
@@ -86,7 +89,9 @@ impl<V: Merge> Merge for BTreeMap<String, V> {
         }
     }
     fn stamped(self, origin: &Origin) -> Self {
-        self.into_iter().map(|(k, v)| (k, v.stamped(origin))).collect()
+        self.into_iter()
+            .map(|(k, v)| (k, v.stamped(origin)))
+            .collect()
     }
 }
 
@@ -107,8 +112,19 @@ macro_rules! merge_fields {
 }
 
 merge_fields!(Launch { allow, deny });
-merge_fields!(Filesystem { read, write, exec, deny, create, arg_paths });
-merge_fields!(Network { mode, connect, bind });
+merge_fields!(Filesystem {
+    read,
+    write,
+    exec,
+    deny,
+    create,
+    arg_paths
+});
+merge_fields!(Network {
+    mode,
+    connect,
+    bind
+});
 merge_fields!(Limits {
     memory,
     pids,
@@ -122,10 +138,30 @@ merge_fields!(Limits {
 });
 merge_fields!(Env { pass, set });
 merge_fields!(Syscalls { deny, allow });
-merge_fields!(Items { allow, deny, rate_limit, rate_limits, arguments });
-merge_fields!(Resources { allow, deny, rate_limit, file_roots });
-merge_fields!(ServerRequests { sampling, elicitation, roots });
-merge_fields!(Redaction { enabled, builtin, patterns, allow });
+merge_fields!(Items {
+    allow,
+    deny,
+    rate_limit,
+    rate_limits,
+    arguments
+});
+merge_fields!(Resources {
+    allow,
+    deny,
+    rate_limit,
+    file_roots
+});
+merge_fields!(ServerRequests {
+    sampling,
+    elicitation,
+    roots
+});
+merge_fields!(Redaction {
+    enabled,
+    builtin,
+    patterns,
+    allow
+});
 merge_fields!(Errors { sanitize });
 merge_fields!(Audit {
     enabled,
@@ -196,14 +232,22 @@ mod tests {
     }
 
     fn paths(v: &[Val<PathPattern>]) -> Vec<(&str, String)> {
-        v.iter().map(|p| (p.value.as_str(), p.origin_label())).collect()
+        v.iter()
+            .map(|p| (p.value.as_str(), p.origin_label()))
+            .collect()
     }
 
     #[test]
     fn merge_later_scalar_wins_and_records_origin() {
         let eff = merge(vec![
-            (Origin::Builtin, layer("enforce = \"best-effort\"\n[limits]\nmemory = \"1GiB\"\npids = 64")),
-            (Origin::Profile("strict".into()), layer("enforce = \"required\"\n[limits]\nmemory = \"256MiB\"")),
+            (
+                Origin::Builtin,
+                layer("enforce = \"best-effort\"\n[limits]\nmemory = \"1GiB\"\npids = 64"),
+            ),
+            (
+                Origin::Profile("strict".into()),
+                layer("enforce = \"required\"\n[limits]\nmemory = \"256MiB\""),
+            ),
         ]);
         let p = &eff.policy;
         assert_eq!(p.enforce.as_ref().map(|v| v.value), Some(Enforce::Required));
@@ -217,13 +261,23 @@ mod tests {
     #[test]
     fn merge_lists_add_without_duplicates() {
         let eff = merge(vec![
-            (Origin::Profile("node".into()), layer("[filesystem]\nread = [\"/a\", \"/b\"]\ndeny = [\"/s\"]")),
-            (Origin::File("p.toml".into()), layer("[filesystem]\nread = [\"/b\", \"/c\"]\ndeny = [\"/t\"]")),
+            (
+                Origin::Profile("node".into()),
+                layer("[filesystem]\nread = [\"/a\", \"/b\"]\ndeny = [\"/s\"]"),
+            ),
+            (
+                Origin::File("p.toml".into()),
+                layer("[filesystem]\nread = [\"/b\", \"/c\"]\ndeny = [\"/t\"]"),
+            ),
         ]);
         let fs = &eff.policy.filesystem;
         assert_eq!(
             paths(&fs.read),
-            vec![("/a", "profile node".into()), ("/b", "profile node".into()), ("/c", "file p.toml".into())]
+            vec![
+                ("/a", "profile node".into()),
+                ("/b", "profile node".into()),
+                ("/c", "file p.toml".into())
+            ]
         );
         assert_eq!(fs.deny.len(), 2, "a later layer cannot drop a deny");
     }
@@ -232,9 +286,18 @@ mod tests {
     fn merge_keeps_flag_origin() {
         let mut flags = Policy::default();
         let flag = Origin::Flag("--allow-read".into());
-        flags.filesystem.read.push(Val::new(PathPattern::parse("/x").unwrap(), Some(flag)));
-        let eff = merge(vec![(Origin::Builtin, Policy::default()), (Origin::Flags, flags)]);
-        assert_eq!(paths(&eff.policy.filesystem.read), vec![("/x", "flag --allow-read".into())]);
+        flags
+            .filesystem
+            .read
+            .push(Val::new(PathPattern::parse("/x").unwrap(), Some(flag)));
+        let eff = merge(vec![
+            (Origin::Builtin, Policy::default()),
+            (Origin::Flags, flags),
+        ]);
+        assert_eq!(
+            paths(&eff.policy.filesystem.read),
+            vec![("/x", "flag --allow-read".into())]
+        );
     }
 
     #[test]
@@ -251,7 +314,14 @@ mod tests {
 
     #[test]
     fn merge_does_not_inherit_file_metadata() {
-        let eff = merge(vec![(Origin::Builtin, layer("version = 1\ndescription = \"x\"\nextends = [\"node\"]"))]);
-        assert!(eff.policy.version.is_none() && eff.policy.description.is_none() && eff.policy.extends.is_empty());
+        let eff = merge(vec![(
+            Origin::Builtin,
+            layer("version = 1\ndescription = \"x\"\nextends = [\"node\"]"),
+        )]);
+        assert!(
+            eff.policy.version.is_none()
+                && eff.policy.description.is_none()
+                && eff.policy.extends.is_empty()
+        );
     }
 }

@@ -82,7 +82,9 @@ impl CommandRef {
     pub fn parse(text: &str) -> Result<CommandRef, String> {
         if text.contains('/') || text.starts_with("${") {
             return PathPattern::parse(text).map(CommandRef::Path).map_err(|e| {
-                format!("{e} (a command is either a bare name such as \"node\" or an absolute path)")
+                format!(
+                    "{e} (a command is either a bare name such as \"node\" or an absolute path)"
+                )
             });
         }
         if text.is_empty() || text.contains(char::is_whitespace) {

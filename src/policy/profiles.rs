@@ -53,7 +53,10 @@ pub struct Profile {
 impl Profile {
     /// The profile's `description`.
     pub fn description(&self) -> String {
-        parse_policy(self.name, self.text).ok().and_then(|p| p.description).unwrap_or_default()
+        parse_policy(self.name, self.text)
+            .ok()
+            .and_then(|p| p.description)
+            .unwrap_or_default()
     }
 }
 
@@ -63,8 +66,17 @@ macro_rules! profiles {
     };
 }
 
-pub const PROFILES: &[Profile] =
-    profiles!["default", "strict", "node", "python", "filesystem", "memory", "everything", "time", "git"];
+pub const PROFILES: &[Profile] = profiles![
+    "default",
+    "strict",
+    "node",
+    "python",
+    "filesystem",
+    "memory",
+    "everything",
+    "time",
+    "git"
+];
 
 pub fn find(name: &str) -> Option<&'static Profile> {
     PROFILES.iter().find(|p| p.name == name)
@@ -85,7 +97,11 @@ mod tests {
             if let Err(e) = parse_policy(p.name, p.text) {
                 panic!("profile {} is invalid:\n{e}", p.name);
             }
-            assert!(!p.description().is_empty(), "profile {} has no description", p.name);
+            assert!(
+                !p.description().is_empty(),
+                "profile {} has no description",
+                p.name
+            );
         }
     }
 }

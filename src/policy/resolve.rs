@@ -11,7 +11,9 @@ use super::model::{ArgAccess, CommandRef, Enforce};
 use super::values::Val;
 use super::vars::{PathPattern, Vars};
 use super::PolicyError;
-use crate::sandbox::{EnvRules, FsRules, Layer, Limits, NetworkMode, NetworkRules, SandboxConfig, SyscallRules};
+use crate::sandbox::{
+    EnvRules, FsRules, Layer, Limits, NetworkMode, NetworkRules, SandboxConfig, SyscallRules,
+};
 
 /// The relay's limits from `[limits]`; `None` where no layer set one.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -51,16 +53,30 @@ pub struct ServerCommand {
 
 impl ServerCommand {
     pub fn new(command: &[OsString]) -> ServerCommand {
-        let argv: Vec<String> = command.iter().map(|a| a.to_string_lossy().into_owned()).collect();
-        let program = argv.first().and_then(|name| find_program(name)).and_then(|p| std::fs::canonicalize(p).ok());
+        let argv: Vec<String> = command
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let program = argv
+            .first()
+            .and_then(|name| find_program(name))
+            .and_then(|p| std::fs::canonicalize(p).ok());
         ServerCommand { argv, program }
     }
 
     /// `${SERVER_DIR}`: the directory of the server's script (the first argument that is an
     /// existing file, as in `node /srv/index.js`), else of its executable.
     pub fn server_dir(&self) -> Option<PathBuf> {
-        let script = self.argv.iter().skip(1).filter(|a| !a.starts_with('-')).map(Path::new).find(|p| p.is_file());
-        let file = script.and_then(|p| std::fs::canonicalize(p).ok()).or_else(|| self.program.clone())?;
+        let script = self
+            .argv
+            .iter()
+            .skip(1)
+            .filter(|a| !a.starts_with('-'))
+            .map(Path::new)
+            .find(|p| p.is_file());
+        let file = script
+            .and_then(|p| std::fs::canonicalize(p).ok())
+            .or_else(|| self.program.clone())?;
         file.parent().map(Path::to_owned)
     }
 
@@ -70,7 +86,13 @@ impl ServerCommand {
         self.argv
             .iter()
             .skip(1)
-            .filter_map(|a| if a.starts_with('-') { a.split_once('=').map(|(_, v)| v) } else { Some(a.as_str()) })
+            .filter_map(|a| {
+                if a.starts_with('-') {
+                    a.split_once('=').map(|(_, v)| v)
+                } else {
+                    Some(a.as_str())
+                }
+            })
             .map(|a| cwd.join(a))
             .filter(|p| p.is_dir())
             .filter_map(|p| std::fs::canonicalize(p).ok())
@@ -78,15 +100,30 @@ impl ServerCommand {
     }
 }
 
+/// Create `[filesystem] create` directories (mode 0700, parents as needed).
+pub fn create_dirs(dirs: &[PathBuf]) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    for dir in dirs {
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    }
+    Ok(())
+}
+
 fn find_program(name: &str) -> Option<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
-    let is_exec = |p: &Path| p.metadata().map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false);
+    let is_exec = |p: &Path| {
+        p.metadata()
+            .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            .unwrap_or(false)
+    };
     if name.contains('/') {
         let p = std::path::absolute(name).ok()?;
         return is_exec(&p).then_some(p);
     }
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|d| d.join(name)).find(|p| is_exec(p))
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| is_exec(p))
 }
 
 impl EffectivePolicy {
@@ -102,8 +139,12 @@ impl EffectivePolicy {
     /// Refuse a command that `[launch]` does not allow (deny first, then the allowlist).
     pub fn check_launch(&self, command: &ServerCommand, vars: &Vars) -> Result<(), PolicyError> {
         let launch = &self.policy.launch;
-        let Some(first) = command.argv.first() else { return Ok(()) };
-        let matches = |c: &Val<CommandRef>| command_matches(&c.value, first, command.program.as_deref(), vars);
+        let Some(first) = command.argv.first() else {
+            return Ok(());
+        };
+        let matches = |c: &Val<CommandRef>| {
+            command_matches(&c.value, first, command.program.as_deref(), vars)
+        };
         if let Some(d) = launch.deny.iter().find(|d| matches(d)) {
             return Err(PolicyError::LaunchRefused(format!(
                 "the policy refuses to launch `{first}`: [launch] deny has \"{}\" ({})",
@@ -114,9 +155,14 @@ impl EffectivePolicy {
         if launch.allow.is_empty() || launch.allow.iter().any(matches) {
             return Ok(());
         }
-        let allowed: Vec<String> =
-            launch.allow.iter().map(|a| format!("{} ({})", a.value.as_str(), a.origin_label())).collect();
-        let name = Path::new(first).file_name().map_or(first.clone(), |n| n.to_string_lossy().into_owned());
+        let allowed: Vec<String> = launch
+            .allow
+            .iter()
+            .map(|a| format!("{} ({})", a.value.as_str(), a.origin_label()))
+            .collect();
+        let name = Path::new(first)
+            .file_name()
+            .map_or(first.clone(), |n| n.to_string_lossy().into_owned());
         Err(PolicyError::LaunchRefused(format!(
             "the policy does not allow launching `{first}`{}; [launch] allow has: {}. To allow it, add \
              `allow = [\"{name}\"]` (or its absolute path) under [launch] in your policy file",
@@ -149,11 +195,25 @@ impl EffectivePolicy {
         };
         let access = f.arg_paths.as_ref().map_or(ArgAccess::None, |v| v.value);
         if let (Some(cmd), ArgAccess::Read | ArgAccess::Write) = (command, access) {
-            let label = f.arg_paths.as_ref().map_or_else(String::new, |v| format!("{}, a server argument", v.origin_label()));
-            let args = cmd.dir_args().into_iter().map(|d| (d, label.clone())).collect();
+            let label = f.arg_paths.as_ref().map_or_else(String::new, |v| {
+                format!("{}, a server argument", v.origin_label())
+            });
+            let args = cmd
+                .dir_args()
+                .into_iter()
+                .map(|d| (d, label.clone()))
+                .collect();
             let args = without_denied(args, &deny, "arg_paths", warnings);
-            let target = if access == ArgAccess::Write { &mut view.write } else { &mut view.read };
-            target.extend(args.into_iter().filter(|(p, _)| !target.iter().any(|(q, _)| q == p)).collect::<Vec<_>>());
+            let target = if access == ArgAccess::Write {
+                &mut view.write
+            } else {
+                &mut view.read
+            };
+            target.extend(
+                args.into_iter()
+                    .filter(|(p, _)| !target.iter().any(|(q, _)| q == p))
+                    .collect::<Vec<_>>(),
+            );
         }
         view.deny = deny;
         Ok(view)
@@ -161,7 +221,11 @@ impl EffectivePolicy {
 
     /// Resolve against `vars` (and the server command when known: `${SERVER_DIR}`,
     /// `arg_paths`, the launch check).
-    pub fn resolve(&self, vars: &Vars, command: Option<&ServerCommand>) -> Result<Resolved, PolicyError> {
+    pub fn resolve(
+        &self,
+        vars: &Vars,
+        command: Option<&ServerCommand>,
+    ) -> Result<Resolved, PolicyError> {
         let p = &self.policy;
         let vars = &vars.with_server_dir(command.and_then(ServerCommand::server_dir));
         let mut warnings = Vec::new();
@@ -173,9 +237,23 @@ impl EffectivePolicy {
         let strip = |v: Vec<(PathBuf, String)>| v.into_iter().map(|(p, _)| p).collect::<Vec<_>>();
         let create_dirs = strip(fs.create.clone());
 
-        let mode = p.network.mode.as_ref().map_or(NetworkMode::Off, |v| v.value);
-        let ports = |list: &[Val<u16>]| if mode == NetworkMode::Ports { list.iter().map(|v| v.value).collect() } else { vec![] };
-        let network = NetworkRules { mode, connect: ports(&p.network.connect), bind: ports(&p.network.bind) };
+        let mode = p
+            .network
+            .mode
+            .as_ref()
+            .map_or(NetworkMode::Off, |v| v.value);
+        let ports = |list: &[Val<u16>]| {
+            if mode == NetworkMode::Ports {
+                list.iter().map(|v| v.value).collect()
+            } else {
+                vec![]
+            }
+        };
+        let network = NetworkRules {
+            mode,
+            connect: ports(&p.network.connect),
+            bind: ports(&p.network.bind),
+        };
 
         let l = &p.limits;
         let limits = Limits {
@@ -188,19 +266,29 @@ impl EffectivePolicy {
             open_files: l.open_files.as_ref().and_then(|v| v.value.0),
         };
 
-        let mut env = EnvRules { pass: p.env.pass.iter().map(|v| v.value.0.clone()).collect(), ..EnvRules::default() };
+        let mut env = EnvRules {
+            pass: p.env.pass.iter().map(|v| v.value.0.clone()).collect(),
+            ..EnvRules::default()
+        };
         for (name, value) in &p.env.set {
             match value.value.expand(vars) {
                 Ok(v) => {
                     env.set.insert(name.clone(), v);
                 }
-                Err(var) => warnings.push(format!("[env.set] {name} dropped: `${{{var}}}` has no value here")),
+                Err(var) => warnings.push(format!(
+                    "[env.set] {name} dropped: `${{{var}}}` has no value here"
+                )),
             }
         }
 
         let syscall_deny: Vec<String> = p.syscalls.deny.iter().map(|v| v.value.0.clone()).collect();
-        let syscall_allow: Vec<String> =
-            p.syscalls.allow.iter().map(|v| v.value.0.clone()).filter(|s| !syscall_deny.contains(s)).collect();
+        let syscall_allow: Vec<String> = p
+            .syscalls
+            .allow
+            .iter()
+            .map(|v| v.value.0.clone())
+            .filter(|s| !syscall_deny.contains(s))
+            .collect();
         for s in &syscall_allow {
             warnings.push(format!(
                 "[syscalls] allow lets the server call `{s}`, which the default filter refuses for a reason; keep it only if the server needs it"
@@ -208,8 +296,17 @@ impl EffectivePolicy {
         }
 
         let mut require: BTreeSet<Layer> = p.require.iter().map(|v| v.value).collect();
-        if p.enforce.as_ref().is_some_and(|v| v.value == Enforce::Required) {
-            require.extend([Layer::Landlock, Layer::LandlockScope, Layer::Seccomp, Layer::Limits, Layer::Capabilities]);
+        if p.enforce
+            .as_ref()
+            .is_some_and(|v| v.value == Enforce::Required)
+        {
+            require.extend([
+                Layer::Landlock,
+                Layer::LandlockScope,
+                Layer::Seccomp,
+                Layer::Limits,
+                Layer::Capabilities,
+            ]);
             // Nothing to enforce on the network when it is open.
             if mode != NetworkMode::Open {
                 require.insert(Layer::LandlockNetwork);
@@ -218,17 +315,30 @@ impl EffectivePolicy {
 
         let mut write = fs.write;
         write.extend(fs.create);
-        let fs = FsRules { read: strip(fs.read), write: strip(write), exec: strip(fs.exec), deny: strip(fs.deny) };
+        let fs = FsRules {
+            read: strip(fs.read),
+            write: strip(write),
+            exec: strip(fs.exec),
+            deny: strip(fs.deny),
+        };
         let sandbox = SandboxConfig {
             fs,
             network,
             limits,
             env,
-            syscalls: SyscallRules { deny: syscall_deny, allow: syscall_allow },
+            syscalls: SyscallRules {
+                deny: syscall_deny,
+                allow: syscall_allow,
+            },
             require,
             disabled: false,
         };
-        Ok(Resolved { sandbox, relay: self.relay_limits(), create_dirs, warnings })
+        Ok(Resolved {
+            sandbox,
+            relay: self.relay_limits(),
+            create_dirs,
+            warnings,
+        })
     }
 }
 
@@ -257,9 +367,17 @@ fn expand_all(
                 }
             }
             Err(variable) if is_deny => {
-                let hint = if variable == "SERVER_DIR" { " (it is known once the server command is)" } else { "" };
+                let hint = if variable == "SERVER_DIR" {
+                    " (it is known once the server command is)"
+                } else {
+                    ""
+                };
                 return Err(PolicyError::Unresolved {
-                    pattern: format!("deny \"{}\" ({})", entry.value.as_str(), entry.origin_label()),
+                    pattern: format!(
+                        "deny \"{}\" ({})",
+                        entry.value.as_str(),
+                        entry.origin_label()
+                    ),
                     variable,
                     hint: hint.into(),
                 });
@@ -283,17 +401,19 @@ fn without_denied(
 ) -> Vec<(PathBuf, String)> {
     paths
         .into_iter()
-        .filter(|(path, origin)| match deny.iter().find(|(d, _)| path.starts_with(d)) {
-            Some((d, deny_origin)) => {
-                warnings.push(format!(
-                    "{what} \"{}\" ({origin}) is denied by \"{}\" ({deny_origin}); deny wins",
-                    path.display(),
-                    d.display()
-                ));
-                false
-            }
-            None => true,
-        })
+        .filter(
+            |(path, origin)| match deny.iter().find(|(d, _)| path.starts_with(d)) {
+                Some((d, deny_origin)) => {
+                    warnings.push(format!(
+                        "{what} \"{}\" ({origin}) is denied by \"{}\" ({deny_origin}); deny wins",
+                        path.display(),
+                        d.display()
+                    ));
+                    false
+                }
+                None => true,
+            },
+        )
         .collect()
 }
 
@@ -302,7 +422,8 @@ fn command_matches(rule: &CommandRef, argv0: &str, program: Option<&Path>, vars:
     let file_name = |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned());
     match rule {
         CommandRef::Name(name) => {
-            file_name(Path::new(argv0)).as_deref() == Some(name) || program.and_then(file_name).as_deref() == Some(name)
+            file_name(Path::new(argv0)).as_deref() == Some(name)
+                || program.and_then(file_name).as_deref() == Some(name)
         }
         CommandRef::Path(pattern) => {
             let Some(program) = program else { return false };
@@ -324,7 +445,12 @@ mod tests {
             layers
                 .iter()
                 .enumerate()
-                .map(|(i, t)| (Origin::Profile(format!("p{i}")), parse_policy("t", t).unwrap()))
+                .map(|(i, t)| {
+                    (
+                        Origin::Profile(format!("p{i}")),
+                        parse_policy("t", t).unwrap(),
+                    )
+                })
                 .collect(),
         )
     }
@@ -334,7 +460,10 @@ mod tests {
     }
 
     fn cmd(argv: &[&str]) -> ServerCommand {
-        ServerCommand { argv: argv.iter().map(|s| s.to_string()).collect(), program: None }
+        ServerCommand {
+            argv: argv.iter().map(|s| s.to_string()).collect(),
+            program: None,
+        }
     }
 
     #[test]
@@ -354,9 +483,17 @@ mod tests {
     fn resolve_required_enforce_requires_all_layers() {
         let eff = effective(&["version = 1\nenforce = \"required\""]);
         let r = eff.resolve(&vars(), None).unwrap();
-        assert!(r.sandbox.require.contains(&Layer::Seccomp) && r.sandbox.require.contains(&Layer::LandlockNetwork));
+        assert!(
+            r.sandbox.require.contains(&Layer::Seccomp)
+                && r.sandbox.require.contains(&Layer::LandlockNetwork)
+        );
         let eff = effective(&["version = 1\nenforce = \"required\"\n[network]\nmode = \"open\""]);
-        assert!(!eff.resolve(&vars(), None).unwrap().sandbox.require.contains(&Layer::LandlockNetwork));
+        assert!(!eff
+            .resolve(&vars(), None)
+            .unwrap()
+            .sandbox
+            .require
+            .contains(&Layer::LandlockNetwork));
     }
 
     #[test]
@@ -375,11 +512,21 @@ mod tests {
     #[test]
     fn resolve_launch_allowlist_refuses_other_commands() {
         let eff = effective(&["version = 1\n[launch]\nallow = [\"npx\", \"node\"]"]);
-        assert!(eff.resolve(&vars(), Some(&cmd(&["npx", "-y", "x"]))).is_ok());
-        let err = eff.resolve(&vars(), Some(&cmd(&["curl", "http://x"]))).unwrap_err().to_string();
-        assert!(err.contains("does not allow launching `curl`") && err.contains("allow = [\"curl\"]"), "{err}");
+        assert!(eff
+            .resolve(&vars(), Some(&cmd(&["npx", "-y", "x"])))
+            .is_ok());
+        let err = eff
+            .resolve(&vars(), Some(&cmd(&["curl", "http://x"])))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("does not allow launching `curl`") && err.contains("allow = [\"curl\"]"),
+            "{err}"
+        );
         let eff = effective(&["version = 1\n[launch]\ndeny = [\"curl\"]"]);
-        assert!(eff.resolve(&vars(), Some(&cmd(&["/usr/bin/curl"]))).is_err());
+        assert!(eff
+            .resolve(&vars(), Some(&cmd(&["/usr/bin/curl"])))
+            .is_err());
     }
 
     #[test]
@@ -388,8 +535,14 @@ mod tests {
         let r = eff.resolve(&vars(), None).unwrap();
         assert!(r.sandbox.fs.read.is_empty() && r.warnings[0].contains("SERVER_DIR"));
         let eff = effective(&["version = 1\n[filesystem]\ndeny = [\"${SERVER_DIR}/secret\"]"]);
-        assert!(eff.resolve(&vars(), None).is_ok(), "`policy show` without a command still works");
-        assert!(eff.resolve(&vars(), Some(&cmd(&["x"]))).is_err(), "`run` refuses an unresolvable deny");
+        assert!(
+            eff.resolve(&vars(), None).is_ok(),
+            "`policy show` without a command still works"
+        );
+        assert!(
+            eff.resolve(&vars(), Some(&cmd(&["x"]))).is_err(),
+            "`run` refuses an unresolvable deny"
+        );
     }
 
     #[test]
@@ -408,7 +561,11 @@ mod tests {
             "version = 1\n[network]\nconnect = [443]\n[syscalls]\nallow = [\"ptrace\"]",
         ]);
         let r = eff.resolve(&vars(), None).unwrap();
-        assert_eq!(r.sandbox.network.mode, NetworkMode::Ports, "ports imply mode = \"ports\"");
+        assert_eq!(
+            r.sandbox.network.mode,
+            NetworkMode::Ports,
+            "ports imply mode = \"ports\""
+        );
         assert_eq!(r.sandbox.network.connect, vec![443]);
         assert!(r.warnings.iter().any(|w| w.contains("`ptrace`")));
     }

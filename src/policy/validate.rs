@@ -15,10 +15,12 @@ pub const VERSION: i64 = 1;
 /// Every problem in `policy` (parsed from `text`, shown as `file`).
 pub fn validate(file: &str, text: &str, policy: &Policy) -> Vec<Diagnostic> {
     let mut out = Vec::new();
-    let at = |span: &Option<Range<usize>>, msg: String| Diagnostic::at(file, text, span.clone(), msg);
+    let at =
+        |span: &Option<Range<usize>>, msg: String| Diagnostic::at(file, text, span.clone(), msg);
     match &policy.version {
         None => out.push(
-            at(&Some(0..0), "missing `version`".into()).with_help(format!("add `version = {VERSION}` as the first line")),
+            at(&Some(0..0), "missing `version`".into())
+                .with_help(format!("add `version = {VERSION}` as the first line")),
         ),
         Some(v) if v.value != VERSION => out.push(
             at(&v.span, format!("unsupported policy version {}", v.value))
@@ -28,7 +30,12 @@ pub fn validate(file: &str, text: &str, policy: &Policy) -> Vec<Diagnostic> {
     }
 
     let fs = &policy.filesystem;
-    for (list, name) in [(&fs.read, "read"), (&fs.write, "write"), (&fs.exec, "exec"), (&fs.create, "create")] {
+    for (list, name) in [
+        (&fs.read, "read"),
+        (&fs.write, "write"),
+        (&fs.exec, "exec"),
+        (&fs.create, "create"),
+    ] {
         for allowed in list {
             if let Some(deny) = fs.deny.iter().find(|d| is_within(&allowed.value, &d.value)) {
                 out.push(
@@ -49,14 +56,24 @@ pub fn validate(file: &str, text: &str, policy: &Policy) -> Vec<Diagnostic> {
     for (ports, name) in [(&net.connect, "connect"), (&net.bind, "bind")] {
         for port in ports {
             if port.value == 0 {
-                out.push(at(&port.span, "port 0 is not a port".into()).with_help("write a TCP port from 1 to 65535"));
+                out.push(
+                    at(&port.span, "port 0 is not a port".into())
+                        .with_help("write a TCP port from 1 to 65535"),
+                );
             }
         }
-        if let (Some(first), Some(m @ (NetworkMode::Off | NetworkMode::Open))) = (ports.first(), mode) {
+        if let (Some(first), Some(m @ (NetworkMode::Off | NetworkMode::Open))) =
+            (ports.first(), mode)
+        {
             let word = if m == NetworkMode::Off { "off" } else { "open" };
             out.push(
-                at(&first.span, format!("`{name}` ports have no effect with `mode = \"{word}\"`"))
-                    .with_help("write `mode = \"ports\"` to allow only the listed ports, or remove the list"),
+                at(
+                    &first.span,
+                    format!("`{name}` ports have no effect with `mode = \"{word}\"`"),
+                )
+                .with_help(
+                    "write `mode = \"ports\"` to allow only the listed ports, or remove the list",
+                ),
             );
         }
     }
@@ -67,19 +84,54 @@ pub fn validate(file: &str, text: &str, policy: &Policy) -> Vec<Diagnostic> {
         }
     }
 
-    let both_lists = |out: &mut Vec<Diagnostic>, section, found: Vec<(String, &Option<Range<usize>>, &Option<Range<usize>>)>| {
-        for (name, allow_span, deny_span) in found {
-            out.push(
-                at(allow_span, format!("`{name}` is both allowed and denied in [{section}]"))
-                    .with_help(format!("the deny (line {}) wins, so remove it from `allow`", line_of(text, deny_span))),
-            );
-        }
-    };
-    both_lists(&mut out, "syscalls", overlap(&policy.syscalls.allow, &policy.syscalls.deny, |s| s.0.clone()));
-    both_lists(&mut out, "launch", overlap(&policy.launch.allow, &policy.launch.deny, |c| c.as_str().to_owned()));
-    both_lists(&mut out, "tools", overlap(&policy.tools.allow, &policy.tools.deny, |g| g.0.clone()));
-    both_lists(&mut out, "prompts", overlap(&policy.prompts.allow, &policy.prompts.deny, |g| g.0.clone()));
-    both_lists(&mut out, "resources", overlap(&policy.resources.allow, &policy.resources.deny, |g| g.0.clone()));
+    let both_lists =
+        |out: &mut Vec<Diagnostic>,
+         section,
+         found: Vec<(String, &Option<Range<usize>>, &Option<Range<usize>>)>| {
+            for (name, allow_span, deny_span) in found {
+                out.push(
+                    at(
+                        allow_span,
+                        format!("`{name}` is both allowed and denied in [{section}]"),
+                    )
+                    .with_help(format!(
+                        "the deny (line {}) wins, so remove it from `allow`",
+                        line_of(text, deny_span)
+                    )),
+                );
+            }
+        };
+    both_lists(
+        &mut out,
+        "syscalls",
+        overlap(&policy.syscalls.allow, &policy.syscalls.deny, |s| {
+            s.0.clone()
+        }),
+    );
+    both_lists(
+        &mut out,
+        "launch",
+        overlap(&policy.launch.allow, &policy.launch.deny, |c| {
+            c.as_str().to_owned()
+        }),
+    );
+    both_lists(
+        &mut out,
+        "tools",
+        overlap(&policy.tools.allow, &policy.tools.deny, |g| g.0.clone()),
+    );
+    both_lists(
+        &mut out,
+        "prompts",
+        overlap(&policy.prompts.allow, &policy.prompts.deny, |g| g.0.clone()),
+    );
+    both_lists(
+        &mut out,
+        "resources",
+        overlap(&policy.resources.allow, &policy.resources.deny, |g| {
+            g.0.clone()
+        }),
+    );
 
     for (kind, items) in [("tools", &policy.tools), ("prompts", &policy.prompts)] {
         for (item, rules) in &items.arguments {
@@ -105,17 +157,28 @@ fn overlap<'a, T>(
 ) -> Vec<(String, &'a Option<Range<usize>>, &'a Option<Range<usize>>)> {
     allow
         .iter()
-        .filter_map(|a| deny.iter().find(|d| text(&d.value) == text(&a.value)).map(|d| (text(&a.value), &a.span, &d.span)))
+        .filter_map(|a| {
+            deny.iter()
+                .find(|d| text(&d.value) == text(&a.value))
+                .map(|d| (text(&a.value), &a.span, &d.span))
+        })
         .collect()
 }
 
 /// Whether `path` is `outer` or below it, comparing the patterns as written.
 pub fn is_within(path: &PathPattern, outer: &PathPattern) -> bool {
-    let (p, o) = (path.as_str().trim_end_matches('/'), outer.as_str().trim_end_matches('/'));
+    let (p, o) = (
+        path.as_str().trim_end_matches('/'),
+        outer.as_str().trim_end_matches('/'),
+    );
     p == o || (p.starts_with(o) && p[o.len()..].starts_with('/')) || o.is_empty()
 }
 
 fn line_of(text: &str, span: &Option<Range<usize>>) -> usize {
     let pos = span.as_ref().map_or(0, |s| s.start).min(text.len());
-    text.as_bytes()[..pos].iter().filter(|b| **b == b'\n').count() + 1
+    text.as_bytes()[..pos]
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count()
+        + 1
 }

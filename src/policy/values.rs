@@ -23,12 +23,19 @@ pub struct Val<T> {
 impl<T> Val<T> {
     /// A value that comes from no file (built in code, or a CLI flag).
     pub fn new(value: T, origin: Option<Origin>) -> Self {
-        Val { value, span: None, origin }
+        Val {
+            value,
+            span: None,
+            origin,
+        }
     }
 
     /// The layer that set this value, for annotations.
     pub fn origin_label(&self) -> String {
-        self.origin.as_ref().map(Origin::to_string).unwrap_or_else(|| "built-in".into())
+        self.origin
+            .as_ref()
+            .map(Origin::to_string)
+            .unwrap_or_else(|| "built-in".into())
     }
 }
 
@@ -42,7 +49,11 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Val<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let spanned = toml::Spanned::<T>::deserialize(d)?;
         let span = spanned.span();
-        Ok(Val { value: spanned.into_inner(), span: Some(span), origin: None })
+        Ok(Val {
+            value: spanned.into_inner(),
+            span: Some(span),
+            origin: None,
+        })
     }
 }
 
@@ -64,7 +75,9 @@ impl Visitor<'_> for ScalarVisitor {
         Ok(Scalar::Int(v))
     }
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<Scalar, E> {
-        i64::try_from(v).map(Scalar::Int).map_err(|_| E::custom(format!("{v} is too large")))
+        i64::try_from(v)
+            .map(Scalar::Int)
+            .map_err(|_| E::custom(format!("{v} is too large")))
     }
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Scalar, E> {
         Ok(Scalar::Float(v))
@@ -93,7 +106,10 @@ pub struct Size {
 impl Size {
     pub fn parse(text: &str) -> Result<Size, String> {
         if is_unlimited(text) {
-            return Ok(Size { bytes: None, text: text.into() });
+            return Ok(Size {
+                bytes: None,
+                text: text.into(),
+            });
         }
         text.parse::<bytesize::ByteSize>()
             .map(|b| Size { bytes: Some(b.as_u64()), text: text.into() })
@@ -104,9 +120,14 @@ impl Size {
 impl<'de> Deserialize<'de> for Size {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         match scalar(d, "a size such as \"512MiB\"")? {
-            Scalar::Int(n) if n >= 0 => Ok(Size { bytes: Some(n as u64), text: n.to_string() }),
+            Scalar::Int(n) if n >= 0 => Ok(Size {
+                bytes: Some(n as u64),
+                text: n.to_string(),
+            }),
             Scalar::Str(s) => Size::parse(&s).map_err(de::Error::custom),
-            _ => Err(de::Error::custom("expected a size; write e.g. \"512MiB\", \"2GiB\", 4096 or \"unlimited\"")),
+            _ => Err(de::Error::custom(
+                "expected a size; write e.g. \"512MiB\", \"2GiB\", 4096 or \"unlimited\"",
+            )),
         }
     }
 }
@@ -121,7 +142,10 @@ pub struct DurationText {
 impl DurationText {
     pub fn parse(text: &str) -> Result<DurationText, String> {
         if is_unlimited(text) {
-            return Ok(DurationText { duration: None, text: text.into() });
+            return Ok(DurationText {
+                duration: None,
+                text: text.into(),
+            });
         }
         humantime::parse_duration(text)
             .map(|d| DurationText { duration: Some(d), text: text.into() })
@@ -133,8 +157,12 @@ impl<'de> Deserialize<'de> for DurationText {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         match scalar(d, "a duration such as \"30s\"")? {
             Scalar::Str(s) => DurationText::parse(&s).map_err(de::Error::custom),
-            Scalar::Int(n) => Err(de::Error::custom(format!("a bare number has no unit; write \"{n}s\" (or ms, m, h)"))),
-            Scalar::Float(_) => Err(de::Error::custom("expected a duration; write e.g. \"30s\", \"5m\" or \"unlimited\"")),
+            Scalar::Int(n) => Err(de::Error::custom(format!(
+                "a bare number has no unit; write \"{n}s\" (or ms, m, h)"
+            ))),
+            Scalar::Float(_) => Err(de::Error::custom(
+                "expected a duration; write e.g. \"30s\", \"5m\" or \"unlimited\"",
+            )),
         }
     }
 }
@@ -148,7 +176,9 @@ impl<'de> Deserialize<'de> for Count {
         match scalar(d, "a positive integer or \"unlimited\"")? {
             Scalar::Int(n) if n > 0 => Ok(Count(Some(n as u64))),
             Scalar::Str(s) if is_unlimited(&s) => Ok(Count(None)),
-            _ => Err(de::Error::custom("expected a positive integer or \"unlimited\"; write e.g. 256")),
+            _ => Err(de::Error::custom(
+                "expected a positive integer or \"unlimited\"; write e.g. 256",
+            )),
         }
     }
 }
@@ -164,7 +194,9 @@ impl Cpus {
         }
         match text.parse::<f64>() {
             Ok(v) if v > 0.0 && v.is_finite() => Ok(Cpus(Some(v))),
-            _ => Err(format!("`{text}` is not a number of cores; write e.g. 1, 0.5 or 2.5")),
+            _ => Err(format!(
+                "`{text}` is not a number of cores; write e.g. 1, 0.5 or 2.5"
+            )),
         }
     }
 }
@@ -175,7 +207,9 @@ impl<'de> Deserialize<'de> for Cpus {
             Scalar::Int(n) if n > 0 => Ok(Cpus(Some(n as f64))),
             Scalar::Float(v) if v > 0.0 && v.is_finite() => Ok(Cpus(Some(v))),
             Scalar::Str(s) => Cpus::parse(&s).map_err(de::Error::custom),
-            _ => Err(de::Error::custom("expected a positive number of cores; write e.g. 1, 0.5 or 2.5")),
+            _ => Err(de::Error::custom(
+                "expected a positive number of cores; write e.g. 1, 0.5 or 2.5",
+            )),
         }
     }
 }
@@ -189,16 +223,25 @@ pub struct RateLimit {
 
 impl RateLimit {
     pub fn parse(text: &str) -> Result<RateLimit, String> {
-        let bad = || format!("`{text}` is not a rate; write e.g. \"10/s\", \"100/min\" or \"1000/h\"");
+        let bad =
+            || format!("`{text}` is not a rate; write e.g. \"10/s\", \"100/min\" or \"1000/h\"");
         let (count, unit) = text.split_once('/').ok_or_else(bad)?;
-        let count: u32 = count.trim().parse().ok().filter(|c| *c > 0).ok_or_else(bad)?;
+        let count: u32 = count
+            .trim()
+            .parse()
+            .ok()
+            .filter(|c| *c > 0)
+            .ok_or_else(bad)?;
         let secs = match unit.trim() {
             "s" | "sec" | "second" => 1,
             "m" | "min" | "minute" => 60,
             "h" | "hour" => 3600,
             _ => return Err(bad()),
         };
-        Ok(RateLimit { count, per: Duration::from_secs(secs) })
+        Ok(RateLimit {
+            count,
+            per: Duration::from_secs(secs),
+        })
     }
 }
 
@@ -228,11 +271,18 @@ impl<'de> Deserialize<'de> for NameGlob {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
         if s.is_empty() {
-            return Err(de::Error::custom("an empty name matches nothing; write a name or a glob such as \"read_*\""));
+            return Err(de::Error::custom(
+                "an empty name matches nothing; write a name or a glob such as \"read_*\"",
+            ));
         }
         globset::Glob::new(&s)
             .map(|_| NameGlob(s.clone()))
-            .map_err(|e| de::Error::custom(format!("bad glob `{s}`: {}; escape a literal `*`, `?`, `[` or `{{` as `[*]`", glob_kind(&e))))
+            .map_err(|e| {
+                de::Error::custom(format!(
+                    "bad glob `{s}`: {}; escape a literal `*`, `?`, `[` or `{{` as `[*]`",
+                    glob_kind(&e)
+                ))
+            })
     }
 }
 
@@ -251,8 +301,14 @@ impl<'de> Deserialize<'de> for UriPattern {
         }
         let scheme_end = s.find("://").unwrap_or(0);
         if s[..scheme_end].chars().any(|c| c.is_ascii_uppercase()) {
-            let fixed = format!("{}{}", s[..scheme_end].to_ascii_lowercase(), &s[scheme_end..]);
-            return Err(de::Error::custom(format!("URI schemes are matched in lower case; write \"{fixed}\"")));
+            let fixed = format!(
+                "{}{}",
+                s[..scheme_end].to_ascii_lowercase(),
+                &s[scheme_end..]
+            );
+            return Err(de::Error::custom(format!(
+                "URI schemes are matched in lower case; write \"{fixed}\""
+            )));
         }
         globset::Glob::new(&s)
             .map(|_| UriPattern(s.clone()))
@@ -282,7 +338,9 @@ pub struct EnvName(pub String);
 impl EnvName {
     pub fn parse(s: &str) -> Result<EnvName, String> {
         let mut chars = s.chars();
-        let ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        let ok = chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
             && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
         if ok {
             Ok(EnvName(s.into()))
@@ -305,7 +363,9 @@ pub struct SyscallName(pub String);
 impl<'de> Deserialize<'de> for SyscallName {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        let ok = !s.is_empty() && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        let ok = !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
         if ok {
             Ok(SyscallName(s))
         } else {

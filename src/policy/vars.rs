@@ -40,15 +40,23 @@ impl PathPattern {
         if !text.starts_with('/') && !text.starts_with("${") {
             let hint = match text.strip_prefix("~/") {
                 Some(rest) => format!("\"${{HOME}}/{rest}\""),
-                None => format!("\"${{CWD}}/{}\" or an absolute path", text.trim_start_matches("./")),
+                None => format!(
+                    "\"${{CWD}}/{}\" or an absolute path",
+                    text.trim_start_matches("./")
+                ),
             };
-            return Err(format!("`{text}` is relative; policy paths must be absolute: write {hint}"));
+            return Err(format!(
+                "`{text}` is relative; policy paths must be absolute: write {hint}"
+            ));
         }
         if skeleton.split('/').any(|c| c == "..") {
-            return Err(format!("`{text}` contains `..`; write the path it leads to"));
+            return Err(format!(
+                "`{text}` contains `..`; write the path it leads to"
+            ));
         }
         if has_glob(&skeleton) {
-            globset::Glob::new(&skeleton).map_err(|e| format!("bad glob `{text}`: {}", e.kind()))?;
+            globset::Glob::new(&skeleton)
+                .map_err(|e| format!("bad glob `{text}`: {}", e.kind()))?;
         }
         Ok(PathPattern(text.to_owned()))
     }
@@ -59,7 +67,9 @@ impl PathPattern {
             return PathPattern::parse(text);
         }
         let joined = cwd.join(text);
-        let joined = joined.to_str().ok_or_else(|| format!("`{text}`: the path is not valid UTF-8"))?;
+        let joined = joined
+            .to_str()
+            .ok_or_else(|| format!("`{text}`: the path is not valid UTF-8"))?;
         PathPattern::parse(joined)
     }
 
@@ -73,7 +83,9 @@ impl PathPattern {
 
     /// Substitute the variables. `Err` names a variable that has no value here.
     pub fn expand_text(&self, vars: &Vars) -> Result<String, String> {
-        let (text, missing) = substitute(&self.0, |name| vars.get(name).map(|p| p.to_string_lossy().into_owned()))?;
+        let (text, missing) = substitute(&self.0, |name| {
+            vars.get(name).map(|p| p.to_string_lossy().into_owned())
+        })?;
         match missing {
             Some(name) => Err(name),
             None => Ok(normalize(&text)),
@@ -101,11 +113,17 @@ pub struct Template {
 impl Template {
     pub fn parse(text: &str) -> Result<Template, String> {
         substitute(text, |_| Some(String::new()))?;
-        Ok(Template { text: text.to_owned(), literal: false })
+        Ok(Template {
+            text: text.to_owned(),
+            literal: false,
+        })
     }
 
     pub fn literal(text: &str) -> Template {
-        Template { text: text.to_owned(), literal: true }
+        Template {
+            text: text.to_owned(),
+            literal: true,
+        }
     }
 
     pub fn as_str(&self) -> &str {
@@ -116,7 +134,9 @@ impl Template {
         if self.literal {
             return Ok(self.text.clone());
         }
-        let (text, missing) = substitute(&self.text, |name| vars.get(name).map(|p| p.to_string_lossy().into_owned()))?;
+        let (text, missing) = substitute(&self.text, |name| {
+            vars.get(name).map(|p| p.to_string_lossy().into_owned())
+        })?;
         missing.map_or(Ok(text), Err)
     }
 }
@@ -141,7 +161,12 @@ impl Vars {
     /// The user's directories from the environment; XDG ones default per the XDG spec.
     /// `server_dir` is known only once the server command is.
     pub fn from_env(server_dir: Option<PathBuf>) -> Vars {
-        let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from).filter(|p| p.is_absolute());
+        let env = |k: &str| {
+            std::env::var_os(k)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+                .filter(|p| p.is_absolute())
+        };
         let mut vars = BTreeMap::new();
         let home = env("HOME");
         if let Some(home) = &home {
@@ -150,7 +175,10 @@ impl Vars {
         if let Ok(cwd) = std::env::current_dir() {
             vars.insert("CWD", cwd);
         }
-        vars.insert("TMPDIR", env("TMPDIR").unwrap_or_else(|| PathBuf::from("/tmp")));
+        vars.insert(
+            "TMPDIR",
+            env("TMPDIR").unwrap_or_else(|| PathBuf::from("/tmp")),
+        );
         for (name, default) in [
             ("XDG_CACHE_HOME", ".cache"),
             ("XDG_CONFIG_HOME", ".config"),
@@ -188,7 +216,10 @@ impl Vars {
 
 /// Replace each `${NAME}` with `value(NAME)`. Unknown names and malformed references are errors;
 /// a known name without a value is returned as the second element (first one only).
-fn substitute(text: &str, value: impl Fn(&str) -> Option<String>) -> Result<(String, Option<String>), String> {
+fn substitute(
+    text: &str,
+    value: impl Fn(&str) -> Option<String>,
+) -> Result<(String, Option<String>), String> {
     let mut out = String::with_capacity(text.len());
     let mut missing = None;
     let mut rest = text;
@@ -196,17 +227,33 @@ fn substitute(text: &str, value: impl Fn(&str) -> Option<String>) -> Result<(Str
         out.push_str(&rest[..pos]);
         let after = &rest[pos + 1..];
         let Some(body) = after.strip_prefix('{') else {
-            let name: String = after.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
-            return Err(format!("`${name}` in `{text}`: write variables with braces, `${{{name}}}`"));
+            let name: String = after
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            return Err(format!(
+                "`${name}` in `{text}`: write variables with braces, `${{{name}}}`"
+            ));
         };
-        let end = body.find('}').ok_or_else(|| format!("`${{` without a closing `}}` in `{text}`"))?;
+        let end = body
+            .find('}')
+            .ok_or_else(|| format!("`${{` without a closing `}}` in `{text}`"))?;
         let name = &body[..end];
         if !VARIABLES.contains(&name) {
             let hint = match closest(name, VARIABLES.iter().copied()) {
                 Some(c) => format!("did you mean `${{{c}}}`?"),
-                None => format!("known variables: {}", VARIABLES.iter().map(|v| format!("${{{v}}}")).collect::<Vec<_>>().join(", ")),
+                None => format!(
+                    "known variables: {}",
+                    VARIABLES
+                        .iter()
+                        .map(|v| format!("${{{v}}}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
             };
-            return Err(format!("unknown variable `${{{name}}}` in `{text}`; {hint}"));
+            return Err(format!(
+                "unknown variable `${{{name}}}` in `{text}`; {hint}"
+            ));
         }
         match value(name) {
             Some(v) => out.push_str(&v),
@@ -239,14 +286,28 @@ fn normalize(text: &str) -> String {
 
 /// Existing paths that match an absolute glob, walking only below its literal prefix.
 fn glob_existing(pattern: &str) -> Vec<PathBuf> {
-    let Ok(glob) = globset::GlobBuilder::new(pattern).literal_separator(true).build() else {
+    let Ok(glob) = globset::GlobBuilder::new(pattern)
+        .literal_separator(true)
+        .build()
+    else {
         return Vec::new();
     };
     let matcher = glob.compile_matcher();
     let parts: Vec<&str> = pattern.split('/').collect();
-    let first_glob = parts.iter().position(|p| has_glob(p)).unwrap_or(parts.len());
-    let base = PathBuf::from(if first_glob <= 1 { "/".to_owned() } else { parts[..first_glob].join("/") });
-    let depth = if pattern.contains("**") { GLOB_MAX_DEPTH } else { parts.len() - first_glob };
+    let first_glob = parts
+        .iter()
+        .position(|p| has_glob(p))
+        .unwrap_or(parts.len());
+    let base = PathBuf::from(if first_glob <= 1 {
+        "/".to_owned()
+    } else {
+        parts[..first_glob].join("/")
+    });
+    let depth = if pattern.contains("**") {
+        GLOB_MAX_DEPTH
+    } else {
+        parts.len() - first_glob
+    };
     let mut found = Vec::new();
     walk(&base, depth, &mut |p| {
         if matcher.is_match(p) {
@@ -287,13 +348,20 @@ mod tests {
     use super::*;
 
     fn vars() -> Vars {
-        Vars::from_pairs(&[("HOME", "/home/u"), ("CWD", "/work/p"), ("XDG_CACHE_HOME", "/home/u/.cache")])
+        Vars::from_pairs(&[
+            ("HOME", "/home/u"),
+            ("CWD", "/work/p"),
+            ("XDG_CACHE_HOME", "/home/u/.cache"),
+        ])
     }
 
     #[test]
     fn path_pattern_expands_variables() {
         let p = PathPattern::parse("${HOME}/.npm/").unwrap();
-        assert_eq!(p.expand(&vars()).unwrap(), vec![PathBuf::from("/home/u/.npm")]);
+        assert_eq!(
+            p.expand(&vars()).unwrap(),
+            vec![PathBuf::from("/home/u/.npm")]
+        );
         let p = PathPattern::parse("${XDG_CACHE_HOME}//uv").unwrap();
         assert_eq!(p.expand_text(&vars()).unwrap(), "/home/u/.cache/uv");
     }
@@ -307,7 +375,10 @@ mod tests {
     #[test]
     fn path_pattern_refuses_unknown_variable_with_suggestion() {
         let e = PathPattern::parse("${HOEM}/x").unwrap_err();
-        assert!(e.contains("unknown variable `${HOEM}`") && e.contains("did you mean `${HOME}`?"), "{e}");
+        assert!(
+            e.contains("unknown variable `${HOEM}`") && e.contains("did you mean `${HOME}`?"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -321,9 +392,15 @@ mod tests {
 
     #[test]
     fn path_pattern_refuses_bad_glob_and_unbraced_variable() {
-        assert!(PathPattern::parse("/a/[b").unwrap_err().contains("bad glob"));
-        assert!(PathPattern::parse("$HOME/x").unwrap_err().contains("`${HOME}`"));
-        assert!(PathPattern::parse("${HOME/x").unwrap_err().contains("closing"));
+        assert!(PathPattern::parse("/a/[b")
+            .unwrap_err()
+            .contains("bad glob"));
+        assert!(PathPattern::parse("$HOME/x")
+            .unwrap_err()
+            .contains("`${HOME}`"));
+        assert!(PathPattern::parse("${HOME/x")
+            .unwrap_err()
+            .contains("closing"));
     }
 
     #[test]
@@ -335,7 +412,10 @@ mod tests {
         let root = dir.path().to_str().unwrap();
         let p = PathPattern::parse(&format!("{root}/v*/bin")).unwrap();
         let got = p.expand(&Vars::default()).unwrap();
-        assert_eq!(got, vec![dir.path().join("v18/bin"), dir.path().join("v20/bin")]);
+        assert_eq!(
+            got,
+            vec![dir.path().join("v18/bin"), dir.path().join("v20/bin")]
+        );
         let p = PathPattern::parse(&format!("{root}/**/bin")).unwrap();
         assert_eq!(p.expand(&Vars::default()).unwrap().len(), 2);
     }
