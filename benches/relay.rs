@@ -1,1 +1,385 @@
-fn main() {}
+//! Relay benchmark: the cost of putting `mcp-guard run` between a host and a fast server.
+//!
+//! Run it with release binaries of the whole workspace (the bench needs `echo-server` from the
+//! testkit, which `cargo bench` does not build):
+//!
+//! ```text
+//! cargo build --release --workspace && cargo bench --bench relay            # full run
+//! cargo build --release --workspace && cargo bench --bench relay -- --quick # ~10x fewer messages
+//! ```
+//!
+//! (`scripts/bench-relay [--quick]` does both.) For each message size it measures, against
+//! (a) `echo-server` directly and (b) `mcp-guard run --allow-unsandboxed -- echo-server`:
+//! - throughput: N `tools/call` lines pipelined (a writer thread keeps the pipe full while the
+//!   reader drains the answers), in MB/s of request bytes and messages per second;
+//! - latency: ping-pong round trips (write one request, wait for its answer), p50 and p99;
+//!
+//! and the start-up overhead: spawn to first `initialize` answer, median of many starts.
+//! Ratios are guarded/direct. Options: `--quick`, `--only-1k` (skip the big sizes).
+
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const KIB: usize = 1 << 10;
+const MIB: usize = 1 << 20;
+
+struct Config {
+    quick: bool,
+    only_small: bool,
+}
+
+#[derive(Clone, Copy)]
+struct SizeCase {
+    bytes: usize,
+    pipelined: usize,
+    round_trips: usize,
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let config = Config {
+        quick: args.iter().any(|a| a == "--quick"),
+        only_small: args.iter().any(|a| a == "--only-1k"),
+    };
+    // `cargo bench` passes `--bench`; ignore what we do not know.
+    let bins = Binaries::locate();
+    let scale = if config.quick { 10 } else { 1 };
+    let mut cases = vec![SizeCase {
+        bytes: KIB,
+        pipelined: 100_000 / scale,
+        round_trips: 10_000 / scale,
+    }];
+    if !config.only_small {
+        cases.extend([
+            SizeCase {
+                bytes: 64 * KIB,
+                pipelined: 10_000 / scale,
+                round_trips: 2_000 / scale,
+            },
+            SizeCase {
+                bytes: MIB,
+                pipelined: 500 / scale,
+                round_trips: 200 / scale,
+            },
+            SizeCase {
+                bytes: 8 * MIB,
+                pipelined: (60 / scale).max(4),
+                round_trips: (30 / scale).max(4),
+            },
+        ]);
+    }
+
+    println!(
+        "mcp-guard relay benchmark ({} run)",
+        if config.quick { "quick" } else { "full" }
+    );
+    println!("  direct : {}", bins.echo.display());
+    println!(
+        "  guarded: {} run --allow-unsandboxed -- echo-server",
+        bins.guard.display()
+    );
+    println!();
+    println!(
+        "{:>7} {:>8} | {:>7} {:>9} {:>10} | {:>6} {:>9} {:>9}",
+        "size", "path", "msgs", "MB/s", "msg/s", "trips", "p50", "p99"
+    );
+    println!("{}", "-".repeat(80));
+    for case in cases {
+        let direct = measure(&bins, false, case);
+        print_row(case, "direct", &direct);
+        let guarded = measure(&bins, true, case);
+        print_row(case, "guarded", &guarded);
+        println!(
+            "{:>7} {:>8} | {:>7} {:>9} {:>10} | {:>6} {:>9} {:>9}",
+            "",
+            "g/d",
+            "",
+            format!("{:.2}x", guarded.mb_per_s / direct.mb_per_s),
+            format!("{:.2}x", guarded.msg_per_s / direct.msg_per_s),
+            "",
+            format!("{:.2}x", ratio(guarded.p50, direct.p50)),
+            format!("{:.2}x", ratio(guarded.p99, direct.p99)),
+        );
+        println!("{}", "-".repeat(80));
+    }
+
+    let starts = if config.quick { 10 } else { 50 };
+    let direct = startup_median(&bins, false, starts);
+    let guarded = startup_median(&bins, true, starts);
+    println!();
+    println!("start-up to the first initialize answer (median of {starts}):");
+    println!("  direct  {:>10}", fmt_duration(direct));
+    println!(
+        "  guarded {:>10}  (+{}, {:.1}x)",
+        fmt_duration(guarded),
+        fmt_duration(guarded.saturating_sub(direct)),
+        ratio(guarded, direct)
+    );
+}
+
+struct Binaries {
+    guard: PathBuf,
+    echo: PathBuf,
+}
+
+impl Binaries {
+    fn locate() -> Binaries {
+        let guard = PathBuf::from(env!("CARGO_BIN_EXE_mcp-guard"));
+        let echo = guard.with_file_name("echo-server");
+        if !echo.exists() {
+            eprintln!(
+                "{} is missing: build the workspace in release mode first:\n  \
+                 cargo build --release --workspace && cargo bench --bench relay",
+                echo.display()
+            );
+            std::process::exit(2);
+        }
+        Binaries { guard, echo }
+    }
+}
+
+/// A running server (direct or behind the guard) with buffered pipes.
+struct Peer {
+    child: Child,
+    stdin: Option<BufWriter<ChildStdin>>,
+    stdout: BufReader<ChildStdout>,
+    stderr_path: PathBuf,
+}
+
+impl Peer {
+    fn spawn(bins: &Binaries, guarded: bool) -> Peer {
+        let stderr_path =
+            std::env::temp_dir().join(format!("mcp-guard-bench-{}.stderr", std::process::id()));
+        let stderr = std::fs::File::create(&stderr_path).expect("stderr file");
+        let mut command = if guarded {
+            let mut c = Command::new(&bins.guard);
+            c.args(["run", "--allow-unsandboxed", "--"]).arg(&bins.echo);
+            c
+        } else {
+            Command::new(&bins.echo)
+        };
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .expect("spawn the server");
+        let stdin = BufWriter::with_capacity(MIB, child.stdin.take().expect("stdin"));
+        let stdout = BufReader::with_capacity(MIB, child.stdout.take().expect("stdout"));
+        Peer {
+            child,
+            stdin: Some(stdin),
+            stdout,
+            stderr_path,
+        }
+    }
+
+    fn write_flush(&mut self, bytes: &[u8]) {
+        let stdin = self.stdin.as_mut().expect("stdin");
+        stdin
+            .write_all(bytes)
+            .and_then(|()| stdin.flush())
+            .unwrap_or_else(|e| self.fail(&format!("write: {e}")));
+    }
+
+    fn read_line(&mut self, line: &mut Vec<u8>) {
+        line.clear();
+        match self.stdout.read_until(b'\n', line) {
+            Ok(0) => self.fail("the server closed its stdout"),
+            Ok(_) => {}
+            Err(e) => self.fail(&format!("read: {e}")),
+        }
+    }
+
+    fn initialize(&mut self) {
+        self.write_flush(
+            b"{\"jsonrpc\":\"2.0\",\"id\":0,\"method\":\"initialize\",\"params\":{\"protocolVersion\":\"2025-06-18\",\
+              \"capabilities\":{},\"clientInfo\":{\"name\":\"bench\",\"version\":\"0\"}}}\n\
+              {\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}\n",
+        );
+        let mut line = Vec::new();
+        self.read_line(&mut line);
+        if !line.starts_with(b"{") || !contains(&line, b"\"result\"") {
+            self.fail(&format!(
+                "bad initialize answer: {}",
+                String::from_utf8_lossy(&line)
+            ));
+        }
+    }
+
+    fn fail(&self, what: &str) -> ! {
+        let stderr = std::fs::read_to_string(&self.stderr_path).unwrap_or_default();
+        panic!("{what}; server/guard stderr:\n{stderr}");
+    }
+
+    fn finish(mut self) {
+        self.stdin = None;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                let _ = std::fs::remove_file(&self.stderr_path);
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.stderr_path);
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// A `tools/call` line of about `size` bytes (newline included) with this id.
+fn request(id: usize, size: usize) -> Vec<u8> {
+    let head = format!(
+        r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"echo","arguments":{{"text":""#
+    );
+    let tail = "\"}}}\n";
+    let pad = size.saturating_sub(head.len() + tail.len()).max(1);
+    let mut line = Vec::with_capacity(size);
+    line.extend_from_slice(head.as_bytes());
+    line.extend(std::iter::repeat_n(b'a', pad));
+    line.extend_from_slice(tail.as_bytes());
+    line
+}
+
+struct Measurement {
+    mb_per_s: f64,
+    msg_per_s: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+fn measure(bins: &Binaries, guarded: bool, case: SizeCase) -> Measurement {
+    // Throughput: pipelined through a writer thread.
+    let mut peer = Peer::spawn(bins, guarded);
+    peer.initialize();
+    let mut stdin = peer.stdin.take().expect("stdin");
+    let (count, size) = (case.pipelined, case.bytes);
+    // Everything after the id, shared by all requests: the writer only formats the id.
+    let template = request(1, size);
+    let at = template
+        .windows(9)
+        .position(|w| w == b",\"method\"")
+        .expect("method");
+    let body = template[at..].to_vec();
+    let start = Instant::now();
+    let writer = std::thread::spawn(move || {
+        let mut sent = 0usize;
+        let mut id_text = Vec::with_capacity(64);
+        for id in 1..=count {
+            id_text.clear();
+            write!(id_text, "{{\"jsonrpc\":\"2.0\",\"id\":{id}").expect("format");
+            stdin.write_all(&id_text).expect("write");
+            stdin.write_all(&body).expect("write");
+            sent += id_text.len() + body.len();
+        }
+        stdin.flush().expect("flush");
+        (stdin, sent)
+    });
+    let mut line = Vec::with_capacity(size + 256);
+    for id in 1..=count {
+        peer.read_line(&mut line);
+        if id == count
+            && !line.starts_with(format!("{{\"jsonrpc\":\"2.0\",\"id\":{id},").as_bytes())
+        {
+            peer.fail(&format!(
+                "last answer is not id {id}: {}",
+                String::from_utf8_lossy(&line[..line.len().min(200)])
+            ));
+        }
+    }
+    let elapsed = start.elapsed();
+    let (stdin, sent) = writer.join().expect("writer");
+    peer.stdin = Some(stdin);
+    peer.finish();
+    let secs = elapsed.as_secs_f64();
+
+    // Latency: one request in flight at a time.
+    let mut peer = Peer::spawn(bins, guarded);
+    peer.initialize();
+    let mut times = Vec::with_capacity(case.round_trips);
+    let lines: Vec<Vec<u8>> = (0..case.round_trips.min(16))
+        .map(|i| request(i + 1, size))
+        .collect();
+    for i in 0..case.round_trips {
+        let request = &lines[i % lines.len()];
+        let t = Instant::now();
+        peer.write_flush(request);
+        peer.read_line(&mut line);
+        times.push(t.elapsed());
+    }
+    peer.finish();
+    times.sort();
+    Measurement {
+        mb_per_s: sent as f64 / 1e6 / secs,
+        msg_per_s: count as f64 / secs,
+        p50: percentile(&times, 0.50),
+        p99: percentile(&times, 0.99),
+    }
+}
+
+fn startup_median(bins: &Binaries, guarded: bool, starts: usize) -> Duration {
+    let mut times: Vec<Duration> = (0..starts)
+        .map(|_| {
+            let t = Instant::now();
+            let mut peer = Peer::spawn(bins, guarded);
+            peer.initialize();
+            let elapsed = t.elapsed();
+            peer.finish();
+            elapsed
+        })
+        .collect();
+    times.sort();
+    percentile(&times, 0.5)
+}
+
+fn percentile(sorted: &[Duration], q: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let index = ((sorted.len() - 1) as f64 * q).round() as usize;
+    sorted[index]
+}
+
+fn ratio(a: Duration, b: Duration) -> f64 {
+    a.as_secs_f64() / b.as_secs_f64().max(1e-9)
+}
+
+fn fmt_duration(d: Duration) -> String {
+    let us = d.as_secs_f64() * 1e6;
+    if us < 1000.0 {
+        format!("{us:.1} µs")
+    } else if us < 1e6 {
+        format!("{:.2} ms", us / 1000.0)
+    } else {
+        format!("{:.2} s", us / 1e6)
+    }
+}
+
+fn fmt_size(bytes: usize) -> String {
+    if bytes >= MIB {
+        format!("{} MiB", bytes / MIB)
+    } else {
+        format!("{} KiB", bytes / KIB)
+    }
+}
+
+fn print_row(case: SizeCase, path: &str, m: &Measurement) {
+    println!(
+        "{:>7} {:>8} | {:>7} {:>9.1} {:>10.0} | {:>6} {:>9} {:>9}",
+        fmt_size(case.bytes),
+        path,
+        case.pipelined,
+        m.mb_per_s,
+        m.msg_per_s,
+        case.round_trips,
+        fmt_duration(m.p50),
+        fmt_duration(m.p99),
+    );
+}

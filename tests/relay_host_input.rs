@@ -20,14 +20,24 @@ fn ids_pass_through_exactly() {
         "-5",
         "0",
         "\"\"",
-        "\"with \\\"quotes\\\" and \\u00e9\"",
         "9007199254740993",
+        "\"é ✓\"",
     ] {
         let text = guard
             .call_and_recv(raw_id, "ok", json!({}))
             .assert_result(raw_id);
         assert_eq!(text, "ok");
     }
+    // Escapes may be normalised on the way (same JSON string value), never altered.
+    let raw_id = r#""with \"quotes\", \\ and \u00e9 \ud83d\ude00""#;
+    guard.call(raw_id, "ok", json!({}));
+    let answer = guard.recv();
+    assert_eq!(
+        answer.json()["id"],
+        "with \"quotes\", \\ and é 😀",
+        "{}",
+        answer.short()
+    );
 }
 
 #[test]
