@@ -1,0 +1,259 @@
+//! Shared by the `sandbox_*` tests: start the hostile server guarded (`mcp-guard run`), directly
+//! (the control), or confined by the library alone with a chosen `SandboxConfig`, and run one
+//! attack per `tools/call`.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use mcp_guard::sandbox::{self, SandboxConfig};
+use serde_json::{json, Value};
+
+#[path = "../support/mod.rs"]
+mod support;
+
+pub const SECRET_NAME: &str = "MCP_GUARD_TEST_SECRET";
+pub const SECRET_VALUE: &str = "hunter2-do-not-leak";
+const REPLY_TIMEOUT: Duration = Duration::from_secs(20);
+
+pub fn hostile_bin() -> PathBuf {
+    support::testkit_bin("hostile-server")
+}
+
+/// A running hostile server, spoken to over its stdio.
+pub struct Server {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: Receiver<String>,
+    next_id: u64,
+    private_dir: Option<PathBuf>,
+}
+
+impl Server {
+    /// `mcp-guard run -- hostile-server`, with the secret in the guard's environment.
+    pub fn guarded() -> Server {
+        let mut command = Command::new(support::guard_bin());
+        command.args(["-q", "run", "--"]).arg(hostile_bin());
+        Server::start(command, None)
+    }
+
+    /// The control: the same server without the guard, same environment.
+    pub fn direct() -> Server {
+        Server::start(Command::new(hostile_bin()), None)
+    }
+
+    /// Confined by `sandbox::prepare` + `sandbox::apply_to_current_process` alone, the way the
+    /// supervisor's child does it, with a config the CLI may not offer yet.
+    pub fn confined(config: &SandboxConfig) -> Server {
+        Server::try_confined(config)
+            .unwrap_or_else(|e| panic!("cannot start the confined server: {e}"))
+    }
+
+    pub fn try_confined(config: &SandboxConfig) -> Result<Server, String> {
+        let command = [hostile_bin().into_os_string()];
+        let plan = sandbox::prepare(config, &command).map_err(|e| e.to_string())?;
+        let private_dir = plan.private_dir.clone();
+        let mut cmd = Command::new(&plan.program);
+        cmd.args(&plan.argv[1..])
+            .env_clear()
+            .envs(&plan.env)
+            .current_dir(&plan.cwd);
+        // SAFETY: test-only; glibc's fork keeps malloc usable in the child, and the child only
+        // applies the sandbox before its exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                libc::setsid();
+                sandbox::apply_to_current_process(&plan)
+                    .map(drop)
+                    .map_err(|e| std::io::Error::other(e.to_string()))
+            });
+        }
+        let result = Server::try_start(cmd, private_dir.clone());
+        if result.is_err() {
+            if let Some(dir) = &private_dir {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        }
+        result
+    }
+
+    fn start(command: Command, private_dir: Option<PathBuf>) -> Server {
+        Server::try_start(command, private_dir)
+            .unwrap_or_else(|e| panic!("cannot start the server: {e}"))
+    }
+
+    fn try_start(mut command: Command, private_dir: Option<PathBuf>) -> Result<Server, String> {
+        command
+            .env(SECRET_NAME, SECRET_VALUE)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut child = command.spawn().map_err(|e| e.to_string())?;
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut server = Server {
+            child,
+            stdin,
+            lines,
+            next_id: 0,
+            private_dir,
+        };
+        let init = server.request(
+            "initialize",
+            json!({"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "sandbox-tests", "version": "0"}}),
+        );
+        if init.get("result").is_none() {
+            return Err(format!("initialize failed: {init}"));
+        }
+        Ok(server)
+    }
+
+    /// pid of the process we started (the guard, for [`Server::guarded`]).
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    pub fn request(&mut self, method: &str, params: Value) -> Value {
+        self.next_id += 1;
+        let id = self.next_id;
+        let message = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        writeln!(stdin, "{message}")
+            .and_then(|()| stdin.flush())
+            .expect("write to the server");
+        let deadline = Instant::now() + REPLY_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    let reply: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
+                    if reply.get("id") == Some(&json!(id)) {
+                        return reply;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    panic!("no reply to {method} within {REPLY_TIMEOUT:?}")
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    panic!("the server closed its output before answering {method}")
+                }
+            }
+        }
+    }
+
+    /// Run attack `name`; returns its text (`SUCCEEDED: ...` or `BLOCKED: ...`).
+    pub fn attack(&mut self, name: &str, arguments: Value) -> String {
+        let reply = self.request("tools/call", json!({"name": name, "arguments": arguments}));
+        reply["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap_or_else(|| panic!("attack {name} got no text result: {reply}"))
+            .to_owned()
+    }
+
+    /// The server (and the guard) still answer.
+    pub fn assert_alive(&mut self) {
+        let reply = self.request("tools/list", json!({}));
+        assert!(
+            reply.get("result").is_some(),
+            "the server no longer answers: {reply}"
+        );
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(dir) = &self.private_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+#[track_caller]
+pub fn assert_blocked(text: &str) {
+    assert!(
+        text.starts_with("BLOCKED:"),
+        "the attack was not blocked: {text}"
+    );
+}
+
+#[track_caller]
+pub fn assert_succeeded(text: &str) {
+    assert!(
+        text.starts_with("SUCCEEDED:"),
+        "the control attack did not succeed: {text}"
+    );
+}
+
+/// The attack succeeds without the guard and is blocked under it, the guard surviving.
+#[track_caller]
+pub fn control_then_guarded(name: &str, arguments: Value) {
+    let control = Server::direct().attack(name, arguments.clone());
+    assert_succeeded(&control);
+    let mut guarded = Server::guarded();
+    let text = guarded.attack(name, arguments);
+    assert_blocked(&text);
+    guarded.assert_alive();
+}
+
+/// A temp directory holding `canary.txt` ("canary"), outside everything the sandbox grants.
+pub struct Canary {
+    pub dir: tempfile::TempDir,
+}
+
+pub const CANARY_TEXT: &str = "canary";
+
+impl Canary {
+    pub fn new() -> Canary {
+        let dir = tempfile::Builder::new()
+            .prefix("sandbox-canary-")
+            .tempdir()
+            .expect("tempdir");
+        std::fs::write(dir.path().join("canary.txt"), CANARY_TEXT).expect("write canary");
+        Canary { dir }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn file(&self) -> PathBuf {
+        self.path("canary.txt")
+    }
+
+    pub fn file_str(&self) -> String {
+        self.file().to_string_lossy().into_owned()
+    }
+
+    /// The canary is still there, unchanged.
+    #[track_caller]
+    pub fn assert_intact(&self) {
+        let text = std::fs::read_to_string(self.file()).expect("the canary file is gone");
+        assert_eq!(text, CANARY_TEXT, "the canary file was modified");
+    }
+}
+
+pub fn path_str(path: &Path) -> String {
+    path.to_string_lossy().into_owned()
+}
