@@ -52,8 +52,12 @@ pub fn execute(args: PolicyArgs) -> anyhow::Result<ExitCode> {
         PolicyCommand::Check { files } => Ok(check(&files)),
         PolicyCommand::Show(show_args) => {
             let eff = show_args.policy.effective()?;
-            let command = (!show_args.command.is_empty()).then(|| ServerCommand::new(&show_args.command));
-            print!("{}", show::render(&eff, &Vars::from_env(None), command.as_ref())?);
+            let command =
+                (!show_args.command.is_empty()).then(|| ServerCommand::new(&show_args.command));
+            print!(
+                "{}",
+                show::render(&eff, &Vars::from_env(None), command.as_ref())?
+            );
             Ok(ExitCode::SUCCESS)
         }
         PolicyCommand::List => {

@@ -13,7 +13,8 @@ use crate::policy::vars::{PathPattern, Template};
 use crate::policy::{load_layers, merge, EffectivePolicy, Origin, Policy, Resolved, Vars};
 use crate::sandbox::{Layer, NetworkMode, SandboxConfig};
 
-const LAYERS: &str = "landlock, landlock-network, landlock-scope, seccomp, limits, capabilities, all";
+const LAYERS: &str =
+    "landlock, landlock-network, landlock-scope, seccomp, limits, capabilities, all";
 
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct PolicyArgs {
@@ -88,7 +89,9 @@ impl PolicyArgs {
     /// The flags as the top policy layer; each value names its flag.
     pub fn flags_layer(&self) -> Policy {
         let flag = |name: &str| Some(Origin::Flag(name.to_owned()));
-        let vals = |v: &[PathPattern], name: &str| v.iter().map(|p| Val::new(p.clone(), flag(name))).collect();
+        let vals = |v: &[PathPattern], name: &str| {
+            v.iter().map(|p| Val::new(p.clone(), flag(name))).collect()
+        };
         let mut p = Policy::default();
         p.filesystem.read = vals(&self.allow_read, "--allow-read");
         p.filesystem.write = vals(&self.allow_write, "--allow-write");
@@ -112,7 +115,10 @@ impl PolicyArgs {
             match value {
                 None => p.env.pass.push(Val::new(name.clone(), flag("--env"))),
                 Some(v) => {
-                    p.env.set.insert(name.0.clone(), Val::new(Template::literal(v), flag("--env")));
+                    p.env.set.insert(
+                        name.0.clone(),
+                        Val::new(Template::literal(v), flag("--env")),
+                    );
                 }
             }
         }
@@ -141,19 +147,24 @@ impl PolicyArgs {
         for warning in &resolved.warnings {
             tracing::warn!("policy: {warning}");
         }
-        create_dirs(&resolved.create_dirs).context("cannot create the policy's [filesystem] create directories")?;
+        create_dirs(&resolved.create_dirs)
+            .context("cannot create the policy's [filesystem] create directories")?;
         Ok(resolved)
     }
 
     /// The sandbox configuration these flags resolve to, without a server command (so no
     /// `${SERVER_DIR}`, `arg_paths` or launch check: prefer [`Self::resolve_for_launch`]).
     pub fn resolve_sandbox_config(&self) -> anyhow::Result<SandboxConfig> {
-        Ok(self.effective()?.resolve(&Vars::from_env(None), None)?.sandbox)
+        Ok(self
+            .effective()?
+            .resolve(&Vars::from_env(None), None)?
+            .sandbox)
     }
 }
 
 fn parse_path(text: &str) -> Result<PathPattern, String> {
-    let cwd = std::env::current_dir().map_err(|e| format!("cannot read the current directory: {e}"))?;
+    let cwd =
+        std::env::current_dir().map_err(|e| format!("cannot read the current directory: {e}"))?;
     PathPattern::from_flag(text, &cwd)
 }
 
@@ -217,26 +228,62 @@ mod tests {
     }
 
     fn args(argv: &[&str]) -> PolicyArgs {
-        Cli::try_parse_from(std::iter::once("t").chain(argv.iter().copied())).unwrap().policy
+        Cli::try_parse_from(std::iter::once("t").chain(argv.iter().copied()))
+            .unwrap()
+            .policy
     }
 
     #[test]
     fn flags_layer_over_profile() {
-        let a = args(&["--profile", "strict", "--allow-read", "/data", "--allow-net", "443,bind:8080", "--pids", "9"]);
+        let a = args(&[
+            "--profile",
+            "strict",
+            "--allow-read",
+            "/data",
+            "--allow-net",
+            "443,bind:8080",
+            "--pids",
+            "9",
+        ]);
         let eff = a.effective().unwrap();
-        let r = eff.resolve(&Vars::from_pairs(&[("HOME", "/h"), ("CWD", "/w")]), None).unwrap();
+        let r = eff
+            .resolve(&Vars::from_pairs(&[("HOME", "/h"), ("CWD", "/w")]), None)
+            .unwrap();
         assert!(r.sandbox.fs.read.contains(&PathBuf::from("/data")));
         assert_eq!(r.sandbox.network.mode, NetworkMode::Ports);
-        assert_eq!((r.sandbox.network.connect.clone(), r.sandbox.network.bind.clone()), (vec![443], vec![8080]));
+        assert_eq!(
+            (
+                r.sandbox.network.connect.clone(),
+                r.sandbox.network.bind.clone()
+            ),
+            (vec![443], vec![8080])
+        );
         assert_eq!(r.sandbox.limits.pids, Some(9));
-        assert_eq!(eff.policy.limits.pids.as_ref().unwrap().origin_label(), "flag --pids");
+        assert_eq!(
+            eff.policy.limits.pids.as_ref().unwrap().origin_label(),
+            "flag --pids"
+        );
     }
 
     #[test]
     fn flags_env_and_require() {
-        let a = args(&["--env", "TOKEN=abc", "--env", "LANG", "--require", "seccomp,landlock"]);
-        let r = a.effective().unwrap().resolve(&Vars::default(), None).unwrap();
-        assert_eq!(r.sandbox.env.set.get("TOKEN").map(String::as_str), Some("abc"));
+        let a = args(&[
+            "--env",
+            "TOKEN=abc",
+            "--env",
+            "LANG",
+            "--require",
+            "seccomp,landlock",
+        ]);
+        let r = a
+            .effective()
+            .unwrap()
+            .resolve(&Vars::default(), None)
+            .unwrap();
+        assert_eq!(
+            r.sandbox.env.set.get("TOKEN").map(String::as_str),
+            Some("abc")
+        );
         assert!(r.sandbox.env.pass.contains(&"LANG".to_owned()));
         assert!(r.sandbox.require.contains(&Layer::Seccomp));
     }
@@ -250,8 +297,13 @@ mod tests {
             &["--env", "1X=2"],
             &["--pids", "0"],
         ] {
-            let err = Cli::try_parse_from(std::iter::once("t").chain(bad.iter().copied())).err().map(|e| e.to_string());
-            assert!(err.as_deref().is_some_and(|e| e.contains("write")), "{bad:?}: {err:?}");
+            let err = Cli::try_parse_from(std::iter::once("t").chain(bad.iter().copied()))
+                .err()
+                .map(|e| e.to_string());
+            assert!(
+                err.as_deref().is_some_and(|e| e.contains("write")),
+                "{bad:?}: {err:?}"
+            );
         }
     }
 }

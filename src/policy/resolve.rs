@@ -10,7 +10,7 @@ use super::merge::EffectivePolicy;
 use super::model::{ArgAccess, CommandRef, Enforce};
 use super::values::Val;
 use super::vars::{PathPattern, Vars};
-use super::PolicyError;
+use super::{Origin, PolicyError};
 use crate::sandbox::{
     EnvRules, FsRules, Layer, Limits, NetworkMode, NetworkRules, SandboxConfig, SyscallRules,
 };
@@ -104,7 +104,10 @@ impl ServerCommand {
 pub fn create_dirs(dirs: &[PathBuf]) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     for dir in dirs {
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
     }
     Ok(())
 }
@@ -181,9 +184,23 @@ impl EffectivePolicy {
         let f = &self.policy.filesystem;
         let vars = &vars.with_server_dir(command.and_then(ServerCommand::server_dir));
         // Without a server command `${SERVER_DIR}` is unknown: only `run` must refuse then.
-        let deny = expand_all(&f.deny, vars, command.is_some(), warnings)?;
+        let deny = expand_all(
+            &f.deny,
+            vars,
+            if command.is_some() {
+                Kind::Deny
+            } else {
+                Kind::Lenient
+            },
+            warnings,
+        )?;
         let allow = |list: &[Val<PathPattern>], what: &str, warnings: &mut Vec<String>| {
-            let paths = expand_all(list, vars, false, warnings)?;
+            let kind = if what == "create" {
+                Kind::Lenient
+            } else {
+                Kind::Allow
+            };
+            let paths = expand_all(list, vars, kind, warnings)?;
             Ok::<_, PolicyError>(without_denied(paths, &deny, what, warnings))
         };
         let mut view = FsView {
@@ -347,14 +364,18 @@ impl EffectivePolicy {
 fn expand_all(
     list: &[Val<PathPattern>],
     vars: &Vars,
-    is_deny: bool,
+    kind: Kind,
     warnings: &mut Vec<String>,
 ) -> Result<Vec<(PathBuf, String)>, PolicyError> {
     let mut out: Vec<(PathBuf, String)> = Vec::new();
     for entry in list {
         match entry.value.expand(vars) {
             Ok(paths) => {
-                for path in paths {
+                // Shipped profiles list alternatives across systems (`/usr/lib/git-core`,
+                // `/usr/libexec/git-core`): the ones missing here are not worth a warning.
+                let optional = kind == Kind::Allow
+                    && matches!(entry.origin, Some(Origin::Profile(_) | Origin::Builtin));
+                for path in paths.into_iter().filter(|p| !optional || p.exists()) {
                     if !out.iter().any(|(p, _)| *p == path) {
                         let raw = entry.value.as_str();
                         let label = if Path::new(raw) == path {
@@ -366,7 +387,7 @@ fn expand_all(
                     }
                 }
             }
-            Err(variable) if is_deny => {
+            Err(variable) if kind == Kind::Deny => {
                 let hint = if variable == "SERVER_DIR" {
                     " (it is known once the server command is)"
                 } else {
@@ -390,6 +411,18 @@ fn expand_all(
         }
     }
     Ok(out)
+}
+
+/// How [`expand_all`] treats a list.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Unresolvable entries are errors.
+    Deny,
+    /// Unresolvable entries are dropped with a warning, as are denies when there is no server
+    /// command yet (`policy show`).
+    Lenient,
+    /// Like `Lenient`; missing paths from shipped profiles are dropped silently.
+    Allow,
 }
 
 /// Deny wins: drop allowed paths at or below a denied one.
@@ -447,7 +480,7 @@ mod tests {
                 .enumerate()
                 .map(|(i, t)| {
                     (
-                        Origin::Profile(format!("p{i}")),
+                        Origin::File(format!("p{i}.toml").into()),
                         parse_policy("t", t).unwrap(),
                     )
                 })

@@ -17,7 +17,11 @@ use super::{Origin, PolicyError};
 const COMMENT_COLUMN: usize = 44;
 
 /// Render `eff` resolved against `vars` (and the server command, when given).
-pub fn render(eff: &EffectivePolicy, vars: &Vars, command: Option<&ServerCommand>) -> Result<String, PolicyError> {
+pub fn render(
+    eff: &EffectivePolicy,
+    vars: &Vars,
+    command: Option<&ServerCommand>,
+) -> Result<String, PolicyError> {
     let resolved = eff.resolve(vars, command)?;
     let fs = eff.resolve_fs(vars, command, &mut Vec::new())?;
     let vars = &vars.with_server_dir(command.and_then(ServerCommand::server_dir));
@@ -41,9 +45,20 @@ pub fn render(eff: &EffectivePolicy, vars: &Vars, command: Option<&ServerCommand
         .require
         .iter()
         .map(|l| {
-            let from = p.require.iter().find(|r| r.value == *l).map(Val::origin_label).unwrap_or_else(|| {
-                format!("enforce = \"required\" ({})", p.enforce.as_ref().map(Val::origin_label).unwrap_or_default())
-            });
+            let from = p
+                .require
+                .iter()
+                .find(|r| r.value == *l)
+                .map(Val::origin_label)
+                .unwrap_or_else(|| {
+                    format!(
+                        "enforce = \"required\" ({})",
+                        p.enforce
+                            .as_ref()
+                            .map(Val::origin_label)
+                            .unwrap_or_default()
+                    )
+                });
             (quote(&layer_name(*l)), from)
         })
         .collect();
@@ -57,7 +72,11 @@ pub fn render(eff: &EffectivePolicy, vars: &Vars, command: Option<&ServerCommand
     o.vals("deny", &p.launch.deny, |c| quote(c.as_str()));
 
     o.section("filesystem");
-    let paths = |v: &[(PathBuf, String)]| v.iter().map(|(p, l)| (quote(&p.to_string_lossy()), l.clone())).collect::<Vec<_>>();
+    let paths = |v: &[(PathBuf, String)]| {
+        v.iter()
+            .map(|(p, l)| (quote(&p.to_string_lossy()), l.clone()))
+            .collect::<Vec<_>>()
+    };
     o.list("read", &paths(&fs.read));
     o.list("write", &paths(&fs.write));
     o.list("exec", &paths(&fs.exec));
@@ -73,14 +92,22 @@ pub fn render(eff: &EffectivePolicy, vars: &Vars, command: Option<&ServerCommand
     o.section("limits");
     let l = &p.limits;
     o.opt("memory", &l.memory, |v| quote(&v.text));
-    o.opt("pids", &l.pids, |v| v.0.map_or_else(|| quote("unlimited"), |n| n.to_string()));
-    o.opt("cpus", &l.cpus, |v| v.0.map_or_else(|| quote("unlimited"), |n| format!("{n:?}")));
+    o.opt("pids", &l.pids, |v| {
+        v.0.map_or_else(|| quote("unlimited"), |n| n.to_string())
+    });
+    o.opt("cpus", &l.cpus, |v| {
+        v.0.map_or_else(|| quote("unlimited"), |n| format!("{n:?}"))
+    });
     o.opt("cpu_time", &l.cpu_time, |v| quote(&v.text));
     o.opt("wall_clock", &l.wall_clock, |v| quote(&v.text));
     o.opt("file_size", &l.file_size, |v| quote(&v.text));
-    o.opt("open_files", &l.open_files, |v| v.0.map_or_else(|| quote("unlimited"), |n| n.to_string()));
+    o.opt("open_files", &l.open_files, |v| {
+        v.0.map_or_else(|| quote("unlimited"), |n| n.to_string())
+    });
     o.opt("request_timeout", &l.request_timeout, |v| quote(&v.text));
-    o.opt("max_message_bytes", &l.max_message_bytes, |v| quote(&v.text));
+    o.opt("max_message_bytes", &l.max_message_bytes, |v| {
+        quote(&v.text)
+    });
 
     o.section("env");
     o.vals("pass", &p.env.pass, |n| quote(&n.0));
@@ -89,12 +116,16 @@ pub fn render(eff: &EffectivePolicy, vars: &Vars, command: Option<&ServerCommand
         for (name, v) in &p.env.set {
             // Values written by the user may be secrets; shipped ones are not.
             let shown = match &v.origin {
-                Some(Origin::Builtin | Origin::Profile(_)) | None => {
-                    v.value.expand(vars).unwrap_or_else(|_| v.value.as_str().to_owned())
-                }
+                Some(Origin::Builtin | Origin::Profile(_)) | None => v
+                    .value
+                    .expand(vars)
+                    .unwrap_or_else(|_| v.value.as_str().to_owned()),
                 _ => "<hidden>".to_owned(),
             };
-            o.line(&format!("{} = {}", key(name), quote(&shown)), &v.origin_label());
+            o.line(
+                &format!("{} = {}", key(name), quote(&shown)),
+                &v.origin_label(),
+            );
         }
     }
 
@@ -113,7 +144,9 @@ pub fn render(eff: &EffectivePolicy, vars: &Vars, command: Option<&ServerCommand
     o.vals("allow", &r.allow, |u| quote(&u.0));
     o.vals("deny", &r.deny, |u| quote(&u.0));
     o.opt("rate_limit", &r.rate_limit, |v| quote(&v.to_string()));
-    o.vals("file_roots", &r.file_roots, |p| quote(&p.expand_text(vars).unwrap_or_else(|_| p.as_str().into())));
+    o.vals("file_roots", &r.file_roots, |p| {
+        quote(&p.expand_text(vars).unwrap_or_else(|_| p.as_str().into()))
+    });
 
     o.section("server_requests");
     let perm = |v: &Permission| quote(v.as_str());
@@ -134,11 +167,17 @@ pub fn render(eff: &EffectivePolicy, vars: &Vars, command: Option<&ServerCommand
     o.section("audit");
     let a = &p.audit;
     o.opt("enabled", &a.enabled, bool::to_string);
-    o.opt("path", &a.path, |p| quote(&p.expand_text(vars).unwrap_or_else(|_| p.as_str().into())));
+    o.opt("path", &a.path, |p| {
+        quote(&p.expand_text(vars).unwrap_or_else(|_| p.as_str().into()))
+    });
     o.opt("required", &a.required, bool::to_string);
     o.opt("on_suspicious", &a.on_suspicious, |v| quote(v.as_str()));
-    o.opt("suspicious_refusals", &a.suspicious_refusals, |v| v.0.map_or_else(|| quote("unlimited"), |n| n.to_string()));
-    o.opt("suspicious_window", &a.suspicious_window, |v| quote(&v.text));
+    o.opt("suspicious_refusals", &a.suspicious_refusals, |v| {
+        v.0.map_or_else(|| quote("unlimited"), |n| n.to_string())
+    });
+    o.opt("suspicious_window", &a.suspicious_window, |v| {
+        quote(&v.text)
+    });
     o.vals("redact_keys", &a.redact_keys, |s| quote(s));
     o.opt("max_value_bytes", &a.max_value_bytes, |v| quote(&v.text));
     Ok(o.0)
@@ -152,13 +191,18 @@ fn items(o: &mut Out, name: &str, it: &Items, vars: &Vars) {
     o.vals("allow", &it.allow, |g| quote(&g.0));
     o.vals("deny", &it.deny, |g| quote(&g.0));
     o.opt("rate_limit", &it.rate_limit, |v| quote(&v.to_string()));
-    o.map(&format!("{name}.rate_limits"), &it.rate_limits, |v| quote(&v.to_string()));
+    o.map(&format!("{name}.rate_limits"), &it.rate_limits, |v| {
+        quote(&v.to_string())
+    });
     for (item, rules) in &it.arguments {
         o.map(&format!("{name}.arguments.{}", key(item)), rules, |r| {
             let mut parts = Vec::new();
             if !r.under.is_empty() {
-                let under: Vec<String> =
-                    r.under.iter().map(|p| quote(&p.expand_text(vars).unwrap_or_else(|_| p.as_str().into()))).collect();
+                let under: Vec<String> = r
+                    .under
+                    .iter()
+                    .map(|p| quote(&p.expand_text(vars).unwrap_or_else(|_| p.as_str().into())))
+                    .collect();
                 parts.push(format!("under = [{}]", under.join(", ")));
             }
             if let Some(pat) = &r.pattern {
@@ -194,7 +238,11 @@ impl Out {
         if origin.is_empty() {
             let _ = writeln!(self.0, "{text}");
         } else {
-            let _ = writeln!(self.0, "{text:<width$} # {origin}", width = COMMENT_COLUMN - 1);
+            let _ = writeln!(
+                self.0,
+                "{text:<width$} # {origin}",
+                width = COMMENT_COLUMN - 1
+            );
         }
     }
 
@@ -206,7 +254,10 @@ impl Out {
     }
 
     fn vals<T>(&mut self, name: &str, v: &[Val<T>], fmt: impl Fn(&T) -> String) {
-        let items: Vec<(String, String)> = v.iter().map(|v| (fmt(&v.value), v.origin_label())).collect();
+        let items: Vec<(String, String)> = v
+            .iter()
+            .map(|v| (fmt(&v.value), v.origin_label()))
+            .collect();
         self.list(name, &items);
     }
 
@@ -222,13 +273,21 @@ impl Out {
         let _ = writeln!(self.0, "]");
     }
 
-    fn map<T>(&mut self, section: &str, map: &BTreeMap<String, Val<T>>, fmt: impl Fn(&T) -> String) {
+    fn map<T>(
+        &mut self,
+        section: &str,
+        map: &BTreeMap<String, Val<T>>,
+        fmt: impl Fn(&T) -> String,
+    ) {
         if map.is_empty() {
             return;
         }
         self.section(section);
         for (k, v) in map {
-            self.line(&format!("{} = {}", key(k), fmt(&v.value)), &v.origin_label());
+            self.line(
+                &format!("{} = {}", key(k), fmt(&v.value)),
+                &v.origin_label(),
+            );
         }
     }
 }
@@ -240,7 +299,10 @@ fn quote(s: &str) -> String {
 
 /// A TOML key: bare when it can be.
 fn key(s: &str) -> String {
-    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
         s.to_owned()
     } else {
         quote(s)
@@ -248,7 +310,10 @@ fn key(s: &str) -> String {
 }
 
 fn layer_name(l: crate::sandbox::Layer) -> String {
-    serde_json::to_value(l).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+    serde_json::to_value(l)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -263,7 +328,9 @@ mod tests {
             let vars = Vars::from_pairs(&[("HOME", "/home/u"), ("CWD", "/w"), ("TMPDIR", "/tmp")]);
             let text = render(&eff, &vars, None).unwrap();
             if let Err(e) = parse_policy("show", &text) {
-                panic!("`policy show --profile {profile}` is not a valid policy:\n{e}\n---\n{text}");
+                panic!(
+                    "`policy show --profile {profile}` is not a valid policy:\n{e}\n---\n{text}"
+                );
             }
         }
     }
@@ -271,8 +338,17 @@ mod tests {
     #[test]
     fn show_annotates_origins() {
         let mut layers = load_layers(Some("strict"), None).unwrap();
-        layers.push((Origin::Flags, parse_policy("f", "version = 1\n[limits]\npids = 7").unwrap()));
+        layers.push((
+            Origin::Flags,
+            parse_policy("f", "version = 1\n[limits]\npids = 7").unwrap(),
+        ));
         let text = render(&merge(layers), &Vars::from_pairs(&[("HOME", "/h")]), None).unwrap();
-        assert!(text.contains("pids = 7") && text.lines().any(|l| l.starts_with("pids = 7") && l.ends_with("# flags")), "{text}");
+        assert!(
+            text.contains("pids = 7")
+                && text
+                    .lines()
+                    .any(|l| l.starts_with("pids = 7") && l.ends_with("# flags")),
+            "{text}"
+        );
     }
 }
