@@ -23,12 +23,17 @@ pub use rlimits::{apply_rlimits_to_current_process, predict_rlimits};
 pub const DEFAULT_MEMORY_BYTES: u64 = 1 << 30;
 /// Process/thread cap when the configuration sets none (node alone runs ~11 threads).
 pub const DEFAULT_PIDS: u64 = 256;
+/// `memory_bytes` or `pids` set to this means "no limit" (policy `"unlimited"`): `None` already
+/// means "not configured, use the default".
+pub const UNLIMITED: u64 = u64::MAX;
 
 /// The limits with defaults filled in: what the server actually gets.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EffectiveLimits {
-    pub memory_bytes: u64,
-    pub pids: u64,
+    /// `None`: unlimited.
+    pub memory_bytes: Option<u64>,
+    /// `None`: unlimited.
+    pub pids: Option<u64>,
     pub cpus: Option<f64>,
     pub cpu_time: Option<Duration>,
     pub file_size_bytes: Option<u64>,
@@ -38,13 +43,21 @@ pub struct EffectiveLimits {
 impl EffectiveLimits {
     pub fn of(limits: &Limits) -> Self {
         Self {
-            memory_bytes: limits.memory_bytes.unwrap_or(DEFAULT_MEMORY_BYTES),
-            pids: limits.pids.unwrap_or(DEFAULT_PIDS),
+            memory_bytes: with_default(limits.memory_bytes, DEFAULT_MEMORY_BYTES),
+            pids: with_default(limits.pids, DEFAULT_PIDS),
             cpus: limits.cpus.filter(|c| c.is_finite() && *c > 0.0),
             cpu_time: limits.cpu_time,
             file_size_bytes: limits.file_size_bytes,
             open_files: limits.open_files,
         }
+    }
+}
+
+fn with_default(value: Option<u64>, default: u64) -> Option<u64> {
+    match value {
+        None => Some(default),
+        Some(UNLIMITED) => None,
+        Some(n) => Some(n),
     }
 }
 
@@ -107,9 +120,11 @@ impl fmt::Display for LimitsReport {
         let parts: Vec<String> = self
             .limits
             .iter()
-            .filter(|(_, _, m)| *m != Mechanism::NotSet)
+            .filter(|(_, value, m)| *m != Mechanism::NotSet || value == "unlimited")
             .map(|(name, value, m)| {
-                if value.is_empty() {
+                if *m == Mechanism::NotSet {
+                    format!("{name}: {value}")
+                } else if value.is_empty() {
                     format!("{name}: {m}")
                 } else {
                     format!("{name} {value}: {m}")
@@ -281,11 +296,11 @@ pub fn apply_to_current_process(
         .iter()
         .filter(|(name, _, _)| name == "memory" || name == "processes")
         .any(|(_, _, m)| m.is_enforced());
-    if essential_enforced {
+    if gaps.is_empty() {
         report.enforced.push(Layer::Limits);
-        if !gaps.is_empty() {
-            report.partial.push((Layer::Limits, gaps.join("; ")));
-        }
+    } else if essential_enforced {
+        report.enforced.push(Layer::Limits);
+        report.partial.push((Layer::Limits, gaps.join("; ")));
     } else {
         report.not_enforced.push((Layer::Limits, gaps.join("; ")));
     }

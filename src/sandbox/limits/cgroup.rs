@@ -10,7 +10,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::{CgroupCoverage, CgroupFile, EffectiveLimits};
+use super::{CgroupCoverage, CgroupFile, EffectiveLimits, UNLIMITED};
 
 /// Period for the CPU bandwidth quota (the kernel's default, 100 ms).
 const CPU_PERIOD_US: u64 = 100_000;
@@ -94,7 +94,7 @@ impl Group {
         if group.coverage.memory.is_none() || group.coverage.pids.is_none() {
             group.try_v1(&mounts, &own, &name, limits, &mut notes);
         }
-        if group.coverage == CgroupCoverage::default() {
+        if group.coverage == CgroupCoverage::default() && group.kill_dir.is_none() {
             group.remove_dirs();
             return Err(notes.join("; "));
         }
@@ -145,7 +145,11 @@ impl Group {
             .map_err(|e| format!("cannot create a cgroup in {}: {e}", parent.display()))?;
         self.dirs.push(dir.clone());
         self.join.push(dir.clone());
-        if wanted.contains(&"memory") && write(&dir, "memory.max", limits.memory_bytes).is_ok() {
+        if wanted.contains(&"memory")
+            && limits
+                .memory_bytes
+                .is_some_and(|b| write(&dir, "memory.max", b).is_ok())
+        {
             // No swap: a server must not get around its limit by swapping.
             let _ = write(&dir, "memory.swap.max", 0);
             self.coverage.memory = Some(CgroupFile {
@@ -154,7 +158,11 @@ impl Group {
             });
             self.memory_dir = Some((dir.clone(), true));
         }
-        if wanted.contains(&"pids") && write(&dir, "pids.max", limits.pids).is_ok() {
+        if wanted.contains(&"pids")
+            && limits
+                .pids
+                .is_some_and(|n| write(&dir, "pids.max", n).is_ok())
+        {
             self.coverage.pids = Some(CgroupFile {
                 v2: true,
                 file: "pids.max",
@@ -189,8 +197,8 @@ impl Group {
             wanted.push("cpu");
         }
         wanted.retain(|c| match *c {
-            "memory" => self.coverage.memory.is_none(),
-            "pids" => self.coverage.pids.is_none(),
+            "memory" => self.coverage.memory.is_none() && limits.memory_bytes.is_some(),
+            "pids" => self.coverage.pids.is_none() && limits.pids.is_some(),
             "freezer" => self.kill_dir.is_none(),
             _ => self.coverage.cpu.is_none(),
         });
@@ -222,17 +230,26 @@ impl Group {
                 }
             };
             let applied = match controller {
-                "memory" => write(&dir, "memory.limit_in_bytes", limits.memory_bytes).map(|()| {
+                "memory" => write(
+                    &dir,
+                    "memory.limit_in_bytes",
+                    limits.memory_bytes.unwrap_or(UNLIMITED),
+                )
+                .map(|()| {
                     // memsw (memory + swap) exists only with swap accounting; equal to the memory
                     // limit it forbids swapping.
-                    let _ = write(&dir, "memory.memsw.limit_in_bytes", limits.memory_bytes);
+                    let _ = write(
+                        &dir,
+                        "memory.memsw.limit_in_bytes",
+                        limits.memory_bytes.unwrap_or(UNLIMITED),
+                    );
                     self.coverage.memory = Some(CgroupFile {
                         v2: false,
                         file: "memory.limit_in_bytes",
                     });
                     self.memory_dir = Some((dir.clone(), false));
                 }),
-                "pids" => write(&dir, "pids.max", limits.pids).map(|()| {
+                "pids" => write(&dir, "pids.max", limits.pids.unwrap_or(UNLIMITED)).map(|()| {
                     self.coverage.pids = Some(CgroupFile {
                         v2: false,
                         file: "pids.max",

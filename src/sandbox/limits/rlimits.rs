@@ -39,21 +39,29 @@ fn report(limits: &Limits, coverage: CgroupCoverage, mode: Mode) -> LimitsReport
     let set = |resource, value, mechanism: &str| set_pair(mode, resource, value, value, mechanism);
     let mut report = Vec::new();
 
-    let memory = match coverage.memory {
-        Some(file) => file.mechanism(),
-        None => set(
+    let memory = match (effective.memory_bytes, coverage.memory) {
+        (None, _) => Mechanism::NotSet,
+        (Some(_), Some(file)) => file.mechanism(),
+        (Some(max), None) => set(
             Resource::Data,
-            effective.memory_bytes,
+            max,
             "RLIMIT_DATA (heap and private mappings only)",
         ),
     };
-    report.push(("memory".to_owned(), bytes(effective.memory_bytes), memory));
+    let value = effective
+        .memory_bytes
+        .map_or_else(|| "unlimited".to_owned(), bytes);
+    report.push(("memory".to_owned(), value, memory));
 
-    let pids = match coverage.pids {
-        Some(file) => file.mechanism(),
-        None => nproc_fallback(effective.pids, mode),
+    let pids = match (effective.pids, coverage.pids) {
+        (None, _) => Mechanism::NotSet,
+        (Some(_), Some(file)) => file.mechanism(),
+        (Some(max), None) => nproc_fallback(max, mode),
     };
-    report.push(("processes".to_owned(), effective.pids.to_string(), pids));
+    let value = effective
+        .pids
+        .map_or_else(|| "unlimited".to_owned(), |n| n.to_string());
+    report.push(("processes".to_owned(), value, pids));
 
     let cpus = match (effective.cpus, coverage.cpu) {
         (None, _) => Mechanism::NotSet,
