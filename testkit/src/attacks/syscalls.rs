@@ -420,12 +420,18 @@ fn cpu_time_ms() -> u64 {
     ms(usage.ru_utime) + ms(usage.ru_stime)
 }
 
-/// Write `mib` MiB to `path` (deleted afterwards). SIGXFSZ is ignored, as CPython does, so an
+/// Write `mib` MiB to `path`, by default a file in `$TMPDIR` (deleted afterwards). SIGXFSZ is ignored, as CPython does, so an
 /// RLIMIT_FSIZE shows as EFBIG rather than killing the server.
 fn file_size_bomb(path: &str, mib: u64) -> Outcome {
     use std::io::Write;
     // SAFETY: ignoring a signal installs no handler code.
     unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
+    let default = std::env::temp_dir().join(format!("fsize-bomb-{}", std::process::id()));
+    let path = if path.is_empty() {
+        default.to_str().unwrap_or("fsize-bomb")
+    } else {
+        path
+    };
     let mut file = std::fs::File::create(path).map_err(|e| format!("create {path}: {e}"))?;
     let chunk = vec![0x5Au8; 1 << 20];
     let mut result = Ok(format!("wrote {mib} MiB to {path}"));
