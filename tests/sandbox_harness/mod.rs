@@ -81,6 +81,33 @@ impl Server {
         result
     }
 
+    /// What `apply_to_current_process` reports for `config`, taken from a child that applies
+    /// the sandbox, prints the report on its stderr and execs the server with no input.
+    pub fn report_for(config: &SandboxConfig) -> Result<sandbox::EnforcementReport, String> {
+        let command = [hostile_bin().into_os_string()];
+        let plan = sandbox::prepare(config, &command).map_err(|e| e.to_string())?;
+        let private_dir = plan.private_dir.clone();
+        let mut cmd = Command::new(&plan.program);
+        cmd.args(&plan.argv[1..])
+            .env_clear()
+            .envs(&plan.env)
+            .stdin(Stdio::null());
+        // SAFETY: as in `try_confined`.
+        unsafe {
+            cmd.pre_exec(move || {
+                let report = sandbox::apply_to_current_process(&plan)
+                    .map_err(|e| std::io::Error::other(e.to_string()))?;
+                let json = serde_json::to_string(&report).map_err(std::io::Error::other)?;
+                std::io::stderr().write_all(json.as_bytes())
+            });
+        }
+        let output = cmd.output().map_err(|e| e.to_string());
+        if let Some(dir) = &private_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        serde_json::from_slice(&output?.stderr).map_err(|e| e.to_string())
+    }
+
     fn start(command: Command, private_dir: Option<PathBuf>) -> Server {
         Server::try_start(command, private_dir)
             .unwrap_or_else(|e| panic!("cannot start the server: {e}"))

@@ -34,6 +34,7 @@ pub const NAMES: &[&str] = &[
     "tcp_bind",
     "udp_send",
     "abstract_connect",
+    "unix_connect",
     "signal",
     "read_env",
 ];
@@ -120,6 +121,9 @@ pub fn run(name: &str, args: &Value) -> Option<Outcome> {
             .map(|n| format!("sent {n} bytes"))
             .map_err(|e| e.to_string()),
         "abstract_connect" => abstract_connect(&arg("name")),
+        "unix_connect" => std::os::unix::net::UnixStream::connect(path("path"))
+            .map(|_| format!("connected to {}", arg("path")))
+            .map_err(|e| e.to_string()),
         "signal" => signal(number("pid"), number("signal")),
         "read_env" => std::env::var(arg("name"))
             .map(|value| format!("read {} bytes", value.len()))
