@@ -6,6 +6,7 @@ use std::ops::Range;
 use std::path::PathBuf;
 
 use super::examples::example_for;
+use super::values::span_marker;
 
 /// Everything that can go wrong while loading and resolving a policy.
 #[derive(Debug, thiserror::Error)]
@@ -53,8 +54,9 @@ pub struct Diagnostics(pub Vec<Diagnostic>);
 impl fmt::Display for Diagnostics {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         for (i, d) in self.0.iter().enumerate() {
+            // The caller prefixes the first with "error: "; the others get their own.
             if i > 0 {
-                writeln!(f)?;
+                write!(f, "\nerror: ")?;
             }
             write!(f, "{d}")?;
         }
@@ -155,9 +157,12 @@ fn floor_char_boundary(text: &str, mut i: usize) -> usize {
 /// Turn a toml/serde error into a diagnostic with a hint: the closest key for an unknown one, an
 /// example of the right form for a wrong type.
 pub fn from_toml(file: &str, text: &str, err: &toml::de::Error) -> Diagnostic {
-    let message = err.message().trim_end().to_owned();
-    let mut diag = Diagnostic::at(file, text, err.span(), message.clone());
-    let section = section_at(text, err.span().map_or(0, |s| s.start));
+    let (span, message) = match span_marker(err.message()) {
+        Some((span, message)) => (Some(span), message.trim_end().to_owned()),
+        None => (err.span(), err.message().trim_end().to_owned()),
+    };
+    let mut diag = Diagnostic::at(file, text, span.clone(), message.clone());
+    let section = section_at(text, span.map_or(0, |s| s.start));
     if let Some((key, expected)) = unknown_field(&message) {
         let place = if section.is_empty() {
             "at the top level".to_owned()
@@ -180,18 +185,11 @@ pub fn from_toml(file: &str, text: &str, err: &toml::de::Error) -> Diagnostic {
     } else {
         format!("{section}.{key}")
     };
-    if message.starts_with("invalid type")
-        || message.starts_with("unknown variant")
-        || message.starts_with("invalid value")
-    {
-        diag.message = if key.is_empty() {
-            message
-        } else {
-            format!("`{path}`: {message}")
-        };
-        if let Some(example) = example_for(&path) {
-            diag = diag.with_help(format!("write it like this:\n{example}"));
-        }
+    if !key.is_empty() {
+        diag.message = format!("`{path}`: {message}");
+    }
+    if let Some(example) = example_for(&path).filter(|_| !key.is_empty()) {
+        diag = diag.with_help(format!("write it like this:\n{example}"));
     }
     diag
 }

@@ -45,16 +45,37 @@ impl<T: PartialEq> PartialEq for Val<T> {
     }
 }
 
-impl<'de, T: Deserialize<'de>> Deserialize<'de> for Val<T> {
+impl<'de, T: serde::de::DeserializeOwned> Deserialize<'de> for Val<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let spanned = toml::Spanned::<T>::deserialize(d)?;
+        // toml reports an error inside an array at the whole array; going through a spanned
+        // `toml::Value` keeps this element's span, carried in the message (see `span_marker`).
+        let spanned = toml::Spanned::<toml::Value>::deserialize(d)?;
         let span = spanned.span();
-        Ok(Val {
-            value: spanned.into_inner(),
-            span: Some(span),
-            origin: None,
-        })
+        match T::deserialize(spanned.into_inner()) {
+            Ok(value) => Ok(Val {
+                value,
+                span: Some(span),
+                origin: None,
+            }),
+            Err(e) => Err(de::Error::custom(format!(
+                "{SPAN_MARK}{}-{}{SPAN_MARK}{}",
+                span.start,
+                span.end,
+                e.message()
+            ))),
+        }
     }
+}
+
+/// Brackets a `start-end` span at the front of an error message.
+const SPAN_MARK: char = '\u{1}';
+
+/// Split a message made by `Val`'s deserializer into its span and the message proper.
+pub fn span_marker(message: &str) -> Option<(Range<usize>, &str)> {
+    let rest = message.strip_prefix(SPAN_MARK)?;
+    let (span, text) = rest.split_once(SPAN_MARK)?;
+    let (start, end) = span.split_once('-')?;
+    Some((start.parse().ok()?..end.parse().ok()?, text))
 }
 
 /// Any TOML scalar, so the types below can accept `512` as well as `"512MiB"`.
