@@ -75,6 +75,16 @@ fn main() {
         "mcp-guard relay benchmark ({} run)",
         if config.quick { "quick" } else { "full" }
     );
+    // The machine may be shared: the load says how much to trust the figures.
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!(
+        "  load average {} on {cpus} CPUs",
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
     println!("  direct : {}", bins.echo.display());
     println!(
         "  guarded: {} run --allow-unsandboxed -- echo-server",
@@ -243,7 +253,7 @@ fn request(id: usize, size: usize) -> Vec<u8> {
     let pad = size.saturating_sub(head.len() + tail.len()).max(1);
     let mut line = Vec::with_capacity(size);
     line.extend_from_slice(head.as_bytes());
-    line.extend(std::iter::repeat_n(b'a', pad));
+    line.resize(line.len() + pad, b'a');
     line.extend_from_slice(tail.as_bytes());
     line
 }

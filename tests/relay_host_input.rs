@@ -258,3 +258,58 @@ fn relay_works_without_initialize() {
     // The mock does not know the method: the server's own error comes back, not the guard's.
     assert_eq!(answer.json()["error"]["code"], -32601, "{}", answer.short());
 }
+
+#[test]
+fn crlf_line_endings_are_accepted() {
+    let mut guard = Guard::mock(&[], &[]);
+    guard.initialize("2025-06-18");
+    guard.send_bytes(b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}\r\n");
+    let answer = guard.recv();
+    assert_eq!(answer.raw_id().as_deref(), Some("1"), "{}", answer.short());
+    assert!(answer.json().get("result").is_some(), "{}", answer.short());
+}
+
+#[test]
+fn an_id_already_in_flight_is_refused() {
+    // Forwarding it would make the server's second answer look like a duplicate and be dropped.
+    let mut guard = Guard::mock(&[], &[]);
+    guard.initialize("2025-06-18");
+    guard.call("1", "delay", json!({"ms": 300}));
+    guard.call("1", "ok", json!({}));
+    guard.recv().assert_error("1", -32600);
+    assert_eq!(guard.recv().assert_result("1"), "ok");
+    guard.assert_alive("2");
+}
+
+#[test]
+fn batch_members_are_checked_one_by_one() {
+    let mut guard = Guard::mock(&[], &["--protocol-version=2025-03-26"]);
+    guard.initialize("2025-03-26");
+    guard.send(concat!(
+        r#"[{"jsonrpc":"2.0","id":1,"method":"ping"},{"bad":1},5,"#,
+        r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"ok","arguments":{}}}]"#
+    ));
+    let mut answers = Vec::new();
+    while answers.len() < 4 {
+        match guard.recv().json() {
+            serde_json::Value::Array(items) => answers.extend(items),
+            one => answers.push(one),
+        }
+    }
+    let invalid = answers
+        .iter()
+        .filter(|a| a["id"].is_null() && a["error"]["code"] == -32600)
+        .count();
+    assert_eq!(invalid, 2, "{answers:?}");
+    assert!(answers
+        .iter()
+        .any(|a| a["id"] == 1 && a["result"].is_object()));
+    assert!(answers
+        .iter()
+        .any(|a| a["id"] == 2 && a["result"].is_object()));
+    guard.assert_alive("3");
+    // Only the two valid members reached the server.
+    let stats = guard.server_stats("4");
+    let calls = stats["calls"].as_array().map(Vec::len);
+    assert_eq!(calls, Some(2), "{stats}");
+}

@@ -292,3 +292,34 @@ fn server_closing_stdout_fails_the_pending_request() {
     guard.close_stdin();
     guard.wait_exit(Duration::from_secs(3));
 }
+
+#[test]
+fn sigterm_to_the_guard_fails_pending_requests() {
+    let mut guard = Guard::mock(&["--shutdown-grace", "300ms"], &["--exit-on-eof=false"]);
+    guard.initialize("2025-06-18");
+    guard.call("1", "never", json!({}));
+    // Make sure the call reached the server before the signal.
+    guard.assert_alive("2");
+    guard.signal(libc::SIGTERM);
+    assert_eq!(assert_server_exit_error(&guard.recv()), "1");
+    guard.wait_exit(Duration::from_secs(3));
+}
+
+#[test]
+fn host_eof_answers_the_server_own_pending_request() {
+    // Otherwise a server waiting on its own request may never exit (server-everything does this).
+    let mut guard = Guard::mock(&["--shutdown-grace", "2s"], &["--log={dir}/log"]);
+    guard.initialize("2025-06-18");
+    guard.call("1", "server_request", json!({}));
+    let request = guard.recv();
+    assert_eq!(request.json()["method"], "roots/list");
+    guard.close_stdin();
+    // The mock answers the tool call with the error it got for roots/list.
+    let text = guard.recv().assert_result("1");
+    let answer: serde_json::Value = serde_json::from_str(&text).expect("response JSON");
+    assert!(answer["error"]["code"].is_i64(), "{answer}");
+    assert_eq!(answer["id"].to_string(), request.raw_id().unwrap());
+    let start = Instant::now();
+    assert_eq!(guard.exit_code(Duration::from_secs(4)), 0);
+    assert!(start.elapsed() < Duration::from_secs(1));
+}

@@ -148,7 +148,11 @@ impl Guard {
             .iter()
             .map(|a| a.replace("{dir}", &dir.path().display().to_string()))
             .collect();
-        let mut child = Command::new(support::guard_bin())
+        // To check that the tests can fail, point them at another relay (e.g. a bare pipe).
+        let guard_bin = std::env::var_os("RELAY_TESTS_GUARD")
+            .map(PathBuf::from)
+            .unwrap_or_else(support::guard_bin);
+        let mut child = Command::new(guard_bin)
             .arg("run")
             .arg("--allow-unsandboxed")
             .args(guard_args)
