@@ -435,7 +435,10 @@ fn ts_client_everything_server() {
     assert_eq!(doc["longRunning"]["progressNotifications"], 5);
     assert_eq!(doc["largeEcho"]["bytes"], 1 << 20);
     assert_eq!(doc["serverToClient"]["rootsRequests"], 1);
-    assert_eq!(doc["serverToClient"]["samplingRequests"], 1);
+    assert_eq!(doc["serverToClient"]["samplingRequests"], 2);
+    assert_eq!(doc["cancellation"]["outcome"], "cancelled");
+    assert_eq!(doc["cancellation"]["echoAfter"], "Echo: still here");
+    assert_eq!(doc["concurrent"].as_array().map(Vec::len), Some(22));
     assert_eq!(doc["serverToClient"]["elicitationRequests"], 1);
     assert!(tool_names(&doc).contains(&"echo"));
 }

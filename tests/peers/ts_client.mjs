@@ -251,6 +251,37 @@ async function everything(args) {
     check(progress.length === 5, `expected 5 progress notifications, got ${progress.length}`);
     out.longRunning = { result: long, progressNotifications: progress.length, progress };
 
+    // Many requests in flight at once, answered out of order (the long operation finishes last).
+    const concurrent = await Promise.all([
+      client.callTool({ name: "trigger-long-running-operation", arguments: { duration: 0.5, steps: 2 } }),
+      ...Array.from({ length: 20 }, (_, i) => client.callTool({ name: "echo", arguments: { message: `m${i}` } })),
+      client.callTool({ name: "trigger-sampling-request", arguments: { prompt: "in parallel", maxTokens: 5 } }),
+    ]);
+    out.concurrent = concurrent.map(textOf);
+    check(out.concurrent[20] === "Echo: m19", `concurrent echo 19: ${out.concurrent[20]}`);
+
+    // Cancelling a request (notifications/cancelled): the server goes on sending progress for it
+    // for a while; later requests must still work.
+    const abort = new AbortController();
+    let cancelledProgress = 0;
+    const cancelled = client
+      .callTool({ name: "trigger-long-running-operation", arguments: { duration: 0.6, steps: 3 } }, undefined, {
+        signal: abort.signal,
+        onprogress: () => {
+          cancelledProgress += 1;
+          abort.abort("test cancels after the first progress notification");
+        },
+      })
+      .then(
+        () => "completed",
+        (e) => (abort.signal.aborted ? "cancelled" : `failed: ${e}`),
+      );
+    out.cancellation = { outcome: await cancelled };
+    check(out.cancellation.outcome === "cancelled", `cancelled request: ${out.cancellation.outcome}`);
+    check(cancelledProgress >= 1, "no progress before the cancellation");
+    await sleep(700); // let the server finish the cancelled operation
+    out.cancellation.echoAfter = textOf(await client.callTool({ name: "echo", arguments: { message: "still here" } }));
+
     // Server -> client requests in the middle of a tools/call.
     out.sampling = await client.callTool({
       name: "trigger-sampling-request",
