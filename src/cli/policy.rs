@@ -32,7 +32,7 @@ pub enum PolicyCommand {
     },
     /// Print the effective policy (variables expanded, layers merged) as TOML, each value
     /// annotated with the layer it came from.
-    Show(ShowArgs),
+    Show(Box<ShowArgs>),
     /// List the shipped profiles.
     List,
 }

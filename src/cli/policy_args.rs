@@ -16,8 +16,15 @@ use crate::sandbox::{Layer, NetworkMode, SandboxConfig};
 const LAYERS: &str =
     "landlock, landlock-network, landlock-scope, seccomp, limits, capabilities, all";
 
+/// The policy flags, boxed: they are many, and `RunArgs` sits in an enum with small variants.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct PolicyArgs {
+    #[command(flatten)]
+    pub flags: Box<PolicyFlags>,
+}
+
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct PolicyFlags {
     /// Policy file (TOML, see policies/README.md), layered over the profile.
     #[arg(long, value_name = "FILE")]
     pub policy: Option<PathBuf>,
@@ -88,15 +95,16 @@ pub enum LayerFlag {
 impl PolicyArgs {
     /// The flags as the top policy layer; each value names its flag.
     pub fn flags_layer(&self) -> Policy {
+        let f = &*self.flags;
         let flag = |name: &str| Some(Origin::Flag(name.to_owned()));
         let vals = |v: &[PathPattern], name: &str| {
             v.iter().map(|p| Val::new(p.clone(), flag(name))).collect()
         };
         let mut p = Policy::default();
-        p.filesystem.read = vals(&self.allow_read, "--allow-read");
-        p.filesystem.write = vals(&self.allow_write, "--allow-write");
-        p.filesystem.exec = vals(&self.allow_exec, "--allow-exec");
-        for item in &self.allow_net {
+        p.filesystem.read = vals(&f.allow_read, "--allow-read");
+        p.filesystem.write = vals(&f.allow_write, "--allow-write");
+        p.filesystem.exec = vals(&f.allow_exec, "--allow-exec");
+        for item in &f.allow_net {
             let net = &mut p.network;
             match item {
                 NetFlag::Mode(m) => net.mode = Some(Val::new(*m, flag("--allow-net"))),
@@ -107,11 +115,11 @@ impl PolicyArgs {
                 net.mode = Some(Val::new(NetworkMode::Ports, flag("--allow-net")));
             }
         }
-        p.limits.memory = self.memory.clone().map(|v| Val::new(v, flag("--memory")));
-        p.limits.cpus = self.cpus.map(|v| Val::new(v, flag("--cpus")));
-        p.limits.pids = self.pids.map(|v| Val::new(v, flag("--pids")));
-        p.limits.wall_clock = self.timeout.clone().map(|v| Val::new(v, flag("--timeout")));
-        for (name, value) in &self.env {
+        p.limits.memory = f.memory.clone().map(|v| Val::new(v, flag("--memory")));
+        p.limits.cpus = f.cpus.map(|v| Val::new(v, flag("--cpus")));
+        p.limits.pids = f.pids.map(|v| Val::new(v, flag("--pids")));
+        p.limits.wall_clock = f.timeout.clone().map(|v| Val::new(v, flag("--timeout")));
+        for (name, value) in &f.env {
             match value {
                 None => p.env.pass.push(Val::new(name.clone(), flag("--env"))),
                 Some(v) => {
@@ -122,7 +130,7 @@ impl PolicyArgs {
                 }
             }
         }
-        for item in &self.require {
+        for item in &f.require {
             match item {
                 LayerFlag::All => p.enforce = Some(Val::new(Enforce::Required, flag("--require"))),
                 LayerFlag::One(l) => p.require.push(Val::new(*l, flag("--require"))),
@@ -133,7 +141,7 @@ impl PolicyArgs {
 
     /// Every layer merged: built-in ← profile ← policy file ← these flags.
     pub fn effective(&self) -> anyhow::Result<EffectivePolicy> {
-        let mut layers = load_layers(self.profile.as_deref(), self.policy.as_deref())?;
+        let mut layers = load_layers(self.flags.profile.as_deref(), self.flags.policy.as_deref())?;
         layers.push((Origin::Flags, self.flags_layer()));
         Ok(merge(layers))
     }

@@ -84,23 +84,20 @@ pub fn validate(file: &str, text: &str, policy: &Policy) -> Vec<Diagnostic> {
         }
     }
 
-    let both_lists =
-        |out: &mut Vec<Diagnostic>,
-         section,
-         found: Vec<(String, &Option<Range<usize>>, &Option<Range<usize>>)>| {
-            for (name, allow_span, deny_span) in found {
-                out.push(
-                    at(
-                        allow_span,
-                        format!("`{name}` is both allowed and denied in [{section}]"),
-                    )
-                    .with_help(format!(
-                        "the deny (line {}) wins, so remove it from `allow`",
-                        line_of(text, deny_span)
-                    )),
-                );
-            }
-        };
+    let both_lists = |out: &mut Vec<Diagnostic>, section, found: Vec<Overlap>| {
+        for (name, allow_span, deny_span) in found {
+            out.push(
+                at(
+                    allow_span,
+                    format!("`{name}` is both allowed and denied in [{section}]"),
+                )
+                .with_help(format!(
+                    "the deny (line {}) wins, so remove it from `allow`",
+                    line_of(text, deny_span)
+                )),
+            );
+        }
+    };
     both_lists(
         &mut out,
         "syscalls",
@@ -149,12 +146,15 @@ pub fn validate(file: &str, text: &str, policy: &Policy) -> Vec<Diagnostic> {
     out
 }
 
-/// Entries in both `allow` and `deny` of one section: (text, allow span, deny span).
+/// An entry in both `allow` and `deny`: its text, the allow's span, the deny's span.
+type Overlap<'a> = (String, &'a Option<Range<usize>>, &'a Option<Range<usize>>);
+
+/// Entries in both `allow` and `deny` of one section.
 fn overlap<'a, T>(
     allow: &'a [Val<T>],
     deny: &'a [Val<T>],
     text: impl Fn(&T) -> String,
-) -> Vec<(String, &'a Option<Range<usize>>, &'a Option<Range<usize>>)> {
+) -> Vec<Overlap<'a>> {
     allow
         .iter()
         .filter_map(|a| {
