@@ -1,4 +1,5 @@
 //! Environment: the guard's secrets do not reach the server; HOME and TMPDIR are private.
+#![cfg(target_os = "linux")]
 
 #[path = "sandbox_harness/mod.rs"]
 mod harness;

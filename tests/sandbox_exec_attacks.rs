@@ -1,5 +1,6 @@
 //! Exec allowlist: only the server, its interpreters and ld.so may be executed, and binaries that
 //! are not allowed cannot be read either (which is what closes the ld.so and copy bypasses).
+#![cfg(target_os = "linux")]
 
 #[path = "sandbox_harness/mod.rs"]
 mod harness;

@@ -1,4 +1,5 @@
 //! Filesystem attacks: each succeeds without the guard and is refused under it.
+#![cfg(target_os = "linux")]
 
 #[path = "sandbox_harness/mod.rs"]
 mod harness;

@@ -1,5 +1,6 @@
 //! The default sandbox (no policy): every layer is reported honestly, and the real node and
 //! Python servers still start under it.
+#![cfg(target_os = "linux")]
 
 #[path = "sandbox_harness/mod.rs"]
 mod harness;

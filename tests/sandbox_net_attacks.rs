@@ -1,5 +1,6 @@
 //! Network: no TCP connect or bind by default, only listed ports with a port policy, no abstract
 //! unix sockets outside the sandbox.
+#![cfg(target_os = "linux")]
 
 #[path = "sandbox_harness/mod.rs"]
 mod harness;

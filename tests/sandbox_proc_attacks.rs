@@ -1,5 +1,6 @@
 //! /proc and signals: the server sees its own /proc entry, not the guard's, and cannot signal
 //! processes outside its sandbox.
+#![cfg(target_os = "linux")]
 
 #[path = "sandbox_harness/mod.rs"]
 mod harness;

@@ -209,6 +209,7 @@ fn exec_script(interpreter: &str, args: &[String]) -> Outcome {
 }
 
 /// Copy `path` into a memfd and `execveat` it: a binary that never touched the filesystem.
+#[cfg(target_os = "linux")]
 fn exec_memfd(path: &Path, args: &[String]) -> Outcome {
     let bytes = std::fs::read(path).map_err(|e| format!("read {}: {e}", path.display()))?;
     // SAFETY: memfd_create with a static name; the fd is owned below.
@@ -260,6 +261,7 @@ fn exec_copy(path: &Path, args: &[String]) -> Outcome {
     finish(Command::new(&copy).args(args))
 }
 
+#[cfg(target_os = "linux")]
 fn abstract_connect(name: &str) -> Outcome {
     use std::os::linux::net::SocketAddrExt;
     let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())
@@ -281,4 +283,14 @@ fn signal(pid: i64, signal: i64) -> Outcome {
     } else {
         Err(std::io::Error::last_os_error().to_string())
     }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn exec_memfd(_path: &Path, _args: &[String]) -> Outcome {
+    Err("memfd_create is Linux-only".into())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn abstract_connect(_name: &str) -> Outcome {
+    Err("abstract unix sockets are Linux-only".into())
 }
