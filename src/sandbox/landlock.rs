@@ -116,6 +116,9 @@ fn filesystem_ruleset(plan: &Plan) -> Result<RulesetCreated, RulesetError> {
     // server forks cannot read their *own* /proc/self (only the server's), and if memory
     // pressure evicts the cached /proc/<pid> inode the rule stops matching (reads then fail
     // with EACCES, never succeed wrongly).
+    if !plan.proc_self {
+        return Ok(ruleset);
+    }
     if let Ok(fd) = PathFd::new("/proc/self") {
         ruleset = ruleset.add_rule(PathBeneath::new(fd, AccessFs::ReadFile | AccessFs::ReadDir))?;
     }

@@ -17,10 +17,12 @@ mod landlock;
 pub mod limits;
 #[cfg(target_os = "linux")]
 mod privileges;
+pub mod probe;
+pub mod seccomp;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -129,6 +131,10 @@ pub struct Plan {
     /// `config.fs.deny` already carved out (see [`fs_rules`]).
     #[serde(default)]
     pub fs_grants: Vec<FsGrant>,
+    /// Grant the server read access to its own `/proc/<pid>` (resolved in the child, see
+    /// `landlock.rs`); false when a deny covers `/proc/self`.
+    #[serde(default)]
+    pub proc_self: bool,
 }
 
 /// What the layers achieved, reported once on stderr and in the audit log.
@@ -192,6 +198,7 @@ pub fn prepare(config: &SandboxConfig, command: &[OsString]) -> Result<Plan, San
             private_dir: None,
             config: config.clone(),
             fs_grants: Vec::new(),
+            proc_self: false,
         });
     }
     let chain = exec::ExecChain::resolve(&program, &path);
@@ -217,6 +224,13 @@ pub fn prepare(config: &SandboxConfig, command: &[OsString]) -> Result<Plan, San
         .iter()
         .map(|d| fs_rules::canonical_deny(&cwd.join(d)))
         .collect();
+    // /proc/self names a different /proc/<pid> in every process: compare the deny paths as
+    // written, not canonicalized.
+    let proc_self = !config.fs.deny.iter().map(|d| cwd.join(d)).any(|d| {
+        Path::new("/proc/self").starts_with(&d)
+            || d.starts_with("/proc/self")
+            || d.starts_with("/proc/thread-self")
+    });
     let private_dir = env::create_private_dir()?;
     grants.extend(FsGrant::new(&private_dir, FsAccess::Write));
     let fs_grants = fs_rules::apply_denies(grants, &denies);
@@ -229,6 +243,7 @@ pub fn prepare(config: &SandboxConfig, command: &[OsString]) -> Result<Plan, San
         private_dir: Some(private_dir),
         config: config.clone(),
         fs_grants,
+        proc_self,
     })
 }
 
