@@ -323,3 +323,34 @@ fn host_eof_answers_the_server_own_pending_request() {
     assert_eq!(guard.exit_code(Duration::from_secs(4)), 0);
     assert!(start.elapsed() < Duration::from_secs(1));
 }
+
+#[test]
+fn host_answer_with_a_lookalike_id_is_dropped() {
+    let mut guard = Guard::mock(&[], &[]);
+    guard.initialize("2025-06-18");
+    guard.call("1", "server_request", json!({}));
+    let request = guard.recv();
+    let server_id = request.raw_id().expect("id");
+    assert_eq!(server_id, "0", "the mock numbers its requests from 0");
+    // The string "0" and 0.0 are not the id 0.
+    guard.send(r#"{"jsonrpc":"2.0","id":"0","result":{"roots":[{"uri":"file:///wrong"}]}}"#);
+    guard.send(r#"{"jsonrpc":"2.0","id":0.0,"result":{"roots":[{"uri":"file:///wrong"}]}}"#);
+    // The guard may answer the malformed one (0.0 is not a valid id); the call is still pending.
+    while let Some(line) = guard.try_recv(Duration::from_millis(200)) {
+        let v = line.json();
+        assert!(
+            v["id"].is_null() && v["error"].is_object(),
+            "unexpected {}",
+            line.short()
+        );
+    }
+    guard.send(r#"{"jsonrpc":"2.0","id":0,"result":{"roots":[{"uri":"file:///right"}]}}"#);
+    let text = guard.recv().assert_result("1");
+    assert!(text.contains("file:///right"), "{text}");
+    let stats = guard.server_stats("2");
+    assert_eq!(
+        stats["responses"].as_array().map(Vec::len),
+        Some(1),
+        "{stats}"
+    );
+}

@@ -80,3 +80,25 @@ fn an_answered_id_can_be_reused_by_the_host() {
     let again = guard.call_and_recv("5", "echo", json!({"text": "again"}));
     assert_eq!(again.assert_result("5"), "again");
 }
+
+#[test]
+fn responses_with_lookalike_ids_are_dropped() {
+    // "1" is not 1, 1.0 is not 1, and big integers differ in their last digit even where an
+    // f64 would not tell them apart.
+    let mut guard = Guard::mock(&[], &[]);
+    guard.initialize("2025-06-18");
+    for (i, raw_id) in [
+        "1",
+        "\"1\"",
+        "\"007\"",
+        "123456789012345678901234567890",
+        "9007199254740993",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let answer = guard.call_and_recv(raw_id, "near_ids", json!({}));
+        assert_eq!(answer.assert_result(raw_id), "ok", "for id {raw_id}");
+        guard.assert_alive(&format!("\"alive-{i}\""));
+    }
+}

@@ -40,12 +40,13 @@ const TOOLS: &[&str] = &[
     "delay",          // answer after arguments.ms, without blocking the reader
     "sleep",          // block the reader for arguments.ms, then answer
     "spoof",          // answer with wrong ids, then with the right one
-    "duplicate",      // answer the same id twice
-    "huge",           // a result line of arguments.bytes (default 20 MiB); arguments.wrong_id
-    "progress",       // arguments.count progress notifications every arguments.ms, then answer
-    "partial_exit",   // write half a response line without newline, then exit(0)
-    "complete_exit",  // write the whole response without newline, then exit(0)
-    "spawn_child",    // spawn `sleep 1000`, write "<own pid> <child pid>" to arguments.path
+    "near_ids", // answer ids that look like the right one (string/number, last digit), then it
+    "duplicate", // answer the same id twice
+    "huge",     // a result line of arguments.bytes (default 20 MiB); arguments.wrong_id
+    "progress", // arguments.count progress notifications every arguments.ms, then answer
+    "partial_exit", // write half a response line without newline, then exit(0)
+    "complete_exit", // write the whole response without newline, then exit(0)
+    "spawn_child", // spawn `sleep 1000`, write "<own pid> <child pid>" to arguments.path
     "ignore_sigterm", // SIG_IGN for SIGTERM, then answer
     "server_request", // send a request (arguments.method, default roots/list) to the client;
     // answer the call with the client's response line once it arrives
@@ -388,6 +389,12 @@ fn call_tool(
             out.line(&result_line("987654321", &text_result("spoofed")));
             reply(ok);
         }
+        "near_ids" => {
+            for near in near_ids(id) {
+                out.line(&result_line(&near, &text_result("near")));
+            }
+            reply(ok);
+        }
         "duplicate" => {
             out.line(&result_line(id, &text_result("first")));
             reply(result_line(id, &text_result("second")));
@@ -484,4 +491,25 @@ fn call_tool(
             r#"{{"jsonrpc":"2.0","id":{id},"error":{{"code":-32602,"message":"unknown tool {other}"}}}}"#
         )),
     }
+}
+
+/// Ids a sloppy tracker could confuse with `id` (the exact JSON text of the real one).
+fn near_ids(id: &str) -> Vec<String> {
+    let mut near = vec!["null".to_owned()];
+    if let Some(inner) = id.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
+        near.push(format!("\"{inner} \""));
+        near.push(format!("\" {inner}\""));
+        if let Ok(number) = inner.parse::<i128>() {
+            near.push(number.to_string());
+        }
+    } else {
+        near.push(format!("\"{id}\""));
+        near.push(format!("{id}.0"));
+        let mut digits = id.to_owned();
+        if let Some(last) = digits.pop().and_then(|c| c.to_digit(10)) {
+            digits.push(char::from_digit((last + 1) % 10, 10).unwrap_or('0'));
+            near.push(digits);
+        }
+    }
+    near
 }
