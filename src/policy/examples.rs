@@ -57,6 +57,10 @@ const EXAMPLES: &[(&str, &str)] = &[
     ("prompts.deny", "deny = [\"*debug*\"]"),
     ("prompts.rate_limit", "rate_limit = \"10/s\""),
     (
+        "prompts.rate_limits",
+        "[prompts.rate_limits]\nsummarize = \"10/min\"",
+    ),
+    (
         "resources.allow",
         "allow = [\"file:///srv/docs/**\", \"memory://*\"]",
     ),
@@ -101,7 +105,7 @@ const EXAMPLES: &[(&str, &str)] = &[
 
 /// The example for `section.key` (`tools.arguments.*.*` share one).
 pub fn example_for(path: &str) -> Option<&'static str> {
-    if path.starts_with("tools.arguments.") || path.starts_with("prompts.arguments.") {
+    if path.starts_with("tools.arguments") || path.starts_with("prompts.arguments") {
         return Some(
             "[tools.arguments.write_file]\npath = { under = [\"${CWD}\"], max_length = 4096 }",
         );
@@ -109,4 +113,71 @@ pub fn example_for(path: &str) -> Option<&'static str> {
     let find = |key: &str| EXAMPLES.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
     // A key inside a map section (`[tools.rate_limits]`) takes the section's example.
     find(path).or_else(|| path.rsplit_once('.').and_then(|(parent, _)| find(parent)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECTIONS: &[&str] = &[
+        "",
+        "launch",
+        "filesystem",
+        "network",
+        "limits",
+        "env",
+        "syscalls",
+        "tools",
+        "prompts",
+        "resources",
+        "server_requests",
+        "redaction",
+        "errors",
+        "audit",
+    ];
+
+    /// The keys a section accepts, as serde lists them for an unknown one.
+    fn keys_of(section: &str) -> Vec<String> {
+        let text = if section.is_empty() {
+            "zzz = 1".to_owned()
+        } else {
+            format!("[{section}]\nzzz = 1")
+        };
+        let err = toml::from_str::<crate::policy::Policy>(&text).unwrap_err();
+        let msg = err.message().to_owned();
+        let expected = msg
+            .split_once("expected")
+            .map(|(_, r)| r.to_owned())
+            .unwrap_or_default();
+        expected
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[test]
+    fn examples_cover_every_key_and_readme_documents_it() {
+        let readme = include_str!("../../policies/README.md");
+        for section in SECTIONS {
+            let keys = keys_of(section);
+            assert!(!keys.is_empty(), "no keys found for [{section}]");
+            for key in keys {
+                let path = if section.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{section}.{key}")
+                };
+                if SECTIONS.contains(&path.as_str()) {
+                    continue;
+                }
+                assert!(example_for(&path).is_some(), "no example for `{path}`");
+                assert!(
+                    readme.contains(&format!("`{key}`")),
+                    "policies/README.md does not document `{path}`"
+                );
+            }
+        }
+    }
 }
