@@ -373,8 +373,7 @@ fn expand_all(
             Ok(paths) => {
                 // Shipped profiles list alternatives across systems (`/usr/lib/git-core`,
                 // `/usr/libexec/git-core`): the ones missing here are not worth a warning.
-                let optional = kind == Kind::Allow
-                    && matches!(entry.origin, Some(Origin::Profile(_) | Origin::Builtin));
+                let optional = kind == Kind::Allow && is_shipped(entry);
                 for path in paths.into_iter().filter(|p| !optional || p.exists()) {
                     if !out.iter().any(|(p, _)| *p == path) {
                         let raw = entry.value.as_str();
@@ -387,7 +386,8 @@ fn expand_all(
                     }
                 }
             }
-            Err(variable) if kind == Kind::Deny => {
+            // A shipped profile's deny under an unset `${HOME}` guards nothing; a user's is an error.
+            Err(variable) if kind == Kind::Deny && !is_shipped(entry) => {
                 let hint = if variable == "SERVER_DIR" {
                     " (it is known once the server command is)"
                 } else {
@@ -411,6 +411,11 @@ fn expand_all(
         }
     }
     Ok(out)
+}
+
+/// Whether `entry` comes from a shipped profile or the built-in layer.
+fn is_shipped<T>(entry: &Val<T>) -> bool {
+    matches!(entry.origin, Some(Origin::Profile(_) | Origin::Builtin))
 }
 
 /// How [`expand_all`] treats a list.
@@ -576,6 +581,15 @@ mod tests {
             eff.resolve(&vars(), Some(&cmd(&["x"]))).is_err(),
             "`run` refuses an unresolvable deny"
         );
+    }
+
+    #[test]
+    fn resolve_shipped_deny_with_unset_variable_is_skipped() {
+        let layer =
+            parse_policy("t", "version = 1\n[filesystem]\ndeny = [\"${HOME}/.ssh\"]").unwrap();
+        let eff = merge(vec![(Origin::Profile("default".into()), layer)]);
+        let r = eff.resolve(&Vars::default(), Some(&cmd(&["x"]))).unwrap();
+        assert!(r.sandbox.fs.deny.is_empty() && r.warnings[0].contains("`${HOME}` has no value"));
     }
 
     #[test]
