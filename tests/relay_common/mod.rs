@@ -143,28 +143,40 @@ impl Guard {
     }
 
     pub fn start(guard_args: &[&str], server: &Path, server_args: &[&str]) -> Guard {
+        // To check that the tests can fail, point them at another relay (e.g. a bare pipe).
+        let guard_bin = std::env::var_os("RELAY_TESTS_GUARD")
+            .map(PathBuf::from)
+            .unwrap_or_else(support::guard_bin);
+        let mut command = Command::new(guard_bin);
+        command
+            .arg("run")
+            .arg("--allow-unsandboxed")
+            .args(guard_args)
+            .arg("--")
+            .arg(server);
+        Guard::spawn(command, server_args)
+    }
+
+    /// The control: the same server with no guard in between (`Guard` is then a misnomer).
+    pub fn unguarded(server: &Path, server_args: &[&str]) -> Guard {
+        Guard::spawn(Command::new(server), server_args)
+    }
+
+    /// Spawns `command` followed by `server_args` (`{dir}` replaced by the scratch directory).
+    fn spawn(mut command: Command, server_args: &[&str]) -> Guard {
         let dir = tempfile::tempdir().expect("tempdir");
         let server_args: Vec<String> = server_args
             .iter()
             .map(|a| a.replace("{dir}", &dir.path().display().to_string()))
             .collect();
-        // To check that the tests can fail, point them at another relay (e.g. a bare pipe).
-        let guard_bin = std::env::var_os("RELAY_TESTS_GUARD")
-            .map(PathBuf::from)
-            .unwrap_or_else(support::guard_bin);
-        let mut child = Command::new(guard_bin)
-            .arg("run")
-            .arg("--allow-unsandboxed")
-            .args(guard_args)
-            .arg("--")
-            .arg(server)
+        let mut child = command
             .args(&server_args)
             .env("RUST_BACKTRACE", "1")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("spawn mcp-guard");
+            .expect("spawn the process under test");
         let stdout = child.stdout.take().expect("stdout");
         let (tx, lines) = mpsc::channel();
         std::thread::spawn(move || {
