@@ -262,12 +262,7 @@ pub fn parse_line(line: &[u8]) -> Result<Parsed<'_>, Invalid> {
                     .collect(),
             ))
         }
-        Some(_) => {
-            // Syntax first, so that a JSON value of the wrong shape is -32600, not -32700.
-            let raw: &RawValue =
-                serde_json::from_str(text).map_err(|e| Invalid::Parse(e.to_string()))?;
-            parse_object(raw.get()).map(Parsed::Single)
-        }
+        Some(_) => parse_object(text.trim_start()).map(Parsed::Single),
     }
 }
 
@@ -317,10 +312,20 @@ fn parse_object(text: &str) -> Result<Message<'_>, Invalid> {
         reason: reason.to_owned(),
     };
     if !text.starts_with('{') {
+        if let Err(e) = serde_json::from_str::<&RawValue>(text) {
+            return Err(Invalid::Parse(e.to_string()));
+        }
         return Err(invalid(None, "a message must be a JSON object"));
     }
-    let env: RawEnvelope<'_> =
-        serde_json::from_str(text).map_err(|e| invalid(None, &e.to_string()))?;
+    // One pass decodes the envelope and syntax-checks the raw members. A data error (a member
+    // of the wrong type) is -32600 only if the text is JSON at all: check that on the error path.
+    let env: RawEnvelope<'_> = serde_json::from_str(text).map_err(|e| {
+        if e.is_data() && serde_json::from_str::<&RawValue>(text).is_ok() {
+            invalid(None, &e.to_string())
+        } else {
+            Invalid::Parse(e.to_string())
+        }
+    })?;
     let id = match env.id {
         None => None,
         Some(raw) if raw.get() == "null" => None,

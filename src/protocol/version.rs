@@ -46,6 +46,14 @@ pub struct MetaPeek<'a> {
 }
 
 impl<'a> ParamsPeek<'a> {
+    /// Peek into a request's params for its `_meta`. Most requests have none: a substring search
+    /// is far cheaper than a second JSON pass over the params.
+    pub fn meta_of(params: Option<&'a RawValue>) -> Option<MetaPeek<'a>> {
+        let raw = params?;
+        memchr::memmem::find(raw.get().as_bytes(), b"\"_meta\"")?;
+        Self::of(Some(raw)).meta
+    }
+
     /// Peek into raw params (or a result); a malformed or non-object value yields nothing.
     pub fn of(raw: Option<&'a RawValue>) -> Self {
         raw.filter(|r| r.get().starts_with('{'))

@@ -10,7 +10,7 @@ use super::output::Output;
 use super::replies::{cancelled_notification, error_response};
 use super::session::{Answer, Session};
 use crate::protocol::id_recovery::recover_id;
-use crate::protocol::version::{allows_batches, ParamsPeek};
+use crate::protocol::version::{allows_batches, MetaPeek, ParamsPeek};
 use crate::protocol::{codes, parse_line, Frame, Invalid, LineReader, Message, Parsed, RequestId};
 
 /// Longest excerpt of a dropped line shown in a log message.
@@ -241,9 +241,9 @@ impl Relay {
                         "Invalid Request: this id is already in use by a request still in flight",
                     ));
                 }
-                let peek = ParamsPeek::of(*params);
-                let version = peek.meta.as_ref().and_then(|m| m.protocol_version.clone());
-                let pending = Pending::new(method, &peek, session.request_timeout);
+                let meta = ParamsPeek::meta_of(*params);
+                let version = meta.as_ref().and_then(|m| m.protocol_version.clone());
+                let pending = Pending::new(method, meta.as_ref(), session.request_timeout);
                 match side {
                     Side::Host => session.host_requests.insert(id.clone(), pending),
                     Side::Server => session.server_requests.insert(id.clone(), pending),
@@ -418,13 +418,11 @@ impl Relay {
 use super::session::Pending;
 
 impl Pending {
-    fn new(method: &str, peek: &ParamsPeek<'_>, timeout: Duration) -> Self {
+    fn new(method: &str, meta: Option<&MetaPeek<'_>>, timeout: Duration) -> Self {
         Pending {
             method: method.into(),
             deadline: Instant::now() + timeout,
-            progress_token: peek
-                .meta
-                .as_ref()
+            progress_token: meta
                 .and_then(|m| m.progress_token)
                 .map(|raw| Box::from(raw.get())),
         }
