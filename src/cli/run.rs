@@ -17,19 +17,25 @@ In a host config (Claude Desktop, Cursor, VS Code), put `mcp-guard` as the comma
 `run`, `--`, then the original command and its arguments as the args.
 
 Exit status: the server's own status (128+N when it died of signal N); 2 when mcp-guard itself
-could not start the server (the message says why and what to do).";
+could not understand its arguments or policy, 126 when the server could not be started (the
+message says why and what to do).";
+
+const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+const DEFAULT_MAX_MESSAGE_BYTES: u64 = 16 * 1024 * 1024;
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = RUN_AFTER_HELP)]
 pub struct RunArgs {
     /// Answer a request with an error if the server has not replied in this long (progress
     /// notifications for the request restart the clock). Examples: 30s, 5m, 1h.
-    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
-    pub request_timeout: Duration,
+    /// [default: the policy's `[limits] request_timeout`, else 60s]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub request_timeout: Option<Duration>,
 
     /// Largest JSON-RPC message accepted in either direction (e.g. 16MiB, 512KiB).
-    #[arg(long, value_name = "SIZE", default_value = "16MiB", value_parser = parse_size)]
-    pub max_message_bytes: u64,
+    /// [default: the policy's `[limits] max_message_bytes`, else 16MiB]
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub max_message_bytes: Option<u64>,
 
     /// After the host closes stdin, how long the server gets to exit before SIGTERM (and the
     /// same again before SIGKILL).
@@ -65,13 +71,22 @@ pub fn execute(args: RunArgs) -> anyhow::Result<ExitCode> {
              with the message firewall only"
         );
     }
-    let mut config = args.policy.resolve_sandbox_config()?;
+    let resolved = args.policy.resolve_for_launch(&args.command)?;
+    let mut config = resolved.sandbox;
     config.disabled |= args.allow_unsandboxed;
     let plan =
         crate::sandbox::prepare(&config, &args.command).context("cannot launch the server")?;
+    // Flags win over the policy, the policy over the built-in defaults.
+    let max_message_bytes = args
+        .max_message_bytes
+        .or(resolved.relay.max_message_bytes)
+        .unwrap_or(DEFAULT_MAX_MESSAGE_BYTES);
     let options = RelayOptions {
-        request_timeout: args.request_timeout,
-        max_message_bytes: usize::try_from(args.max_message_bytes).unwrap_or(usize::MAX),
+        request_timeout: args
+            .request_timeout
+            .or(resolved.relay.request_timeout)
+            .unwrap_or(DEFAULT_REQUEST_TIMEOUT),
+        max_message_bytes: usize::try_from(max_message_bytes).unwrap_or(usize::MAX),
         shutdown_grace: args.shutdown_grace,
     };
     let status = crate::relay::run_guarded(plan, options)?;
