@@ -262,9 +262,18 @@ impl EventReader {
     fn handle(&mut self, event: Option<SupervisorEvent>) {
         match event {
             Some(SupervisorEvent::Confined { report }) => {
+                // Said once, loudly: what this kernel could not enforce.
                 for (layer, reason) in &report.not_enforced {
-                    tracing::warn!("not enforced: {layer:?}: {reason}");
+                    tracing::warn!("sandbox: {layer:?} NOT enforced: {reason}");
                 }
+                for (layer, reason) in &report.partial {
+                    tracing::warn!("sandbox: {layer:?} only partly enforced: {reason}");
+                }
+                tracing::debug!(
+                    landlock_abi = report.landlock_abi.as_deref().unwrap_or("none"),
+                    "sandbox: enforced {:?}",
+                    report.enforced
+                );
             }
             Some(SupervisorEvent::SpawnFailed { error }) => {
                 tracing::error!("cannot start the server: {error}");
