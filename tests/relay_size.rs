@@ -150,3 +150,43 @@ fn twenty_mib_lines_pass_when_the_cap_allows() {
     let answer = guard.call_and_recv("2", "huge", json!({"bytes": 20 << 20}));
     assert_eq!(answer.assert_result("2").len(), 20 << 20);
 }
+
+/// A ping line of exactly `len` bytes (newline excluded).
+fn ping_of_len(raw_id: &str, len: usize) -> String {
+    let empty = format!(r#"{{"jsonrpc":"2.0","id":{raw_id},"method":"ping","params":{{"p":""}}}}"#);
+    let pad = "p".repeat(len - empty.len());
+    format!(r#"{{"jsonrpc":"2.0","id":{raw_id},"method":"ping","params":{{"p":"{pad}"}}}}"#)
+}
+
+#[test]
+fn the_cap_counts_message_bytes_without_the_newline() {
+    let mut guard = Guard::mock(&["--max-message-bytes", "4096"], &[]);
+    guard.initialize("2025-06-18");
+    guard.send(&ping_of_len("1", 4096));
+    let answer = guard.recv();
+    assert!(answer.json().get("result").is_some(), "{}", answer.short());
+    // CRLF: the carriage return is line ending, not message.
+    guard.send(&format!("{}\r", ping_of_len("2", 4096)));
+    let answer = guard.recv();
+    assert!(answer.json().get("result").is_some(), "{}", answer.short());
+    guard.send(&ping_of_len("3", 4097));
+    guard.recv().assert_error("3", -32600);
+    guard.assert_alive("4");
+
+    // Server side: measure the mock's line overhead unguarded, then hit the cap exactly.
+    let mut control = Guard::unguarded(&relay_common::mock_bin(), &[]);
+    let overhead = control
+        .call_and_recv("5", "huge", json!({"bytes": 0}))
+        .bytes
+        .len();
+    let answer = guard.call_and_recv("5", "huge", json!({"bytes": 4096 - overhead}));
+    assert_eq!(answer.bytes.len(), 4096, "{}", answer.short());
+    assert!(answer.json().get("result").is_some(), "{}", answer.short());
+    let answer = guard.call_and_recv("6", "huge", json!({"bytes": 4097 - overhead}));
+    assert_eq!(answer.raw_id().as_deref(), Some("6"));
+    assert!(
+        answer.json()["error"]["code"].is_i64(),
+        "{}",
+        answer.short()
+    );
+}
