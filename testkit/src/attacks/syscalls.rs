@@ -54,7 +54,7 @@ pub fn run(name: &str, args: &Value) -> Option<Outcome> {
         "x32_syscall" => x32_syscall(),
         "memory_bomb" => memory_bomb(num("mib")),
         "fork_bomb" => fork_bomb(num("count")),
-        "cpu_spin" => cpu_spin(num("ms")),
+        "cpu_spin" => cpu_spin(num("ms"), num("cpu_ms")),
         "file_size_bomb" => file_size_bomb(&text("path"), num("mib")),
         _ => return None,
     })
@@ -395,19 +395,24 @@ fn fork_bomb(count: u64) -> Outcome {
     }
 }
 
-/// Spin for `ms` milliseconds of wall time and report the CPU time obtained.
-fn cpu_spin(ms: u64) -> Outcome {
+/// Spin until `cpu_ms` of CPU time were obtained (0: no target) or `ms` of wall time passed,
+/// and report both.
+fn cpu_spin(ms: u64, cpu_ms: u64) -> Outcome {
     let start = std::time::Instant::now();
     let cpu_start = cpu_time_ms();
     let mut x = 0u64;
-    while start.elapsed().as_millis() < u128::from(ms) {
-        x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+    loop {
+        for _ in 0..100_000 {
+            x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+        }
+        let cpu = cpu_time_ms() - cpu_start;
+        if start.elapsed().as_millis() >= u128::from(ms) || (cpu_ms > 0 && cpu >= cpu_ms) {
+            return Ok(format!(
+                "cpu_ms={cpu} wall_ms={}",
+                start.elapsed().as_millis()
+            ));
+        }
     }
-    let cpu = cpu_time_ms() - cpu_start;
-    Ok(format!(
-        "cpu_ms={cpu} wall_ms={}",
-        start.elapsed().as_millis()
-    ))
 }
 
 fn cpu_time_ms() -> u64 {
