@@ -5,10 +5,8 @@ mod common;
 
 use std::process::Command;
 
+use common::support;
 use serde_json::Value;
-
-#[path = "support/mod.rs"]
-mod support;
 
 fn check(args: &[&str]) -> (std::process::ExitStatus, String, u32) {
     let child = Command::new(support::guard_bin())

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 #[path = "../support/mod.rs"]
-mod support;
+pub mod support;
 
 const REPLY_TIMEOUT: Duration = Duration::from_secs(20);
 
