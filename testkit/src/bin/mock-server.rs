@@ -51,6 +51,7 @@ const TOOLS: &[&str] = &[
     "server_request", // send a request (arguments.method, default roots/list) to the client;
     // answer the call with the client's response line once it arrives
     "stdout_close",  // close stdout (to /dev/null) and keep living, never answering
+    "request_flood", // write arguments.count requests all with id "dup", then never read again
     "stats", // answer with what the server saw (lines, max_line, calls, cancelled, responses)
     "cancelled_log", // answer with the JSON list of cancelled requestIds received
 ];
@@ -471,6 +472,15 @@ fn call_tool(
             out.line(&format!(
                 r#"{{"jsonrpc":"2.0","id":{server_id},"method":"{method}"}}"#
             ));
+        }
+        "request_flood" => {
+            let line = r#"{"jsonrpc":"2.0","id":"dup","method":"roots/list"}"#;
+            for _ in 0..arg_u64(args, "count", 100_000) {
+                out.line(line);
+            }
+            loop {
+                std::thread::sleep(Duration::from_secs(1000));
+            }
         }
         "stats" => {
             let stats = json!({
