@@ -4,7 +4,9 @@
 //! [`relay`] (request tracking, filters) → server, and back. The server itself is started by
 //! [`launch`] through a supervisor process that applies the [`sandbox`].
 
+pub mod audit;
 pub mod cli;
+pub mod filter;
 pub mod launch;
 pub mod policy;
 pub mod protocol;

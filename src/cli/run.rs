@@ -89,6 +89,8 @@ pub fn execute(args: RunArgs) -> anyhow::Result<ExitCode> {
         max_message_bytes: usize::try_from(max_message_bytes).unwrap_or(usize::MAX),
         shutdown_grace: args.shutdown_grace,
     };
-    let status = crate::relay::run_guarded(plan, options)?;
+    let firewall = crate::filter::Firewall::permissive();
+    let audit = crate::audit::Audit::disabled();
+    let status = crate::relay::run_guarded(plan, options, firewall, audit)?;
     Ok(ExitCode::from(status))
 }

@@ -24,6 +24,8 @@ use nix::unistd::Pid;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::time::{sleep_until, Instant};
 
+use crate::audit::Audit;
+use crate::filter::Firewall;
 use crate::launch::{self, SupervisorEvent};
 use crate::protocol::{Frame, LineReader};
 use crate::sandbox::Plan;
@@ -42,12 +44,17 @@ pub struct RelayOptions {
 const SPAWN_FAILED: u8 = 126;
 
 /// Launch the server for `plan` and relay until it is gone; returns the exit status for the guard.
-pub fn run_guarded(plan: Plan, options: RelayOptions) -> anyhow::Result<u8> {
+pub fn run_guarded(
+    plan: Plan,
+    options: RelayOptions,
+    firewall: Firewall,
+    audit: Audit,
+) -> anyhow::Result<u8> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let result = runtime.block_on(relay_session(&plan, &options));
+    let result = runtime.block_on(relay_session(&plan, &options, firewall, audit));
     if let Some(dir) = &plan.private_dir {
         if let Err(e) = std::fs::remove_dir_all(dir) {
             tracing::warn!(
@@ -68,12 +75,19 @@ enum Stage {
     Killed,
 }
 
-async fn relay_session(plan: &Plan, options: &RelayOptions) -> anyhow::Result<u8> {
+async fn relay_session(
+    plan: &Plan,
+    options: &RelayOptions,
+    firewall: Firewall,
+    audit: Audit,
+) -> anyhow::Result<u8> {
     let launched = launch::spawn(plan)?;
     let supervisor_pid = launched.supervisor.id().map(|id| Pid::from_raw(id as i32));
     let mut supervisor = launched.supervisor;
     let relay = Relay {
         session: RefCell::new(Session::new(options.request_timeout)),
+        firewall: RefCell::new(firewall),
+        audit,
         to_host: Output::new("the host's stdout", stdio::host_output()),
         to_server: Output::new("the server's stdin", Box::new(launched.server_stdin)),
         max_message_bytes: options.max_message_bytes,
@@ -85,6 +99,7 @@ async fn relay_session(plan: &Plan, options: &RelayOptions) -> anyhow::Result<u8
 
     let mut host = Some(Box::pin(relay.pump_host(stdio::host_input())));
     let mut server = pin!(relay.pump_server(launched.server_stdout));
+    let mut server_queue = pin!(relay.to_server.drain_queue());
     let mut expiry = tokio::time::interval(relay.expiry_tick());
     expiry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let wall_clock = plan.config.limits.wall_clock.map(|d| Instant::now() + d);
@@ -124,18 +139,30 @@ async fn relay_session(plan: &Plan, options: &RelayOptions) -> anyhow::Result<u8
                 host = None;
                 tracing::debug!("the host closed its input");
                 relay.fail_pending_server_requests().await;
-                relay.to_server.close().await;
+                close_server_input(&relay, grace).await;
                 if stage == Stage::Running {
                     advance(&mut stage, &mut next_step, "the host closed its input");
                 }
             }
             () = &mut server => break,
-            _ = expiry.tick() => relay.expire_requests().await,
+            () = &mut server_queue => {}
+            _ = expiry.tick() => {
+                relay.expire_requests().await;
+                if host.is_some() && relay.to_server.stalled_for() >= grace && stdio::host_hung_up() {
+                    // The host left while we were stuck writing to a server that does not read.
+                    host = None;
+                    relay.fail_pending_server_requests().await;
+                    close_server_input(&relay, grace).await;
+                    if stage == Stage::Running {
+                        advance(&mut stage, &mut next_step, "the host closed its input");
+                    }
+                }
+            }
             event = events.next() => events.handle(event),
             name = received(&mut sigint, &mut sigterm, &mut sighup) => {
                 host = None;
                 relay.fail_pending_server_requests().await;
-                relay.to_server.close().await;
+                close_server_input(&relay, grace).await;
                 if stage == Stage::Running {
                     advance(&mut stage, &mut next_step, &format!("received {name}"));
                 }
@@ -144,7 +171,7 @@ async fn relay_session(plan: &Plan, options: &RelayOptions) -> anyhow::Result<u8
             () = sleep_until(wall_clock.unwrap_or(far_future)) => {
                 tracing::warn!("the server reached its wall-clock limit");
                 events.limit = Some("wall-clock".into());
-                relay.to_server.close().await;
+                close_server_input(&relay, grace).await;
                 stage = Stage::Terminated;
                 advance(&mut stage, &mut next_step, "wall-clock limit reached");
             }
@@ -153,7 +180,7 @@ async fn relay_session(plan: &Plan, options: &RelayOptions) -> anyhow::Result<u8
 
     // The server's stdout is closed: it exited, or it is about to be made to.
     drop(host);
-    relay.to_server.close().await;
+    close_server_input(&relay, grace).await;
     if stage == Stage::Running {
         // Closed stdout but still alive: it can no longer answer anything.
         stage = Stage::InputClosed;
@@ -187,6 +214,18 @@ async fn relay_session(plan: &Plan, options: &RelayOptions) -> anyhow::Result<u8
         tracing::info!("the server {why}");
     }
     Ok(status)
+}
+
+/// Deliver what the guard still owes the server, then close its stdin. A server that does not
+/// read gets `grace` for this; then shutdown goes on (SIGTERM, SIGKILL), which ends the write.
+async fn close_server_input(relay: &Relay, grace: Duration) {
+    let close = async {
+        relay.to_server.flush_queue().await;
+        relay.to_server.close().await;
+    };
+    if tokio::time::timeout(grace, close).await.is_err() {
+        tracing::warn!("the server is not reading its input; going on with the shutdown");
+    }
 }
 
 /// Wait for whichever of the shutdown signals arrives; returns its name.

@@ -1,5 +1,5 @@
 //! The two directions of the relay, message by message. The whole per-message pipeline of each
-//! direction is in [`Relay::host_line`] and [`Relay::server_line`].
+//! direction is in [`Relay::relay_line`] and [`Relay::judge`].
 
 use std::cell::RefCell;
 use std::time::{Duration, Instant};
@@ -9,6 +9,8 @@ use tokio::io::AsyncRead;
 use super::output::Output;
 use super::replies::{cancelled_notification, error_response};
 use super::session::{Answer, Session};
+use crate::audit::Audit;
+use crate::filter::{Context, Direction, Firewall, Verdict};
 use crate::protocol::id_recovery::recover_id;
 use crate::protocol::version::{allows_batches, MetaPeek, ParamsPeek};
 use crate::protocol::{codes, parse_line, Frame, Invalid, LineReader, Message, Parsed, RequestId};
@@ -18,6 +20,8 @@ const LOG_EXCERPT: usize = 200;
 
 pub struct Relay {
     pub session: RefCell<Session>,
+    pub firewall: RefCell<Firewall>,
+    pub audit: Audit,
     /// The host's stdout.
     pub to_host: Output,
     /// The server's stdin.
@@ -30,6 +34,38 @@ pub struct Relay {
 enum Side {
     Host,
     Server,
+}
+
+impl Side {
+    fn other(self) -> Side {
+        match self {
+            Side::Host => Side::Server,
+            Side::Server => Side::Host,
+        }
+    }
+
+    fn direction(self) -> Direction {
+        match self {
+            Side::Host => Direction::HostToServer,
+            Side::Server => Direction::ServerToHost,
+        }
+    }
+}
+
+/// Replies the guard owes after judging one line (a batch collects them into one array).
+#[derive(Default)]
+struct Judged {
+    batch: bool,
+    to_sender: Vec<Vec<u8>>,
+    to_receiver: Vec<Vec<u8>>,
+}
+
+impl Judged {
+    fn reply_to_sender(&mut self, reply: Vec<u8>) {
+        if !reply.is_empty() {
+            self.to_sender.push(reply);
+        }
+    }
 }
 
 impl Relay {
@@ -46,7 +82,7 @@ impl Relay {
                 }
             };
             match frame {
-                Frame::Line(line) => self.host_line(line, &mut scratch).await,
+                Frame::Line(line) => self.relay_line(Side::Host, line, &mut scratch).await,
                 Frame::Oversize { len, head, tail } => {
                     let id = recover_id(&head, &tail);
                     let message = format!(
@@ -54,16 +90,15 @@ impl Relay {
                         self.max_message_bytes
                     );
                     tracing::warn!(len, id = ?id, "oversize message from the host refused");
-                    self.reply_to_host(&error_response(
-                        id.as_ref(),
-                        codes::INVALID_REQUEST,
-                        &message,
-                    ))
+                    self.reply(
+                        Side::Host,
+                        &error_response(id.as_ref(), codes::INVALID_REQUEST, &message),
+                    )
                     .await;
                 }
                 Frame::Eof { partial } => {
                     if let Some(line) = partial {
-                        self.host_line(line, &mut scratch).await;
+                        self.relay_line(Side::Host, line, &mut scratch).await;
                     }
                     break;
                 }
@@ -88,15 +123,15 @@ impl Relay {
                 }
             };
             match frame {
-                Frame::Line(line) => self.server_line(line, &mut scratch).await,
+                Frame::Line(line) => self.relay_line(Side::Server, line, &mut scratch).await,
                 Frame::Oversize { len, head, tail } => {
                     self.server_oversize(len, &head, &tail).await
                 }
                 Frame::Eof { partial } => {
                     if let Some(line) = partial {
-                        // Forwarded only if it is a whole valid message (server_line checks).
+                        // Forwarded only if it is a whole valid message (relay_line checks).
                         tracing::warn!(bytes = line.len(), "server output ended without a newline");
-                        self.server_line(line, &mut scratch).await;
+                        self.relay_line(Side::Server, line, &mut scratch).await;
                     }
                     break;
                 }
@@ -108,27 +143,33 @@ impl Relay {
         let _ = self.to_host.flush().await;
     }
 
-    /// One line from the host: frame → envelope → tracking → server.
-    async fn host_line(&self, line: &[u8], scratch: &mut Vec<u8>) {
+    /// One line from `from`: frame → envelope → tracking → firewall → audit → the other side.
+    async fn relay_line(&self, from: Side, line: &[u8], scratch: &mut Vec<u8>) {
         let parsed = match parse_line(line) {
             Ok(parsed) => parsed,
             Err(invalid) => {
-                tracing::warn!(
-                    "refused from the host: {} ({})",
-                    invalid.message(),
-                    excerpt(line)
-                );
-                return self.reply_to_host(&invalid_reply(&invalid)).await;
+                if from == Side::Host {
+                    tracing::warn!(
+                        "refused from the host: {} ({})",
+                        invalid.message(),
+                        excerpt(line)
+                    );
+                    self.reply(Side::Host, &invalid_reply(&invalid)).await;
+                } else {
+                    // Banners and debug prints on stdout are common; they must never reach the host.
+                    tracing::warn!(
+                        "dropped server output that is not JSON-RPC: {} ({})",
+                        invalid.message(),
+                        excerpt(line)
+                    );
+                }
+                return;
             }
         };
         scratch.clear();
+        let mut judged = Judged::default();
         match parsed {
-            Parsed::Single(message) => {
-                if let Err(reply) = self.admit(Side::Host, &message) {
-                    return self.reply_to_host(&reply).await;
-                }
-                message.write_to(scratch);
-            }
+            Parsed::Single(message) => self.judge(from, &message, scratch, &mut judged),
             Parsed::Batch(items) => {
                 let version = self.session.borrow().version.clone();
                 if !allows_batches(version.as_deref()) {
@@ -136,96 +177,132 @@ impl Relay {
                         "Invalid Request: JSON-RPC batches are not allowed in MCP protocol version {}",
                         version.as_deref().unwrap_or("(none negotiated yet)")
                     );
-                    return self
-                        .reply_to_host(&error_response(None, codes::INVALID_REQUEST, &message))
+                    tracing::warn!(from = ?from, "refused a batch: {message}");
+                    if from == Side::Host {
+                        self.reply(
+                            Side::Host,
+                            &error_response(None, codes::INVALID_REQUEST, &message),
+                        )
                         .await;
+                    }
+                    return;
                 }
-                let mut refusals: Vec<Vec<u8>> = Vec::new();
+                judged.batch = true;
                 scratch.push(b'[');
                 for item in items {
-                    match item
-                        .map_err(|i| invalid_reply(&i))
-                        .and_then(|m| self.admit(Side::Host, &m).map(|()| m))
-                    {
-                        Ok(message) => {
-                            if scratch.len() > 1 {
-                                scratch.push(b',');
-                            }
-                            message.write_to(scratch);
+                    match item {
+                        Ok(message) => self.judge(from, &message, scratch, &mut judged),
+                        Err(invalid) if from == Side::Host => {
+                            judged.to_sender.push(invalid_reply(&invalid))
                         }
-                        Err(reply) => refusals.push(reply),
+                        Err(invalid) => tracing::warn!(
+                            "dropped an invalid message in a batch from the server: {}",
+                            invalid.message()
+                        ),
                     }
                 }
                 scratch.push(b']');
-                if !refusals.is_empty() {
-                    self.reply_to_host(&batch_of(&refusals)).await;
-                }
                 if scratch.len() == 2 {
-                    return;
+                    scratch.clear();
                 }
             }
         }
-        if let Err(e) = self.to_server.send(scratch, false).await {
-            tracing::debug!("cannot write to the server: {e}");
-            self.fail_unsendable(scratch).await;
+        let to = from.other();
+        if !judged.to_sender.is_empty() {
+            self.reply(from, &join(&judged.to_sender, judged.batch))
+                .await;
+        }
+        if !scratch.is_empty() {
+            if let Err(e) = self.output(to).send(scratch, false).await {
+                tracing::debug!("cannot write to the {to:?}: {e}");
+                if to == Side::Server {
+                    self.fail_unsendable(scratch).await;
+                }
+            }
+        }
+        if !judged.to_receiver.is_empty() {
+            self.reply(to, &join(&judged.to_receiver, judged.batch))
+                .await;
         }
     }
 
-    /// One line from the server: frame → envelope → tracking → host.
-    async fn server_line(&self, line: &[u8], scratch: &mut Vec<u8>) {
-        let parsed = match parse_line(line) {
-            Ok(parsed) => parsed,
-            Err(invalid) => {
-                // Banners and debug prints on stdout are common; they must never reach the host.
-                tracing::warn!(
-                    "dropped server output that is not JSON-RPC: {} ({})",
-                    invalid.message(),
-                    excerpt(line)
-                );
+    /// Admit one message into the session and pass it through the firewall and the audit;
+    /// append what is to be forwarded to `out`, and any error replies to `judged`.
+    fn judge(&self, from: Side, message: &Message<'_>, out: &mut Vec<u8>, judged: &mut Judged) {
+        // A response is matched to its request first (the firewall needs the request's method);
+        // a request is tracked only once the firewall has let it through.
+        let is_response =
+            message.response_id().is_some() || matches!(message, Message::Error { .. });
+        let mut answered = None;
+        if is_response {
+            match self.admit(from, message) {
+                Ok(method) => answered = method,
+                Err(reply) => return judged.reply_to_sender(reply),
+            }
+        }
+        let version = self.session.borrow().version.clone();
+        let context = Context {
+            direction: from.direction(),
+            version: version.as_deref(),
+            answered_method: answered.as_deref(),
+        };
+        let verdict = self.firewall.borrow_mut().inspect(message, &context);
+        self.audit.message(context.direction, message, &verdict);
+        let replacement = match verdict {
+            Verdict::Forward => None,
+            Verdict::Replace(bytes) => Some(bytes),
+            Verdict::Refuse {
+                reason,
+                reply_to_sender,
+                reply_to_receiver,
+            } => {
+                tracing::info!(from = ?from, method = message.method().unwrap_or(answered.as_deref().unwrap_or("")), "refused: {reason}");
+                judged.to_sender.extend(reply_to_sender);
+                judged.to_receiver.extend(reply_to_receiver);
                 return;
             }
         };
-        scratch.clear();
-        match parsed {
-            Parsed::Single(message) => match self.admit(Side::Server, &message) {
-                Ok(()) => message.write_to(scratch),
-                Err(reply) => return self.reply_to_server(&reply).await,
-            },
-            Parsed::Batch(items) => {
-                if !allows_batches(self.session.borrow().version.as_deref()) {
-                    tracing::warn!("dropped a batch from the server: batches are not allowed in this protocol version");
-                    return;
-                }
-                scratch.push(b'[');
-                for item in items {
-                    let Ok(message) = item else {
-                        tracing::warn!("dropped an invalid message inside a batch from the server");
-                        continue;
-                    };
-                    match self.admit(Side::Server, &message) {
-                        Ok(()) => {
-                            if scratch.len() > 1 {
-                                scratch.push(b',');
-                            }
-                            message.write_to(scratch);
-                        }
-                        Err(reply) => self.reply_to_server(&reply).await,
-                    }
-                }
-                scratch.push(b']');
-                if scratch.len() == 2 {
-                    return;
-                }
+        if !is_response {
+            if let Err(reply) = self.admit(from, message) {
+                return judged.reply_to_sender(reply);
             }
         }
-        if let Err(e) = self.to_host.send(scratch, false).await {
-            tracing::debug!("cannot write to the host: {e}");
+        if judged.batch && out.len() > 1 {
+            out.push(b',');
+        }
+        match replacement {
+            Some(bytes) => out.extend_from_slice(&bytes),
+            None => message.write_to(out),
+        }
+    }
+
+    fn output(&self, side: Side) -> &Output {
+        match side {
+            Side::Host => &self.to_host,
+            Side::Server => &self.to_server,
+        }
+    }
+
+    /// A message from the guard itself to `side`. To the host it is written at once (flushed);
+    /// to the server it is queued, because an untrusted server that stops reading must not
+    /// stall the relay.
+    async fn reply(&self, side: Side, reply: &[u8]) {
+        if reply.is_empty() {
+            return;
+        }
+        match side {
+            Side::Host => {
+                if let Err(e) = self.to_host.send(reply, true).await {
+                    tracing::debug!("cannot write to the host: {e}");
+                }
+            }
+            Side::Server => self.to_server.enqueue(reply.to_vec()),
         }
     }
 
     /// Track `message` from `side`; `Err` carries the error reply to send back to the sender
     /// (an empty reply means: drop silently).
-    fn admit(&self, side: Side, message: &Message<'_>) -> Result<(), Vec<u8>> {
+    fn admit(&self, side: Side, message: &Message<'_>) -> Result<Option<Box<str>>, Vec<u8>> {
         let mut session = self.session.borrow_mut();
         let session = &mut *session;
         let (own, other) = match side {
@@ -251,7 +328,7 @@ impl Relay {
                 if let Some(v) = version {
                     session.observe_version(&v, "request _meta");
                 }
-                Ok(())
+                Ok(None)
             }
             Message::Notification { method, params } => {
                 match &**method {
@@ -271,7 +348,7 @@ impl Relay {
                     }
                     _ => {}
                 }
-                Ok(())
+                Ok(None)
             }
             Message::Result { id, result } => match other.answer(id) {
                 Answer::Expected(method) => {
@@ -280,12 +357,12 @@ impl Relay {
                             session.observe_version(&v, "initialize result");
                         }
                     }
-                    Ok(())
+                    Ok(Some(method))
                 }
                 answer => Err(unexpected_answer(side, id, answer)),
             },
             Message::Error { id: Some(id), .. } => match other.answer(id) {
-                Answer::Expected(_) => Ok(()),
+                Answer::Expected(method) => Ok(Some(method)),
                 answer => Err(unexpected_answer(side, id, answer)),
             },
             Message::Error { id: None, error } => {
@@ -310,8 +387,11 @@ impl Relay {
                 "The MCP server's response of {len} bytes exceeds the limit of {} bytes (mcp-guard --max-message-bytes)",
                 self.max_message_bytes
             );
-            self.reply_to_host(&error_response(Some(&id), codes::INTERNAL_ERROR, &message))
-                .await;
+            self.reply(
+                Side::Host,
+                &error_response(Some(&id), codes::INTERNAL_ERROR, &message),
+            )
+            .await;
         }
     }
 
@@ -338,28 +418,9 @@ impl Relay {
                         codes::SERVER_EXITED,
                         "The MCP server is no longer running",
                     );
-                    self.reply_to_host(&reply).await;
+                    self.reply(Side::Host, &reply).await;
                 }
             }
-        }
-    }
-
-    /// An error from the guard to the host, flushed at once.
-    pub async fn reply_to_host(&self, reply: &[u8]) {
-        if reply.is_empty() {
-            return;
-        }
-        if let Err(e) = self.to_host.send(reply, true).await {
-            tracing::debug!("cannot write to the host: {e}");
-        }
-    }
-
-    pub async fn reply_to_server(&self, reply: &[u8]) {
-        if reply.is_empty() {
-            return;
-        }
-        if let Err(e) = self.to_server.send(reply, true).await {
-            tracing::debug!("cannot write to the server: {e}");
         }
     }
 
@@ -379,10 +440,16 @@ impl Relay {
                 pending.method,
                 humantime::format_duration(timeout)
             );
-            self.reply_to_host(&error_response(Some(&id), codes::REQUEST_TIMEOUT, &message))
-                .await;
-            self.reply_to_server(&cancelled_notification(&id, "mcp-guard: request timed out"))
-                .await;
+            self.reply(
+                Side::Host,
+                &error_response(Some(&id), codes::REQUEST_TIMEOUT, &message),
+            )
+            .await;
+            self.reply(
+                Side::Server,
+                &cancelled_notification(&id, "mcp-guard: request timed out"),
+            )
+            .await;
         }
         // Server → host requests are the host's business: it has its own timeouts.
     }
@@ -398,8 +465,11 @@ impl Relay {
         let pending = self.session.borrow_mut().host_requests.drain();
         for (id, p) in pending {
             let message = format!("The MCP server exited before answering {}: {why}", p.method);
-            self.reply_to_host(&error_response(Some(&id), codes::SERVER_EXITED, &message))
-                .await;
+            self.reply(
+                Side::Host,
+                &error_response(Some(&id), codes::SERVER_EXITED, &message),
+            )
+            .await;
         }
         let _ = self.to_host.flush().await;
     }
@@ -409,8 +479,11 @@ impl Relay {
         let pending = self.session.borrow_mut().server_requests.drain();
         for (id, p) in pending {
             let message = format!("The MCP client disconnected before answering {}", p.method);
-            self.reply_to_server(&error_response(Some(&id), codes::INTERNAL_ERROR, &message))
-                .await;
+            self.reply(
+                Side::Server,
+                &error_response(Some(&id), codes::INTERNAL_ERROR, &message),
+            )
+            .await;
         }
     }
 }
@@ -445,7 +518,11 @@ fn unexpected_answer(from: Side, id: &RequestId, answer: Answer) -> Vec<u8> {
     Vec::new()
 }
 
-fn batch_of(replies: &[Vec<u8>]) -> Vec<u8> {
+/// One reply as it is, or several (answering a batch) as a JSON array.
+fn join(replies: &[Vec<u8>], batch: bool) -> Vec<u8> {
+    if !batch && replies.len() == 1 {
+        return replies[0].clone();
+    }
     let mut out = vec![b'['];
     for (i, reply) in replies.iter().enumerate() {
         if i > 0 {

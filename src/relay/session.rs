@@ -91,15 +91,17 @@ impl InFlight {
 
     /// Remove and return the requests whose deadline has passed.
     pub fn expire(&mut self, now: Instant) -> Vec<(RequestId, Pending)> {
-        let expired: Vec<RequestId> = self
+        let mut expired: Vec<(Instant, RequestId)> = self
             .pending
             .iter()
             .filter(|(_, p)| p.deadline <= now)
-            .map(|(id, _)| id.clone())
+            .map(|(id, p)| (p.deadline, id.clone()))
             .collect();
+        // Oldest first, so the host hears about its requests in the order they ran out.
+        expired.sort_by_key(|(deadline, _)| *deadline);
         expired
             .into_iter()
-            .filter_map(|id| self.abandon(&id).map(|p| (id, p)))
+            .filter_map(|(_, id)| self.abandon(&id).map(|p| (id, p)))
             .collect()
     }
 

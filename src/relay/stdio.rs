@@ -33,3 +33,15 @@ pub fn host_output() -> Box<dyn AsyncWrite + Unpin> {
 fn dup_std(fd: std::os::fd::BorrowedFd<'_>) -> Option<File> {
     fd.try_clone_to_owned().ok().map(File::from)
 }
+
+/// True when the host has closed its end of our stdin (even if unread data remains). Used only
+/// when relaying is stuck on a server that does not read, so the host's EOF is not seen in turn.
+pub fn host_hung_up() -> bool {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let stdin = std::io::stdin();
+    let mut fds = [PollFd::new(stdin.as_fd(), PollFlags::POLLIN)];
+    matches!(poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0)
+        && fds[0]
+            .revents()
+            .is_some_and(|r| r.contains(PollFlags::POLLHUP))
+}
