@@ -354,3 +354,32 @@ fn host_answer_with_a_lookalike_id_is_dropped() {
         "{stats}"
     );
 }
+
+#[test]
+fn server_exit_during_a_large_write_fails_the_requests_cleanly() {
+    // The guard's write to the server hits EPIPE halfway: no crash (SIGPIPE), each request the
+    // guard read gets exactly one error answer, and the exit status is the server's. Requests
+    // the guard never read before exiting get nothing (the host's own writes fail).
+    let mut guard = Guard::mock(&[], &[]);
+    guard.initialize("2025-06-18");
+    guard.call("1", "crash", json!({"code": 4}));
+    let mut stdin = guard.take_stdin();
+    std::thread::spawn(move || {
+        use std::io::Write;
+        let text = "z".repeat(8 << 20);
+        for id in 2..6 {
+            let line = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+                "params": {"name": "echo", "arguments": {"text": text}}});
+            if writeln!(stdin, "{line}").is_err() {
+                break;
+            }
+        }
+    });
+    let mut ids = BTreeSet::new();
+    while let Some(line) = guard.try_recv(Duration::from_secs(5)) {
+        let id = assert_server_exit_error(&line);
+        assert!(ids.insert(id.clone()), "answered twice: {id}");
+    }
+    assert!(ids.contains("1"), "{ids:?}");
+    assert_eq!(guard.exit_code(Duration::from_secs(5)), 4);
+}
