@@ -208,16 +208,19 @@ mod linux {
     const BPF_LD_W_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
     const BPF_JMP_JEQ_K: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
     const BPF_JMP_JGE_K: u16 = 0x35; // BPF_JMP | BPF_JGE | BPF_K
+    const BPF_JMP_JA: u16 = 0x05; // BPF_JMP | BPF_JA
     const BPF_RET_K: u16 = 0x06;
     const SECCOMP_RET_KILL_PROCESS: u32 = 0x8000_0000;
     const SECCOMP_RET_ERRNO: u32 = 0x0005_0000;
     const OFFSET_NR: u32 = 0;
+    /// A tree of N leaves takes under 1.6 N instructions: 150 keeps every jump below 256.
+    const MAX_TREE_LEAVES: usize = 150;
     const OFFSET_ARCH: u32 = 4;
 
     /// A compiled filter, ready to install on the calling thread.
     #[derive(Debug, Clone)]
     pub struct SyscallFilter {
-        program: BpfProgram,
+        pub(super) program: BpfProgram,
         summary: SeccompSummary,
     }
 
@@ -241,14 +244,23 @@ mod linux {
                     .filter(|n| !allow.contains(n)),
             );
 
+            // Unconditional refusals go in a search tree of our own (below); seccompiler compiles
+            // only the rules on arguments.
             let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
             let mut denied = Vec::new();
+            let mut denied_nrs = Vec::new();
             for name in &deny {
                 // Names of the default list missing on this architecture (iopl on arm64) are skipped.
                 if let Some(nr) = table::number(name) {
-                    rules.insert(nr, Vec::new());
+                    denied_nrs.push(nr as u32);
                     denied.push((*name).to_owned());
                 }
+            }
+            denied_nrs.sort_unstable();
+            denied_nrs.dedup();
+            if denied_nrs.len() > MAX_TREE_LEAVES {
+                // Keep every jump of the tree within BPF's 8-bit offsets.
+                rules.extend(denied_nrs.drain(..).map(|nr| (i64::from(nr), Vec::new())));
             }
             // clone3 passes its flags in memory, out of the filter's reach. ENOSYS (in the
             // prologue) makes glibc and Rust's std fall back to clone(2), whose flags we can see.
@@ -317,6 +329,7 @@ mod linux {
                 .try_into()
                 .map_err(|e: seccompiler::BackendError| SeccompError::Build(e.to_string()))?;
             let mut program = prologue(clone3_enosys);
+            program.extend(deny_tree(&denied_nrs));
             program.extend(body);
             let summary = SeccompSummary {
                 denied,
@@ -363,6 +376,54 @@ mod linux {
             p.push(stmt(BPF_RET_K, SECCOMP_RET_ERRNO | libc::ENOSYS as u32));
         }
         p
+    }
+
+    /// A binary search over the sorted syscall numbers in `nrs` (the accumulator holds the number
+    /// after the prologue): EPERM on a match, else fall through to the program that follows.
+    ///
+    /// seccompiler compiles a linear chain, and the kernel pays for its length at install time: it
+    /// runs the filter once per syscall number to build its allow cache (~165 µs for a 350-instruction
+    /// chain here, ~40 µs with the tree).
+    fn deny_tree(nrs: &[u32]) -> BpfProgram {
+        // Jumps to the two exits are patched once their positions are known.
+        enum Exit {
+            Deny,
+            Continue,
+        }
+        fn emit(nrs: &[u32], code: &mut BpfProgram, exits: &mut Vec<(usize, Exit)>) {
+            if nrs.len() <= 4 {
+                for &nr in nrs {
+                    exits.push((code.len(), Exit::Deny));
+                    code.push(jump(BPF_JMP_JEQ_K, nr, 0, 0));
+                }
+                exits.push((code.len(), Exit::Continue));
+                code.push(stmt(BPF_JMP_JA, 0));
+                return;
+            }
+            let (low, high) = nrs.split_at(nrs.len() / 2);
+            let split = code.len();
+            code.push(jump(BPF_JMP_JGE_K, high[0], 0, 0));
+            emit(low, code, exits);
+            // Offsets are relative to the next instruction; the tree stays far below 256.
+            code[split].jt = (code.len() - split - 1) as u8;
+            emit(high, code, exits);
+        }
+        if nrs.is_empty() {
+            return Vec::new();
+        }
+        let mut code = Vec::new();
+        let mut exits = Vec::new();
+        emit(nrs, &mut code, &mut exits);
+        let deny = code.len();
+        code.push(stmt(BPF_RET_K, SECCOMP_RET_ERRNO | libc::EPERM as u32));
+        let after = code.len();
+        for (at, exit) in exits {
+            match exit {
+                Exit::Deny => code[at].jt = (deny - at - 1) as u8,
+                Exit::Continue => code[at].k = (after - at - 1) as u32,
+            }
+        }
+        code
     }
 
     fn stmt(code: u16, k: u32) -> sock_filter {
@@ -493,6 +554,135 @@ mod tests {
         let filter = SyscallFilter::build(&config).unwrap();
         assert!(!filter.summary().denied.iter().any(|n| n == "ptrace"));
         assert!(filter.summary().denied.iter().any(|n| n == "getpid"));
+    }
+
+    /// Run `program` over seccomp_data {nr, arch, args} like the kernel (only the opcodes we and
+    /// seccompiler emit).
+    fn eval(program: &[seccompiler::sock_filter], nr: u32, arch: u32, args: [u64; 6]) -> u32 {
+        let word = |offset: u32| -> u32 {
+            match offset {
+                0 => nr,
+                4 => arch,
+                o if (16..64).contains(&o) => {
+                    let arg = args[((o - 16) / 8) as usize];
+                    if (o - 16) % 8 == 0 {
+                        arg as u32
+                    } else {
+                        (arg >> 32) as u32
+                    }
+                }
+                o => panic!("load at {o}"),
+            }
+        };
+        let (mut a, mut pc) = (0u32, 0usize);
+        loop {
+            let i = &program[pc];
+            pc += 1;
+            match i.code {
+                0x20 => a = word(i.k),
+                0x54 => a &= i.k,
+                0x05 => pc += i.k as usize,
+                0x06 => return i.k,
+                0x15 | 0x35 | 0x25 => {
+                    let hit = match i.code {
+                        0x15 => a == i.k,
+                        0x35 => a >= i.k,
+                        _ => a > i.k,
+                    };
+                    pc += usize::from(if hit { i.jt } else { i.jf });
+                }
+                code => panic!("opcode {code:#x}"),
+            }
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn filter_refuses_exactly_the_denied_numbers() {
+        const ARCH: u32 = 62 | 0x8000_0000 | 0x4000_0000;
+        let filter = SyscallFilter::build(&SandboxConfig::default()).unwrap();
+        let denied: Vec<i64> = filter
+            .summary()
+            .denied
+            .iter()
+            .map(|n| table::number(n).unwrap())
+            .collect();
+        for nr in 0..600u32 {
+            let verdict = eval(&filter.program, nr, ARCH, [0; 6]);
+            let expected = if nr as i64 == libc::SYS_clone3 {
+                0x0005_0000 | libc::ENOSYS as u32
+            } else if denied.contains(&(nr as i64)) || (nr as i64 == libc::SYS_socket) {
+                0x0005_0001 // EPERM (socket family 0 is refused with the network off)
+            } else {
+                0x7fff_0000 // allow
+            };
+            assert_eq!(verdict, expected, "syscall {nr}");
+        }
+        assert_eq!(
+            eval(&filter.program, 39 | 0x4000_0000, ARCH, [0; 6]),
+            0x0005_0001,
+            "x32"
+        );
+        assert_eq!(
+            eval(&filter.program, 20, 3 | 0x4000_0000, [0; 6]),
+            0x8000_0000,
+            "i386 is killed"
+        );
+        let clone = libc::SYS_clone as u32;
+        assert_eq!(
+            eval(&filter.program, clone, ARCH, [0x1200011, 0, 0, 0, 0, 0]),
+            0x7fff_0000,
+            "fork"
+        );
+        assert_eq!(
+            eval(&filter.program, clone, ARCH, [0x1000_0011, 0, 0, 0, 0, 0]),
+            0x0005_0001,
+            "NEWUSER"
+        );
+        let ioctl = libc::SYS_ioctl as u32;
+        assert_eq!(
+            eval(&filter.program, ioctl, ARCH, [1, 0x1_0000_5412, 0, 0, 0, 0]),
+            0x0005_0001,
+            "TIOCSTI"
+        );
+        assert_eq!(
+            eval(&filter.program, ioctl, ARCH, [1, 0x5401, 0, 0, 0, 0]),
+            0x7fff_0000,
+            "TCGETS"
+        );
+        let socket = libc::SYS_socket as u32;
+        assert_eq!(
+            eval(&filter.program, socket, ARCH, [1, 1, 0, 0, 0, 0]),
+            0x7fff_0000,
+            "unix"
+        );
+        assert_eq!(
+            eval(&filter.program, socket, ARCH, [16, 3, 0, 0, 0, 0]),
+            0x7fff_0000,
+            "netlink route"
+        );
+        assert_eq!(
+            eval(&filter.program, socket, ARCH, [16, 3, 4, 0, 0, 0]),
+            0x0005_0001,
+            "sock_diag"
+        );
+        assert_eq!(
+            eval(&filter.program, socket, ARCH, [2, 2, 0, 0, 0, 0]),
+            0x0005_0001,
+            "inet"
+        );
+    }
+
+    #[test]
+    fn huge_deny_lists_fall_back_to_a_chain() {
+        let mut config = SandboxConfig::default();
+        config.syscalls.deny = table::COMMON
+            .iter()
+            .take(200)
+            .map(|(n, _)| (*n).to_owned())
+            .collect();
+        let filter = SyscallFilter::build(&config).unwrap();
+        assert!(filter.summary().denied.len() > 150);
     }
 
     #[test]

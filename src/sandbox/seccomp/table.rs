@@ -2,7 +2,7 @@
 //! target architecture (the names both glibc and musl define). Generated from libc 0.2; keep sorted.
 
 /// Syscalls present on every supported architecture.
-const COMMON: &[(&str, i64)] = &[
+pub(super) const COMMON: &[(&str, i64)] = &[
     ("accept", libc::SYS_accept),
     ("accept4", libc::SYS_accept4),
     ("acct", libc::SYS_acct),
