@@ -1,12 +1,57 @@
-//! The audit trail: one structured JSON-lines event per decision (issue 6). The relay calls
-//! [`Audit::message`] for every message it judged; the session's start and end are recorded by
-//! `crate::relay`.
+//! The audit trail: one structured JSON Lines event per decision, hash-chained (issue 6).
+//!
+//! The relay calls [`Audit::message`] for every message it judged and [`Audit::invalid`] for
+//! lines that were not JSON-RPC; `crate::relay` records the session's start (with the sandbox's
+//! enforcement report), limit hits and the server's exit. Events are buffered and written at
+//! sensible points (refusals, findings, the relay's periodic tick, exit), never fsync'd per
+//! message. The optional pin stage ([`crate::pin`]) lives here so that its decisions are audited
+//! where they are made.
 
-use crate::filter::{Direction, Verdict};
+pub mod chain;
+pub mod config;
+mod counters;
+pub mod event;
+pub mod redact;
+mod session;
+pub mod verify;
+
+use std::cell::RefCell;
+
+use crate::filter::{Context, Direction, Verdict};
+use crate::launch::SupervisorEvent;
+use crate::pin::PinGuard;
 use crate::protocol::Message;
 
-#[derive(Debug, Default)]
-pub struct Audit {}
+pub use chain::Destination;
+pub use config::AuditConfig;
+use session::Recorder;
+pub use session::{SessionInfo, Severity};
+
+/// The session's audit trail and pin stage. Everything runs on the relay's one thread.
+#[derive(Default)]
+pub struct Audit {
+    recorder: Option<RefCell<Recorder>>,
+    pin: Option<RefCell<PinGuard>>,
+    stop: tokio::sync::Notify,
+}
+
+impl std::fmt::Debug for Audit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Audit")
+            .field("recording", &self.recorder.is_some())
+            .field("pinned", &self.pin.is_some())
+            .finish()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error("cannot open the audit log {destination}: {source} (the policy requires the audit log; fix the path or pass --audit-log PATH)")]
+    Open {
+        destination: Destination,
+        source: std::io::Error,
+    },
+}
 
 impl Audit {
     /// An audit trail that records nothing (`--no-audit`).
@@ -14,8 +59,165 @@ impl Audit {
         Self::default()
     }
 
+    /// Open the audit trail. A log that cannot be opened is an error when audit is required,
+    /// and a warning (said once) otherwise.
+    pub fn open(config: AuditConfig, info: SessionInfo) -> Result<Self, AuditError> {
+        let recorder = Recorder::open(config, info)?;
+        Ok(Self {
+            recorder: Some(RefCell::new(recorder)),
+            ..Self::default()
+        })
+    }
+
+    /// Add the pin stage (`run --pin`).
+    pub fn with_pin(mut self, pin: PinGuard) -> Self {
+        self.pin = Some(RefCell::new(pin));
+        self
+    }
+
+    /// The session id (empty when nothing is recorded).
+    pub fn session_id(&self) -> String {
+        self.recorder
+            .as_ref()
+            .map(|r| r.borrow().session().to_owned())
+            .unwrap_or_default()
+    }
+
     /// Record the verdict on one message.
-    pub fn message(&self, direction: Direction, message: &Message<'_>, verdict: &Verdict) {
-        let _ = (direction, message, verdict);
+    pub fn message(&self, context: &Context<'_>, message: &Message<'_>, verdict: &Verdict) {
+        if let Some(r) = &self.recorder {
+            let stop = r.borrow_mut().message(context, message, verdict);
+            self.stop_if(stop);
+        }
+    }
+
+    /// A line that is not a valid JSON-RPC message.
+    pub fn invalid(&self, direction: Direction, reason: &str) {
+        if let Some(r) = &self.recorder {
+            let stop = r.borrow_mut().invalid(direction, reason);
+            self.stop_if(stop);
+        }
+    }
+
+    /// Something worth a reviewer's attention (injection phrase, hidden characters…).
+    pub fn finding(&self, severity: Severity, kind: &str, detail: &str) {
+        if let Some(r) = &self.recorder {
+            let stop = r.borrow_mut().finding(severity, kind, detail);
+            self.stop_if(stop);
+        }
+    }
+
+    /// What the supervisor said: the sandbox report starts the session's record.
+    pub fn supervisor_event(&self, event: Option<&SupervisorEvent>) {
+        if let (Some(r), Some(event)) = (&self.recorder, event) {
+            let stop = r.borrow_mut().supervisor_event(event);
+            self.stop_if(stop);
+        }
+    }
+
+    /// A limit enforced by the guard itself was reached (wall clock).
+    pub fn limit_hit(&self, limit: &str) {
+        if let Some(r) = &self.recorder {
+            let stop = r.borrow_mut().limit_hit(limit);
+            self.stop_if(stop);
+        }
+    }
+
+    /// The server is gone: record how, write everything, the metrics file and the summary.
+    pub fn server_exit(
+        &self,
+        status: u8,
+        exited: Option<&SupervisorEvent>,
+        limit: Option<&str>,
+        why: &str,
+    ) {
+        if let Some(r) = &self.recorder {
+            r.borrow_mut().server_exit(status, exited, limit, why);
+        }
+    }
+
+    /// Called periodically by the relay: write what is buffered.
+    pub fn tick(&self) {
+        if let Some(r) = &self.recorder {
+            let stop = r.borrow_mut().flush();
+            self.stop_if(stop);
+        }
+    }
+
+    /// Resolves when the audit asks for the server to be stopped (required audit that cannot
+    /// write, `on_suspicious = "kill"`); pending forever otherwise.
+    pub async fn stop_requested(&self) -> String {
+        loop {
+            self.stop.notified().await;
+            if let Some(why) = self
+                .recorder
+                .as_ref()
+                .and_then(|r| r.borrow().stop_reason())
+            {
+                return why;
+            }
+        }
+    }
+
+    fn stop_if(&self, stop: bool) {
+        if stop {
+            self.stop.notify_one();
+        }
+    }
+
+    /// A response to one of the pin's own requests: consumed, never forwarded.
+    pub fn pin_absorbs(&self, message: &Message<'_>) -> bool {
+        self.pin
+            .as_ref()
+            .is_some_and(|p| p.borrow_mut().absorb(message))
+            && {
+                self.record_pin_events();
+                true
+            }
+    }
+
+    /// The pin's decision on a message, after the firewall's.
+    pub fn pin_stage(
+        &self,
+        message: &Message<'_>,
+        context: &Context<'_>,
+        verdict: Verdict,
+    ) -> Verdict {
+        let Some(pin) = &self.pin else {
+            return verdict;
+        };
+        let verdict = pin.borrow_mut().inspect(message, context, verdict);
+        self.record_pin_events();
+        verdict
+    }
+
+    /// Requests the pin wants sent to the server (its own list checks).
+    pub fn pin_requests(&self) -> Vec<Vec<u8>> {
+        self.pin
+            .as_ref()
+            .map(|p| p.borrow_mut().take_outgoing())
+            .unwrap_or_default()
+    }
+
+    fn record_pin_events(&self) {
+        let Some(pin) = &self.pin else { return };
+        let (events, hint) = {
+            let mut p = pin.borrow_mut();
+            (p.take_events(), p.review_hint().to_owned())
+        };
+        for e in events {
+            let detail = match e.what {
+                "refused" => format!("refused use of {} `{}`", e.kind.noun(), e.key),
+                "instructions" => "the server's instructions changed since pinning; removed".into(),
+                what => format!("{what} {} `{}` hidden from the host", e.kind.noun(), e.key),
+            };
+            if e.what != "refused" {
+                tracing::warn!("pin: {detail}; {hint}");
+            }
+            if let Some(r) = &self.recorder {
+                let stop = r.borrow_mut().pin_event(&detail, e.what != "refused");
+                self.stop_if(stop);
+            }
+        }
     }
 }

@@ -1,10 +1,13 @@
 //! Command-line interface: argument parsing (clap derive) and dispatch. Each subcommand lives in
 //! its own file with its arguments and the glue that calls the library.
 
+mod audit;
 mod check;
 mod policy;
 mod policy_args;
+mod pin;
 mod run;
+mod scan;
 mod supervise;
 
 use std::process::ExitCode;
@@ -48,6 +51,12 @@ pub enum Command {
     Check(check::CheckArgs),
     /// Validate, show and list policies.
     Policy(policy::PolicyArgs),
+    /// Verify an audit log's hash chain.
+    Audit(audit::AuditArgs),
+    /// Record what a server offers (rug-pull pinning); `pin diff` shows what changed.
+    Pin(pin::PinArgs),
+    /// Run a server under the guard as a client would and report what looks wrong.
+    Scan(scan::ScanArgs),
     /// Internal: the supervisor process that confines and execs the server.
     #[command(name = "__supervise", hide = true)]
     Supervise(supervise::SuperviseArgs),
@@ -60,6 +69,9 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::execute(args),
         Command::Check(args) => check::execute(args),
         Command::Policy(args) => policy::execute(args),
+        Command::Audit(args) => audit::execute(args),
+        Command::Pin(args) => pin::execute(args),
+        Command::Scan(args) => scan::execute(args),
         Command::Supervise(args) => supervise::execute(args),
     };
     match result {

@@ -49,6 +49,24 @@ pub struct RunArgs {
     #[arg(long)]
     pub allow_unsandboxed: bool,
 
+    /// Write the audit log to PATH, or to stderr with `-`.
+    /// [default: the policy's `[audit] path`, else $XDG_STATE_HOME/mcp-guard/audit.jsonl]
+    #[arg(long, value_name = "PATH", conflicts_with = "no_audit")]
+    pub audit_log: Option<std::path::PathBuf>,
+
+    /// Write no audit log.
+    #[arg(long)]
+    pub no_audit: bool,
+
+    /// At exit, write the session's counters to FILE (Prometheus text format).
+    #[arg(long, value_name = "FILE")]
+    pub metrics_file: Option<std::path::PathBuf>,
+
+    /// Hide and refuse tools, prompts and resources that are new or changed since
+    /// `mcp-guard pin` recorded FILE.
+    #[arg(long, value_name = "FILE")]
+    pub pin: Option<std::path::PathBuf>,
+
     /// The server command and its arguments, after `--`.
     #[arg(required = true, last = true, value_name = "SERVER_CMD")]
     pub command: Vec<OsString>,
@@ -90,7 +108,7 @@ pub fn execute(args: RunArgs) -> anyhow::Result<ExitCode> {
         shutdown_grace: args.shutdown_grace,
     };
     let firewall = crate::filter::Firewall::permissive();
-    let audit = crate::audit::Audit::disabled();
+    let audit = super::audit::open_for_run(&args)?;
     let status = crate::relay::run_guarded(plan, options, firewall, audit)?;
     Ok(ExitCode::from(status))
 }

@@ -148,6 +148,7 @@ async fn relay_session(
             () = &mut server_queue => {}
             _ = expiry.tick() => {
                 relay.expire_requests().await;
+                relay.audit.tick();
                 if host.is_some() && relay.to_server.stalled_for() >= grace && stdio::host_hung_up() {
                     // The host left while we were stuck writing to a server that does not read.
                     host = None;
@@ -158,7 +159,19 @@ async fn relay_session(
                     }
                 }
             }
-            event = events.next() => events.handle(event),
+            event = events.next() => {
+                relay.audit.supervisor_event(event.as_ref());
+                events.handle(event);
+            }
+            why = relay.audit.stop_requested() => {
+                tracing::error!("{why}");
+                host = None;
+                relay.fail_pending_server_requests().await;
+                close_server_input(&relay, grace).await;
+                if stage == Stage::Running {
+                    advance(&mut stage, &mut next_step, "the audit asked to stop the server");
+                }
+            }
             name = received(&mut sigint, &mut sigterm, &mut sighup) => {
                 host = None;
                 relay.fail_pending_server_requests().await;
@@ -171,6 +184,7 @@ async fn relay_session(
             () = sleep_until(wall_clock.unwrap_or(far_future)) => {
                 tracing::warn!("the server reached its wall-clock limit");
                 events.limit = Some("wall-clock".into());
+                relay.audit.limit_hit("wall-clock");
                 close_server_input(&relay, grace).await;
                 stage = Stage::Terminated;
                 advance(&mut stage, &mut next_step, "wall-clock limit reached");
@@ -189,13 +203,17 @@ async fn relay_session(
     let exit = loop {
         tokio::select! {
             status = supervisor.wait() => break status.ok(),
-            event = events.next() => events.handle(event),
+            event = events.next() => {
+                relay.audit.supervisor_event(event.as_ref());
+                events.handle(event);
+            }
             _ = expiry.tick() => relay.expire_requests().await,
             () = sleep_until(next_step) => advance(&mut stage, &mut next_step, "the server closed its output but did not exit"),
         }
     };
     // The supervisor's last event (Exited) may still be in the pipe.
     while let Some(event) = events.next_now().await {
+        relay.audit.supervisor_event(Some(&event));
         events.handle(Some(event));
     }
 
@@ -206,6 +224,9 @@ async fn relay_session(
         .or_else(|| exit.and_then(exit_status_of))
         .unwrap_or(SPAWN_FAILED);
     let why = events.describe_exit(status);
+    relay
+        .audit
+        .server_exit(status, events.exited.as_ref(), events.limit.as_deref(), &why);
     relay.fail_pending_host_requests(&why).await;
     relay.to_host.close().await;
     if let Some(error) = &events.spawn_failed {

@@ -90,6 +90,7 @@ impl Relay {
                         self.max_message_bytes
                     );
                     tracing::warn!(len, id = ?id, "oversize message from the host refused");
+                    self.audit.invalid(Direction::HostToServer, &message);
                     self.reply(
                         Side::Host,
                         &error_response(id.as_ref(), codes::INVALID_REQUEST, &message),
@@ -148,6 +149,7 @@ impl Relay {
         let parsed = match parse_line(line) {
             Ok(parsed) => parsed,
             Err(invalid) => {
+                self.audit.invalid(from.direction(), &invalid.message());
                 if from == Side::Host {
                     tracing::warn!(
                         "refused from the host: {} ({})",
@@ -193,12 +195,16 @@ impl Relay {
                     match item {
                         Ok(message) => self.judge(from, &message, scratch, &mut judged),
                         Err(invalid) if from == Side::Host => {
+                            self.audit.invalid(from.direction(), &invalid.message());
                             judged.to_sender.push(invalid_reply(&invalid))
                         }
-                        Err(invalid) => tracing::warn!(
-                            "dropped an invalid message in a batch from the server: {}",
-                            invalid.message()
-                        ),
+                        Err(invalid) => {
+                            self.audit.invalid(from.direction(), &invalid.message());
+                            tracing::warn!(
+                                "dropped an invalid message in a batch from the server: {}",
+                                invalid.message()
+                            )
+                        }
                     }
                 }
                 scratch.push(b']');
@@ -231,6 +237,9 @@ impl Relay {
     fn judge(&self, from: Side, message: &Message<'_>, out: &mut Vec<u8>, judged: &mut Judged) {
         // A response is matched to its request first (the firewall needs the request's method);
         // a request is tracked only once the firewall has let it through.
+        if from == Side::Server && self.audit.pin_absorbs(message) {
+            return; // the answer to one of the pin's own list requests
+        }
         let is_response =
             message.response_id().is_some() || matches!(message, Message::Error { .. });
         let mut answered = None;
@@ -247,7 +256,11 @@ impl Relay {
             answered_method: answered.as_deref(),
         };
         let verdict = self.firewall.borrow_mut().inspect(message, &context);
-        self.audit.message(context.direction, message, &verdict);
+        let verdict = self.audit.pin_stage(message, &context, verdict);
+        self.audit.message(&context, message, &verdict);
+        for request in self.audit.pin_requests() {
+            self.to_server.enqueue(request);
+        }
         let replacement = match verdict {
             Verdict::Forward => None,
             Verdict::Replace(bytes) => Some(bytes),
@@ -375,6 +388,10 @@ impl Relay {
     async fn server_oversize(&self, len: u64, head: &[u8], tail: &[u8]) {
         let id = recover_id(head, tail);
         tracing::warn!(len, id = ?id, "dropped an oversize message from the server");
+        self.audit.invalid(
+            Direction::ServerToHost,
+            &format!("oversize message of {len} bytes"),
+        );
         let Some(id) = id else { return };
         if self
             .session

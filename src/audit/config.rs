@@ -1,0 +1,109 @@
+//! The audit settings in force: the policy's `[audit]` and `[redaction]` sections, then the
+//! `run` flags on top.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::chain::Destination;
+use super::redact::{PatternError, Redactor};
+use crate::policy::firewall::{self, OnSuspicious};
+use crate::policy::Vars;
+
+/// The log's file name under the state directory.
+const DEFAULT_FILE: &str = "mcp-guard/audit.jsonl";
+
+#[derive(Debug, Clone)]
+pub struct AuditConfig {
+    /// `None`: no log is written (`--no-audit`, `[audit] enabled = false`).
+    pub destination: Option<Destination>,
+    pub required: bool,
+    pub on_suspicious: OnSuspicious,
+    pub suspicious_refusals: u64,
+    pub suspicious_window: Duration,
+    pub redactor: Redactor,
+    pub metrics_file: Option<PathBuf>,
+    /// Print the counters at exit.
+    pub summary: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("no audit log location: set $XDG_STATE_HOME or $HOME, or pass --audit-log PATH")]
+    NoStateDir,
+    #[error("[audit] path: {0}")]
+    Path(String),
+    #[error(transparent)]
+    Pattern(#[from] PatternError),
+}
+
+impl AuditConfig {
+    /// From the merged policy sections; `vars` expand `${XDG_STATE_HOME}` and friends.
+    pub fn from_policy(
+        audit: &firewall::Audit,
+        redaction: &firewall::Redaction,
+        vars: &Vars,
+    ) -> Result<Self, ConfigError> {
+        let enabled = audit.enabled.as_ref().map_or(true, |v| v.value);
+        let destination = if enabled {
+            Some(Destination::File(match &audit.path {
+                Some(p) => p
+                    .value
+                    .expand_text(vars)
+                    .map(PathBuf::from)
+                    .map_err(ConfigError::Path)?,
+                None => default_path(vars)?,
+            }))
+        } else {
+            None
+        };
+        let redaction_on = redaction.enabled.as_ref().map_or(true, |v| v.value);
+        let builtin = redaction_on && redaction.builtin.as_ref().map_or(true, |v| v.value);
+        let extra: Vec<(String, String)> = if redaction_on {
+            redaction
+                .patterns
+                .iter()
+                .map(|(k, v)| (k.clone(), v.value.0.clone()))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let keys: Vec<String> = audit.redact_keys.iter().map(|v| v.value.clone()).collect();
+        let max_value_bytes = audit
+            .max_value_bytes
+            .as_ref()
+            .and_then(|v| v.value.bytes)
+            .map_or(4096, |b| usize::try_from(b).unwrap_or(usize::MAX));
+        Ok(Self {
+            destination,
+            required: audit.required.as_ref().is_some_and(|v| v.value),
+            on_suspicious: audit
+                .on_suspicious
+                .as_ref()
+                .map_or(OnSuspicious::Log, |v| v.value),
+            suspicious_refusals: audit
+                .suspicious_refusals
+                .as_ref()
+                .and_then(|v| v.value.0)
+                .unwrap_or(u64::MAX),
+            suspicious_window: audit
+                .suspicious_window
+                .as_ref()
+                .and_then(|v| v.value.duration)
+                .unwrap_or(Duration::from_secs(60)),
+            redactor: Redactor::new(&keys, builtin, &extra, max_value_bytes)?,
+            metrics_file: None,
+            summary: false,
+        })
+    }
+}
+
+/// `$XDG_STATE_HOME/mcp-guard/audit.jsonl`, else `~/.local/state/mcp-guard/audit.jsonl`.
+pub fn default_path(vars: &Vars) -> Result<PathBuf, ConfigError> {
+    vars.get("XDG_STATE_HOME")
+        .map(|d| d.join(DEFAULT_FILE))
+        .or_else(|| {
+            vars.get("HOME")
+                .map(|h| h.join(".local/state").join(DEFAULT_FILE))
+        })
+        .ok_or(ConfigError::NoStateDir)
+}

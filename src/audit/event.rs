@@ -1,0 +1,127 @@
+//! What one message event says: its kind, method, target (tool, prompt or URI), id, and the
+//! call's arguments (redacted, truncated), read from the message without a full parse.
+
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use crate::filter::Direction;
+use crate::protocol::{Message, RequestId};
+
+/// The parts of `params` the audit log names.
+#[derive(Debug, Default, Deserialize)]
+pub struct TargetPeek<'a> {
+    #[serde(borrow, default)]
+    pub name: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub uri: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub arguments: Option<&'a RawValue>,
+}
+
+/// What a request acts on, by method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetKind {
+    Tool,
+    Prompt,
+    Uri,
+}
+
+pub fn target_kind(method: &str) -> Option<TargetKind> {
+    match method {
+        "tools/call" => Some(TargetKind::Tool),
+        "prompts/get" => Some(TargetKind::Prompt),
+        "resources/read" | "resources/subscribe" | "resources/unsubscribe" => Some(TargetKind::Uri),
+        _ => None,
+    }
+}
+
+pub fn kind_of(message: &Message<'_>) -> &'static str {
+    match message {
+        Message::Request { .. } => "request",
+        Message::Notification { .. } => "notification",
+        Message::Result { .. } => "result",
+        Message::Error { .. } => "error",
+    }
+}
+
+/// A request id as audit text (numbers as digits, strings as they are).
+pub fn id_text(id: &RequestId) -> &str {
+    match id {
+        RequestId::Number(d) | RequestId::String(d) => d,
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct MessageEvent<'a> {
+    pub ts: &'a str,
+    pub session: &'a str,
+    pub seq: u64,
+    pub event: &'static str,
+    pub direction: Direction,
+    pub kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub method: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uri: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<&'a str>,
+    pub decision: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arguments: Option<serde_json::Value>,
+}
+
+/// A target label kept with an in-flight request, so its response names it too.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub kind: TargetKind,
+    pub value: Box<str>,
+}
+
+/// The target of a request, and its arguments, from `params`.
+pub fn peek_target<'a>(
+    method: &str,
+    params: Option<&'a RawValue>,
+) -> (Option<Target>, Option<&'a RawValue>) {
+    let Some(kind) = target_kind(method) else {
+        return (None, None);
+    };
+    let peek: TargetPeek<'a> = params
+        .and_then(|p| serde_json::from_str(p.get()).ok())
+        .unwrap_or_default();
+    let value = match kind {
+        TargetKind::Uri => peek.uri,
+        _ => peek.name,
+    };
+    let target = value.map(|v| Target {
+        kind,
+        value: v.into(),
+    });
+    (target, peek.arguments)
+}
+
+impl<'a> MessageEvent<'a> {
+    pub fn set_target(&mut self, target: Option<&'a Target>) {
+        if let Some(t) = target {
+            match t.kind {
+                TargetKind::Tool => self.tool = Some(&t.value),
+                TargetKind::Prompt => self.prompt = Some(&t.value),
+                TargetKind::Uri => self.uri = Some(&t.value),
+            }
+        }
+    }
+}
+
+/// RFC 3339 UTC time with milliseconds.
+pub fn now_text() -> String {
+    humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
+}

@@ -1,0 +1,449 @@
+//! One session's recorder: builds the events, keeps the counters, watches for bursts of
+//! refusals, and decides when to write and when to ask for the server to be stopped.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use super::chain::{ChainWriter, Destination};
+use super::config::AuditConfig;
+use super::counters::{BurstDetector, Counters};
+use super::event::{id_text, kind_of, now_text, peek_target, MessageEvent, Target};
+use super::AuditError;
+use crate::filter::{Context, Direction, Verdict};
+use crate::launch::SupervisorEvent;
+use crate::policy::firewall::OnSuspicious;
+use crate::protocol::{Message, RequestId};
+
+/// Write when this much is buffered, even before the next tick.
+const FLUSH_BYTES: usize = 32 * 1024;
+/// In-flight requests remembered for latency; beyond this the oldest knowledge is dropped.
+const MAX_IN_FLIGHT: usize = 16 * 1024;
+
+/// What the session start event says besides the sandbox report.
+#[derive(Debug, Clone, Default)]
+pub struct SessionInfo {
+    pub command: Vec<String>,
+    /// SHA-256 of the effective policy as `policy show` prints it.
+    pub policy_digest: String,
+    pub pin_file: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Low,
+    Medium,
+    High,
+}
+
+pub struct Recorder {
+    session: String,
+    info: SessionInfo,
+    config: AuditConfig,
+    writer: Option<ChainWriter>,
+    seq: u64,
+    started: bool,
+    counters: Counters,
+    burst: BurstDetector,
+    /// Keyed by the asking side (0: host, 1: server) and the request id.
+    in_flight: HashMap<(u8, RequestId), (Instant, Option<Target>)>,
+    stop_reason: Option<String>,
+}
+
+impl Recorder {
+    pub fn open(config: AuditConfig, info: SessionInfo) -> Result<Self, AuditError> {
+        let writer = match &config.destination {
+            None => None,
+            Some(destination) => match ChainWriter::open(destination) {
+                Ok(w) => Some(w),
+                Err(source) if config.required => {
+                    return Err(AuditError::Open {
+                        destination: destination.clone(),
+                        source,
+                    })
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        "cannot open the audit log {destination}: {e}; relaying without an audit log (audit is best effort)"
+                    );
+                    None
+                }
+            },
+        };
+        Ok(Self {
+            session: new_session_id(),
+            burst: BurstDetector::new(config.suspicious_refusals, config.suspicious_window),
+            info,
+            config,
+            writer,
+            seq: 0,
+            started: false,
+            counters: Counters::default(),
+            in_flight: HashMap::new(),
+            stop_reason: None,
+        })
+    }
+
+    pub fn session(&self) -> &str {
+        &self.session
+    }
+
+    pub fn stop_reason(&self) -> Option<String> {
+        self.stop_reason.clone()
+    }
+
+    pub fn message(
+        &mut self,
+        context: &Context<'_>,
+        message: &Message<'_>,
+        verdict: &Verdict,
+    ) -> bool {
+        self.ensure_started();
+        self.counters.messages += 1;
+        let direction = context.direction;
+        let (decision, reason) = match verdict {
+            Verdict::Forward => {
+                self.counters.forwarded += 1;
+                ("forward", None)
+            }
+            Verdict::Replace(_) => {
+                self.counters.modified += 1;
+                ("modify", None)
+            }
+            Verdict::Refuse { reason, .. } => {
+                self.counters.refused(reason);
+                ("refuse", Some(reason.as_str()))
+            }
+        };
+        let (mut target, mut arguments, mut latency_ms, mut method) =
+            (None, None, None, message.method());
+        match message {
+            Message::Request { id, method, params } => {
+                let (t, args) = peek_target(method, *params);
+                arguments = args;
+                if decision != "refuse" && self.writer.is_some() {
+                    if self.in_flight.len() >= MAX_IN_FLIGHT {
+                        self.in_flight.clear();
+                    }
+                    self.in_flight
+                        .insert((side(direction), id.clone()), (Instant::now(), t.clone()));
+                }
+                target = t;
+            }
+            Message::Result { id, .. } | Message::Error { id: Some(id), .. } => {
+                let asker = opposite(direction);
+                if let Some((start, t)) = self.in_flight.remove(&(side(asker), id.clone())) {
+                    latency_ms = Some((start.elapsed().as_secs_f64() * 1e6).round() / 1e3);
+                    target = t;
+                }
+                method = context.answered_method;
+            }
+            _ => {}
+        }
+        if self.writer.is_none() {
+            return self.after_refusal(decision == "refuse", reason);
+        }
+        let arguments = arguments.and_then(|raw| {
+            let mut value: Value = serde_json::from_str(raw.get()).ok()?;
+            self.counters.redactions += self.config.redactor.redact(&mut value);
+            Some(value)
+        });
+        let reason = reason.map(|r| {
+            let (text, n) = self.config.redactor.redact_text(r);
+            self.counters.redactions += n;
+            text
+        });
+        self.seq += 1;
+        let ts = now_text();
+        let id = match message {
+            Message::Request { id, .. }
+            | Message::Result { id, .. }
+            | Message::Error { id: Some(id), .. } => Some(id_text(id)),
+            _ => None,
+        };
+        let mut event = MessageEvent {
+            ts: &ts,
+            session: &self.session,
+            seq: self.seq,
+            event: "message",
+            direction,
+            kind: kind_of(message),
+            method,
+            tool: None,
+            prompt: None,
+            uri: None,
+            id,
+            decision,
+            reason: reason.as_deref(),
+            latency_ms,
+            arguments,
+        };
+        event.set_target(target.as_ref());
+        let body = serde_json::to_vec(&event).unwrap_or_default();
+        if let Some(w) = &mut self.writer {
+            w.push(&body);
+        }
+        let refused = decision == "refuse";
+        let mut stop = self.after_refusal(refused, reason.as_deref());
+        if refused
+            || self
+                .writer
+                .as_ref()
+                .is_some_and(|w| w.buffered() >= FLUSH_BYTES)
+        {
+            stop |= self.flush();
+        }
+        stop
+    }
+
+    /// Count a refusal towards a burst; record and act on a suspicious one.
+    fn after_refusal(&mut self, refused: bool, reason: Option<&str>) -> bool {
+        if !refused {
+            return false;
+        }
+        let Some(count) = self.burst.refusal(Instant::now()) else {
+            return false;
+        };
+        self.counters.suspicious += 1;
+        let window = humantime::format_duration(self.config.suspicious_window).to_string();
+        let kill = self.config.on_suspicious == OnSuspicious::Kill;
+        let action = if kill { "kill" } else { "log" };
+        tracing::warn!(
+            "suspicious activity: {count} refusals within {window} (last: {})",
+            reason.unwrap_or("")
+        );
+        self.record(
+            "suspicious",
+            json!({"refusals": count, "window": window, "action": action}),
+        );
+        let mut stop = self.flush();
+        if kill && self.stop_reason.is_none() {
+            self.stop_reason = Some(format!(
+                "suspicious activity: {count} refusals within {window}; stopping the server (policy [audit] on_suspicious = \"kill\")"
+            ));
+            stop = true;
+        }
+        stop
+    }
+
+    pub fn invalid(&mut self, direction: Direction, reason: &str) -> bool {
+        self.ensure_started();
+        self.counters.invalid += 1;
+        let reason = self.config.redactor.redact_text(reason).0;
+        self.record("invalid", json!({"direction": direction, "reason": reason}));
+        false
+    }
+
+    pub fn finding(&mut self, severity: super::Severity, kind: &str, detail: &str) -> bool {
+        self.ensure_started();
+        self.counters.findings += 1;
+        let detail = self.config.redactor.redact_text(detail).0;
+        self.record(
+            "finding",
+            json!({"severity": severity, "kind": kind, "detail": detail}),
+        );
+        self.flush()
+    }
+
+    pub fn pin_event(&mut self, detail: &str, hidden: bool) -> bool {
+        self.ensure_started();
+        if hidden {
+            self.counters.pin_hidden += 1;
+        }
+        self.record("pin", json!({"detail": detail}));
+        self.flush()
+    }
+
+    pub fn supervisor_event(&mut self, event: &SupervisorEvent) -> bool {
+        match event {
+            SupervisorEvent::Confined { report } => {
+                let sandbox = serde_json::to_value(report).unwrap_or(Value::Null);
+                if self.started {
+                    // Messages were judged before the report was read: record it on its own.
+                    self.record("sandbox", json!({ "sandbox": sandbox }));
+                } else {
+                    self.started = true;
+                    self.record_start(sandbox);
+                }
+            }
+            SupervisorEvent::SpawnFailed { error } => {
+                self.ensure_started();
+                self.record("spawn_failed", json!({"error": error}));
+            }
+            _ => return false,
+        }
+        self.flush()
+    }
+
+    pub fn limit_hit(&mut self, limit: &str) -> bool {
+        self.ensure_started();
+        self.record("limit", json!({"limit": limit}));
+        self.flush()
+    }
+
+    pub fn server_exit(
+        &mut self,
+        status: u8,
+        exited: Option<&SupervisorEvent>,
+        limit: Option<&str>,
+        why: &str,
+    ) {
+        self.ensure_started();
+        let (code, signal, kernel_limit) = match exited {
+            Some(SupervisorEvent::Exited {
+                code,
+                signal,
+                limit,
+            }) => (*code, *signal, limit.clone()),
+            _ => (None, None, None),
+        };
+        let limit = kernel_limit.or(limit.map(str::to_owned));
+        if limit.is_some() {
+            self.counters.limit_kills += 1;
+        }
+        self.record(
+            "server_exit",
+            json!({"status": status, "code": code, "signal": signal, "limit": limit, "description": why}),
+        );
+        let counters =
+            serde_json::to_value(CounterView::from(&self.counters)).unwrap_or(Value::Null);
+        self.record("session_end", json!({"counters": counters}));
+        let _ = self.flush();
+        if let Some(path) = &self.config.metrics_file {
+            if let Err(e) = std::fs::write(path, self.counters.prometheus(&self.session)) {
+                tracing::warn!("cannot write the metrics file {}: {e}", path.display());
+            }
+        }
+        if self.config.summary {
+            eprint!("{}", self.counters.summary(&self.session));
+        }
+    }
+
+    /// Write what is buffered; `true` when the server must be stopped.
+    pub fn flush(&mut self) -> bool {
+        let Some(writer) = &mut self.writer else {
+            return false;
+        };
+        let Err(e) = writer.flush() else {
+            return false;
+        };
+        let destination = self
+            .config
+            .destination
+            .as_ref()
+            .map_or_else(String::new, Destination::to_string);
+        self.writer = None;
+        if self.config.required {
+            let why = format!(
+                "cannot write the audit log {destination}: {e}; stopping the server because the policy requires the audit log ([audit] required = true)"
+            );
+            tracing::error!("{why}");
+            self.stop_reason.get_or_insert(why);
+            true
+        } else {
+            tracing::warn!(
+                "cannot write the audit log {destination}: {e}; relaying goes on without an audit log (audit is best effort)"
+            );
+            false
+        }
+    }
+
+    fn ensure_started(&mut self) {
+        if !self.started {
+            self.started = true;
+            self.record_start(Value::Null);
+        }
+    }
+
+    fn record_start(&mut self, sandbox: Value) {
+        let info = &self.info;
+        let fields = json!({
+            "guard_version": env!("CARGO_PKG_VERSION"),
+            "pid": std::process::id(),
+            "command": info.command,
+            "policy_digest": info.policy_digest,
+            "pin_file": info.pin_file,
+            "sandbox": sandbox,
+        });
+        self.record("session_start", fields);
+    }
+
+    /// Queue one event of `kind` with `fields` (an object).
+    fn record(&mut self, kind: &str, fields: Value) {
+        let Some(writer) = &mut self.writer else {
+            return;
+        };
+        self.seq += 1;
+        let mut event =
+            json!({"ts": now_text(), "session": self.session, "seq": self.seq, "event": kind});
+        if let (Some(map), Value::Object(extra)) = (event.as_object_mut(), fields) {
+            map.extend(extra);
+        }
+        writer.push(&serde_json::to_vec(&event).unwrap_or_default());
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        let _ = self.flush();
+    }
+}
+
+#[derive(Serialize)]
+struct CounterView<'a> {
+    messages: u64,
+    modified: u64,
+    invalid: u64,
+    refusals: &'a std::collections::BTreeMap<String, u64>,
+    rate_limited: u64,
+    redactions: u64,
+    pin_hidden: u64,
+    findings: u64,
+    suspicious: u64,
+    limit_kills: u64,
+}
+
+impl<'a> From<&'a Counters> for CounterView<'a> {
+    fn from(c: &'a Counters) -> Self {
+        CounterView {
+            messages: c.messages,
+            modified: c.modified,
+            invalid: c.invalid,
+            refusals: &c.refusals,
+            rate_limited: c.rate_limited,
+            redactions: c.redactions,
+            pin_hidden: c.pin_hidden,
+            findings: c.findings,
+            suspicious: c.suspicious,
+            limit_kills: c.limit_kills,
+        }
+    }
+}
+
+fn side(d: Direction) -> u8 {
+    match d {
+        Direction::HostToServer => 0,
+        Direction::ServerToHost => 1,
+    }
+}
+
+fn opposite(d: Direction) -> Direction {
+    match d {
+        Direction::HostToServer => Direction::ServerToHost,
+        Direction::ServerToHost => Direction::HostToServer,
+    }
+}
+
+/// 16 hex digits from the clock and the pid: unique enough to tell sessions apart in one log.
+fn new_session_id() -> String {
+    use sha2::{Digest, Sha256};
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let seed = format!("{nanos}:{}", std::process::id());
+    super::chain::hex(&Sha256::digest(seed.as_bytes())[..8])
+}

@@ -1,0 +1,101 @@
+//! `mcp-guard audit verify FILE`, and the audit trail (and pin stage) of `mcp-guard run`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use sha2::{Digest, Sha256};
+
+use super::run::RunArgs;
+use crate::audit::verify::{verify, VerifyError};
+use crate::audit::{Audit, AuditConfig, Destination, SessionInfo};
+use crate::pin::{Lockfile, PinGuard};
+use crate::policy::resolve::ServerCommand;
+use crate::policy::Vars;
+
+#[derive(Debug, clap::Args)]
+pub struct AuditArgs {
+    #[command(subcommand)]
+    pub command: AuditCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum AuditCommand {
+    /// Check an audit log's hash chain: exit 0 when intact, 1 with the first bad line.
+    Verify {
+        /// The audit log (JSON Lines).
+        file: PathBuf,
+    },
+}
+
+pub fn execute(args: AuditArgs) -> anyhow::Result<ExitCode> {
+    match args.command {
+        AuditCommand::Verify { file } => {
+            let input = std::fs::File::open(&file)
+                .with_context(|| format!("cannot open {}", file.display()))?;
+            match verify(input) {
+                Ok(report) => {
+                    println!(
+                        "{}: intact: {} events in {} sessions",
+                        file.display(),
+                        report.lines,
+                        report.sessions
+                    );
+                    for session in &report.unfinished {
+                        println!(
+                            "note: session {session} has no session_end event (the guard was killed, it is still running, or the end of the log is missing)"
+                        );
+                    }
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(VerifyError::Broken(broken)) => {
+                    println!("{}: TAMPERED: {broken}", file.display());
+                    Ok(ExitCode::from(1))
+                }
+                Err(e) => Err(e.into()),
+            }
+        }
+    }
+}
+
+/// The audit trail for `run`: the policy's `[audit]`, then `--audit-log`, `--no-audit`,
+/// `--metrics-file`, and the pin stage for `--pin`.
+pub fn open_for_run(args: &RunArgs) -> anyhow::Result<Audit> {
+    let eff = args.policy.effective()?;
+    let vars = Vars::from_env(None);
+    let mut config = AuditConfig::from_policy(&eff.policy.audit, &eff.policy.redaction, &vars)?;
+    if args.no_audit {
+        config.destination = None;
+    } else if let Some(path) = &args.audit_log {
+        config.destination = Some(if path.as_os_str() == "-" {
+            Destination::Stderr
+        } else {
+            Destination::File(path.clone())
+        });
+    }
+    config.metrics_file = args.metrics_file.clone();
+    // `-v` turns on debug diagnostics, and with them the counters at exit.
+    config.summary = tracing::enabled!(tracing::Level::DEBUG);
+    let command = ServerCommand::new(&args.command);
+    let policy_text = crate::policy::show::render(&eff, &vars, Some(&command)).unwrap_or_default();
+    let info = SessionInfo {
+        command: command.argv.clone(),
+        policy_digest: format!(
+            "sha256:{}",
+            crate::audit::chain::hex(&Sha256::digest(policy_text.as_bytes()))
+        ),
+        pin_file: args.pin.as_ref().map(|p| p.display().to_string()),
+    };
+    let audit = Audit::open(config, info)?;
+    let Some(pin_path) = &args.pin else {
+        return Ok(audit);
+    };
+    let lock = Lockfile::load(pin_path)?;
+    let guard = PinGuard::new(
+        lock,
+        &pin_path.display().to_string(),
+        &command.argv,
+        &audit.session_id(),
+    );
+    Ok(audit.with_pin(guard))
+}
