@@ -224,9 +224,12 @@ async fn relay_session(
         .or_else(|| exit.and_then(exit_status_of))
         .unwrap_or(SPAWN_FAILED);
     let why = events.describe_exit(status);
-    relay
-        .audit
-        .server_exit(status, events.exited.as_ref(), events.limit.as_deref(), &why);
+    relay.audit.server_exit(
+        status,
+        events.exited.as_ref(),
+        events.limit.as_deref(),
+        &why,
+    );
     relay.fail_pending_host_requests(&why).await;
     relay.to_host.close().await;
     if let Some(error) = &events.spawn_failed {
@@ -313,6 +316,8 @@ impl EventReader {
 
     /// Events already written, without waiting for more than a moment.
     async fn next_now(&mut self) -> Option<SupervisorEvent> {
+        // Once the pipe is closed, `next` would wait forever: there is nothing more to read.
+        self.reader.as_ref()?;
         tokio::time::timeout(Duration::from_millis(200), self.next())
             .await
             .ok()
@@ -328,6 +333,9 @@ impl EventReader {
                 }
                 for (layer, reason) in &report.partial {
                     tracing::warn!("sandbox: {layer:?} only partly enforced: {reason}");
+                }
+                if let Some(limits) = &report.limits {
+                    tracing::debug!("sandbox limits: {limits}");
                 }
                 tracing::debug!(
                     landlock_abi = report.landlock_abi.as_deref().unwrap_or("none"),
@@ -345,12 +353,18 @@ impl EventReader {
     }
 
     fn describe_exit(&self, status: u8) -> String {
+        // The cgroup's word first, then what the signal says (SIGXCPU, SIGXFSZ), then the
+        // guard's own wall clock.
         let limit = match &self.exited {
             Some(SupervisorEvent::Exited {
                 limit: Some(limit), ..
             }) => Some(limit.as_str()),
-            _ => self.limit.as_deref(),
-        };
+            Some(SupervisorEvent::Exited {
+                signal: Some(sig), ..
+            }) => crate::sandbox::limits::limit_from_signal(*sig),
+            _ => None,
+        }
+        .or(self.limit.as_deref());
         let base = match (&self.spawn_failed, &self.exited) {
             (Some(error), _) => format!("could not be started ({error})"),
             (

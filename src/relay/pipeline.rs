@@ -146,6 +146,12 @@ impl Relay {
 
     /// One line from `from`: frame → envelope → tracking → firewall → audit → the other side.
     async fn relay_line(&self, from: Side, line: &[u8], scratch: &mut Vec<u8>) {
+        // Blank lines carry no message; skipping them loses nothing.
+        if line.first().is_none_or(u8::is_ascii_whitespace)
+            && line.iter().all(u8::is_ascii_whitespace)
+        {
+            return;
+        }
         let parsed = match parse_line(line) {
             Ok(parsed) => parsed,
             Err(invalid) => {

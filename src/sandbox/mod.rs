@@ -149,6 +149,12 @@ pub struct EnforcementReport {
     /// The landlock ABI the kernel offered (e.g. "7"), when landlock was tried.
     #[serde(default)]
     pub landlock_abi: Option<String>,
+    /// Which mechanism enforces each resource limit.
+    #[serde(default)]
+    pub limits: Option<limits::LimitsReport>,
+    /// The network is off: seccomp refuses unix and inet sockets, covering landlock's gaps.
+    #[serde(default)]
+    pub network_off: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -288,7 +294,7 @@ pub fn apply_to_current_process(plan: &Plan) -> Result<EnforcementReport, Sandbo
         }
     }
     // 2. rlimits, then seccomp last: its filter may deny syscalls the earlier layers need.
-    limits::apply_to_current_process(plan, &mut report)?;
+    report.limits = Some(limits::apply_to_current_process(plan, &mut report)?);
     seccomp::apply_to_current_process(plan, &mut report)?;
     Ok(report)
 }

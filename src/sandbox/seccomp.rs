@@ -112,6 +112,8 @@ const TIOCLINUX: u64 = 0x541C;
 
 /// `socket(2)` families and netlink protocol the filter reasons about.
 const AF_UNIX: u64 = 1;
+/// memfd_create flag: the memfd can never be made executable.
+const MFD_NOEXEC_SEAL: u64 = 0x0008;
 const AF_INET: u64 = 2;
 const AF_INET6: u64 = 10;
 const AF_NETLINK: u64 = 16;
@@ -284,6 +286,19 @@ mod linux {
                     ],
                 );
             }
+            if conditional("memfd_create") {
+                // Landlock does not check exec of a memfd (an internal mount): copying a readable
+                // binary into one and running it would bypass the exec allowlist. Only sealed,
+                // never-executable memfds (MFD_NOEXEC_SEAL, Linux 6.3) are allowed.
+                rules.insert(
+                    libc::SYS_memfd_create,
+                    vec![rule(vec![cond(
+                        1,
+                        SeccompCmpOp::MaskedEq(MFD_NOEXEC_SEAL),
+                        0,
+                    )?])?],
+                );
+            }
             let socket_families = match config.network.mode {
                 NetworkMode::Open => None,
                 _ if !conditional("socket") => None,
@@ -291,11 +306,14 @@ mod linux {
                     // An allowlist of families: AF_PACKET, AF_VSOCK, AF_BLUETOOTH, AF_ALG... all
                     // refused. Netlink stays for NETLINK_ROUTE only: glibc's getaddrinfo and
                     // if_nameindex open it; sock_diag, audit and uevent sockets are refused.
-                    let mut allowed = vec![AF_UNIX, AF_NETLINK];
+                    let mut allowed = vec![AF_NETLINK];
                     if mode == NetworkMode::Ports {
                         // TCP ports are policed by landlock; UDP is not (see the docs).
-                        allowed.extend([AF_INET, AF_INET6]);
+                        allowed.extend([AF_UNIX, AF_INET, AF_INET6]);
                     }
+                    // Offline, no unix sockets either: landlock below ABI 9 does not check
+                    // connect() to pathname sockets such as /run/docker.sock (root on the host).
+                    // socketpair(2), which servers use for child processes, stays allowed.
                     let other_family = allowed
                         .iter()
                         .map(|&family| cond(0, SeccompCmpOp::Ne, family))
@@ -313,7 +331,7 @@ mod linux {
                     Some(if mode == NetworkMode::Ports {
                         "unix, inet, inet6, netlink-route"
                     } else {
-                        "unix, netlink-route"
+                        "netlink-route"
                     })
                 }
             };
