@@ -3,9 +3,9 @@
 
 mod audit;
 mod check;
+mod pin;
 mod policy;
 mod policy_args;
-mod pin;
 mod run;
 mod scan;
 mod supervise;

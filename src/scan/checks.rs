@@ -198,7 +198,8 @@ fn check_schema(location: &str, schema: &Value, findings: &mut Vec<Finding>) {
     let additional = schema.get("additionalProperties");
     let open_extra = matches!(additional, Some(Value::Bool(true)))
         || additional.is_some_and(|a| a.as_object().is_some_and(|o| o.is_empty()));
-    if props.is_none_or_empty() && !matches!(additional, Some(Value::Bool(false))) {
+    // An empty `properties` is a tool without input: only a missing one leaves input open.
+    if props.is_none() && !matches!(additional, Some(Value::Bool(false))) {
         findings.push(Finding::new(
             findings::BROAD_SCHEMA,
             location,
@@ -222,16 +223,6 @@ fn check_schema(location: &str, schema: &Value, findings: &mut Vec<Finding>) {
                 format!("property `{name}` has no type: any value is accepted"),
             ));
         }
-    }
-}
-
-trait EmptyMap {
-    fn is_none_or_empty(&self) -> bool;
-}
-
-impl EmptyMap for Option<&serde_json::Map<String, Value>> {
-    fn is_none_or_empty(&self) -> bool {
-        self.map_or(true, |m| m.is_empty())
     }
 }
 

@@ -1,0 +1,179 @@
+//! The audit log of `mcp-guard run`: one chained event per decision, verified by
+//! `mcp-guard audit verify`, which pinpoints any edit, deletion or reordering.
+
+mod relay_common;
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use relay_common::{echo_bin, Guard};
+use serde_json::{json, Value};
+
+/// A short session through the echo server, logged to `log`.
+fn session(log: &Path, extra: &[&str]) -> String {
+    let log_arg = log.display().to_string();
+    let mut args = vec!["--audit-log", log_arg.as_str()];
+    args.extend_from_slice(extra);
+    let mut guard = Guard::start(&args, &echo_bin(), &[]);
+    guard.initialize("2025-06-18");
+    guard.send("not json");
+    guard.recv().assert_error("null", -32700);
+    guard.call_and_recv("2", "echo", json!({"text": "hi", "api_key": "sk-live-123"}));
+    guard.close_stdin();
+    assert_eq!(guard.exit_code(Duration::from_secs(10)), 0);
+    guard.stderr_text()
+}
+
+fn events(log: &Path) -> Vec<Value> {
+    std::fs::read_to_string(log)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn verify(log: &Path) -> (i32, String) {
+    let out = Command::new(support::guard_bin())
+        .args(["audit", "verify"])
+        .arg(log)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn audit_log_records_every_decision() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("state/audit.jsonl");
+    session(&log, &[]);
+    let events = events(&log);
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds.first(), Some(&"session_start"), "{kinds:?}");
+    assert_eq!(&kinds[kinds.len() - 2..], ["server_exit", "session_end"]);
+    assert!(kinds.contains(&"invalid"));
+    let start = &events[0];
+    assert!(start["policy_digest"]
+        .as_str()
+        .unwrap()
+        .starts_with("sha256:"));
+    assert_eq!(start["guard_version"], env!("CARGO_PKG_VERSION"));
+    let session = start["session"].as_str().unwrap();
+    assert!(events.iter().all(|e| e["session"] == session));
+    let call = events
+        .iter()
+        .find(|e| e["method"] == "tools/call" && e["kind"] == "request")
+        .unwrap();
+    assert_eq!(call["tool"], "echo");
+    assert_eq!(call["decision"], "forward");
+    assert_eq!(call["arguments"]["api_key"], "[REDACTED:key]", "{call}");
+    let answer = events
+        .iter()
+        .find(|e| e["method"] == "tools/call" && e["kind"] == "result")
+        .unwrap();
+    assert!(answer["latency_ms"].as_f64().is_some(), "{answer}");
+    assert_eq!(answer["tool"], "echo");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(!text.contains("sk-live-123"));
+}
+
+#[test]
+fn audit_verify_catches_edits_deletions_and_reordering() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.jsonl");
+    session(&log, &[]);
+    session(&log, &[]); // a second session chains on
+    let (code, out) = verify(&log);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("intact") && out.contains("2 sessions"),
+        "{out}"
+    );
+
+    let lines: Vec<String> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let write = |lines: &[String]| {
+        let bad = dir.path().join("bad.jsonl");
+        std::fs::write(&bad, lines.join("\n") + "\n").unwrap();
+        verify(&bad)
+    };
+    let mut edited = lines.clone();
+    edited[3] = edited[3].replace("\"forward\"", "\"refuse\"");
+    assert_ne!(edited[3], lines[3]);
+    let (code, out) = write(&edited);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("line 5"), "{out}");
+
+    let mut deleted = lines.clone();
+    deleted.remove(4);
+    let (code, out) = write(&deleted);
+    assert_eq!((code, out.contains("line 5")), (1, true), "{out}");
+
+    let mut swapped = lines.clone();
+    swapped.swap(2, 3);
+    let (code, out) = write(&swapped);
+    assert_eq!((code, out.contains("line 3")), (1, true), "{out}");
+
+    let (code, out) = write(&lines[1..]);
+    assert_eq!((code, out.contains("line 1")), (1, true), "{out}");
+}
+
+#[test]
+fn audit_metrics_file_and_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.jsonl");
+    let metrics = dir.path().join("metrics.prom");
+    let metrics_arg = metrics.display().to_string();
+    let stderr = session(&log, &["--metrics-file", &metrics_arg, "-v"]);
+    let text = std::fs::read_to_string(&metrics).unwrap();
+    assert!(
+        text.contains("# TYPE mcp_guard_invalid_total counter"),
+        "{text}"
+    );
+    assert!(text.contains("mcp_guard_invalid_total{session="), "{text}");
+    assert!(stderr.contains("audit summary"), "{stderr}");
+    assert!(stderr.contains("invalid messages"), "{stderr}");
+}
+
+#[test]
+fn audit_to_stderr_and_no_audit() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut guard = Guard::start(&["--audit-log", "-"], &echo_bin(), &[]);
+    guard.initialize("2025-06-18");
+    guard.close_stdin();
+    assert_eq!(guard.exit_code(Duration::from_secs(10)), 0);
+    assert!(guard.stderr_text().contains("\"event\":\"session_start\""));
+
+    // --no-audit writes nothing, even where the default log would go.
+    let state = dir.path().join("xdg");
+    let mut command = Command::new(support::guard_bin());
+    let out = command
+        .env("XDG_STATE_HOME", &state)
+        .args(["run", "--allow-unsandboxed", "--no-audit", "--"])
+        .arg(echo_bin())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(!state.join("mcp-guard/audit.jsonl").exists());
+    // Without flags the log goes under $XDG_STATE_HOME.
+    let out = Command::new(support::guard_bin())
+        .env("XDG_STATE_HOME", &state)
+        .args(["run", "--allow-unsandboxed", "--"])
+        .arg(echo_bin())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(state.join("mcp-guard/audit.jsonl").exists());
+}
