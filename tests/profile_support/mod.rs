@@ -374,7 +374,7 @@ pub fn run_json(what: &str, cmd: &[String]) -> Value {
 }
 
 /// The `calls` of a call_tools document, by position.
-pub fn call<'a>(doc: &'a Value, i: usize) -> &'a Value {
+pub fn call(doc: &Value, i: usize) -> &Value {
     &doc["calls"][i]
 }
 
