@@ -1,4 +1,4 @@
-//! `mcp-guard policy check|show|list`: validate, inspect and discover policies.
+//! `mcp-guard policy check|show|list|init`: validate, inspect, discover and start policies.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -13,6 +13,7 @@ Examples:
   mcp-guard policy list
   mcp-guard policy check my-policy.toml
   mcp-guard policy show --profile node --allow-read ./data -- npx -y @modelcontextprotocol/server-everything
+  mcp-guard policy init -o my-server.toml -- node /srv/my-server/index.js
 
 Every field is documented in policies/README.md.";
 
@@ -35,6 +36,20 @@ pub enum PolicyCommand {
     Show(Box<ShowArgs>),
     /// List the shipped profiles.
     List,
+    /// Start a server once under the guard, list its tools, prompts, resources and templates,
+    /// and write a least-privilege starter policy that allows exactly those (commented, to edit).
+    Init(InitArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct InitArgs {
+    /// Write the policy here (refuses to overwrite an existing file) instead of stdout.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// The server command and its arguments, after `--`.
+    #[arg(required = true, last = true, value_name = "SERVER_CMD")]
+    pub command: Vec<OsString>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -60,6 +75,7 @@ pub fn execute(args: PolicyArgs) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        PolicyCommand::Init(init_args) => init(init_args),
         PolicyCommand::List => {
             let width = PROFILES.iter().map(|p| p.name.len()).max().unwrap_or(0);
             for p in PROFILES {
@@ -68,6 +84,50 @@ pub fn execute(args: PolicyArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn init(args: InitArgs) -> anyhow::Result<ExitCode> {
+    use crate::policy::init::{discover, render, Starter, TempPolicy};
+    use anyhow::Context;
+    if let Some(out) = &args.output {
+        if out.exists() {
+            anyhow::bail!(
+                "{} exists; choose another file with -o, or remove it first",
+                out.display()
+            );
+        }
+    }
+    let starter = Starter::for_command(&ServerCommand::new(&args.command));
+    // Start the server with the very policy the file will hold (minus the item lists), so the
+    // written file is known to start it.
+    let first = TempPolicy::write(&render(&starter, None))?;
+    let guard = std::env::current_exe().context("cannot find the mcp-guard executable")?;
+    let quiet = !tracing::enabled!(tracing::Level::DEBUG);
+    let inventory = discover(&guard, &first.path, &args.command, quiet).with_context(|| {
+        format!(
+            "cannot inspect the server under the starter policy (base profile `{}`); if it needs \
+             more to start, run it with `mcp-guard run --profile {} [--allow-read ...] -- ...` to \
+             see what it is refused",
+            starter.base, starter.base
+        )
+    })?;
+    let text = render(&starter, Some(&inventory));
+    match &args.output {
+        Some(out) => {
+            std::fs::write(out, &text)
+                .with_context(|| format!("cannot write {}", out.display()))?;
+            eprintln!(
+                "mcp-guard: wrote {} ({} tools, {} prompts, {} resources and templates)",
+                out.display(),
+                inventory.tools.as_ref().map_or(0, Vec::len),
+                inventory.prompts.as_ref().map_or(0, Vec::len),
+                inventory.resources.as_ref().map_or(0, Vec::len)
+                    + inventory.templates.as_ref().map_or(0, Vec::len),
+            );
+        }
+        None => print!("{text}"),
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn check(files: &[PathBuf]) -> ExitCode {

@@ -10,6 +10,7 @@
 pub mod error;
 mod examples;
 pub mod firewall;
+pub mod init;
 pub mod load;
 pub mod merge;
 pub mod model;

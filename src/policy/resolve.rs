@@ -81,7 +81,7 @@ impl ServerCommand {
     }
 
     /// Arguments that are existing directories (`--root=/x` counts too), made absolute.
-    fn dir_args(&self) -> Vec<PathBuf> {
+    pub(crate) fn dir_args(&self) -> Vec<PathBuf> {
         let cwd = std::env::current_dir().unwrap_or_default();
         self.argv
             .iter()

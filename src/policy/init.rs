@@ -1,0 +1,728 @@
+//! `mcp-guard policy init`: start a server once under the guard, list what it offers, and write
+//! a least-privilege starter policy.
+//!
+//! The starter is decided from the command alone ([`Starter::for_command`]): the base profile
+//! (node, python or default), the launch allowlist, the network (off unless a package runner
+//! has to download the server), and `arg_paths = "read"` when the command names directories.
+//! The server is then started with exactly that policy (so the file is known to start it),
+//! asked for its tools, prompts, resources and resource templates, and the final file allows
+//! those by name: anything else is refused.
+
+use std::ffi::OsString;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context};
+use serde_json::{json, Value};
+
+use super::resolve::ServerCommand;
+
+/// The protocol version `init` asks for.
+pub const PROTOCOL_VERSION: &str = "2025-06-18";
+/// `initialize` may wait for a package runner to download the server.
+const INITIALIZE_TIMEOUT: Duration = Duration::from_secs(180);
+const LIST_TIMEOUT: Duration = Duration::from_secs(30);
+/// After listing, how long to wait for `list_changed` notifications, and how many rounds.
+const SETTLE: Duration = Duration::from_millis(1000);
+const MAX_RELISTS: usize = 3;
+/// A server whose cursors never end is cut off here.
+const MAX_PAGES: usize = 1000;
+/// After stdin closes, how long the guard gets to stop the server (its own grace is 5 s, then
+/// SIGTERM, then 5 s more).
+const EXIT_WAIT: Duration = Duration::from_secs(15);
+
+/// Commands that download the server before running it (they need HTTPS to a registry).
+const PACKAGE_RUNNERS: &[&str] = &["npx", "npm", "pnpm", "yarn", "bunx", "uvx", "uv", "pipx"];
+const NODE_COMMANDS: &[&str] = &["node", "nodejs", "npx", "npm"];
+const PYTHON_COMMANDS: &[&str] = &["python", "python3", "uv", "uvx"];
+
+/// What the starter policy is built on, decided from the command.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Starter {
+    /// The command as the user wrote it (for comments).
+    pub command: Vec<String>,
+    /// `node`, `python` or `default`.
+    pub base: &'static str,
+    /// A name to add to `[launch] allow` (`None` when the base already allows it).
+    pub launch: Option<String>,
+    /// A package runner: keep the base's HTTPS for the download.
+    pub downloads: bool,
+    /// The command names existing directories (`arg_paths`).
+    pub dir_args: bool,
+}
+
+impl Starter {
+    pub fn for_command(command: &ServerCommand) -> Starter {
+        let name = command
+            .argv
+            .first()
+            .and_then(|a| Path::new(a).file_name())
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let interpreter = command.program.as_deref().and_then(shebang_interpreter);
+        let family = |n: &str| {
+            let n = n.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.');
+            if NODE_COMMANDS.contains(&n) {
+                Some("node")
+            } else if PYTHON_COMMANDS.contains(&n) {
+                Some("python")
+            } else {
+                None
+            }
+        };
+        let base = family(&name)
+            .or_else(|| interpreter.as_deref().and_then(family))
+            .unwrap_or("default");
+        let base_allows = match base {
+            "node" => NODE_COMMANDS,
+            "python" => PYTHON_COMMANDS,
+            _ => &[],
+        };
+        Starter {
+            command: command.argv.clone(),
+            base,
+            launch: (!name.is_empty() && !base_allows.contains(&name.as_str())).then_some(name),
+            downloads: command
+                .argv
+                .first()
+                .and_then(|a| Path::new(a).file_name())
+                .is_some_and(|n| PACKAGE_RUNNERS.contains(&n.to_string_lossy().as_ref())),
+            dir_args: !command.dir_args().is_empty(),
+        }
+    }
+}
+
+/// The interpreter named by a script's `#!` line (`#!/usr/bin/env node` → `node`).
+fn shebang_interpreter(program: &Path) -> Option<String> {
+    use std::io::Read;
+    let mut head = [0u8; 256];
+    let n = std::fs::File::open(program).ok()?.read(&mut head).ok()?;
+    let line = std::str::from_utf8(head.get(..n)?).ok()?;
+    let line = line.strip_prefix("#!")?.lines().next()?;
+    let mut words = line.split_whitespace();
+    let first = Path::new(words.next()?).file_name()?.to_string_lossy();
+    let interpreter = if first == "env" {
+        words.find(|w| !w.starts_with('-'))?.to_owned()
+    } else {
+        first.into_owned()
+    };
+    Some(interpreter)
+}
+
+/// What the server offered.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Inventory {
+    pub server: String,
+    pub protocol_version: String,
+    /// `None`: the server does not offer the feature at all.
+    pub tools: Option<Vec<String>>,
+    pub prompts: Option<Vec<String>>,
+    pub resources: Option<Vec<String>>,
+    pub templates: Option<Vec<String>>,
+}
+
+/// A TOML basic string.
+fn quote(s: &str) -> String {
+    toml::Value::String(s.to_owned()).to_string()
+}
+
+/// A name glob matching exactly `name` (glob characters in a class of their own).
+pub fn literal_glob(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for c in name.chars() {
+        match c {
+            '*' | '?' | '[' | ']' | '{' | '}' | '\\' | ',' => {
+                out.push('[');
+                out.push(c);
+                out.push(']');
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// A URI pattern for a resource URI: lower-case scheme, glob characters escaped.
+pub fn uri_pattern(uri: &str) -> String {
+    match uri.split_once("://") {
+        Some((scheme, rest)) => format!("{}://{}", scheme.to_ascii_lowercase(), literal_glob(rest)),
+        None => literal_glob(uri),
+    }
+}
+
+/// A URI pattern for an RFC 6570 template: each `{expression}` becomes `*`.
+pub fn template_pattern(template: &str) -> String {
+    let mut out = String::new();
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&literal_glob(&rest[..open]));
+        match rest[open..].find('}') {
+            Some(close) => {
+                if !out.ends_with('*') {
+                    out.push('*');
+                }
+                rest = &rest[open + close + 1..];
+            }
+            None => {
+                out.push_str(&literal_glob(&rest[open..]));
+                rest = "";
+            }
+        }
+    }
+    out.push_str(&literal_glob(rest));
+    match out.split_once("://") {
+        Some((scheme, tail)) => format!("{}://{tail}", scheme.to_ascii_lowercase()),
+        None => out,
+    }
+}
+
+fn list(items: &[String]) -> String {
+    if items.is_empty() {
+        return "[]".to_owned();
+    }
+    let mut out = String::from("[\n");
+    for item in items {
+        out.push_str("  ");
+        out.push_str(&quote(item));
+        out.push_str(",\n");
+    }
+    out.push(']');
+    out
+}
+
+fn shell_words(argv: &[String]) -> String {
+    argv.iter()
+        .map(|a| {
+            if !a.is_empty()
+                && a.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./=:@%+,".contains(c))
+            {
+                a.clone()
+            } else {
+                format!("'{}'", a.replace('\'', r"'\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The starter policy; without an inventory (the file the server is first started with), no
+/// item sections.
+pub fn render(starter: &Starter, inventory: Option<&Inventory>) -> String {
+    let cmd = shell_words(&starter.command);
+    let mut t = String::new();
+    t.push_str(&format!(
+        "# Starter policy for `{cmd}`, written by `mcp-guard policy init`.\n"
+    ));
+    if let Some(inv) = inventory {
+        t.push_str(&format!(
+            "# The server, {}, was started once under this policy (protocol {}) and listed what it\n\
+             # offers below; everything else is refused.\n",
+            inv.server, inv.protocol_version
+        ));
+    }
+    t.push_str(&format!(
+        "#\n# Check it after editing:  mcp-guard policy check FILE\n\
+         # Use it:                  mcp-guard run --policy FILE -- {cmd}\n\
+         # See it resolved:         mcp-guard policy show --policy FILE -- {cmd}\n\
+         # Every key is documented in policies/README.md.\n"
+    ));
+    t.push_str("version = 1\n");
+    let what = inventory.map_or_else(|| cmd.clone(), |i| i.server.clone());
+    t.push_str(&format!(
+        "description = {}\n",
+        quote(&format!("Starter policy for {what}"))
+    ));
+    let base_note = match starter.base {
+        "node" => "servers run with node/npx: node's install, the npm cache, npx's shell",
+        "python" => "servers run with python/uvx: uv's cache and Pythons",
+        _ => "what no policy means: the sandbox baseline only, credentials denied",
+    };
+    t.push_str(&format!(
+        "# The base: {base_note} (`mcp-guard policy show --profile {}`).\n",
+        starter.base
+    ));
+    t.push_str(&format!("extends = [{}]\n", quote(starter.base)));
+
+    if let Some(name) = &starter.launch {
+        t.push_str(
+            "\n[launch]\n# The server's command; nothing else may be launched with this policy.\n",
+        );
+        t.push_str(&format!("allow = [{}]\n", quote(name)));
+    }
+
+    t.push_str(
+        "\n[filesystem]\n\
+         # The sandbox baseline covers the runtime, the server's own install directory and a private,\n\
+         # empty HOME and TMPDIR. The server needed nothing more to start; add what its tools must\n\
+         # reach, for example:\n\
+         # read = [\"${HOME}/Documents\"]\n\
+         # write = [\"${CWD}/out\"]\n",
+    );
+    if starter.dir_args {
+        t.push_str(
+            "# The directories named on the command line, read-only; \"write\" lets the server change them.\n\
+             arg_paths = \"read\"\n",
+        );
+    }
+
+    t.push_str("\n[network]\n");
+    if starter.downloads {
+        t.push_str(
+            "# The package runner downloads the server over HTTPS (port 443, from the base profile).\n\
+             # Once it is installed, run it directly and set mode = \"off\".\n",
+        );
+    } else {
+        t.push_str(
+            "# The server started without the network. If a tool must reach a service, allow its port:\n\
+             # mode = \"ports\"\n\
+             # connect = [443]\n\
+             mode = \"off\"\n",
+        );
+    }
+
+    let Some(inv) = inventory else {
+        return t;
+    };
+    let section = |t: &mut String, name: &str, noun: &str, items: &Option<Vec<String>>| {
+        t.push_str(&format!("\n[{name}]\n"));
+        match items {
+            Some(items) if !items.is_empty() => {
+                t.push_str(&format!(
+                    "# The {} {noun} the server listed; anything else (one it adds later) is refused.\n",
+                    items.len()
+                ));
+                t.push_str(&format!("allow = {}\n", list(items)));
+            }
+            Some(_) => t.push_str(&format!("# The server listed no {noun}.\ndeny = [\"*\"]\n")),
+            None => t.push_str(&format!(
+                "# The server does not offer {noun}.\ndeny = [\"*\"]\n"
+            )),
+        }
+    };
+    let globs = |v: &Option<Vec<String>>| {
+        v.as_ref()
+            .map(|v| v.iter().map(|n| literal_glob(n)).collect::<Vec<_>>())
+    };
+    section(&mut t, "tools", "tools", &globs(&inv.tools));
+    section(&mut t, "prompts", "prompts", &globs(&inv.prompts));
+    let resources = match (&inv.resources, &inv.templates) {
+        (None, None) => None,
+        (r, tpl) => {
+            let mut all: Vec<String> = r
+                .iter()
+                .flatten()
+                .map(|u| uri_pattern(u))
+                .chain(tpl.iter().flatten().map(|u| template_pattern(u)))
+                .collect();
+            all.dedup();
+            Some(all)
+        }
+    };
+    section(
+        &mut t,
+        "resources",
+        "resources and resource templates",
+        &resources,
+    );
+    t
+}
+
+// -------------------------------------------------------------------------------------------------
+// Talking to the server
+
+/// A JSON-RPC session with `mcp-guard run ... -- CMD` over its stdio.
+struct Session {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: Receiver<String>,
+    next_id: u64,
+    /// `notifications/tools/list_changed` and the like, as they arrive.
+    changed: Vec<String>,
+}
+
+impl Session {
+    fn start(
+        guard: &Path,
+        policy: &Path,
+        command: &[OsString],
+        quiet: bool,
+    ) -> anyhow::Result<Session> {
+        let mut cmd = Command::new(guard);
+        if quiet {
+            cmd.arg("--quiet");
+        }
+        cmd.arg("run")
+            .arg("--policy")
+            .arg(policy)
+            .arg("--")
+            .args(command)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("cannot start {}", guard.display()))?;
+        let stdin = child.stdin.take();
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| anyhow!("no stdout pipe to the server"))?;
+        let (tx, lines) = mpsc::channel();
+        // A thread per pipe: std has no read with a timeout.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(Session {
+            child,
+            stdin,
+            lines,
+            next_id: 1,
+            changed: Vec::new(),
+        })
+    }
+
+    fn send(&mut self, message: &Value) -> anyhow::Result<()> {
+        let stdin = self
+            .stdin
+            .as_mut()
+            .ok_or_else(|| anyhow!("the server's stdin is closed"))?;
+        let mut line = message.to_string();
+        line.push('\n');
+        stdin
+            .write_all(line.as_bytes())
+            .and_then(|()| stdin.flush())
+            .context("cannot write to the server (it exited?)")
+    }
+
+    /// Sends a request and waits for its result.
+    fn request(&mut self, method: &str, params: Value, timeout: Duration) -> anyhow::Result<Value> {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.send(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}))?;
+        self.receive(Some((id, method)), timeout)?
+            .ok_or_else(|| anyhow!("the server did not answer {method} within {timeout:?}"))
+    }
+
+    /// Reads messages until the answer to `request` (then its result), or for `timeout` when
+    /// there is none (then `None`). Meanwhile answers the server's requests and notes its
+    /// `notifications/*/list_changed`.
+    fn receive(
+        &mut self,
+        request: Option<(u64, &str)>,
+        timeout: Duration,
+    ) -> anyhow::Result<Option<Value>> {
+        let deadline = Instant::now() + timeout;
+        let what = request.map_or("", |(_, m)| m);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = match self.lines.recv_timeout(left) {
+                Ok(line) => line,
+                Err(RecvTimeoutError::Timeout) => return Ok(None),
+                Err(RecvTimeoutError::Disconnected) => {
+                    let status = self
+                        .child
+                        .wait()
+                        .map(|s| s.to_string())
+                        .unwrap_or_else(|e| e.to_string());
+                    bail!("the server exited while mcp-guard waited for {what} ({status}); see its messages above")
+                }
+            };
+            let Ok(message) = serde_json::from_str::<Value>(&line) else {
+                continue;
+            };
+            if let Some(method) = message.get("method").and_then(Value::as_str) {
+                match message.get("id") {
+                    // A request from the server: ping and roots/list (no roots) are answered,
+                    // anything else refused.
+                    Some(req_id) => {
+                        let answer = match method {
+                            "ping" => json!({"jsonrpc": "2.0", "id": req_id, "result": {}}),
+                            "roots/list" => {
+                                json!({"jsonrpc": "2.0", "id": req_id, "result": {"roots": []}})
+                            }
+                            _ => json!({"jsonrpc": "2.0", "id": req_id,
+                                "error": {"code": -32601, "message": "not supported by mcp-guard policy init"}}),
+                        };
+                        self.send(&answer)?;
+                    }
+                    None if method.ends_with("/list_changed") => {
+                        self.changed.push(method.to_owned());
+                    }
+                    None => {}
+                }
+            } else if let Some((id, method)) = request {
+                if message.get("id") == Some(&json!(id)) {
+                    if let Some(error) = message.get("error") {
+                        bail!("the server answered {method} with an error: {error}");
+                    }
+                    return Ok(Some(message.get("result").cloned().unwrap_or(Value::Null)));
+                }
+            }
+        }
+    }
+
+    /// Every page of a list method; `field` is the array in each result, `key` the item's name.
+    fn list_all(&mut self, method: &str, field: &str, key: &str) -> anyhow::Result<Vec<String>> {
+        let mut items = Vec::new();
+        let mut cursor: Option<Value> = None;
+        for _ in 0..MAX_PAGES {
+            let params = match &cursor {
+                Some(c) => json!({"cursor": c}),
+                None => json!({}),
+            };
+            let result = self.request(method, params, LIST_TIMEOUT)?;
+            for item in result[field].as_array().into_iter().flatten() {
+                if let Some(name) = item[key].as_str() {
+                    items.push(name.to_owned());
+                }
+            }
+            match result.get("nextCursor") {
+                Some(c) if !c.is_null() && c != "" => cursor = Some(c.clone()),
+                _ => {
+                    items.sort();
+                    items.dedup();
+                    return Ok(items);
+                }
+            }
+        }
+        bail!("{method}: the server was still paginating after {MAX_PAGES} pages")
+    }
+
+    /// Closes stdin (the guard then stops the server) and waits; kills after `EXIT_WAIT`.
+    fn finish(mut self) {
+        self.stdin = None;
+        let deadline = Instant::now() + EXIT_WAIT;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        // An error path: do not leave the guard (and its server) behind.
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Starts `command` under `guard run --policy policy`, initializes and lists everything.
+pub fn discover(
+    guard: &Path,
+    policy: &Path,
+    command: &[OsString],
+    quiet: bool,
+) -> anyhow::Result<Inventory> {
+    let mut s = Session::start(guard, policy, command, quiet)?;
+    let init = s.request(
+        "initialize",
+        json!({
+            "protocolVersion": PROTOCOL_VERSION,
+            // Like a full host: some servers only offer the tools that use these (sampling,
+            // elicitation) when the client announces them.
+            "capabilities": {"roots": {"listChanged": false}, "sampling": {}, "elicitation": {}},
+            "clientInfo": {"name": "mcp-guard policy init", "version": env!("CARGO_PKG_VERSION")},
+        }),
+        INITIALIZE_TIMEOUT,
+    )?;
+    s.send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))?;
+    let caps = &init["capabilities"];
+    let info = &init["serverInfo"];
+    let mut inv = Inventory {
+        server: match (info["name"].as_str(), info["version"].as_str()) {
+            (Some(n), Some(v)) => format!("{n} {v}"),
+            (Some(n), None) => n.to_owned(),
+            _ => "the server".to_owned(),
+        },
+        protocol_version: init["protocolVersion"].as_str().unwrap_or("?").to_owned(),
+        ..Inventory::default()
+    };
+    // Servers may add items once initialized (server-everything adds its sampling and
+    // elicitation tools then): list, wait a moment, and list again what they say changed.
+    let mut wanted = vec!["tools", "prompts", "resources"];
+    for _ in 0..MAX_RELISTS {
+        for feature in &wanted {
+            if caps.get(feature).is_none() {
+                continue;
+            }
+            match *feature {
+                "tools" => inv.tools = Some(s.list_all("tools/list", "tools", "name")?),
+                "prompts" => inv.prompts = Some(s.list_all("prompts/list", "prompts", "name")?),
+                _ => {
+                    inv.resources = Some(s.list_all("resources/list", "resources", "uri")?);
+                    // Templates are optional even for servers with resources.
+                    inv.templates = s
+                        .list_all(
+                            "resources/templates/list",
+                            "resourceTemplates",
+                            "uriTemplate",
+                        )
+                        .ok();
+                }
+            }
+        }
+        s.receive(None, SETTLE)?;
+        let changed = std::mem::take(&mut s.changed);
+        wanted = ["tools", "prompts", "resources"]
+            .into_iter()
+            .filter(|f| {
+                changed
+                    .iter()
+                    .any(|c| c == &format!("notifications/{f}/list_changed"))
+            })
+            .collect();
+        if wanted.is_empty() {
+            break;
+        }
+    }
+    s.finish();
+    Ok(inv)
+}
+
+/// A file in the temp directory, removed on drop.
+pub struct TempPolicy {
+    pub path: PathBuf,
+}
+
+impl TempPolicy {
+    pub fn write(text: &str) -> anyhow::Result<TempPolicy> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let dir = std::env::temp_dir();
+        for attempt in 0..16u32 {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.subsec_nanos())
+                .unwrap_or(0);
+            let path = dir.join(format!(
+                "mcp-guard-init-{}-{nanos:x}-{attempt}.toml",
+                std::process::id()
+            ));
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path);
+            match file {
+                Ok(mut f) => {
+                    f.write_all(text.as_bytes())
+                        .with_context(|| format!("cannot write {}", path.display()))?;
+                    return Ok(TempPolicy { path });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => {
+                    return Err(e).with_context(|| format!("cannot create {}", path.display()))
+                }
+            }
+        }
+        bail!("cannot create a temporary policy file in {}", dir.display())
+    }
+}
+
+impl Drop for TempPolicy {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::parse_policy;
+
+    fn starter(argv: &[&str]) -> Starter {
+        Starter::for_command(&ServerCommand {
+            argv: argv.iter().map(|s| s.to_string()).collect(),
+            program: None,
+        })
+    }
+
+    fn inventory() -> Inventory {
+        Inventory {
+            server: "demo 1.0".into(),
+            protocol_version: PROTOCOL_VERSION.into(),
+            tools: Some(vec!["echo".into(), "weird*name".into()]),
+            prompts: Some(vec![]),
+            resources: Some(vec!["Demo://r/static/a.md".into()]),
+            templates: Some(vec!["demo://r/dynamic/{id}/x{?q,r}".into()]),
+        }
+    }
+
+    #[test]
+    fn init_starter_from_the_command() {
+        let s = starter(&["npx", "-y", "@scope/server"]);
+        assert_eq!(
+            (s.base, s.launch.as_deref(), s.downloads),
+            ("node", None, true)
+        );
+        // The python profile launches `python3`, not `python3.12`: the starter adds it.
+        let s = starter(&["/srv/venv/bin/python3.12", "-m", "server"]);
+        assert_eq!(
+            (s.base, s.launch.as_deref(), s.downloads),
+            ("python", Some("python3.12"), false)
+        );
+        let s = starter(&["/opt/bin/my-server", "--port", "1"]);
+        assert_eq!(
+            (s.base, s.launch.as_deref()),
+            ("default", Some("my-server"))
+        );
+    }
+
+    #[test]
+    fn init_rendered_policy_parses_and_allows_only_the_listed_items() {
+        let text = render(&starter(&["node", "/srv/server.js"]), Some(&inventory()));
+        let policy = parse_policy("init.toml", &text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let tools: Vec<&str> = policy
+            .tools
+            .allow
+            .iter()
+            .map(|v| v.value.0.as_str())
+            .collect();
+        assert_eq!(tools, ["echo", "weird[*]name"]);
+        assert_eq!(
+            policy.prompts.deny.len(),
+            1,
+            "no prompts listed: all denied"
+        );
+        let res: Vec<&str> = policy
+            .resources
+            .allow
+            .iter()
+            .map(|v| v.value.0.as_str())
+            .collect();
+        assert_eq!(res, ["demo://r/static/a.md", "demo://r/dynamic/*/x*"]);
+        assert!(text.contains("mode = \"off\""), "{text}");
+        // The file the server is first started with has no item sections.
+        let first = render(&starter(&["node", "/srv/server.js"]), None);
+        assert!(parse_policy("first.toml", &first).is_ok() && !first.contains("[tools]"));
+    }
+
+    #[test]
+    fn init_glob_escapes_match_literally() {
+        for name in ["a*b", "q?", "[x]", "{a,b}", "back\\slash", "plain-name_1"] {
+            let glob = globset::Glob::new(&literal_glob(name))
+                .unwrap_or_else(|e| panic!("{name}: {e}"))
+                .compile_matcher();
+            assert!(glob.is_match(name), "{name}");
+            assert!(
+                !glob.is_match(format!("{name}x")) || name.ends_with('*'),
+                "{name}"
+            );
+        }
+    }
+}
