@@ -107,7 +107,9 @@ pub fn execute(args: RunArgs) -> anyhow::Result<ExitCode> {
         max_message_bytes: usize::try_from(max_message_bytes).unwrap_or(usize::MAX),
         shutdown_grace: args.shutdown_grace,
     };
-    let firewall = crate::filter::Firewall::permissive();
+    let firewall =
+        crate::filter::Firewall::from_policy(&args.policy.effective()?, Default::default())
+            .context("cannot build the message firewall from the policy")?;
     let audit = super::audit::open_for_run(&args)?;
     let status = crate::relay::run_guarded(plan, options, firewall, audit)?;
     Ok(ExitCode::from(status))

@@ -1,15 +1,56 @@
 //! The message firewall: validation and policy filters applied to every message the relay
 //! passes (issue 5). The relay calls [`Firewall::inspect`] once per message, after parsing and
 //! (for responses) after matching the response to its request.
+//!
+//! The whole per-message pipeline is the ordered list [`STAGES`]; each stage lives in the file
+//! of its rule family. A message no stage needs to look inside is never parsed into a JSON tree
+//! (stages peek at the raw text first). What the stages find without refusing (schema faults
+//! forwarded by default, injection phrases, redactions) is kept for the audit log:
+//! [`Firewall::take_findings`] after each [`Firewall::inspect`].
 
-use crate::protocol::Message;
+mod access;
+mod arguments;
+pub mod config;
+mod content;
+mod errors;
+mod inspection;
+mod lists;
+pub mod names;
+pub mod rate;
+pub mod redact;
+mod reply;
+pub mod sanitize;
+mod schema_check;
+mod server_requests;
+mod tools;
+pub mod uris;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+pub use config::{FirewallError, Options};
+use inspection::{Inspection, Kind, Step};
+pub use reply::codes;
+
+use crate::policy::{EffectivePolicy, Vars};
+use crate::protocol::schema::Schemas;
+use crate::protocol::{Message, RequestId};
 
 /// Which way a message travels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
     HostToServer,
     ServerToHost,
+}
+
+impl Direction {
+    fn reverse(self) -> Direction {
+        match self {
+            Direction::HostToServer => Direction::ServerToHost,
+            Direction::ServerToHost => Direction::HostToServer,
+        }
+    }
 }
 
 /// What the firewall knows about a message beyond the message itself.
@@ -39,9 +80,60 @@ pub enum Verdict {
     },
 }
 
+/// Something a stage noticed and let through (or changed): for the audit log.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Finding {
+    /// The rule family: `schema`, `injection`, `sanitized`, `redacted`, `unlisted`, …
+    pub rule: &'static str,
+    pub direction: Direction,
+    pub method: Option<String>,
+    pub detail: String,
+}
+
+type Stage = fn(&mut Firewall, &mut Inspection<'_>) -> Step;
+
+/// Every message passes these, in this order, until one refuses it.
+const STAGES: &[(&str, Stage)] = &[
+    ("track", Firewall::track),
+    ("rate", Firewall::rate),
+    ("schema", schema_check::stage),
+    ("server_requests", server_requests::stage),
+    ("access", access::stage),
+    ("arguments", arguments::stage),
+    ("lists", lists::stage),
+    ("content", content::stage),
+    ("redact", Firewall::redact),
+    ("errors", errors::stage),
+];
+
+/// A request the firewall follows until its response (only those a later stage needs).
+#[derive(Debug, Clone, Default)]
+struct Pending {
+    /// The version the request was checked against, when it named one in its `_meta`.
+    version: Option<String>,
+    /// `tools/call`: the tool (its result is checked against the tool's `outputSchema`).
+    tool: Option<String>,
+    /// `tools/list`: the first page (no cursor) starts a fresh listing.
+    first_page: bool,
+}
+
+/// Requests still followed beyond this are forgotten (their answers never came).
+const MAX_PENDING: usize = 4096;
+
 /// The compiled policy filters; built once at start-up, never per message.
 #[derive(Debug, Default)]
-pub struct Firewall {}
+pub struct Firewall {
+    /// `false`: forward everything (no policy).
+    active: bool,
+    rules: config::Rules,
+    schemas: Option<Arc<Schemas>>,
+    rates: rate::RateLimits,
+    tools: tools::ToolCache,
+    pending: HashMap<(Direction, RequestId), Pending>,
+    /// The host's `initialize` capabilities (`sampling`, `elicitation`, `roots`), once seen.
+    host_capabilities: Option<Vec<String>>,
+    findings: Vec<Finding>,
+}
 
 impl Firewall {
     /// A firewall that forwards everything (no policy filters).
@@ -49,8 +141,190 @@ impl Firewall {
         Self::default()
     }
 
+    /// The firewall for `policy` (its `[tools]`, `[prompts]`, `[resources]`,
+    /// `[server_requests]`, `[redaction]` and `[errors]` sections).
+    pub fn from_policy(policy: &EffectivePolicy, options: Options) -> Result<Self, FirewallError> {
+        Self::from_policy_with_vars(policy, options, &Vars::from_env(None))
+    }
+
+    pub fn from_policy_with_vars(
+        policy: &EffectivePolicy,
+        options: Options,
+        vars: &Vars,
+    ) -> Result<Self, FirewallError> {
+        let background = options.compile_schemas_in_background;
+        let (rules, rates) = config::compile(policy, options, vars)?;
+        let schemas = Schemas::new();
+        if background {
+            schemas.warm_in_background(Some("2025-06-18"));
+        } else {
+            schemas.compile_all();
+        }
+        Ok(Firewall {
+            active: true,
+            rules,
+            schemas: Some(schemas),
+            rates,
+            ..Firewall::default()
+        })
+    }
+
     pub fn inspect(&mut self, message: &Message<'_>, context: &Context<'_>) -> Verdict {
-        let _ = (message, context);
-        Verdict::Forward
+        if !self.active {
+            return Verdict::Forward;
+        }
+        let mut m = Inspection::new(message, context.direction, context.answered_method);
+        (m.version, m.version_from_meta) = self.version_of(&m, context.version);
+        for (_name, stage) in STAGES {
+            if let Step::Stop(verdict) = stage(self, &mut m) {
+                self.findings.append(&mut m.findings);
+                return verdict;
+            }
+        }
+        self.remember(&mut m);
+        self.findings.append(&mut m.findings);
+        m.finish()
+    }
+
+    /// What the stages noticed since the last call (for the audit log), oldest first.
+    pub fn take_findings(&mut self) -> Vec<Finding> {
+        std::mem::take(&mut self.findings)
+    }
+
+    /// The version a message is checked against: its own `_meta` version, else the version of
+    /// the request it answers, else the session's; `initialize` names its own. (`server/discover`
+    /// without a `_meta` version is checked against nothing but the envelope: it may be a probe
+    /// sent before any version is agreed.)
+    fn version_of(&self, m: &Inspection<'_>, session: Option<&str>) -> (Option<String>, bool) {
+        use crate::protocol::version::ParamsPeek;
+        let raw = m.raw_value();
+        if matches!(m.kind, Kind::Request | Kind::Result) && m.method == Some("initialize") {
+            if let Some(v) = ParamsPeek::of(raw).protocol_version {
+                return (Some(v.into_owned()), false);
+            }
+        }
+        if let Some(v) = ParamsPeek::meta_of(raw).and_then(|meta| meta.protocol_version) {
+            return (Some(v.into_owned()), true);
+        }
+        if matches!(m.kind, Kind::Result | Kind::Error) {
+            let answered = m
+                .id()
+                .and_then(|id| self.pending.get(&(m.direction.reverse(), id.clone())));
+            if let Some(v) = answered.and_then(|p| p.version.clone()) {
+                return (Some(v), false);
+            }
+        }
+        (session.map(str::to_owned), false)
+    }
+
+    /// Bookkeeping before any rule: the host's capabilities, stale tool listings, and the
+    /// request a response answers.
+    fn track(&mut self, m: &mut Inspection<'_>) -> Step {
+        match (m.direction, m.kind, m.method) {
+            (Direction::HostToServer, Kind::Request, Some("initialize")) => {
+                let caps = m
+                    .body()
+                    .and_then(|b| b.get("capabilities"))
+                    .and_then(|c| c.as_object())
+                    .map(|c| c.keys().cloned().collect());
+                self.host_capabilities = caps;
+            }
+            (
+                Direction::ServerToHost,
+                Kind::Notification,
+                Some("notifications/tools/list_changed"),
+            ) => {
+                self.tools.invalidate();
+            }
+            (_, Kind::Result | Kind::Error, _) => {
+                if let Some(id) = m.id() {
+                    m.pending = self.pending.remove(&(m.direction.reverse(), id.clone()));
+                }
+            }
+            _ => {}
+        }
+        Step::Next
+    }
+
+    /// Token buckets on the requests that do work: `tools/call`, `prompts/get`, resource reads.
+    fn rate(&mut self, m: &mut Inspection<'_>) -> Step {
+        if m.direction != Direction::HostToServer || m.kind != Kind::Request {
+            return Step::Next;
+        }
+        let family = match m.method {
+            Some("tools/call") => rate::Family::Tools,
+            Some("prompts/get") => rate::Family::Prompts,
+            Some("resources/read" | "resources/subscribe") => rate::Family::Resources,
+            _ => return Step::Next,
+        };
+        let name = if self.rates.has_items() {
+            m.body()
+                .and_then(|b| b.get("name"))
+                .and_then(|n| n.as_str())
+                .map(str::to_owned)
+        } else {
+            None
+        };
+        match self.rates.check(family, name.as_deref()) {
+            Ok(()) => Step::Next,
+            Err(wait) => {
+                let retry_after = (wait.as_secs_f64() * 1000.0).ceil() / 1000.0;
+                Step::Stop(reply::refuse(
+                    m,
+                    codes::RATE_LIMITED,
+                    "Rate limit exceeded",
+                    Some(serde_json::json!({ "retryAfter": retry_after })),
+                ))
+            }
+        }
+    }
+
+    /// Secrets replaced by a marker, in both directions.
+    fn redact(&mut self, m: &mut Inspection<'_>) -> Step {
+        let Some(redactor) = &self.rules.redactor else {
+            return Step::Next;
+        };
+        if !m.raw().is_some_and(|raw| redactor.may_contain_secret(raw)) {
+            return Step::Next;
+        }
+        let mut kinds = Vec::new();
+        m.edit_body(|body| redactor.redact_value(body, &mut kinds));
+        if !kinds.is_empty() {
+            m.find(
+                "redacted",
+                format!("secrets replaced: {}", kinds.join(", ")),
+            );
+        }
+        Step::Next
+    }
+
+    /// Follow a forwarded request whose response a stage will need to understand.
+    fn remember(&mut self, m: &mut Inspection<'_>) {
+        if m.kind != Kind::Request {
+            return;
+        }
+        let Some(id) = m.id() else { return };
+        let mut pending = Pending {
+            version: m.version.clone().filter(|_| m.version_from_meta),
+            ..Pending::default()
+        };
+        match m.method {
+            Some("tools/call") => {
+                pending.tool = m
+                    .body()
+                    .and_then(|b| b.get("name"))
+                    .and_then(|n| n.as_str())
+                    .map(str::to_owned);
+            }
+            Some("tools/list") => {
+                pending.first_page = m.body().and_then(|b| b.get("cursor")).is_none();
+            }
+            _ if pending.version.is_none() => return,
+            _ => {}
+        }
+        if self.pending.len() >= MAX_PENDING {
+            self.pending.clear();
+        }
+        self.pending.insert((m.direction, id.clone()), pending);
     }
 }

@@ -3,6 +3,7 @@
 pub mod envelope;
 pub mod framing;
 pub mod id_recovery;
+pub mod schema;
 pub mod version;
 
 pub use envelope::{codes, parse_line, Invalid, Message, Parsed, RequestId};

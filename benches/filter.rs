@@ -1,0 +1,94 @@
+//! Per-message cost of the message firewall: `Firewall::inspect` on a 1 KiB `tools/call` (host
+//! → server) and on its 1 KiB text result (server → host), with a representative policy (tool
+//! allow/deny globs, an argument rule, a rate limit, redaction with a custom pattern, schema
+//! validation against 2025-06-18, inputSchema from a listed tool). `cargo bench --bench filter`.
+
+use std::time::Instant;
+
+use mcp_guard::filter::{Context, Direction, Firewall, Options};
+use mcp_guard::policy::{merge, parse_policy, Origin};
+use mcp_guard::protocol::{parse_line, Message, Parsed};
+
+const POLICY: &str = r#"
+version = 1
+[tools]
+allow = ["echo", "read_*"]
+deny = ["delete_*"]
+rate_limit = "1000000/s"
+[tools.arguments.echo]
+text = { max_length = 4096 }
+[redaction.patterns]
+internal_token = 'itk_[A-Za-z0-9]{32}'
+"#;
+
+fn message(line: &str) -> Message<'_> {
+    match parse_line(line.as_bytes()) {
+        Ok(Parsed::Single(m)) => m,
+        _ => panic!("bench message does not parse"),
+    }
+}
+
+fn main() {
+    let policy = parse_policy("bench.toml", POLICY).expect("policy");
+    let eff = merge(vec![(Origin::Builtin, policy)]);
+    let options = Options {
+        compile_schemas_in_background: false,
+        ..Options::default()
+    };
+    let mut fw = Firewall::from_policy(&eff, options).expect("firewall");
+    let v = Some("2025-06-18");
+    let to_server = Context {
+        direction: Direction::HostToServer,
+        version: v,
+        answered_method: None,
+    };
+    let list = r#"{"jsonrpc":"2.0","id":0,"method":"tools/list"}"#;
+    fw.inspect(&message(list), &to_server);
+    let listed = r#"{"jsonrpc":"2.0","id":0,"result":{"tools":[{"name":"echo","description":"Echo","inputSchema":{"type":"object","properties":{"text":{"type":"string"}},"required":["text"]}}]}}"#;
+    let ctx = Context {
+        direction: Direction::ServerToHost,
+        version: v,
+        answered_method: Some("tools/list"),
+    };
+    fw.inspect(&message(listed), &ctx);
+
+    let text = "lorem ipsum dolor sit amet ".repeat(36);
+    let call = format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"echo","arguments":{{"text":"{text}"}}}}}}"#
+    );
+    let result = format!(
+        r#"{{"jsonrpc":"2.0","id":1,"result":{{"content":[{{"type":"text","text":"{text}"}}]}}}}"#
+    );
+    let back = Context {
+        direction: Direction::ServerToHost,
+        version: v,
+        answered_method: Some("tools/call"),
+    };
+    let (call_msg, result_msg) = (message(&call), message(&result));
+    let n = 200_000;
+    for (label, msg, ctx) in [
+        ("tools/call", &call_msg, &to_server),
+        ("result", &result_msg, &back),
+    ] {
+        let mut samples = Vec::with_capacity(n);
+        for _ in 0..n {
+            let start = Instant::now();
+            let verdict = fw.inspect(msg, ctx);
+            samples.push(start.elapsed().as_nanos() as u64);
+            std::hint::black_box(verdict);
+        }
+        samples.sort_unstable();
+        let p = |q: f64| samples[((n as f64 - 1.0) * q) as usize] as f64 / 1000.0;
+        println!(
+            "{label:>10} ({} bytes): p50 {:.2} µs, p90 {:.2} µs, p99 {:.2} µs",
+            if label == "result" {
+                result.len()
+            } else {
+                call.len()
+            },
+            p(0.5),
+            p(0.9),
+            p(0.99)
+        );
+    }
+}

@@ -1,0 +1,141 @@
+//! Arguments of `tools/call` and `prompts/get`: against the tool's `inputSchema` as last listed
+//! (a tool never listed is refused), the policy's per-argument rules (path under roots,
+//! pattern, length), and no NUL bytes anywhere (refused, never stripped).
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+
+use super::config::ArgRule;
+use super::inspection::{Inspection, Kind, Step};
+use super::reply::{codes, refuse};
+use super::tools::{violation, Lookup};
+use super::{uris, Direction, Firewall};
+
+pub fn stage(fw: &mut Firewall, m: &mut Inspection<'_>) -> Step {
+    if m.direction != Direction::HostToServer || m.kind != Kind::Request {
+        return Step::Next;
+    }
+    let (rules, is_tool) = match m.method {
+        Some("tools/call") => (&fw.rules.tool_args, true),
+        Some("prompts/get") => (&fw.rules.prompt_args, false),
+        Some("resources/read" | "resources/subscribe" | "resources/unsubscribe") => {
+            return refuse_nul(m)
+        }
+        _ => return Step::Next,
+    };
+    if let Step::Stop(v) = refuse_nul(m) {
+        return Step::Stop(v);
+    }
+    let Some(body) = m.body() else {
+        return Step::Next;
+    };
+    let name = body.get("name").and_then(Value::as_str).unwrap_or_default();
+    let empty = Value::Object(Default::default());
+    let args = body.get("arguments").unwrap_or(&empty);
+    let mut refusal = None;
+    if is_tool {
+        refusal = check_listed(fw, name, args).err();
+    }
+    if refusal.is_none() {
+        if let Some(item_rules) = rules.get(name) {
+            refusal = check_rules(item_rules, args);
+        }
+    }
+    let unlisted = is_tool && matches!(fw.tools.lookup(name), Lookup::NeverListed | Lookup::Stale);
+    let name = name.to_owned();
+    if unlisted && refusal.is_none() {
+        m.find("unlisted", format!("tools/call of `{name}` without a current tools/list: arguments not checked against its inputSchema"));
+    }
+    match refusal {
+        None => Step::Next,
+        Some(message) => Step::Stop(refuse(m, codes::INVALID_PARAMS, &message, None)),
+    }
+}
+
+fn check_listed(fw: &Firewall, name: &str, args: &Value) -> Result<(), String> {
+    match fw.tools.lookup(name) {
+        Lookup::Found(tool) => match tool.input.as_ref().and_then(|v| violation(v, args)) {
+            None => Ok(()),
+            Some(why) => Err(format!(
+                "Invalid params: the arguments of `{name}` do not match its inputSchema ({why})"
+            )),
+        },
+        // A host may call from a listing it cached in an earlier session (2026-07-28 lets it):
+        // without one in this session, the call passes unchecked and is recorded, unless
+        // `require_listing` is set.
+        Lookup::NeverListed if !fw.rules.options.require_listing => Ok(()),
+        Lookup::NeverListed => Err(format!(
+            "mcp-guard: the server has not listed a tool named `{name}` in this session (call tools/list first)"
+        )),
+        Lookup::Unknown => Err(format!(
+            "mcp-guard: the server did not list a tool named `{name}`"
+        )),
+        // The schemas may have changed: names are still checked, arguments wait for a listing.
+        Lookup::Stale => Ok(()),
+    }
+}
+
+fn check_rules(rules: &HashMap<String, ArgRule>, args: &Value) -> Option<String> {
+    for (arg, rule) in rules {
+        let Some(value) = args.get(arg) else { continue };
+        let Some(text) = value.as_str() else {
+            return Some(format!(
+                "mcp-guard: argument `{arg}` must be a string (policy argument rule)"
+            ));
+        };
+        if let Some(max) = rule.max_length {
+            if text.chars().count() as u64 > max {
+                return Some(format!(
+                    "mcp-guard: argument `{arg}` is longer than {max} characters (policy max_length)"
+                ));
+            }
+        }
+        if let Some(re) = &rule.pattern {
+            if !re.is_match(text) {
+                return Some(format!(
+                    "mcp-guard: argument `{arg}` does not match the policy pattern `{}`",
+                    re.as_str()
+                ));
+            }
+        }
+        if !rule.under.is_empty() {
+            if let Err(e) = uris::check_path_under(text, &rule.under) {
+                return Some(format!(
+                    "mcp-guard: argument `{arg}` is refused: {e} (policy `under`)"
+                ));
+            }
+        }
+    }
+    None
+}
+
+/// A NUL can truncate a path or a string in the server's language: refuse it. In JSON text a
+/// NUL is always written `\u0000`, so the raw text tells without parsing.
+fn refuse_nul(m: &mut Inspection<'_>) -> Step {
+    let has_nul = m
+        .raw()
+        .is_some_and(|raw| memchr::memmem::find(raw.as_bytes(), b"\\u0000").is_some());
+    if !has_nul {
+        return Step::Next;
+    }
+    // `\\u0000` is an escaped backslash followed by text: look at the decoded strings.
+    if !m.body().is_some_and(contains_nul) {
+        return Step::Next;
+    }
+    Step::Stop(refuse(
+        m,
+        codes::INVALID_PARAMS,
+        "Invalid params: a string contains a NUL byte (refused by mcp-guard)",
+        None,
+    ))
+}
+
+fn contains_nul(v: &Value) -> bool {
+    match v {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(a) => a.iter().any(contains_nul),
+        Value::Object(o) => o.iter().any(|(k, v)| k.contains('\0') || contains_nul(v)),
+        _ => false,
+    }
+}

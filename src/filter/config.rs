@@ -1,0 +1,207 @@
+//! The policy's firewall sections compiled once at start-up: globs, regexes, roots, buckets.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use regex::Regex;
+
+use super::names::{self, NameFilter};
+use super::rate::{Family, RateLimits};
+use super::redact::{self, Redactor};
+use crate::policy::firewall::{ArgumentRule, Items, Permission};
+use crate::policy::vars::PathPattern;
+use crate::policy::{EffectivePolicy, Vars};
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FirewallError {
+    #[error("[{section}] {source}")]
+    Pattern {
+        section: &'static str,
+        #[source]
+        source: names::PatternError,
+    },
+    #[error("[redaction] {0}")]
+    Redaction(#[from] redact::PatternError),
+    #[error("[{section}.arguments.{item}] {arg}: bad pattern: {source}")]
+    ArgumentPattern {
+        section: &'static str,
+        item: String,
+        arg: String,
+        #[source]
+        source: regex::Error,
+    },
+    #[error("path `{pattern}` uses ${{{variable}}}, which is not set")]
+    PathVariable { pattern: String, variable: String },
+}
+
+/// Caps and switches that are not (yet) policy fields.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Refuse server→host messages that fail schema validation (default: forward and log).
+    pub strict: bool,
+    /// Refuse a `tools/call` when the host has not listed the tools in this session (default:
+    /// forward it unchecked and record it; a 2026-07-28 host may reuse a cached listing).
+    pub require_listing: bool,
+    /// Longest text content item, in bytes.
+    pub max_text_bytes: usize,
+    /// Largest image/audio/blob content item, in bytes of base64.
+    pub max_blob_bytes: usize,
+    /// Compile the schemas on a background thread (the relay) or now (tests, benchmarks).
+    pub compile_schemas_in_background: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            strict: false,
+            require_listing: false,
+            max_text_bytes: 8 << 20,
+            max_blob_bytes: 12 << 20,
+            compile_schemas_in_background: true,
+        }
+    }
+}
+
+/// A rule on one named argument.
+#[derive(Debug)]
+pub struct ArgRule {
+    pub under: Vec<PathBuf>,
+    pub pattern: Option<Regex>,
+    pub max_length: Option<u64>,
+}
+
+#[derive(Debug, Default)]
+pub struct Rules {
+    pub options: Options,
+    pub tools: NameFilter,
+    pub prompts: NameFilter,
+    pub resources: NameFilter,
+    /// `file://` URIs must lie under one of these; empty: no restriction.
+    pub file_roots: Vec<PathBuf>,
+    /// Item → argument → rule.
+    pub tool_args: HashMap<String, HashMap<String, ArgRule>>,
+    pub prompt_args: HashMap<String, HashMap<String, ArgRule>>,
+    pub sampling: Option<Permission>,
+    pub elicitation: Option<Permission>,
+    pub roots: Option<Permission>,
+    pub redactor: Option<Redactor>,
+    pub sanitize_errors: bool,
+}
+
+pub fn compile(
+    eff: &EffectivePolicy,
+    options: Options,
+    vars: &Vars,
+) -> Result<(Rules, RateLimits), FirewallError> {
+    let p = &eff.policy;
+    let strings = |v: &[crate::policy::values::Val<crate::policy::values::NameGlob>]| {
+        v.iter().map(|g| g.value.0.clone()).collect::<Vec<_>>()
+    };
+    let uris = |v: &[crate::policy::values::Val<crate::policy::values::UriPattern>]| {
+        v.iter().map(|g| g.value.0.clone()).collect::<Vec<_>>()
+    };
+    let pattern = |section| move |source| FirewallError::Pattern { section, source };
+    let tools = NameFilter::names(&strings(&p.tools.allow), &strings(&p.tools.deny))
+        .map_err(pattern("tools"))?;
+    let prompts = NameFilter::names(&strings(&p.prompts.allow), &strings(&p.prompts.deny))
+        .map_err(pattern("prompts"))?;
+    let resources = NameFilter::uris(&uris(&p.resources.allow), &uris(&p.resources.deny))
+        .map_err(pattern("resources"))?;
+    let mut file_roots = Vec::new();
+    for root in &p.resources.file_roots {
+        file_roots.extend(expand(&root.value, vars)?);
+    }
+    let redaction = &p.redaction;
+    let redactor = if redaction.enabled.as_ref().map_or(true, |v| v.value) {
+        let patterns: Vec<(String, String)> = redaction
+            .patterns
+            .iter()
+            .map(|(k, v)| (k.clone(), v.value.0.clone()))
+            .collect();
+        let allow: Vec<String> = redaction.allow.iter().map(|a| a.value.0.clone()).collect();
+        let builtin = redaction.builtin.as_ref().map_or(true, |v| v.value);
+        Some(Redactor::new(builtin, &patterns, &allow)?).filter(|r| !r.is_empty())
+    } else {
+        None
+    };
+    let mut rates = RateLimits::default();
+    for (family, items) in [(Family::Tools, &p.tools), (Family::Prompts, &p.prompts)] {
+        if let Some(rate) = &items.rate_limit {
+            rates.set_method(family, rate.value);
+        }
+        for (name, rate) in &items.rate_limits {
+            rates.set_item(family, name, rate.value);
+        }
+    }
+    if let Some(rate) = &p.resources.rate_limit {
+        rates.set_method(Family::Resources, rate.value);
+    }
+    let sr = &p.server_requests;
+    let rules = Rules {
+        options,
+        tools,
+        prompts,
+        resources,
+        file_roots,
+        tool_args: argument_rules(&p.tools, "tools", vars)?,
+        prompt_args: argument_rules(&p.prompts, "prompts", vars)?,
+        sampling: sr.sampling.as_ref().map(|v| v.value),
+        elicitation: sr.elicitation.as_ref().map(|v| v.value),
+        roots: sr.roots.as_ref().map(|v| v.value),
+        redactor,
+        sanitize_errors: p.errors.sanitize.as_ref().is_some_and(|v| v.value),
+    };
+    Ok((rules, rates))
+}
+
+fn expand(pattern: &PathPattern, vars: &Vars) -> Result<Vec<PathBuf>, FirewallError> {
+    pattern
+        .expand(vars)
+        .map_err(|variable| FirewallError::PathVariable {
+            pattern: pattern.as_str().to_owned(),
+            variable,
+        })
+}
+
+fn argument_rules(
+    items: &Items,
+    section: &'static str,
+    vars: &Vars,
+) -> Result<HashMap<String, HashMap<String, ArgRule>>, FirewallError> {
+    let mut out = HashMap::new();
+    for (item, args) in &items.arguments {
+        let mut rules = HashMap::new();
+        for (arg, rule) in args {
+            let ArgumentRule {
+                under,
+                pattern,
+                max_length,
+            } = &rule.value;
+            let mut roots = Vec::new();
+            for p in under {
+                roots.extend(expand(p, vars)?);
+            }
+            let pattern = pattern
+                .as_ref()
+                .map(|re| Regex::new(&format!("^(?:{})$", re.0)))
+                .transpose()
+                .map_err(|source| FirewallError::ArgumentPattern {
+                    section,
+                    item: item.clone(),
+                    arg: arg.clone(),
+                    source,
+                })?;
+            rules.insert(
+                arg.clone(),
+                ArgRule {
+                    under: roots,
+                    pattern,
+                    max_length: *max_length,
+                },
+            );
+        }
+        out.insert(item.clone(), rules);
+    }
+    Ok(out)
+}

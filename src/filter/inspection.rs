@@ -1,0 +1,166 @@
+//! One message on its way through the stages: its parts, the version in force, the body parsed
+//! at most once (and only if a stage needs to look inside), and what the stages found.
+
+use serde_json::value::RawValue;
+use serde_json::Value;
+
+use super::{Direction, Finding, Verdict};
+use crate::protocol::{Message, RequestId};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Request,
+    Notification,
+    Result,
+    Error,
+}
+
+/// What a stage decided.
+pub enum Step {
+    Next,
+    Stop(Verdict),
+}
+
+pub struct Inspection<'i> {
+    pub message: &'i Message<'i>,
+    pub direction: Direction,
+    pub kind: Kind,
+    /// A request's or notification's method; for a response, the method of the request it
+    /// answers (when known).
+    pub method: Option<&'i str>,
+    /// The protocol version the message is checked against (chosen by the firewall).
+    pub version: Option<String>,
+    /// The version came from the message's own `_meta` (not the session's).
+    pub version_from_meta: bool,
+    /// For a response: what the firewall noted about the request it answers.
+    pub pending: Option<super::Pending>,
+    raw: Option<&'i RawValue>,
+    body: Option<Value>,
+    parsed: bool,
+    pub changed: bool,
+    pub findings: Vec<Finding>,
+}
+
+impl<'i> Inspection<'i> {
+    pub fn new(message: &'i Message<'i>, direction: Direction, answered: Option<&'i str>) -> Self {
+        let (kind, method, raw) = match message {
+            Message::Request { method, params, .. } => (Kind::Request, Some(&**method), *params),
+            Message::Notification { method, params } => {
+                (Kind::Notification, Some(&**method), *params)
+            }
+            Message::Result { result, .. } => (Kind::Result, answered, Some(*result)),
+            Message::Error { error, .. } => (Kind::Error, answered, Some(*error)),
+        };
+        Inspection {
+            message,
+            direction,
+            kind,
+            method,
+            version: None,
+            version_from_meta: false,
+            pending: None,
+            raw,
+            body: None,
+            parsed: false,
+            changed: false,
+            findings: Vec::new(),
+        }
+    }
+
+    /// The request id (requests) or the answered id (responses).
+    pub fn id(&self) -> Option<&'i RequestId> {
+        match self.message {
+            Message::Request { id, .. } | Message::Result { id, .. } => Some(id),
+            Message::Error { id, .. } => id.as_ref(),
+            Message::Notification { .. } => None,
+        }
+    }
+
+    /// The raw body (params, result or error object) as JSON text.
+    pub fn raw(&self) -> Option<&'i str> {
+        self.raw.map(RawValue::get)
+    }
+
+    pub fn raw_value(&self) -> Option<&'i RawValue> {
+        self.raw
+    }
+
+    /// Change the body in place; `edit` says whether it changed anything.
+    pub fn edit_body(&mut self, edit: impl FnOnce(&mut Value) -> bool) {
+        self.parse();
+        if let Some(body) = self.body.as_mut() {
+            if edit(body) {
+                self.changed = true;
+            }
+        }
+    }
+
+    /// Replace the body.
+    pub fn set_body(&mut self, body: Value) {
+        self.parsed = true;
+        self.body = Some(body);
+        self.changed = true;
+    }
+
+    /// The body as a JSON tree, parsed on first use. `None` when absent.
+    pub fn body(&mut self) -> Option<&Value> {
+        self.parse();
+        self.body.as_ref()
+    }
+
+    fn parse(&mut self) {
+        if !self.parsed {
+            self.parsed = true;
+            // The envelope parser already checked the syntax; this cannot fail in practice.
+            self.body = self.raw.and_then(|r| serde_json::from_str(r.get()).ok());
+        }
+    }
+
+    pub fn find(&mut self, rule: &'static str, detail: String) {
+        tracing::warn!(direction = ?self.direction, method = self.method.unwrap_or(""), rule, "{detail}");
+        self.findings.push(Finding {
+            rule,
+            direction: self.direction,
+            method: self.method.map(str::to_owned),
+            detail,
+        });
+    }
+
+    /// The message to forward: unchanged, or re-serialised around the changed body.
+    pub fn finish(self) -> Verdict {
+        if !self.changed {
+            return Verdict::Forward;
+        }
+        let Some(body) = self.body else {
+            return Verdict::Forward;
+        };
+        let Ok(text) = serde_json::to_string(&body) else {
+            return Verdict::Forward;
+        };
+        let Ok(raw) = RawValue::from_string(text) else {
+            return Verdict::Forward;
+        };
+        let rebuilt = match self.message {
+            Message::Request { id, method, .. } => Message::Request {
+                id: id.clone(),
+                method: method.clone(),
+                params: Some(&raw),
+            },
+            Message::Notification { method, .. } => Message::Notification {
+                method: method.clone(),
+                params: Some(&raw),
+            },
+            Message::Result { id, .. } => Message::Result {
+                id: id.clone(),
+                result: &raw,
+            },
+            Message::Error { id, .. } => Message::Error {
+                id: id.clone(),
+                error: &raw,
+            },
+        };
+        let mut out = Vec::with_capacity(raw.get().len() + 64);
+        rebuilt.write_to(&mut out);
+        Verdict::Replace(out)
+    }
+}

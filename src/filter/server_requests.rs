@@ -1,0 +1,83 @@
+//! What the server may ask of the host: `sampling/createMessage`, `elicitation/create`,
+//! `roots/list`, as requests or (2026-07-28) as `inputRequests` inside a result. A request the
+//! policy denies, or that the host never declared a capability for, is answered by the guard
+//! with an error; the host never sees it.
+
+use serde_json::Value;
+
+use super::inspection::{Inspection, Kind, Step};
+use super::reply::{codes, refuse};
+use super::{Direction, Firewall};
+use crate::policy::firewall::Permission;
+
+pub fn stage(fw: &mut Firewall, m: &mut Inspection<'_>) -> Step {
+    if m.direction != Direction::ServerToHost {
+        return Step::Next;
+    }
+    match m.kind {
+        Kind::Request => {
+            let Some(method) = m.method else {
+                return Step::Next;
+            };
+            match refusal(fw, method) {
+                Some(why) => Step::Stop(refuse(m, codes::METHOD_NOT_FOUND, &why, None)),
+                None => Step::Next,
+            }
+        }
+        Kind::Result => input_requests(fw, m),
+        _ => Step::Next,
+    }
+}
+
+/// Why `method` from the server is refused, if it is.
+fn refusal(fw: &Firewall, method: &str) -> Option<String> {
+    let (permission, key, capability) = match method {
+        "sampling/createMessage" => (fw.rules.sampling, "sampling", "sampling"),
+        "elicitation/create" => (fw.rules.elicitation, "elicitation", "elicitation"),
+        "roots/list" => (fw.rules.roots, "roots", "roots"),
+        _ => return None,
+    };
+    if permission == Some(Permission::Deny) {
+        return Some(format!(
+            "mcp-guard: the policy does not let this server use {method} ([server_requests] {key} = \"deny\")"
+        ));
+    }
+    let declared = fw
+        .host_capabilities
+        .as_ref()
+        .map_or(true, |caps| caps.iter().any(|c| c == capability));
+    if !declared {
+        return Some(format!(
+            "mcp-guard: the client did not declare the `{capability}` capability, so {method} is not available"
+        ));
+    }
+    None
+}
+
+/// 2026-07-28: a result may ask the host for input (`inputRequests`): same rules.
+fn input_requests(fw: &mut Firewall, m: &mut Inspection<'_>) -> Step {
+    let mentions = m
+        .raw()
+        .is_some_and(|r| memchr::memmem::find(r.as_bytes(), b"\"inputRequests\"").is_some());
+    if !mentions {
+        return Step::Next;
+    }
+    let methods: Vec<String> = match m.body().and_then(|b| b.get("inputRequests")) {
+        Some(Value::Object(map)) => map.values().filter_map(method_of).collect(),
+        Some(Value::Array(items)) => items.iter().filter_map(method_of).collect(),
+        _ => Vec::new(),
+    };
+    for method in methods {
+        if let Some(why) = refusal(fw, &method) {
+            return Step::Stop(refuse(m, codes::INTERNAL_ERROR, &why, None));
+        }
+    }
+    Step::Next
+}
+
+fn method_of(request: &Value) -> Option<String> {
+    request
+        .get("method")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+}

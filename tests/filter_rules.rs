@@ -1,0 +1,340 @@
+//! The message firewall through the real binary, against the lying test server: each rule's
+//! refusal, with the allowed neighbour working beside it.
+
+#[path = "relay_common/mod.rs"]
+mod relay_common;
+mod support;
+
+use relay_common::{Guard, Line};
+use serde_json::{json, Value};
+
+fn lying(policy: &str) -> Guard {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("policy.toml");
+    std::fs::write(&path, format!("version = 1\n{policy}")).expect("write policy");
+    let path = path.display().to_string();
+    let guard = Guard::start(
+        &["--policy", &path],
+        &support::testkit_bin("lying-server"),
+        &[],
+    );
+    // The policy is read at start-up; keep the file until the guard has read it.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    drop(dir);
+    guard
+}
+
+/// `initialize` declaring the client capabilities the server may use.
+fn init(guard: &mut Guard, capabilities: Value) -> Value {
+    guard.send_json(
+        &json!({"jsonrpc": "2.0", "id": "init", "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": capabilities,
+        "clientInfo": {"name": "filter-test", "version": "0"}}}),
+    );
+    let answer = guard.recv().json();
+    guard.send(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
+    answer
+}
+
+fn request(guard: &mut Guard, id: u64, method: &str, params: Value) -> Line {
+    guard.send_json(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}));
+    guard.recv()
+}
+
+fn names(list: &Value, key: &str, field: &str) -> Vec<String> {
+    list["result"][key]
+        .as_array()
+        .unwrap_or(&Vec::new())
+        .iter()
+        .map(|t| t[field].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+fn list_tools(guard: &mut Guard, id: u64) -> Value {
+    request(guard, id, "tools/list", json!({})).json()
+}
+
+#[test]
+fn filter_denied_tools_prompts_resources_are_hidden_and_refused() {
+    let mut g = lying(
+        "[tools]\ndeny = [\"delete_*\"]\n[prompts]\ndeny = [\"debug_*\"]\n\
+         [resources]\ndeny = [\"file:///etc/**\"]\n",
+    );
+    init(&mut g, json!({}));
+    let tools = names(&list_tools(&mut g, 1), "tools", "name");
+    assert!(
+        !tools.contains(&"delete_everything".to_owned()),
+        "{tools:?}"
+    );
+    assert!(tools.contains(&"echo".to_owned()));
+    g.call_and_recv("2", "delete_everything", json!({}))
+        .assert_error("2", -32602);
+    assert_eq!(
+        g.call_and_recv("3", "echo", json!({"text": "hi"}))
+            .assert_result("3"),
+        "hi"
+    );
+
+    let prompts = request(&mut g, 4, "prompts/list", json!({})).json();
+    assert_eq!(names(&prompts, "prompts", "name"), vec!["summarize"]);
+    request(&mut g, 5, "prompts/get", json!({"name": "debug_dump"})).assert_error("5", -32602);
+    let ok = request(&mut g, 6, "prompts/get", json!({"name": "summarize"})).json();
+    assert!(ok["result"]["messages"].is_array(), "{ok}");
+
+    let resources = request(&mut g, 7, "resources/list", json!({})).json();
+    let uris = names(&resources, "resources", "uri");
+    assert_eq!(uris, vec!["file:///srv/docs/a.txt", "memory://notes/1"]);
+    let templates = request(&mut g, 8, "resources/templates/list", json!({})).json();
+    assert_eq!(
+        names(&templates, "resourceTemplates", "uriTemplate"),
+        vec!["file:///srv/docs/{name}"]
+    );
+    for (id, uri) in [
+        (9, "file:///etc/passwd"),
+        (10, "FILE:///etc/passwd"),
+        (11, "file:///srv/docs/%2e%2e/%2e%2e/etc/passwd"),
+        (12, "file:///srv/docs/..%2f..%2fetc/passwd"),
+        (13, "file:///srv/docs/%c0%ae%c0%ae/etc/passwd"),
+        (14, "file:///srv/docs\\..\\..\\etc\\passwd"),
+    ] {
+        request(&mut g, id, "resources/read", json!({"uri": uri}))
+            .assert_error(&id.to_string(), -32602);
+    }
+    let read = request(
+        &mut g,
+        20,
+        "resources/read",
+        json!({"uri": "memory://notes/1"}),
+    )
+    .json();
+    assert!(read["result"]["contents"].is_array(), "{read}");
+}
+
+#[test]
+fn filter_file_roots_and_argument_rules() {
+    let mut g = lying(
+        "[resources]\nfile_roots = [\"/srv/docs\"]\n\
+         [tools.arguments.read_file]\npath = { under = [\"/srv/docs\"], max_length = 64 }\n\
+         [tools.arguments.echo]\ntext = { pattern = '[a-z ]*' }\n",
+    );
+    init(&mut g, json!({}));
+    list_tools(&mut g, 1);
+    let read = request(
+        &mut g,
+        2,
+        "resources/read",
+        json!({"uri": "file:///srv/docs/a.txt"}),
+    );
+    assert!(read.json()["result"].is_object(), "{}", read.short());
+    request(
+        &mut g,
+        3,
+        "resources/read",
+        json!({"uri": "file:///etc/passwd"}),
+    )
+    .assert_error("3", -32602);
+    let ok = g.call_and_recv("4", "read_file", json!({"path": "/srv/docs/a.txt"}));
+    assert_eq!(ok.assert_result("4"), "read /srv/docs/a.txt");
+    for (id, path) in [
+        ("5", "/etc/passwd"),
+        ("6", "/srv/docs/../../etc/passwd"),
+        ("7", "srv/docs/a"),
+        ("8", "/srv/docs-evil/a"),
+    ] {
+        g.call_and_recv(id, "read_file", json!({"path": path}))
+            .assert_error(id, -32602);
+    }
+    let long = format!("/srv/docs/{}", "a".repeat(80));
+    g.call_and_recv("9", "read_file", json!({"path": long}))
+        .assert_error("9", -32602);
+    g.call_and_recv("10", "echo", json!({"text": "UPPER"}))
+        .assert_error("10", -32602);
+    g.call_and_recv("11", "echo", json!({"text": "a\u{0}b"}))
+        .assert_error("11", -32602);
+    assert_eq!(
+        g.call_and_recv("12", "echo", json!({"text": "lower"}))
+            .assert_result("12"),
+        "lower"
+    );
+}
+
+#[test]
+fn filter_schema_and_input_schema() {
+    let mut g = lying("");
+    init(&mut g, json!({}));
+    list_tools(&mut g, 1);
+    // Host → server: a tools/call without a name breaks the schema.
+    g.send(r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"arguments":{}}}"#);
+    g.recv().assert_error("2", -32602);
+    // Arguments against the tool's inputSchema.
+    g.call_and_recv("3", "echo", json!({"text": 5}))
+        .assert_error("3", -32602);
+    g.call_and_recv("4", "echo", json!({}))
+        .assert_error("4", -32602);
+    // A tool the server did not list.
+    g.call_and_recv("5", "secret_tool", json!({}))
+        .assert_error("5", -32602);
+    assert_eq!(
+        g.call_and_recv("6", "echo", json!({"text": "ok"}))
+            .assert_result("6"),
+        "ok"
+    );
+    // Server → host: a schema fault is forwarded by default (real servers keep working).
+    let bad = g.call_and_recv("7", "bad_result", json!({})).json();
+    assert_eq!(bad["result"]["content"][0]["text"], "no type", "{bad}");
+    // structuredContent against outputSchema; content types.
+    let lie = g.call_and_recv("8", "add", json!({"a": 13, "b": 1}));
+    lie.assert_error("8", -32603);
+    let sum = g.call_and_recv("9", "add", json!({"a": 1, "b": 2})).json();
+    assert_eq!(sum["result"]["structuredContent"]["sum"], 3.0, "{sum}");
+    g.call_and_recv("10", "weird_type", json!({}))
+        .assert_error("10", -32603);
+}
+
+#[test]
+fn filter_tools_that_change_after_listing() {
+    let mut g = lying("");
+    init(&mut g, json!({}));
+    list_tools(&mut g, 1);
+    let changed = g.call_and_recv("2", "change_tools", json!({"notify": true}));
+    assert_eq!(changed.assert_result("2"), "changed");
+    let note = g.recv().json();
+    assert_eq!(note["method"], "notifications/tools/list_changed");
+    list_tools(&mut g, 3);
+    // The new listing requires `count`: the old call shape is now refused.
+    g.call_and_recv("4", "echo", json!({"text": "x"}))
+        .assert_error("4", -32602);
+    let ok = g.call_and_recv("5", "echo", json!({"text": "x", "count": 1}));
+    assert_eq!(ok.assert_result("5"), "x");
+}
+
+#[test]
+fn filter_descriptions_and_instructions_are_sanitised() {
+    let mut g = lying("");
+    let init = init(&mut g, json!({}));
+    let instructions = init["result"]["instructions"].as_str().unwrap_or_default();
+    assert!(!instructions.contains('\u{1b}'), "{instructions:?}");
+    assert!(
+        instructions.starts_with("Use these tools."),
+        "{instructions:?}"
+    );
+    let tools = list_tools(&mut g, 1);
+    let poisoned = tools["result"]["tools"]
+        .as_array()
+        .and_then(|t| t.iter().find(|t| t["name"] == "poisoned"))
+        .map(|t| t["description"].as_str().unwrap_or_default().to_owned())
+        .unwrap_or_default();
+    assert!(poisoned.starts_with("Adds numbers."), "{poisoned:?}");
+    for hidden in ['\u{1b}', '\u{202e}', '\u{e0041}', '\u{200b}'] {
+        assert!(!poisoned.contains(hidden), "{hidden:?} in {poisoned:?}");
+    }
+    // Injection text is flagged, not rewritten; the neighbour's description is untouched.
+    assert!(poisoned.contains("Ignore all previous instructions"));
+    let echo = tools["result"]["tools"][0]["description"]
+        .as_str()
+        .unwrap_or_default();
+    assert_eq!(echo, "Echo a text");
+    assert!(g.stderr_text().contains("injection"), "{}", g.stderr_text());
+}
+
+#[test]
+fn filter_secrets_are_redacted_both_ways() {
+    let mut g = lying("[redaction]\nallow = ['AKIAIOSFODNN7EXAMPLE']\n[redaction.patterns]\ninternal = 'itk_[a-z]{8}'\n");
+    init(&mut g, json!({}));
+    list_tools(&mut g, 1);
+    let text = g.call_and_recv("2", "leak", json!({})).assert_result("2");
+    for kind in ["github_token", "connection_string_password", "private_key"] {
+        assert!(
+            text.contains(&format!("[REDACTED:{kind}]")),
+            "{kind}: {text}"
+        );
+    }
+    assert!(
+        !text.contains("hunter2secret") && !text.contains("ghp_0123"),
+        "{text}"
+    );
+    // The allow-listed example key stays.
+    assert!(text.contains("AKIAIOSFODNN7EXAMPLE"), "{text}");
+    // Host → server: the policy's own pattern.
+    let echoed = g.call_and_recv("3", "echo", json!({"text": "key itk_abcdefgh end"}));
+    assert_eq!(echoed.assert_result("3"), "key [REDACTED:internal] end");
+    let plain = g.call_and_recv("4", "echo", json!({"text": "nothing secret"}));
+    assert_eq!(plain.assert_result("4"), "nothing secret");
+}
+
+#[test]
+fn filter_server_requests_follow_policy_and_capabilities() {
+    let mut g = lying("[server_requests]\nsampling = \"deny\"\nroots = \"allow\"\n");
+    init(&mut g, json!({"sampling": {}, "roots": {}}));
+    list_tools(&mut g, 1);
+    // Denied by policy: the host sees only the call's result; the server gets an error.
+    let r = g.call_and_recv("2", "ask", json!({"method": "sampling/createMessage"}));
+    assert_eq!(r.assert_result("2"), "asked");
+    g.expect_silence(std::time::Duration::from_millis(200));
+    let last = g
+        .call_and_recv("3", "last_response", json!({}))
+        .assert_result("3");
+    let last: Value = serde_json::from_str(&last).unwrap_or_default();
+    assert_eq!(last["error"]["code"], -32601, "{last}");
+    // Not declared by the host: elicitation.
+    g.call_and_recv("4", "ask", json!({"method": "elicitation/create"}));
+    g.expect_silence(std::time::Duration::from_millis(200));
+    // Allowed and declared: roots/list reaches the host.
+    g.call(r#"5"#, "ask", json!({"method": "roots/list"}));
+    let first = g.recv().json();
+    let second = g.recv().json();
+    let request = if first.get("method").is_some() {
+        first
+    } else {
+        second
+    };
+    assert_eq!(request["method"], "roots/list", "{request}");
+    // 2026-07-28 input requests inside a result: same policy.
+    g.call_and_recv(
+        "6",
+        "ask_input",
+        json!({"method": "sampling/createMessage"}),
+    )
+    .assert_error("6", -32603);
+    let ok = g
+        .call_and_recv("7", "ask_input", json!({"method": "roots/list"}))
+        .json();
+    assert_eq!(ok["result"]["resultType"], "input_required", "{ok}");
+}
+
+#[test]
+fn filter_rate_limit_answers_retry_after() {
+    let mut g = lying("[tools]\nrate_limit = \"3/min\"\n");
+    init(&mut g, json!({}));
+    list_tools(&mut g, 1);
+    for id in ["2", "3", "4"] {
+        g.call_and_recv(id, "echo", json!({"text": "x"}))
+            .assert_result(id);
+    }
+    let refused = g.call_and_recv("5", "echo", json!({"text": "x"}));
+    refused.assert_error("5", -32003);
+    let v = refused.json();
+    assert_eq!(v["error"]["message"], "Rate limit exceeded");
+    let retry = v["error"]["data"]["retryAfter"].as_f64().unwrap_or(0.0);
+    assert!(retry > 0.0 && retry <= 20.0, "{v}");
+    // Other methods have their own (here: no) bucket.
+    let prompt = request(&mut g, 6, "prompts/get", json!({"name": "summarize"})).json();
+    assert!(prompt["result"].is_object(), "{prompt}");
+}
+
+#[test]
+fn filter_error_messages_sanitised_on_request() {
+    let mut g = lying("[errors]\nsanitize = true\n");
+    init(&mut g, json!({}));
+    list_tools(&mut g, 1);
+    let e = g.call_and_recv("2", "error_leak", json!({}));
+    e.assert_error("2", -32603);
+    assert_eq!(e.error_message(), "Internal error");
+    assert!(e.json()["error"].get("data").is_none(), "{}", e.short());
+
+    let mut plain = lying("");
+    init(&mut plain, json!({}));
+    list_tools(&mut plain, 1);
+    let e = plain.call_and_recv("2", "error_leak", json!({}));
+    assert!(e.error_message().contains("ENOENT"), "{}", e.short());
+}
