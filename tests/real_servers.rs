@@ -133,17 +133,30 @@ fn path_cmd(program: &Path, args: &[&str]) -> Vec<String> {
     cmd
 }
 
-/// `mcp-guard run --allow-unsandboxed -- SERVER...`
-fn guarded(server: &[String]) -> Vec<String> {
-    // TODO(sandbox): drop --allow-unsandboxed once the default profile admits node/python servers
-    let mut cmd = vec![
-        support::guard_bin().display().to_string(),
-        "run".to_owned(),
-        "--allow-unsandboxed".to_owned(),
-        "--".to_owned(),
-    ];
+/// `mcp-guard run FLAGS... -- SERVER...`: the sandbox is on (the default profile unless
+/// `flags` pick another or add grants).
+fn guarded(flags: &[&str], server: &[String]) -> Vec<String> {
+    let mut cmd = vec![support::guard_bin().display().to_string(), "run".to_owned()];
+    cmd.extend(flags.iter().map(|s| s.to_string()));
+    cmd.push("--".to_owned());
     cmd.extend(server.iter().cloned());
     cmd
+}
+
+/// Driver options giving mcp-guard a private HOME and XDG directories, so that a profile's
+/// `create` directories and caches land there and not in the user's home.
+fn private_home_opts(home: &Path) -> Vec<String> {
+    let h = home.display();
+    [
+        format!("HOME={h}"),
+        format!("XDG_CACHE_HOME={h}/.cache"),
+        format!("XDG_DATA_HOME={h}/.local/share"),
+        format!("XDG_CONFIG_HOME={h}/.config"),
+        format!("XDG_STATE_HOME={h}/.local/state"),
+    ]
+    .into_iter()
+    .flat_map(|kv| ["--env".to_owned(), kv])
+    .collect()
 }
 
 // -------------------------------------------------------------------------------------------------
@@ -372,14 +385,15 @@ fn shorten(s: &str) -> String {
     format!("{}… ({} bytes)", &s[..end], s.len())
 }
 
-/// Runs `driver` against `server` directly and through the guard; asserts both documents are
-/// equal and returns the direct one. `direct_server`/`guarded_server` differ only where the
-/// test needs separate state (temporary directories).
+/// Runs `driver` against `server` directly and through the guard (`mcp-guard run GUARD_FLAGS`);
+/// asserts both documents are equal and returns the direct one. `direct_server`/`guarded_server`
+/// differ only where the test needs separate state (temporary directories).
 fn compare_direct_and_guarded(
     what: &str,
     direct_driver: &[String],
     direct_server: &[String],
     guarded_driver: &[String],
+    guard_flags: &[&str],
     guarded_server: &[String],
 ) -> Value {
     let mut direct_cmd = direct_driver.to_vec();
@@ -389,7 +403,7 @@ fn compare_direct_and_guarded(
 
     let mut guarded_cmd = guarded_driver.to_vec();
     guarded_cmd.push("--".to_owned());
-    guarded_cmd.extend(guarded(guarded_server));
+    guarded_cmd.extend(guarded(guard_flags, guarded_server));
     let through_guard = run_json(&format!("{what} (through mcp-guard)"), &guarded_cmd);
 
     if let Some(diff) = first_difference(&direct, &through_guard, "$") {
@@ -404,8 +418,9 @@ fn compare_direct_and_guarded(
     direct
 }
 
+/// Direct and under the default sandbox (no policy flags).
 fn same_both_ways(what: &str, driver: &[String], server: &[String]) -> Value {
-    compare_direct_and_guarded(what, driver, server, driver, server)
+    compare_direct_and_guarded(what, driver, server, driver, &[], server)
 }
 
 fn tool_names(doc: &Value) -> Vec<&str> {
@@ -451,11 +466,16 @@ fn ts_client_filesystem_server() {
     let d = direct_dir.path().to_str().expect("utf-8 temp path");
     let g = guarded_dir.path().to_str().expect("utf-8 temp path");
     let server = peers.node_server("filesystem");
+    let home = tempfile::tempdir().expect("tempdir");
+    let mut guarded_driver = peers.ts_driver("filesystem", &["--dir", g]);
+    guarded_driver.extend(private_home_opts(home.path()));
     let doc = compare_direct_and_guarded(
         "ts filesystem",
         &peers.ts_driver("filesystem", &["--dir", d]),
         &node_cmd(&server, &[d]),
-        &peers.ts_driver("filesystem", &["--dir", g]),
+        &guarded_driver,
+        // The filesystem profile grants the server's root arguments.
+        &["--profile", "filesystem", "--allow-net", "off"],
         &node_cmd(&server, &[g]),
     );
     assert_eq!(doc["read"], "first line\nsecond line ✓\n");
@@ -473,11 +493,15 @@ fn ts_client_memory_server() {
     let env_for = |dir: &Path| format!("MEMORY_FILE_PATH={}", dir.join("memory.jsonl").display());
     let (d_env, g_env) = (env_for(direct_dir.path()), env_for(guarded_dir.path()));
     let server = node_cmd(&peers.node_server("memory"), &[]);
+    // The sandbox scrubs the environment: MEMORY_FILE_PATH goes to the server through --env,
+    // and its directory is allowed.
+    let g_dir = guarded_dir.path().display().to_string();
     let doc = compare_direct_and_guarded(
         "ts memory",
         &peers.ts_driver("memory", &["--env", &d_env]),
         &server,
-        &peers.ts_driver("memory", &["--env", &g_env]),
+        &peers.ts_driver("memory", &[]),
+        &["--env", &g_env, "--allow-write", &g_dir],
         &server,
     );
     assert_eq!(doc["initialize"]["serverInfo"]["name"], "memory-server");
@@ -585,10 +609,18 @@ fn py_client_git_server() {
     };
     git(&["init", "-q", "-b", "main"]);
     git(&["commit", "-q", "--allow-empty", "-m", "initial commit"]);
-    let doc = same_both_ways(
+    let home = tempfile::tempdir().expect("tempdir");
+    let mut guarded_driver = peers.py_driver("git", &["--dir", r]);
+    guarded_driver.extend(private_home_opts(home.path()));
+    let server = path_cmd(&peers.venv_bin("mcp-server-git"), &["--repository", r]);
+    let doc = compare_direct_and_guarded(
         "py git",
         &peers.py_driver("git", &["--dir", r]),
-        &path_cmd(&peers.venv_bin("mcp-server-git"), &["--repository", r]),
+        &server,
+        &guarded_driver,
+        // git in the exec allowlist, the repository writable.
+        &["--profile", "git", "--allow-net", "off"],
+        &server,
     );
     assert_eq!(doc["initialize"]["serverInfo"]["name"], "mcp-git");
     assert!(doc["status"]
