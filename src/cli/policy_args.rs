@@ -151,12 +151,19 @@ impl PolicyArgs {
     /// directories and logs the warnings. `run` should call this.
     pub fn resolve_for_launch(&self, command: &[OsString]) -> anyhow::Result<Resolved> {
         let eff = self.effective()?;
-        let resolved = eff.resolve(&Vars::from_env(None), Some(&ServerCommand::new(command)))?;
+        let vars = Vars::from_env(None);
+        let command = ServerCommand::new(command);
+        let mut resolved = eff.resolve(&vars, Some(&command))?;
+        if !resolved.create_dirs.is_empty() {
+            create_dirs(&resolved.create_dirs)
+                .context("cannot create the policy's [filesystem] create directories")?;
+            // Shipped grants on paths that do not exist are dropped: resolve again so that
+            // the ones in the new directories (node's `~/.npm/_npx` on npx's first run) stay.
+            resolved = eff.resolve(&vars, Some(&command))?;
+        }
         for warning in &resolved.warnings {
             tracing::warn!("policy: {warning}");
         }
-        create_dirs(&resolved.create_dirs)
-            .context("cannot create the policy's [filesystem] create directories")?;
         Ok(resolved)
     }
 
