@@ -80,6 +80,35 @@ fn policy_init_everything_writes_a_policy_that_checks_and_runs() {
     );
     assert_eq!(doc["serverToClient"]["samplingRequests"], 2);
 
+    // What the file does not list is refused: without `echo` (as if the server added it after
+    // `policy init` ran), the host neither sees nor calls it.
+    let trimmed = dir.path().join("without-echo.toml");
+    std::fs::write(&trimmed, text.replace("  \"echo\",\n", "")).expect("write trimmed");
+    let trimmed = trimmed.display().to_string();
+    let calls = serde_json::json!([
+        {"name": "echo", "arguments": {"message": "not listed"}},
+        {"name": "get-sum", "arguments": {"a": 1, "b": 2}},
+    ]);
+    let doc = run_json(
+        "run --policy <init's file without echo>",
+        &with_server(
+            &in_home(peers.call_tools(&calls, &[]), &home),
+            &guarded(&["--policy", &trimmed], &server),
+        ),
+    );
+    let tools: Vec<&str> = doc["tools"]
+        .as_array()
+        .expect("tools")
+        .iter()
+        .filter_map(|t| t.as_str())
+        .collect();
+    assert!(
+        !tools.contains(&"echo") && tools.contains(&"get-sum"),
+        "{tools:?}"
+    );
+    assert!(refused(call(&doc, 0)), "echo was not refused: {doc}");
+    assert!(!refused(call(&doc, 1)), "get-sum was refused: {doc}");
+
     // An existing file is not overwritten.
     let again = run(
         "policy init (existing file)",
