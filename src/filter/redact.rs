@@ -59,8 +59,41 @@ const BUILTIN: &[(&str, &str)] = &[
     ),
 ];
 
-/// Literals at least one of which every built-in secret contains (as it appears in JSON text).
-const TRIGGERS: &str = r"(?i)PRIVATE KEY|AKIA|ASIA|ABIA|ACCA|aws_?secret|AIza|AccountKey=|sig=|gh[pousr]_|github_pat_|glpat-|xox|hooks\.slack|_live_|_test_|sk-|eyJ|bearer|://[^\s/@]*:[^\s@]*@|\\u";
+/// Literals at least one of which every built-in secret contains (as it appears in JSON text),
+/// in the spellings that occur; plain literals let the regex engine search them all at once.
+/// A connection string is recognised by `://` together with `@` (see `may_contain_secret`).
+const TRIGGERS: &[&str] = &[
+    "PRIVATE KEY",
+    "AKIA",
+    "ASIA",
+    "ABIA",
+    "ACCA",
+    "aws_secret",
+    "AWS_SECRET",
+    "awsSecret",
+    "aws_Secret",
+    "AccountKey=",
+    "accountkey=",
+    "ACCOUNTKEY=",
+    "sig=",
+    "ghp_",
+    "gho_",
+    "ghu_",
+    "ghs_",
+    "ghr_",
+    "github_pat_",
+    "glpat-",
+    "xox",
+    "hooks.slack",
+    "_live_",
+    "_test_",
+    "sk-",
+    "eyJ",
+    "Bearer",
+    "bearer",
+    "BEARER",
+    "\\u",
+];
 
 #[derive(Debug, thiserror::Error)]
 #[error("bad redaction pattern `{kind}`: {source}")]
@@ -81,6 +114,8 @@ pub struct Redactor {
     rules: Vec<Rule>,
     allow: Vec<Regex>,
     builtin_trigger: Option<Regex>,
+    /// Look for `user:password@` after a `://`.
+    connection_strings: bool,
     /// The policy's own patterns, run over the raw text as their own pre-filter.
     custom_trigger: Option<RegexSet>,
 }
@@ -117,7 +152,11 @@ impl Redactor {
             .iter()
             .map(|re| compile("allow", &format!("^(?:{re})$")))
             .collect::<Result<_, _>>()?;
-        let builtin_trigger = builtin.then(|| compile("triggers", TRIGGERS)).transpose()?;
+        let literals: Vec<String> = TRIGGERS.iter().map(|t| regex::escape(t)).collect();
+        let builtin_trigger = builtin
+            .then(|| compile("triggers", &literals.join("|")))
+            .transpose()?;
+        let connection_strings = builtin;
         let custom_trigger = (!patterns.is_empty())
             .then(|| {
                 RegexSet::new(patterns.iter().map(|(_, re)| re)).map_err(|source| PatternError {
@@ -130,6 +169,7 @@ impl Redactor {
             rules,
             allow,
             builtin_trigger,
+            connection_strings,
             custom_trigger,
         })
     }
@@ -140,9 +180,13 @@ impl Redactor {
 
     /// Whether the raw JSON text may hold a secret (false: no need to parse it).
     pub fn may_contain_secret(&self, raw: &str) -> bool {
+        let bytes = raw.as_bytes();
         self.builtin_trigger
             .as_ref()
             .is_some_and(|t| t.is_match(raw))
+            || (self.connection_strings
+                && memchr::memchr(b'@', bytes).is_some()
+                && memchr::memmem::find(bytes, b"://").is_some())
             || self
                 .custom_trigger
                 .as_ref()

@@ -42,10 +42,13 @@ fn refusal(fw: &Firewall, method: &str) -> Option<String> {
             "mcp-guard: the policy does not let this server use {method} ([server_requests] {key} = \"deny\")"
         ));
     }
-    let declared = fw
-        .host_capabilities
-        .as_ref()
-        .map_or(true, |caps| caps.iter().any(|c| c == capability));
+    // Sampling and elicitation reach the model and the user: only if the host offered them.
+    // (`roots/list` is harmless to ask; hosts without roots answer with an error themselves.)
+    let declared = capability == "roots"
+        || fw
+            .host_capabilities
+            .as_ref()
+            .map_or(true, |caps| caps.iter().any(|c| c == capability));
     if !declared {
         return Some(format!(
             "mcp-guard: the client did not declare the `{capability}` capability, so {method} is not available"
