@@ -468,11 +468,10 @@ fn profile_git_works_hook_exec_refused() {
 }
 
 /// Committing writes loose objects: a temporary file in .git/objects renamed into
-/// .git/objects/xx/, a rename across directories. Landlock refuses it with EXDEV while the
-/// sandbox stacks its network and scope rulesets as layers of their own above the filesystem
-/// one (each such layer denies LANDLOCK_ACCESS_FS_REFER); see the report on issue 8.
+/// .git/objects/xx/, a rename across directories. Landlock refuses that with EXDEV in any layer
+/// that does not handle LANDLOCK_ACCESS_FS_REFER; the sandbox's network and scope layers grant
+/// it everywhere so that only the filesystem layer decides (regression test).
 #[test]
-#[ignore = "sandbox: cross-directory rename refused (EXDEV) by the stacked landlock layers"]
 fn profile_git_commit() {
     let home = TestHome::new();
     let peers = Peers::get();

@@ -51,7 +51,23 @@ pub fn prepare(plan: &Plan) -> Prepared {
         scope: Ruleset::default()
             .set_compatibility(level(plan, Layer::LandlockScope))
             .scope(Scope::from_all(ABI::V6))
-            .and_then(Ruleset::create),
+            .and_then(permit_reparenting),
+    }
+}
+
+/// Create a ruleset for a layer that is not about files, letting files be renamed and linked
+/// across directories. A landlock layer that does not handle `LANDLOCK_ACCESS_FS_REFER` denies
+/// every such rename (with EXDEV: ABI 1 compatibility), whatever the other layers allow; so the
+/// network and scope layers handle REFER and grant it on the whole tree, leaving the decision
+/// to the filesystem layer.
+fn permit_reparenting(ruleset: Ruleset) -> Result<RulesetCreated, RulesetError> {
+    let created = ruleset
+        .set_compatibility(CompatLevel::BestEffort)
+        .handle_access(AccessFs::Refer)?
+        .create()?;
+    match PathFd::new("/") {
+        Ok(root) => created.add_rule(PathBeneath::new(root, AccessFs::Refer)),
+        Err(_) => Ok(created),
     }
 }
 
@@ -154,12 +170,12 @@ fn network_ruleset(plan: &Plan) -> Result<RulesetCreated, RulesetError> {
         NetworkMode::Ports => AccessNet::from_all(ABI::V9),
         NetworkMode::Off | NetworkMode::Open => AccessNet::from_all(TARGET_ABI),
     };
-    let mut ruleset = Ruleset::default()
+    let ruleset = Ruleset::default()
         .set_compatibility(level(plan, Layer::LandlockNetwork))
         .handle_access(AccessNet::from_all(ABI::V4))?
         .set_compatibility(CompatLevel::BestEffort)
-        .handle_access(all)?
-        .create()?;
+        .handle_access(all)?;
+    let mut ruleset = permit_reparenting(ruleset)?;
     if rules.mode == NetworkMode::Ports {
         for &port in &rules.connect {
             ruleset = ruleset.add_rule(NetPort::new(port, AccessNet::ConnectTcp))?;
