@@ -120,12 +120,7 @@ fn chain(bodies: &[u8], prev: &str, out: &mut Vec<u8>) -> String {
 }
 
 pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
+    ::hex::encode(bytes)
 }
 
 /// SHA-256 (hex) of one line, without its newline.

@@ -1,7 +1,9 @@
 //! What the audit log must not keep: values under sensitive key names, text matching the secret
 //! patterns, and anything long (truncated). `scan` reuses the patterns to find secrets in output.
 
-use regex::Regex;
+use std::sync::OnceLock;
+
+use regex::{Regex, RegexSet};
 use serde_json::Value;
 
 /// The marker that replaces a redacted value; names the kind, never the secret.
@@ -51,8 +53,18 @@ pub struct PatternError {
 pub struct Redactor {
     /// Lower-case key names whose values are always redacted.
     keys: Vec<String>,
-    patterns: Vec<(String, Regex)>,
+    /// kind → pattern source; compiled on first use (compiling the set costs milliseconds, which
+    /// a session that never audits a value should not pay at start-up).
+    sources: Vec<(String, String)>,
+    compiled: OnceLock<Compiled>,
     max_value_bytes: usize,
+}
+
+#[derive(Debug, Clone)]
+struct Compiled {
+    /// One pass over a text tells which patterns match at all; most texts match none.
+    set: RegexSet,
+    patterns: Vec<(String, Regex)>,
 }
 
 impl Redactor {
@@ -63,22 +75,36 @@ impl Redactor {
         extra: &[(String, String)],
         max_value_bytes: usize,
     ) -> Result<Self, PatternError> {
-        let mut patterns = Vec::new();
         let builtin_iter = BUILTIN
             .iter()
             .filter(|_| builtin)
             .map(|(k, p)| ((*k).to_owned(), (*p).to_owned()));
-        for (kind, pattern) in builtin_iter.chain(extra.iter().cloned()) {
-            let regex = Regex::new(&pattern).map_err(|source| PatternError {
+        // The policy's own patterns are checked now, so a typo is an error at start-up.
+        for (kind, pattern) in extra {
+            Regex::new(pattern).map_err(|source| PatternError {
                 kind: kind.clone(),
                 source,
             })?;
-            patterns.push((kind, regex));
         }
         Ok(Self {
             keys: keys.iter().map(|k| k.to_ascii_lowercase()).collect(),
-            patterns,
+            sources: builtin_iter.chain(extra.iter().cloned()).collect(),
+            compiled: OnceLock::new(),
             max_value_bytes: max_value_bytes.max(16),
+        })
+    }
+
+    fn compiled(&self) -> &Compiled {
+        self.compiled.get_or_init(|| {
+            // Every source was checked in `new` (built-ins by the tests).
+            let patterns: Vec<(String, Regex)> = self
+                .sources
+                .iter()
+                .filter_map(|(kind, p)| Regex::new(p).ok().map(|re| (kind.clone(), re)))
+                .collect();
+            let set = RegexSet::new(patterns.iter().map(|(_, re)| re.as_str()))
+                .unwrap_or_else(|_| RegexSet::empty());
+            Compiled { set, patterns }
         })
     }
 
@@ -86,7 +112,8 @@ impl Redactor {
     pub fn builtin() -> Self {
         Self::new(&[], true, &[], usize::MAX).unwrap_or(Self {
             keys: Vec::new(),
-            patterns: Vec::new(),
+            sources: Vec::new(),
+            compiled: OnceLock::new(),
             max_value_bytes: usize::MAX,
         })
     }
@@ -99,10 +126,12 @@ impl Redactor {
 
     /// The kinds of secrets found in `text`.
     pub fn find_secrets<'s>(&'s self, text: &str) -> Vec<&'s str> {
-        self.patterns
-            .iter()
-            .filter(|(_, re)| re.is_match(text))
-            .map(|(kind, _)| kind.as_str())
+        let compiled = self.compiled();
+        compiled
+            .set
+            .matches(text)
+            .into_iter()
+            .map(|i| compiled.patterns[i].0.as_str())
             .collect()
     }
 
@@ -133,9 +162,11 @@ impl Redactor {
 
     /// `text` with every pattern match replaced by its marker, and the number of matches.
     pub fn redact_text(&self, text: &str) -> (String, u64) {
+        let compiled = self.compiled();
         let mut out = text.to_owned();
         let mut count = 0;
-        for (kind, re) in &self.patterns {
+        for i in compiled.set.matches(text).into_iter() {
+            let (kind, re) = &compiled.patterns[i];
             if re.is_match(&out) {
                 count += re.find_iter(&out).count() as u64;
                 out = re.replace_all(&out, marker(kind).as_str()).into_owned();
@@ -192,6 +223,13 @@ mod tests {
         let note = v["note"].as_str().unwrap();
         assert!(note.contains("[REDACTED:aws_access_key]") && !note.contains("AKIA"));
         assert!(v["long"].as_str().unwrap().contains("truncated 68 bytes"));
+    }
+
+    #[test]
+    fn builtin_patterns_compile() {
+        for (kind, pattern) in BUILTIN {
+            assert!(Regex::new(pattern).is_ok(), "{kind}");
+        }
     }
 
     #[test]
