@@ -147,7 +147,7 @@ impl Relay {
     /// One line from `from`: frame → envelope → tracking → firewall → audit → the other side.
     async fn relay_line(&self, from: Side, line: &[u8], scratch: &mut Vec<u8>) {
         // Blank lines carry no message; skipping them loses nothing.
-        if line.first().is_none_or(u8::is_ascii_whitespace)
+        if line.first().map_or(true, u8::is_ascii_whitespace)
             && line.iter().all(u8::is_ascii_whitespace)
         {
             return;
