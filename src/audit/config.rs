@@ -43,7 +43,7 @@ impl AuditConfig {
         redaction: &firewall::Redaction,
         vars: &Vars,
     ) -> Result<Self, ConfigError> {
-        let enabled = audit.enabled.as_ref().map_or(true, |v| v.value);
+        let enabled = audit.enabled.as_ref().is_none_or(|v| v.value);
         let destination = if enabled {
             Some(Destination::File(match &audit.path {
                 Some(p) => p
@@ -56,8 +56,8 @@ impl AuditConfig {
         } else {
             None
         };
-        let redaction_on = redaction.enabled.as_ref().map_or(true, |v| v.value);
-        let builtin = redaction_on && redaction.builtin.as_ref().map_or(true, |v| v.value);
+        let redaction_on = redaction.enabled.as_ref().is_none_or(|v| v.value);
+        let builtin = redaction_on && redaction.builtin.as_ref().is_none_or(|v| v.value);
         let extra: Vec<(String, String)> = if redaction_on {
             redaction
                 .patterns

@@ -107,8 +107,16 @@ pub fn execute(args: RunArgs) -> anyhow::Result<ExitCode> {
         max_message_bytes: usize::try_from(max_message_bytes).unwrap_or(usize::MAX),
         shutdown_grace: args.shutdown_grace,
     };
+    // A content item can never be larger than its message: raising the message cap raises the
+    // content caps with it.
+    let defaults = crate::filter::Options::default();
+    let firewall_options = crate::filter::Options {
+        max_text_bytes: defaults.max_text_bytes.max(options.max_message_bytes),
+        max_blob_bytes: defaults.max_blob_bytes.max(options.max_message_bytes),
+        ..defaults
+    };
     let firewall =
-        crate::filter::Firewall::from_policy(&args.policy.effective()?, Default::default())
+        crate::filter::Firewall::from_policy(&args.policy.effective()?, firewall_options)
             .context("cannot build the message firewall from the policy")?;
     let audit = super::audit::open_for_run(&args)?;
     let status = crate::relay::run_guarded(plan, options, firewall, audit)?;

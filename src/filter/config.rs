@@ -113,14 +113,14 @@ pub fn compile(
         file_roots.extend(expand(&root.value, vars)?);
     }
     let redaction = &p.redaction;
-    let redactor = if redaction.enabled.as_ref().map_or(true, |v| v.value) {
+    let redactor = if redaction.enabled.as_ref().is_none_or(|v| v.value) {
         let patterns: Vec<(String, String)> = redaction
             .patterns
             .iter()
             .map(|(k, v)| (k.clone(), v.value.0.clone()))
             .collect();
         let allow: Vec<String> = redaction.allow.iter().map(|a| a.value.0.clone()).collect();
-        let builtin = redaction.builtin.as_ref().map_or(true, |v| v.value);
+        let builtin = redaction.builtin.as_ref().is_none_or(|v| v.value);
         Some(Redactor::new(builtin, &patterns, &allow)?).filter(|r| !r.is_empty())
     } else {
         None

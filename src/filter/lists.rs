@@ -66,7 +66,7 @@ pub fn stage(fw: &mut Firewall, m: &mut Inspection<'_>) -> Step {
         m.find(rule, detail);
     }
     if family == "tool" {
-        let first_page = m.pending.as_ref().map_or(true, |p| p.first_page);
+        let first_page = m.pending.as_ref().is_none_or(|p| p.first_page);
         for (tool, why) in fw.tools.record_page(first_page, &kept_tools) {
             m.find("schema", format!("tool `{tool}` has a schema that does not compile ({why}); its calls are not checked"));
         }

@@ -290,9 +290,15 @@ impl Firewall {
         let mut kinds = Vec::new();
         m.edit_body(|body| redactor.redact_value(body, &mut kinds));
         if !kinds.is_empty() {
+            // Name what carried the secret the way `scan` reports locations ("tool x: …").
+            let subject = match (m.pending.as_ref().and_then(|p| p.tool.as_deref()), m.method) {
+                (Some(tool), _) => format!("tool `{tool}`"),
+                (None, Some(method)) => format!("{method} message"),
+                (None, None) => "message".to_owned(),
+            };
             m.find(
                 "redacted",
-                format!("secrets replaced: {}", kinds.join(", ")),
+                format!("{subject}: secrets replaced: {}", kinds.join(", ")),
             );
         }
         Step::Next

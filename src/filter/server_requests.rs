@@ -48,7 +48,7 @@ fn refusal(fw: &Firewall, method: &str) -> Option<String> {
         || fw
             .host_capabilities
             .as_ref()
-            .map_or(true, |caps| caps.iter().any(|c| c == capability));
+            .is_none_or(|caps| caps.iter().any(|c| c == capability));
     if !declared {
         return Some(format!(
             "mcp-guard: the client did not declare the `{capability}` capability, so {method} is not available"

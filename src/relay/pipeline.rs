@@ -9,7 +9,7 @@ use tokio::io::AsyncRead;
 use super::output::Output;
 use super::replies::{cancelled_notification, error_response};
 use super::session::{Answer, Session};
-use crate::audit::Audit;
+use crate::audit::{Audit, Severity};
 use crate::filter::{Context, Direction, Firewall, Verdict};
 use crate::protocol::id_recovery::recover_id;
 use crate::protocol::version::{allows_batches, MetaPeek, ParamsPeek};
@@ -147,7 +147,7 @@ impl Relay {
     /// One line from `from`: frame → envelope → tracking → firewall → audit → the other side.
     async fn relay_line(&self, from: Side, line: &[u8], scratch: &mut Vec<u8>) {
         // Blank lines carry no message; skipping them loses nothing.
-        if line.first().map_or(true, u8::is_ascii_whitespace)
+        if line.first().is_none_or(u8::is_ascii_whitespace)
             && line.iter().all(u8::is_ascii_whitespace)
         {
             return;
@@ -262,6 +262,13 @@ impl Relay {
             answered_method: answered.as_deref(),
         };
         let verdict = self.firewall.borrow_mut().inspect(message, &context);
+        for finding in self.firewall.borrow_mut().take_findings() {
+            self.audit.finding(
+                finding_severity(finding.rule),
+                finding.rule,
+                &finding.detail,
+            );
+        }
         let verdict = self.audit.pin_stage(message, &context, verdict);
         self.audit.message(&context, message, &verdict);
         for request in self.audit.pin_requests() {
@@ -522,6 +529,15 @@ impl Pending {
                 .and_then(|m| m.progress_token)
                 .map(|raw| Box::from(raw.get())),
         }
+    }
+}
+
+/// How serious a firewall finding is, for the audit log and `scan`.
+fn finding_severity(rule: &str) -> Severity {
+    match rule {
+        "injection" | "redacted" => Severity::High,
+        "sanitized" | "schema" => Severity::Medium,
+        _ => Severity::Low,
     }
 }
 

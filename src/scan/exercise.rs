@@ -265,15 +265,20 @@ fn read_audit(path: &Path, findings: &mut Vec<Finding>) {
                 ));
             }
             "finding" => {
+                // The firewall sanitises what the client sees, so its findings are the scan's
+                // evidence of hidden characters, injection phrases and secrets.
                 let severity =
                     serde_json::from_value(event["severity"].clone()).unwrap_or(Severity::Medium);
+                let rule = match s("kind") {
+                    "sanitized" => findings::HIDDEN_CHARACTERS,
+                    "injection" => findings::INJECTION_PHRASE,
+                    "redacted" => findings::SECRET_IN_OUTPUT,
+                    "schema" => findings::INVALID_MESSAGE,
+                    _ => findings::GUARD_REFUSAL,
+                };
                 findings.push(
-                    Finding::new(
-                        findings::GUARD_REFUSAL,
-                        "server",
-                        format!("{}: {}", s("kind"), s("detail")),
-                    )
-                    .with_severity(severity),
+                    Finding::new(rule, &finding_location(s("detail")), s("detail").to_owned())
+                        .with_severity(severity),
                 );
             }
             "limit" => findings.push(Finding::new(
@@ -356,4 +361,18 @@ fn read_stderr(stderr: &str, findings: &mut Vec<Finding>) {
 fn dedup(findings: &mut Vec<Finding>) {
     let mut seen = std::collections::HashSet::new();
     findings.retain(|f| seen.insert((f.rule, f.location.clone(), f.message.clone())));
+}
+
+/// Where a firewall finding points: "tool `bash`: …" → "tool bash", "server instructions: …" →
+/// "server instructions", anything else → "server".
+fn finding_location(detail: &str) -> String {
+    let head = detail.split(':').next().unwrap_or_default();
+    let mut parts = head.splitn(2, ' ');
+    match (parts.next(), parts.next()) {
+        (Some(family @ ("tool" | "prompt" | "resource" | "template")), Some(name)) => {
+            format!("{family} {}", name.trim_matches('`'))
+        }
+        _ if head == "server instructions" => head.to_owned(),
+        _ => "server".to_owned(),
+    }
 }
