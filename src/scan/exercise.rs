@@ -277,7 +277,7 @@ fn read_audit(path: &Path, findings: &mut Vec<Finding>) {
                     _ => findings::GUARD_REFUSAL,
                 };
                 findings.push(
-                    Finding::new(rule, &finding_location(s("detail")), s("detail").to_owned())
+                    Finding::new(rule, finding_location(s("detail")), s("detail").to_owned())
                         .with_severity(severity),
                 );
             }
