@@ -1,6 +1,7 @@
 //! From the merged policy to what the sandbox and the relay take: variables expanded, globs
 //! matched against the disk, deny applied over allow, the launch allowlist checked.
 
+use crate::sandbox::limits::UNLIMITED;
 use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -274,8 +275,12 @@ impl EffectivePolicy {
 
         let l = &p.limits;
         let limits = Limits {
-            memory_bytes: l.memory.as_ref().and_then(|v| v.value.bytes),
-            pids: l.pids.as_ref().and_then(|v| v.value.0),
+            // "unlimited" is a choice, not an absence: it must not fall back to the default.
+            memory_bytes: l
+                .memory
+                .as_ref()
+                .map(|v| v.value.bytes.unwrap_or(UNLIMITED)),
+            pids: l.pids.as_ref().map(|v| v.value.0.unwrap_or(UNLIMITED)),
             cpus: l.cpus.as_ref().and_then(|v| v.value.0),
             cpu_time: l.cpu_time.as_ref().and_then(|v| v.value.duration),
             wall_clock: l.wall_clock.as_ref().and_then(|v| v.value.duration),
@@ -541,7 +546,7 @@ mod tests {
             "version = 1\n[limits]\nmemory = \"unlimited\"\npids = 32",
         ]);
         let r = eff.resolve(&vars(), None).unwrap();
-        assert_eq!(r.sandbox.limits.memory_bytes, None);
+        assert_eq!(r.sandbox.limits.memory_bytes, Some(UNLIMITED));
         assert_eq!(r.sandbox.limits.pids, Some(32));
         assert_eq!(r.sandbox.limits.cpus, Some(1.5));
         assert_eq!(r.relay.request_timeout, Some(Duration::from_secs(300)));
