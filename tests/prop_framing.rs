@@ -169,7 +169,6 @@ proptest! {
 /// (`pending.len() > self.max_line + usize::from(pending.last() == Some(&b'\r'))`), and
 /// subtract a stripped `\r` from the oversize length.
 #[test]
-#[ignore = "framing.rs: a line at the cap whose CRLF is split between reads is refused"]
 fn line_at_the_cap_with_crlf_split_between_reads() {
     let data = b"abcde\r\nok\n";
     let whole = frames(data, vec![usize::MAX], 5);

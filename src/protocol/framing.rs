@@ -116,7 +116,9 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
                     return Ok(Frame::Line(line));
                 }
                 self.scanned = pending.len();
-                if pending.len() > self.max_line {
+                // A line at the cap may still be waiting for the `\n` of its `\r\n`.
+                let allowance = usize::from(pending.last() == Some(&b'\r'));
+                if pending.len() > self.max_line + allowance {
                     // Too long already: keep the edges, drop the rest, resync at the next newline.
                     self.discarding = Some(Discarding {
                         len: pending.len() as u64,
@@ -146,6 +148,14 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
         let rest = &self.buf[self.start..];
         self.start = self.buf.len();
         self.scanned = 0;
+        if rest.len() > self.max_line {
+            // Kept one byte over the cap in case it was the `\r` of a `\r\n`; it was not.
+            return Frame::Oversize {
+                len: rest.len() as u64,
+                head: rest[..KEEP_EDGE.min(rest.len())].to_vec(),
+                tail: rest[rest.len().saturating_sub(KEEP_EDGE)..].to_vec(),
+            };
+        }
         Frame::Eof {
             partial: (!rest.is_empty()).then_some(rest),
         }
