@@ -8,7 +8,8 @@ use regex::bytes::Regex;
 use super::envelope::RequestId;
 
 /// The id of the top-level object, from `head` (the id comes early) or `tail` (writers that put
-/// `id` last, like the newer TypeScript SDK: `…,"id":7}` or `…,"id":7,"jsonrpc":"2.0"}`).
+/// `id` last, like the newer TypeScript SDK: `…,"id":7}` or `…,"id":7,"jsonrpc":"2.0"}`; the
+/// `,` or `{` before `"id"` keeps a key such as `a\"id` from passing for it).
 pub fn recover_id(head: &[u8], tail: &[u8]) -> Option<RequestId> {
     id_in_head(head).or_else(|| id_at_end(tail))
 }
@@ -70,7 +71,7 @@ fn id_at_end(tail: &[u8]) -> Option<RequestId> {
     static END: OnceLock<Option<Regex>> = OnceLock::new();
     let re = END
         .get_or_init(|| {
-            Regex::new(r#""id"\s*:\s*(-?[0-9]+|"(?:[^"\\]|\\.){0,256}")\s*(?:,\s*"jsonrpc"\s*:\s*"2\.0"\s*)?\}\s*$"#).ok()
+            Regex::new(r#"[,{]\s*"id"\s*:\s*(-?[0-9]+|"(?:[^"\\]|\\.){0,256}")\s*(?:,\s*"jsonrpc"\s*:\s*"2\.0"\s*)?\}\s*$"#).ok()
         })
         .as_ref()?;
     parse_id(re.captures(tail)?.get(1)?.as_bytes())
