@@ -9,7 +9,8 @@
 //! ```
 //!
 //! (`scripts/bench-relay [--quick]` does both.) For each message size it measures, against
-//! (a) `echo-server` directly and (b) `mcp-guard run --allow-unsandboxed -- echo-server`:
+//! (a) `echo-server` directly and (b) `mcp-guard run --allow-unsandboxed --no-audit -- echo-server`
+//! (other flags with `MCP_GUARD_BENCH_FLAGS`):
 //! - throughput: N `tools/call` lines pipelined (a writer thread keeps the pipe full while the
 //!   reader drains the answers), in MB/s of request bytes and messages per second;
 //! - latency: ping-pong round trips (write one request, wait for its answer), p50 and p99;
@@ -39,6 +40,17 @@ struct SizeCase {
     bytes: usize,
     pipelined: usize,
     round_trips: usize,
+}
+
+/// The flags given to `mcp-guard run`: `MCP_GUARD_BENCH_FLAGS` (whitespace-separated) to compare
+/// configurations, e.g. `MCP_GUARD_BENCH_FLAGS="--no-audit"` for the sandbox without the audit
+/// log; by default the relay and firewall alone (`--allow-unsandboxed --no-audit`).
+fn guard_flags() -> Vec<String> {
+    std::env::var("MCP_GUARD_BENCH_FLAGS")
+        .unwrap_or_else(|_| "--allow-unsandboxed --no-audit".into())
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
 }
 
 fn main() {
@@ -101,8 +113,9 @@ fn main() {
     );
     println!("  direct : {}", bins.echo.display());
     println!(
-        "  guarded: {} run --allow-unsandboxed -- echo-server",
-        bins.guard.display()
+        "  guarded: {} run {} -- echo-server",
+        bins.guard.display(),
+        guard_flags().join(" ")
     );
     println!();
     println!(
@@ -188,7 +201,7 @@ impl Peer {
         let stderr = std::fs::File::create(&stderr_path).expect("stderr file");
         let mut command = if guarded {
             let mut c = Command::new(&bins.guard);
-            c.args(["run", "--allow-unsandboxed", "--"]).arg(&bins.echo);
+            c.arg("run").args(guard_flags()).arg("--").arg(&bins.echo);
             c
         } else {
             Command::new(&bins.echo)
