@@ -26,8 +26,9 @@ Use it in an MCP host config in place of the server command, e.g. Claude Desktop
     }
   }
 
-Run `mcp-guard run --help` for the relay and sandbox options, `mcp-guard check` to see what this
-kernel can enforce.";
+Without a profile or policy the server gets no network and none of your files (`mcp-guard
+policy list` shows the shipped profiles). Run `mcp-guard run --help` for the options,
+`mcp-guard check` to see what this kernel can enforce, `mcp-guard scan -- CMD` to vet a server.";
 
 /// Sandbox launcher and JSON-RPC firewall for local stdio MCP servers.
 #[derive(Debug, Parser)]

@@ -10,11 +10,17 @@ use crate::relay::RelayOptions;
 
 const RUN_AFTER_HELP: &str = "\
 Examples:
-  mcp-guard run -- npx -y @modelcontextprotocol/server-everything
-  mcp-guard run --request-timeout 5m -- uvx mcp-server-time
+  mcp-guard run -- node ./my-server.js          # secure default: no network, no user files
+  mcp-guard run --profile everything -- npx -y @modelcontextprotocol/server-everything
+  mcp-guard run --profile filesystem -- npx -y @modelcontextprotocol/server-filesystem ~/notes
+  mcp-guard run --policy my-server.toml --request-timeout 5m -- uvx my-server
+  mcp-guard run --allow-read ~/data --allow-net 443 --memory 512MiB -- python3 -m my_server
 
 In a host config (Claude Desktop, Cursor, VS Code), put `mcp-guard` as the command and
-`run`, `--`, then the original command and its arguments as the args.
+`run`, its options, `--`, then the original command and its arguments as the args.
+What the sandbox could not enforce on this kernel is said once on stderr; `--require` makes
+that fatal. Decisions are logged as JSON lines to $XDG_STATE_HOME/mcp-guard/audit.jsonl
+(`--audit-log`, `--no-audit`).
 
 Exit status: the server's own status (128+N when it died of signal N); 2 when mcp-guard itself
 could not understand its arguments or policy, 126 when the server could not be started (the
