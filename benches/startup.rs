@@ -1,0 +1,294 @@
+//! Start-up benchmark: time from spawn to the first `initialize` answer, for the same fast
+//! server (`echo-server`) started
+//! - directly (plain exec),
+//! - under `bwrap` (bubblewrap, a read-only bind of `/` and new namespaces), when installed,
+//! - under `mcp-guard run --allow-unsandboxed` (relay and firewall, no sandbox),
+//! - under `mcp-guard run` (the default sandbox: landlock, seccomp, limits),
+//! - under `mcp-guard run` with the audit log written to a file,
+//!
+//! measured in alternation (one of each per round, so load bursts hit all alike), median and
+//! p90 over N rounds. Also the cost of starting the guard binary at all (`mcp-guard --version`)
+//! and, with `--strace`, one traced start with the time of each step (exec of the supervisor,
+//! landlock, seccomp, exec of the server, first answer).
+//!
+//! ```text
+//! cargo build --release --workspace && cargo bench --bench startup            # 40 rounds
+//! cargo build --release --workspace && cargo bench --bench startup -- --rounds=10 --strace
+//! ```
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const INIT: &[u8] = b"{\"jsonrpc\":\"2.0\",\"id\":0,\"method\":\"initialize\",\"params\":{\"protocolVersion\":\"2025-06-18\",\
+\"capabilities\":{},\"clientInfo\":{\"name\":\"bench\",\"version\":\"0\"}}}\n";
+
+struct Variant {
+    name: &'static str,
+    argv: Vec<String>,
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let rounds: usize = args
+        .iter()
+        .find_map(|a| a.strip_prefix("--rounds="))
+        .map(|n| n.parse().expect("--rounds=N"))
+        .unwrap_or(40);
+    let guard = PathBuf::from(env!("CARGO_BIN_EXE_mcp-guard"));
+    let echo = guard.with_file_name("echo-server");
+    if !echo.exists() {
+        eprintln!(
+            "{} is missing: cargo build --release --workspace && cargo bench --bench startup",
+            echo.display()
+        );
+        std::process::exit(2);
+    }
+    let scratch = std::env::temp_dir().join(format!("mcp-guard-startup-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch).expect("scratch dir");
+    let audit = scratch.join("audit.jsonl");
+    let (g, e) = (guard.display().to_string(), echo.display().to_string());
+    let mut variants = vec![Variant {
+        name: "plain exec",
+        argv: vec![e.clone()],
+    }];
+    let bwrap = bwrap_argv(&e);
+    match &bwrap {
+        Ok(argv) => variants.push(Variant {
+            name: "bwrap",
+            argv: argv.clone(),
+        }),
+        Err(why) => println!("bwrap: not measured ({why})"),
+    }
+    let run = |extra: &[&str]| -> Vec<String> {
+        let mut v = vec![g.clone(), "run".into()];
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v.extend(["--".into(), e.clone()]);
+        v
+    };
+    variants.push(Variant {
+        name: "guard --allow-unsandboxed",
+        argv: run(&["--allow-unsandboxed", "--no-audit"]),
+    });
+    variants.push(Variant {
+        name: "guard (sandboxed)",
+        argv: run(&["--no-audit"]),
+    });
+    let audit_arg = audit.display().to_string();
+    variants.push(Variant {
+        name: "guard (sandboxed, audit)",
+        argv: run(&["--audit-log", &audit_arg]),
+    });
+
+    // Each variant must work before it is timed.
+    variants.retain(|v| match start_once(&v.argv) {
+        Ok(_) => true,
+        Err(why) => {
+            println!("{}: not measured ({why})", v.name);
+            false
+        }
+    });
+
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!(
+        "start-up to the first initialize answer, {rounds} alternating rounds; load average {} on {cpus} CPUs",
+        load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+    );
+    let mut times: Vec<Vec<Duration>> = vec![Vec::new(); variants.len()];
+    let mut version = Vec::new();
+    for _ in 0..rounds {
+        for (v, t) in variants.iter().zip(times.iter_mut()) {
+            t.push(start_once(&v.argv).expect("start"));
+        }
+        let t = Instant::now();
+        let ok = Command::new(&guard)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "mcp-guard --version failed");
+        version.push(t.elapsed());
+    }
+    let base = median(&mut times[0].clone());
+    println!();
+    println!(
+        "{:<28} {:>10} {:>10} {:>12}",
+        "", "median", "p90", "over plain"
+    );
+    for (v, t) in variants.iter().zip(times.iter_mut()) {
+        let m = median(t);
+        println!(
+            "{:<28} {:>10} {:>10} {:>12}",
+            v.name,
+            fmt(m),
+            fmt(percentile(t, 0.9)),
+            format!("+{}", fmt(m.saturating_sub(base)))
+        );
+    }
+    println!(
+        "{:<28} {:>10} {:>10}",
+        "mcp-guard --version (exit)",
+        fmt(median(&mut version)),
+        fmt(percentile(&version, 0.9))
+    );
+    let find = |name: &str| {
+        variants
+            .iter()
+            .position(|v| v.name == name)
+            .map(|i| median(&mut times[i].clone()))
+    };
+    if let (Some(unsandboxed), Some(sandboxed)) =
+        (find("guard --allow-unsandboxed"), find("guard (sandboxed)"))
+    {
+        println!();
+        println!(
+            "sandbox setup over a plain exec: +{} (whole guard, sandboxed, vs plain exec)",
+            fmt(sandboxed.saturating_sub(base))
+        );
+        println!(
+            "  of which the relay process:    +{} (--allow-unsandboxed vs plain exec)",
+            fmt(unsandboxed.saturating_sub(base))
+        );
+        println!(
+            "  of which the sandbox:          +{} (sandboxed vs --allow-unsandboxed)",
+            fmt(sandboxed.saturating_sub(unsandboxed))
+        );
+    }
+    if args.iter().any(|a| a == "--strace") {
+        strace_breakdown(&run(&["--no-audit"]), &scratch);
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+}
+
+/// bwrap with a read-only `/`, fresh /dev and /proc and every namespace unshared (the usual
+/// way to sandbox a command with it); `Err` says why it cannot run here.
+fn bwrap_argv(server: &str) -> Result<Vec<String>, String> {
+    let path = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .map(|d| d.join("bwrap"))
+        .find(|p| p.exists())
+        .ok_or("not installed (apt-get install bubblewrap)")?;
+    let argv: Vec<String> = [
+        path.display().to_string().as_str(),
+        "--ro-bind",
+        "/",
+        "/",
+        "--dev",
+        "/dev",
+        "--proc",
+        "/proc",
+        "--unshare-all",
+        "--die-with-parent",
+        "--",
+        server,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    start_once(&argv).map_err(|e| format!("fails here: {e}"))?;
+    Ok(argv)
+}
+
+/// Spawn `argv`, send `initialize`, wait for the answer; the time to it. Then close stdin and
+/// reap (not timed).
+fn start_once(argv: &[String]) -> Result<Duration, String> {
+    let t = Instant::now();
+    let mut child = Command::new(&argv[0])
+        .args(&argv[1..])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("spawn: {e}"))?;
+    let mut stdin = child.stdin.take().expect("stdin");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    stdin.write_all(INIT).map_err(|e| format!("write: {e}"))?;
+    let mut line = String::new();
+    let read = stdout.read_line(&mut line);
+    let elapsed = t.elapsed();
+    drop(stdin);
+    let mut stderr = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        use std::io::Read;
+        let _ = e.read_to_string(&mut stderr);
+    }
+    let _ = child.wait();
+    match read {
+        Ok(n) if n > 0 && line.contains("\"result\"") => Ok(elapsed),
+        _ => Err(format!(
+            "no initialize answer; stderr: {}",
+            stderr.lines().take(3).collect::<Vec<_>>().join(" | ")
+        )),
+    }
+}
+
+/// One start under `strace -f -ttt`: when each step happened, from the first exec.
+fn strace_breakdown(argv: &[String], scratch: &Path) {
+    let log = scratch.join("strace.log");
+    let mut cmd = vec![
+        "strace".to_string(),
+        "-f".into(),
+        "-ttt".into(),
+        "-e".into(),
+        "trace=execve,clone,clone3,landlock_create_ruleset,landlock_restrict_self,seccomp,prlimit64,setrlimit,write,read".into(),
+        "-o".into(),
+        log.display().to_string(),
+    ];
+    cmd.extend(argv.iter().cloned());
+    if let Err(e) = start_once(&cmd) {
+        println!("\nstrace breakdown: not available ({e})");
+        return;
+    }
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let mut first: Option<f64> = None;
+    println!("\none start under strace (times slowed by tracing; the order and the gaps are what count):");
+    let mut shown = 0;
+    for line in text.lines() {
+        let line = line.trim_start();
+        let Some((pid, rest)) = line.split_once(' ') else {
+            continue;
+        };
+        let Some((ts, call)) = rest.trim_start().split_once(' ') else {
+            continue;
+        };
+        let Ok(ts) = ts.parse::<f64>() else { continue };
+        let t0 = *first.get_or_insert(ts);
+        let interesting = call.starts_with("execve")
+            || call.starts_with("landlock")
+            || call.starts_with("seccomp")
+            || call.starts_with("clone")
+            || call.starts_with("prlimit64")
+            || call.starts_with("setrlimit")
+            || (call.starts_with("write(1,") && call.contains("result"))
+            || (call.starts_with("read(0,") && call.contains("initialize"));
+        if interesting && shown < 60 {
+            let short: String = call.chars().take(90).collect();
+            println!("  {:>9.3} ms  pid {pid:<7} {short}", (ts - t0) * 1e3);
+            shown += 1;
+        }
+    }
+}
+
+fn median(t: &mut [Duration]) -> Duration {
+    t.sort();
+    percentile(t, 0.5)
+}
+
+fn percentile(t: &[Duration], q: f64) -> Duration {
+    let mut v = t.to_vec();
+    v.sort();
+    if v.is_empty() {
+        return Duration::ZERO;
+    }
+    v[((v.len() - 1) as f64 * q).round() as usize]
+}
+
+fn fmt(d: Duration) -> String {
+    let us = d.as_secs_f64() * 1e6;
+    if us < 1000.0 {
+        format!("{us:.0} µs")
+    } else {
+        format!("{:.2} ms", us / 1000.0)
+    }
+}
