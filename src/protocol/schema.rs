@@ -8,9 +8,9 @@
 //! relay's thread at start-up, and [`Schemas::get`] waits for (or does) that one compilation.
 
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
-use jsonschema::ValidatorMap;
+use jsonschema::Validator;
 use serde_json::Value;
 
 use super::version::KNOWN_VERSIONS;
@@ -65,8 +65,13 @@ struct MethodShape {
 /// One protocol version's compiled schema.
 pub struct VersionSchema {
     pub version: &'static str,
-    map: ValidatorMap,
+    /// The vendored document, with its known faults patched.
+    doc: Value,
     methods: HashMap<String, MethodShape>,
+    /// Validators by definition pointer, each compiled once, on first use: compiling one
+    /// definition takes a fraction of a millisecond, the whole document tens of milliseconds
+    /// that every session would otherwise wait for before its first message.
+    validators: Mutex<HashMap<String, Option<Arc<Validator>>>>,
 }
 
 impl std::fmt::Debug for VersionSchema {
@@ -85,18 +90,65 @@ impl VersionSchema {
             serde_json::from_str(text).map_err(|source| SchemaError::Json { version, source })?;
         tolerate_known_faults(&mut doc);
         let methods = method_shapes(&doc).ok_or(SchemaError::NoDefinitions { version })?;
-        let map = jsonschema::options()
-            .should_validate_formats(false)
-            .build_map(&doc)
-            .map_err(|e| SchemaError::Compile {
-                version,
-                message: e.to_string(),
-            })?;
         Ok(VersionSchema {
             version,
-            map,
+            doc,
             methods,
+            validators: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The validator of the definition at `pointer` (`#/$defs/Name/...`), compiled on first use.
+    fn validator(&self, pointer: &str) -> Option<Arc<Validator>> {
+        let mut cache = self.validators.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(known) = cache.get(pointer) {
+            return known.clone();
+        }
+        let built = self.build(pointer).map(Arc::new);
+        cache.insert(pointer.to_owned(), built.clone());
+        built
+    }
+
+    /// Compile one definition: a root that refers to it and carries the document's definitions,
+    /// so that every `$ref` inside resolves.
+    fn build(&self, pointer: &str) -> Option<Validator> {
+        let (key, defs) = definitions(&self.doc)?;
+        let mut root = serde_json::Map::new();
+        if let Some(draft) = self.doc.get("$schema") {
+            root.insert("$schema".into(), draft.clone());
+        }
+        root.insert("$ref".into(), Value::String(pointer.to_owned()));
+        root.insert(key.into(), Value::Object(defs.clone()));
+        match jsonschema::options()
+            .should_validate_formats(false)
+            .build(&Value::Object(root))
+        {
+            Ok(validator) => Some(validator),
+            Err(e) => {
+                tracing::error!(
+                    version = self.version,
+                    pointer,
+                    "schema definition does not compile: {e}"
+                );
+                None
+            }
+        }
+    }
+
+    /// Compile the validators most sessions need, ahead of their first use.
+    fn warm(&self) {
+        for method in [
+            "initialize",
+            "tools/list",
+            "tools/call",
+            "notifications/initialized",
+        ] {
+            if let Some(shape) = self.methods.get(method) {
+                for pointer in shape.params.iter().chain(shape.result.iter()) {
+                    let _ = self.validator(pointer);
+                }
+            }
+        }
     }
 
     /// Whether this version defines `method`.
@@ -125,7 +177,7 @@ impl VersionSchema {
     }
 
     fn check(&self, pointer: &str, value: &Value, what: &str) -> Check {
-        let Some(validator) = self.map.get(pointer) else {
+        let Some(validator) = self.validator(pointer) else {
             return Check::Unchecked;
         };
         match validator.validate(value) {
@@ -148,25 +200,27 @@ impl Schemas {
         })
     }
 
-    /// Compile every version now, on this thread (tests, benchmarks).
+    /// Load every version and compile its common validators now, on this thread (tests,
+    /// benchmarks).
     pub fn compile_all(&self) {
         for version in KNOWN_VERSIONS {
-            let _ = self.get(version);
+            if let Some(schema) = self.get(version) {
+                schema.warm();
+            }
         }
     }
 
-    /// Compile every version on a background thread, `first` first (the version most likely
-    /// in force), so the relay never waits unless a message arrives before its version is ready.
+    /// Load `first` (the version most likely in force) and compile its common validators on a
+    /// background thread, so the first messages rarely wait; the rest compile on first use.
     pub fn warm_in_background(self: &Arc<Self>, first: Option<&str>) {
         let schemas = Arc::clone(self);
         let first = first.map(str::to_owned);
         let spawned = std::thread::Builder::new()
             .name("mcp-guard-schemas".into())
             .spawn(move || {
-                if let Some(v) = first {
-                    let _ = schemas.get(&v);
+                if let Some(schema) = first.and_then(|v| schemas.get(&v)) {
+                    schema.warm();
                 }
-                schemas.compile_all();
             });
         if let Err(e) = spawned {
             tracing::debug!("schemas compile on first use (no thread: {e})");
@@ -293,13 +347,15 @@ mod tests {
         for version in KNOWN_VERSIONS {
             let schema = schemas.get(version).expect(version);
             assert!(schema.knows("tools/call"), "{version}");
-            assert!(
-                schema
-                    .map
-                    .get(schema.methods["tools/call"].result.as_deref().unwrap())
-                    .is_some(),
-                "{version}: no result validator"
-            );
+            // Every definition the relay may use compiles (they compile lazily in a session).
+            for (method, shape) in &schema.methods {
+                for pointer in shape.params.iter().chain(shape.result.iter()) {
+                    assert!(
+                        schema.validator(pointer).is_some(),
+                        "{version} {method} {pointer}"
+                    );
+                }
+            }
         }
     }
 
