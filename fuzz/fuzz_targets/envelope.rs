@@ -32,7 +32,10 @@ fn round_trip(m: &Message<'_>) {
     }
     // What the relay forwards is JSON: a generic parser must accept it too.
     if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&out) {
-        panic!("forwarded line is not JSON ({e}): {}", String::from_utf8_lossy(&out));
+        panic!(
+            "forwarded line is not JSON ({e}): {}",
+            String::from_utf8_lossy(&out)
+        );
     }
 }
 

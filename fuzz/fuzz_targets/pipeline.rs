@@ -39,7 +39,10 @@ const VERSIONS: &[Option<&str>] = &[
 
 fn firewall() -> Firewall {
     let layer = parse_policy("representative-policy.toml", POLICY).expect("policy parses");
-    let merged = merge(vec![(Origin::File("representative-policy.toml".into()), layer)]);
+    let merged = merge(vec![(
+        Origin::File("representative-policy.toml".into()),
+        layer,
+    )]);
     let options = Options {
         compile_schemas_in_background: false,
         ..Options::default()

@@ -22,15 +22,27 @@ fuzz_target!(|text: &str| {
     ]);
     let p = &merged.policy;
     for d in &base.filesystem.deny {
-        assert!(p.filesystem.deny.iter().any(|x| x.value == d.value), "fs deny dropped");
+        assert!(
+            p.filesystem.deny.iter().any(|x| x.value == d.value),
+            "fs deny dropped"
+        );
     }
     for d in &base.tools.deny {
-        assert!(p.tools.deny.iter().any(|x| x.value == d.value), "tools deny dropped");
+        assert!(
+            p.tools.deny.iter().any(|x| x.value == d.value),
+            "tools deny dropped"
+        );
     }
     for d in &base.launch.deny {
-        assert!(p.launch.deny.iter().any(|x| x.value == d.value), "launch deny dropped");
+        assert!(
+            p.launch.deny.iter().any(|x| x.value == d.value),
+            "launch deny dropped"
+        );
     }
     for d in &base.syscalls.deny {
-        assert!(p.syscalls.deny.iter().any(|x| x.value == d.value), "syscall deny dropped");
+        assert!(
+            p.syscalls.deny.iter().any(|x| x.value == d.value),
+            "syscall deny dropped"
+        );
     }
 });

@@ -23,7 +23,11 @@ impl<'a> Chunked<'a> {
         Chunked {
             data,
             pos: 0,
-            sizes: if sizes.is_empty() { vec![usize::MAX] } else { sizes },
+            sizes: if sizes.is_empty() {
+                vec![usize::MAX]
+            } else {
+                sizes
+            },
             next: 0,
         }
     }
@@ -95,7 +99,10 @@ pub fn frames(data: &[u8], sizes: Vec<usize>, max_line: usize) -> Vec<Owned> {
 pub enum Expected<'a> {
     Line(&'a [u8]),
     /// `raw` is the line with its `\r`, if it had one.
-    Oversize { line: &'a [u8], raw: &'a [u8] },
+    Oversize {
+        line: &'a [u8],
+        raw: &'a [u8],
+    },
     /// The unterminated rest (never oversize: that is reported as `Oversize` then `Eof(None)`).
     Eof(Option<&'a [u8]>),
 }
