@@ -4,6 +4,8 @@
 //! A cheap literal pre-filter runs over the raw JSON text; only a message that may hold a
 //! secret is parsed and walked string by string.
 
+use std::sync::OnceLock;
+
 use regex::{Regex, RegexSet};
 use serde_json::Value;
 
@@ -111,7 +113,10 @@ struct Rule {
 
 #[derive(Debug, Default)]
 pub struct Redactor {
-    rules: Vec<Rule>,
+    /// kind → pattern, compiled into `rules` on first use: compiling them all costs several
+    /// milliseconds at start-up, and most sessions never carry anything the triggers flag.
+    sources: Vec<(String, String)>,
+    rules: OnceLock<Vec<Rule>>,
     allow: Vec<Regex>,
     builtin_trigger: Option<Regex>,
     /// Look for `user:password@` after a `://`.
@@ -133,20 +138,18 @@ impl Redactor {
                 source,
             })
         };
-        let mut rules = Vec::new();
+        let mut sources: Vec<(String, String)> = Vec::new();
         if builtin {
-            for (kind, re) in BUILTIN {
-                rules.push(Rule {
-                    kind: (*kind).to_owned(),
-                    re: compile(kind, re)?,
-                });
-            }
+            sources.extend(
+                BUILTIN
+                    .iter()
+                    .map(|(k, re)| ((*k).to_owned(), (*re).to_owned())),
+            );
         }
         for (kind, re) in patterns {
-            rules.push(Rule {
-                kind: kind.clone(),
-                re: compile(kind, re)?,
-            });
+            // The policy's own patterns are checked now, so a typo is an error at start-up.
+            compile(kind, re)?;
+            sources.push((kind.clone(), re.clone()));
         }
         let allow = allow
             .iter()
@@ -166,7 +169,8 @@ impl Redactor {
             })
             .transpose()?;
         Ok(Redactor {
-            rules,
+            sources,
+            rules: OnceLock::new(),
             allow,
             builtin_trigger,
             connection_strings,
@@ -175,7 +179,22 @@ impl Redactor {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.rules.is_empty()
+        self.sources.is_empty()
+    }
+
+    fn rules(&self) -> &[Rule] {
+        self.rules.get_or_init(|| {
+            // Built-ins are checked by a unit test, the policy's patterns in `new`.
+            self.sources
+                .iter()
+                .filter_map(|(kind, re)| {
+                    Regex::new(re).ok().map(|re| Rule {
+                        kind: kind.clone(),
+                        re,
+                    })
+                })
+                .collect()
+        })
     }
 
     /// Whether the raw JSON text may hold a secret (false: no need to parse it).
@@ -224,7 +243,7 @@ impl Redactor {
     /// `text` with its secrets replaced; `None` when there were none.
     pub fn redact_str(&self, text: &str, kinds: &mut Vec<String>) -> Option<String> {
         let mut current: Option<String> = None;
-        for rule in &self.rules {
+        for rule in self.rules() {
             let source = current.as_deref().unwrap_or(text);
             if !rule.re.is_match(source) {
                 continue;
@@ -264,6 +283,13 @@ mod tests {
     fn redact(r: &Redactor, text: &str) -> String {
         r.redact_str(text, &mut Vec::new())
             .unwrap_or_else(|| text.to_owned())
+    }
+
+    #[test]
+    fn builtin_patterns_compile() {
+        for (kind, re) in BUILTIN {
+            assert!(Regex::new(re).is_ok(), "{kind}");
+        }
     }
 
     #[test]
