@@ -50,10 +50,8 @@ pub fn normalize(uri: &str) -> Result<String, UriError> {
     let decoded = percent_decode(rest)?;
     check_raw(&decoded)?;
     let lower = decoded.to_ascii_lowercase();
-    if ["%2e", "%2f", "%5c", "%00", "%25"]
-        .iter()
-        .any(|e| lower.contains(e))
-    {
+    // Anything still escaped after one decoding (`%252e`, `%25+2e`) is meant for a second one.
+    if lower.contains('%') {
         return Err(UriError::DoubleEncoded);
     }
     // Only the path (before any query or fragment) is a path.
@@ -86,6 +84,10 @@ fn percent_decode(text: &str) -> Result<String, UriError> {
     while i < bytes.len() {
         if bytes[i] == b'%' {
             let hex = bytes.get(i + 1..i + 3).ok_or(UriError::BadEscape)?;
+            // Exactly two hex digits: `from_str_radix` would also take a sign (`%+2e`).
+            if !hex.iter().all(u8::is_ascii_hexdigit) {
+                return Err(UriError::BadEscape);
+            }
             let hex = std::str::from_utf8(hex).map_err(|_| UriError::BadEscape)?;
             out.push(u8::from_str_radix(hex, 16).map_err(|_| UriError::BadEscape)?);
             i += 3;
