@@ -132,11 +132,6 @@ pub fn expected(data: &[u8], max_line: usize) -> Vec<Expected<'_>> {
     out
 }
 
-fn strict_framing() -> bool {
-    static STRICT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *STRICT.get_or_init(|| std::env::var_os("FUZZ_STRICT_FRAMING").is_some_and(|v| v == "1"))
-}
-
 /// Panics (with a description) unless `got` is what the contract says for `data`.
 pub fn check_frames(data: &[u8], max_line: usize, got: &[Owned]) {
     let want = expected(data, max_line);
@@ -160,11 +155,6 @@ pub fn check_frames(data: &[u8], max_line: usize, got: &[Owned]) {
                 assert!(raw.starts_with(head), "frame {i}: head is not a prefix");
                 assert!(line.ends_with(tail), "frame {i}: tail is not a suffix");
             }
-            // Known (tests/prop_framing.rs, ignored test `line_at_the_cap_with_crlf_split_
-            // between_reads`): a line of exactly the cap whose `\r` ends a read is refused as
-            // oversize. Tolerated so fuzzing goes on; `FUZZ_STRICT_FRAMING=1` turns it back on.
-            (Owned::Oversize { .. }, Expected::Line(w))
-                if w.len() == max_line && !strict_framing() => {}
             _ => panic!("frame {i}: got {g:?}, want {w:?} (cap {max_line})"),
         }
     }
