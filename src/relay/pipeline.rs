@@ -71,77 +71,67 @@ impl Judged {
 impl Relay {
     /// Relay the host's input until it ends (EOF or read error).
     pub async fn pump_host<R: AsyncRead + Unpin>(&self, input: R) {
-        let mut reader = LineReader::new(input, self.max_message_bytes);
-        let mut scratch = Vec::with_capacity(64 * 1024);
-        loop {
-            let frame = match reader.next_frame().await {
-                Ok(frame) => frame,
-                Err(e) => {
-                    tracing::warn!("reading from the host failed: {e}");
-                    break;
-                }
-            };
-            match frame {
-                Frame::Line(line) => self.relay_line(Side::Host, line, &mut scratch).await,
-                Frame::Oversize { len, head, tail } => {
-                    let id = recover_id(&head, &tail);
-                    let message = format!(
-                        "Invalid Request: message of {len} bytes exceeds the limit of {} bytes (mcp-guard --max-message-bytes)",
-                        self.max_message_bytes
-                    );
-                    tracing::warn!(len, id = ?id, "oversize message from the host refused");
-                    self.audit.invalid(Direction::HostToServer, &message);
-                    self.reply(
-                        Side::Host,
-                        &error_response(id.as_ref(), codes::INVALID_REQUEST, &message),
-                    )
-                    .await;
-                }
-                Frame::Eof { partial } => {
-                    if let Some(line) = partial {
-                        self.relay_line(Side::Host, line, &mut scratch).await;
-                    }
-                    break;
-                }
-            }
-            if !reader.has_buffered_line() {
-                let _ = self.to_server.flush().await;
-            }
-        }
-        let _ = self.to_server.flush().await;
+        self.pump(Side::Host, input).await;
     }
 
     /// Relay the server's output until it ends.
     pub async fn pump_server<R: AsyncRead + Unpin>(&self, output: R) {
-        let mut reader = LineReader::new(output, self.max_message_bytes);
+        self.pump(Side::Server, output).await;
+    }
+
+    /// Relay what `from` writes, line by line, until it ends. Output to the other side is
+    /// flushed whenever the input pauses (no complete line buffered), so bursts are written in
+    /// large chunks and a lone message goes out at once.
+    async fn pump<R: AsyncRead + Unpin>(&self, from: Side, input: R) {
+        let mut reader = LineReader::new(input, self.max_message_bytes);
         let mut scratch = Vec::with_capacity(64 * 1024);
+        let to = self.output(from.other());
         loop {
             let frame = match reader.next_frame().await {
                 Ok(frame) => frame,
                 Err(e) => {
-                    tracing::warn!("reading from the server failed: {e}");
+                    tracing::warn!("reading from the {from:?} failed: {e}");
                     break;
                 }
             };
             match frame {
-                Frame::Line(line) => self.relay_line(Side::Server, line, &mut scratch).await,
-                Frame::Oversize { len, head, tail } => {
-                    self.server_oversize(len, &head, &tail).await
-                }
+                Frame::Line(line) => self.relay_line(from, line, &mut scratch).await,
+                Frame::Oversize { len, head, tail } => match from {
+                    Side::Host => self.host_oversize(len, &head, &tail).await,
+                    Side::Server => self.server_oversize(len, &head, &tail).await,
+                },
                 Frame::Eof { partial } => {
                     if let Some(line) = partial {
                         // Forwarded only if it is a whole valid message (relay_line checks).
-                        tracing::warn!(bytes = line.len(), "server output ended without a newline");
-                        self.relay_line(Side::Server, line, &mut scratch).await;
+                        tracing::warn!(
+                            bytes = line.len(),
+                            "input from the {from:?} ended without a newline"
+                        );
+                        self.relay_line(from, line, &mut scratch).await;
                     }
                     break;
                 }
             }
             if !reader.has_buffered_line() {
-                let _ = self.to_host.flush().await;
+                let _ = to.flush().await;
             }
         }
-        let _ = self.to_host.flush().await;
+        let _ = to.flush().await;
+    }
+
+    async fn host_oversize(&self, len: u64, head: &[u8], tail: &[u8]) {
+        let id = recover_id(head, tail);
+        let message = format!(
+            "Invalid Request: message of {len} bytes exceeds the limit of {} bytes (mcp-guard --max-message-bytes)",
+            self.max_message_bytes
+        );
+        tracing::warn!(len, id = ?id, "oversize message from the host refused");
+        self.audit.invalid(Direction::HostToServer, &message);
+        self.reply(
+            Side::Host,
+            &error_response(id.as_ref(), codes::INVALID_REQUEST, &message),
+        )
+        .await;
     }
 
     /// One line from `from`: frame → envelope → tracking → firewall → audit → the other side.
