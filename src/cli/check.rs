@@ -15,7 +15,9 @@ pub struct CheckArgs {
 /// Exit status: 0 when `run` would enforce every layer by default, 1 when some layer would be
 /// missing (the text says which and why).
 pub fn execute(args: CheckArgs) -> anyhow::Result<ExitCode> {
-    let probe = probe::probe();
+    // What no policy means: the built-in layer and the `default` profile.
+    let config = super::policy_args::PolicyArgs::default().resolve_sandbox_config()?;
+    let probe = probe::probe(&config);
     let text = if args.json {
         serde_json::to_string_pretty(&probe)? + "\n"
     } else {

@@ -84,12 +84,14 @@ pub struct LayerOutcome {
 }
 
 /// Measure everything. Creates and removes a throwaway cgroup.
-pub fn probe() -> Probe {
+/// Probe the kernel, and say what `run` would enforce with `config` (the resolved default
+/// policy, for `mcp-guard check`).
+pub fn probe(config: &SandboxConfig) -> Probe {
     let landlock = probe_landlock();
     let seccomp = probe_seccomp();
     let (cgroups, coverage) = probe_cgroups();
     let identity = probe_identity();
-    let default_run = default_run(&landlock, &seccomp, coverage, &identity);
+    let default_run = default_run(config, &landlock, &seccomp, coverage, &identity);
     Probe {
         os: std::env::consts::OS,
         arch: std::env::consts::ARCH,
@@ -105,12 +107,12 @@ pub fn probe() -> Probe {
 }
 
 fn default_run(
+    config: &SandboxConfig,
     landlock: &LandlockProbe,
     seccomp: &SeccompProbe,
     coverage: CgroupCoverage,
     identity: &Identity,
 ) -> DefaultRun {
-    let config = SandboxConfig::default();
     let mut layers = Vec::new();
     let abi = landlock.abi.unwrap_or(0);
     let landlock_missing = landlock
