@@ -144,7 +144,7 @@ fn default_run(
             detail,
         });
     }
-    let (enforced, detail) = match (seccomp.filter_available, default_filter_summary(&config)) {
+    let (enforced, detail) = match (seccomp.filter_available, default_filter_summary(config)) {
         (true, Ok(summary)) => (true, summary),
         (false, _) => (
             false,
