@@ -223,7 +223,9 @@ fn record(
             // With the network off, seccomp refuses unix and inet sockets outright, closing the
             // socket gaps of older ABIs (if seccomp fails, its own report says what stays open).
             let offline = report_offline(report);
-            report.partial.push((layer, missing(layer, abi, offline)));
+            if let Some(gaps) = missing(layer, abi, offline) {
+                report.partial.push((layer, gaps));
+            }
         }
         RulesetStatus::NotEnforced => {
             let reason = unavailable(layer, &status.landlock);
@@ -237,9 +239,9 @@ fn record(
 }
 
 /// What a partially enforced layer leaves open on a kernel with landlock `abi`.
-fn missing(layer: Layer, abi: Option<ABI>, offline: bool) -> String {
+fn missing(layer: Layer, abi: Option<ABI>, offline: bool) -> Option<String> {
     let Some(abi) = abi else {
-        return "the kernel's landlock ABI is unknown".into();
+        return Some("the kernel's landlock ABI is unknown".into());
     };
     let gaps: &[(ABI, &str)] = match layer {
         Layer::Landlock => &[
@@ -261,10 +263,16 @@ fn missing(layer: Layer, abi: Option<ABI>, offline: bool) -> String {
         .map(|(_, what)| *what)
         .collect();
     if open.is_empty() {
-        format!("landlock ABI {abi} does not support every requested right")
-    } else {
-        format!("landlock ABI {abi}: {}", open.join("; "))
+        // Only gaps seccomp covers (the network is off): nothing is left open.
+        return if offline {
+            None
+        } else {
+            Some(format!(
+                "landlock ABI {abi} does not support every requested right"
+            ))
+        };
     }
+    Some(format!("landlock ABI {abi}: {}", open.join("; ")))
 }
 
 /// Why a layer could not be enforced at all, with what to do about it.
