@@ -28,16 +28,17 @@ fn ids_pass_through_exactly() {
             .assert_result(raw_id);
         assert_eq!(text, "ok");
     }
-    // Escapes may be normalised on the way (same JSON string value), never altered.
+    // A string id written with escapes comes back with the same escapes, byte for byte.
     let raw_id = r#""with \"quotes\", \\ and \u00e9 \ud83d\ude00""#;
     guard.call(raw_id, "ok", json!({}));
     let answer = guard.recv();
     assert_eq!(
-        answer.json()["id"],
-        "with \"quotes\", \\ and é 😀",
+        answer.raw_id().as_deref(),
+        Some(raw_id),
         "{}",
         answer.short()
     );
+    assert_eq!(answer.json()["id"], "with \"quotes\", \\ and é 😀");
 }
 
 #[test]

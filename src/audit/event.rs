@@ -49,7 +49,7 @@ pub fn kind_of(message: &Message<'_>) -> &'static str {
 /// A request id as audit text (numbers as digits, strings as they are).
 pub fn id_text(id: &RequestId) -> &str {
     match id {
-        RequestId::Number(d) | RequestId::String(d) => d,
+        RequestId::Number(d) | RequestId::String(d) | RequestId::Escaped(d, _) => d,
     }
 }
 

@@ -26,11 +26,15 @@ pub mod codes {
 }
 
 /// A request id exactly as it appeared on the wire. Strings and integers never compare equal
-/// (`1` is not `"1"`), and integers keep their digits (no float rounding of big ids).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// (`1` is not `"1"`), integers keep their digits (no float rounding of big ids), and a string
+/// written with escapes (`"a\u00e9"`) is written back with the same escapes, while it still
+/// matches the same id written plainly (`"aé"`).
+#[derive(Debug, Clone)]
 pub enum RequestId {
     Number(String),
     String(String),
+    /// A string id whose JSON text had escapes: the decoded value and the original text.
+    Escaped(String, Box<str>),
 }
 
 impl RequestId {
@@ -39,9 +43,14 @@ impl RequestId {
         let text = raw.get();
         let bytes = text.as_bytes();
         match bytes.first()? {
-            b'"' => serde_json::from_str::<String>(text)
-                .ok()
-                .map(RequestId::String),
+            b'"' => {
+                let value = serde_json::from_str::<String>(text).ok()?;
+                Some(if bytes.contains(&b'\\') {
+                    RequestId::Escaped(value, text.into())
+                } else {
+                    RequestId::String(value)
+                })
+            }
             b'-' | b'0'..=b'9' => {
                 let digits = text.strip_prefix('-').unwrap_or(text);
                 (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
@@ -55,8 +64,31 @@ impl RequestId {
     pub fn to_json(&self) -> Cow<'_, str> {
         match self {
             RequestId::Number(digits) => Cow::Borrowed(digits),
+            RequestId::Escaped(_, raw) => Cow::Borrowed(raw),
             RequestId::String(s) => Cow::Owned(serde_json::to_string(s).unwrap_or_default()),
         }
+    }
+
+    /// What identifies the id: its kind and value (escapes do not matter).
+    fn key(&self) -> (bool, &str) {
+        match self {
+            RequestId::Number(digits) => (false, digits),
+            RequestId::String(s) | RequestId::Escaped(s, _) => (true, s),
+        }
+    }
+}
+
+impl PartialEq for RequestId {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl Eq for RequestId {}
+
+impl std::hash::Hash for RequestId {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.key().hash(state);
     }
 }
 
@@ -420,6 +452,19 @@ mod tests {
             reserialise(r#"{"jsonrpc":"2.0","id":"007","result":{"a": [1, 2.50]}}"#),
             r#"{"jsonrpc":"2.0","id":"007","result":{"a": [1, 2.50]}}"#
         );
+    }
+
+    #[test]
+    fn envelope_keeps_escaped_string_ids_and_matches_them_plainly() {
+        let line = r#"{"jsonrpc":"2.0","id":"a\u00e9","method":"ping"}"#;
+        assert_eq!(
+            reserialise(line),
+            r#"{"jsonrpc":"2.0","id":"a\u00e9","method":"ping"}"#
+        );
+        let escaped =
+            RequestId::from_raw(&RawValue::from_string(r#""a\u00e9""#.into()).expect("raw"));
+        let plain = RequestId::from_raw(&RawValue::from_string("\"aé\"".into()).expect("raw"));
+        assert_eq!(escaped, plain);
     }
 
     #[test]
