@@ -169,11 +169,11 @@ impl Relay {
         match parsed {
             Parsed::Single(message) => self.judge(from, &message, scratch, &mut judged),
             Parsed::Batch(items) => {
-                let version = self.session.borrow().version.clone();
-                if !allows_batches(version.as_deref()) {
+                let version = self.session.borrow().version;
+                if !allows_batches(version) {
                     let message = format!(
                         "Invalid Request: JSON-RPC batches are not allowed in MCP protocol version {}",
-                        version.as_deref().unwrap_or("(none negotiated yet)")
+                        version.unwrap_or("(none negotiated yet)")
                     );
                     tracing::warn!(from = ?from, "refused a batch: {message}");
                     if from == Side::Host {
@@ -245,10 +245,11 @@ impl Relay {
                 Err(reply) => return judged.reply_to_sender(reply),
             }
         }
-        let version = self.session.borrow().version.clone();
+        // The version is one of the known &'static strs: no allocation per message.
+        let version = self.session.borrow().version;
         let context = Context {
             direction: from.direction(),
-            version: version.as_deref(),
+            version,
             answered_method: answered.as_deref(),
         };
         let verdict = self.firewall.borrow_mut().inspect(message, &context);

@@ -119,7 +119,7 @@ pub struct Session {
     pub server_requests: InFlight,
     /// The protocol version in force: from `initialize`'s result, or the latest per-request
     /// `_meta` version (2026-07-28 sessions may never initialize).
-    pub version: Option<String>,
+    pub version: Option<&'static str>,
     pub request_timeout: Duration,
 }
 
@@ -135,12 +135,12 @@ impl Session {
 
     /// Note a version the peers declared; unknown versions are logged, not adopted.
     pub fn observe_version(&mut self, version: &str, source: &str) {
-        if self.version.as_deref() == Some(version) {
+        if self.version == Some(version) {
             return;
         }
-        if KNOWN_VERSIONS.contains(&version) {
+        if let Some(known) = KNOWN_VERSIONS.iter().find(|known| **known == version) {
             tracing::debug!(version, source, "protocol version");
-            self.version = Some(version.to_owned());
+            self.version = Some(known);
         } else {
             tracing::warn!(
                 version,
