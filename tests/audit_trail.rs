@@ -107,12 +107,18 @@ fn audit_verify_catches_edits_deletions_and_reordering() {
         std::fs::write(&bad, lines.join("\n") + "\n").unwrap();
         verify(&bad)
     };
+    // Edit a decision. Which line holds the first one depends on whether the sandbox report
+    // reached the guard before the session-start event (else it is an event of its own).
+    let decision = lines
+        .iter()
+        .position(|l| l.contains("\"forward\""))
+        .expect("a forwarded message");
     let mut edited = lines.clone();
-    edited[3] = edited[3].replace("\"forward\"", "\"refuse\"");
-    assert_ne!(edited[3], lines[3]);
+    edited[decision] = edited[decision].replace("\"forward\"", "\"refuse\"");
     let (code, out) = write(&edited);
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains("line 5"), "{out}");
+    // The next line's `prev` no longer matches (lines are numbered from 1).
+    assert!(out.contains(&format!("line {}", decision + 2)), "{out}");
 
     let mut deleted = lines.clone();
     deleted.remove(4);
