@@ -60,8 +60,7 @@ pub fn execute(args: AuditArgs) -> anyhow::Result<ExitCode> {
 
 /// The audit trail for `run`: the policy's `[audit]`, then `--audit-log`, `--no-audit`,
 /// `--metrics-file`, and the pin stage for `--pin`.
-pub fn open_for_run(args: &RunArgs) -> anyhow::Result<Audit> {
-    let eff = args.policy.effective()?;
+pub fn open_for_run(args: &RunArgs, eff: &crate::policy::EffectivePolicy) -> anyhow::Result<Audit> {
     let vars = Vars::from_env(None);
     let mut config = AuditConfig::from_policy(&eff.policy.audit, &eff.policy.redaction, &vars)?;
     if args.no_audit {
@@ -77,7 +76,7 @@ pub fn open_for_run(args: &RunArgs) -> anyhow::Result<Audit> {
     // `-v` turns on debug diagnostics, and with them the counters at exit.
     config.summary = tracing::enabled!(tracing::Level::DEBUG);
     let command = ServerCommand::new(&args.command);
-    let policy_text = crate::policy::show::render(&eff, &vars, Some(&command)).unwrap_or_default();
+    let policy_text = crate::policy::show::render(eff, &vars, Some(&command)).unwrap_or_default();
     let info = SessionInfo {
         command: command.argv.clone(),
         policy_digest: format!(

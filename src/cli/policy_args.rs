@@ -150,7 +150,15 @@ impl PolicyArgs {
     /// not allow, fills `${SERVER_DIR}` and `arg_paths`, creates `[filesystem] create`
     /// directories and logs the warnings. `run` should call this.
     pub fn resolve_for_launch(&self, command: &[OsString]) -> anyhow::Result<Resolved> {
-        let eff = self.effective()?;
+        Self::resolve_effective_for_launch(&self.effective()?, command)
+    }
+
+    /// [`Self::resolve_for_launch`] for a policy already merged (`run` merges it once and
+    /// hands it to the sandbox, the firewall and the audit).
+    pub fn resolve_effective_for_launch(
+        eff: &EffectivePolicy,
+        command: &[OsString],
+    ) -> anyhow::Result<Resolved> {
         let vars = Vars::from_env(None);
         let command = ServerCommand::new(command);
         let mut resolved = eff.resolve(&vars, Some(&command))?;

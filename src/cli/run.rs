@@ -95,7 +95,10 @@ pub fn execute(args: RunArgs) -> anyhow::Result<ExitCode> {
              with the message firewall only"
         );
     }
-    let resolved = args.policy.resolve_for_launch(&args.command)?;
+    // Merged once; the sandbox, the firewall and the audit all read this one policy.
+    let effective = args.policy.effective()?;
+    let resolved =
+        super::policy_args::PolicyArgs::resolve_effective_for_launch(&effective, &args.command)?;
     let mut config = resolved.sandbox;
     config.disabled |= args.allow_unsandboxed;
     let plan =
@@ -121,10 +124,9 @@ pub fn execute(args: RunArgs) -> anyhow::Result<ExitCode> {
         max_blob_bytes: defaults.max_blob_bytes.max(options.max_message_bytes),
         ..defaults
     };
-    let firewall =
-        crate::filter::Firewall::from_policy(&args.policy.effective()?, firewall_options)
-            .context("cannot build the message firewall from the policy")?;
-    let audit = super::audit::open_for_run(&args)?;
+    let firewall = crate::filter::Firewall::from_policy(&effective, firewall_options)
+        .context("cannot build the message firewall from the policy")?;
+    let audit = super::audit::open_for_run(&args, &effective)?;
     let status = crate::relay::run_guarded(plan, options, firewall, audit)?;
     Ok(ExitCode::from(status))
 }

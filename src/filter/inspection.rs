@@ -29,7 +29,7 @@ pub struct Inspection<'i> {
     /// answers (when known).
     pub method: Option<&'i str>,
     /// The protocol version the message is checked against (chosen by the firewall).
-    pub version: Option<String>,
+    pub version: Option<std::borrow::Cow<'static, str>>,
     /// The version came from the message's own `_meta` (not the session's).
     pub version_from_meta: bool,
     /// For a response: what the firewall noted about the request it answers.

@@ -25,6 +25,7 @@ mod server_requests;
 mod tools;
 pub mod uris;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -110,7 +111,7 @@ const STAGES: &[(&str, Stage)] = &[
 #[derive(Debug, Clone, Default)]
 struct Pending {
     /// The version the request was checked against, when it named one in its `_meta`.
-    version: Option<String>,
+    version: Option<Cow<'static, str>>,
     /// `tools/call`: the tool (its result is checked against the tool's `outputSchema`).
     tool: Option<String>,
     /// `tools/list`: the first page (no cursor) starts a fresh listing.
@@ -195,16 +196,20 @@ impl Firewall {
     /// the request it answers, else the session's; `initialize` names its own. (`server/discover`
     /// without a `_meta` version is checked against nothing but the envelope: it may be a probe
     /// sent before any version is agreed.)
-    fn version_of(&self, m: &Inspection<'_>, session: Option<&str>) -> (Option<String>, bool) {
-        use crate::protocol::version::ParamsPeek;
+    fn version_of(
+        &self,
+        m: &Inspection<'_>,
+        session: Option<&str>,
+    ) -> (Option<Cow<'static, str>>, bool) {
+        use crate::protocol::version::{interned, ParamsPeek};
         let raw = m.raw_value();
         if matches!(m.kind, Kind::Request | Kind::Result) && m.method == Some("initialize") {
             if let Some(v) = ParamsPeek::of(raw).protocol_version {
-                return (Some(v.into_owned()), false);
+                return (Some(interned(&v)), false);
             }
         }
         if let Some(v) = ParamsPeek::meta_of(raw).and_then(|meta| meta.protocol_version) {
-            return (Some(v.into_owned()), true);
+            return (Some(interned(&v)), true);
         }
         if matches!(m.kind, Kind::Result | Kind::Error) {
             let answered = m
@@ -214,7 +219,8 @@ impl Firewall {
                 return (Some(v), false);
             }
         }
-        (session.map(str::to_owned), false)
+        // Known versions are static strings: no allocation per message.
+        (session.map(interned), false)
     }
 
     /// Bookkeeping before any rule: the host's capabilities, stale tool listings, and the

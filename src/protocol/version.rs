@@ -17,6 +17,14 @@ pub const KNOWN_VERSIONS: &[&str] = &[
 /// `_meta` key carrying the version per request (2026-07-28, where `initialize` is optional).
 pub const META_PROTOCOL_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
 
+/// `version` as a known version's static string (no allocation), or owned when unknown.
+pub fn interned(version: &str) -> std::borrow::Cow<'static, str> {
+    match KNOWN_VERSIONS.iter().find(|known| **known == version) {
+        Some(known) => std::borrow::Cow::Borrowed(known),
+        None => std::borrow::Cow::Owned(version.to_owned()),
+    }
+}
+
 /// JSON-RPC batches were part of exactly one MCP version.
 pub fn allows_batches(version: Option<&str>) -> bool {
     version == Some("2025-03-26")

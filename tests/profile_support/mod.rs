@@ -1,6 +1,7 @@
-//! Shared by tests/profile_servers.rs and tests/policy_init.rs: the real MCP peers (installed in
-//! tests/peers by `scripts/setup-peers`), SDK client drivers run with a deadline in their own
-//! process group, a private HOME for every run, and a TCP listener that counts connections.
+//! Shared by tests/real_servers.rs, profile_servers.rs and policy_init.rs: the real MCP peers
+//! (installed in tests/peers by `scripts/setup-peers`, checked up to date), SDK client drivers
+//! run with a deadline in their own process group, a private HOME for every run, and a TCP
+//! listener that counts connections.
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
@@ -66,7 +67,35 @@ impl Peers {
              Run `scripts/setup-peers` (or run the tests with `scripts/test`, which does it first).",
             missing.join(", ")
         );
+        peers.assert_up_to_date(
+            "node_modules/.mcp-guard-setup-stamp",
+            &["package.json", "package-lock.json"],
+        );
+        peers.assert_up_to_date(".venv/.mcp-guard-setup-stamp", &["requirements.txt"]);
         peers
+    }
+
+    /// scripts/setup-peers writes `stamp` starting with the SHA-256 of `inputs` concatenated.
+    fn assert_up_to_date(&self, stamp: &str, inputs: &[&str]) {
+        use sha2::{Digest, Sha256};
+        let mut hasher = Sha256::new();
+        for input in inputs {
+            let path = self.dir.join(input);
+            hasher
+                .update(std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())));
+        }
+        let want: String = hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let have = std::fs::read_to_string(self.dir.join(stamp)).unwrap_or_default();
+        assert!(
+            have.starts_with(&format!("{want}-")),
+            "the real MCP peers are out of date (tests/peers/{} changed since they were \
+             installed).\nRun `scripts/setup-peers` (or run the tests with `scripts/test`).",
+            inputs.join(", tests/peers/")
+        );
     }
 
     pub fn node_server(&self, name: &str) -> PathBuf {
