@@ -113,11 +113,12 @@ fn invalid_jsonrpc_gets_invalid_request_with_the_id_when_valid() {
         );
         guard.assert_alive(&format!("\"alive-{i}\""));
     }
-    // None of them reached the server: it saw initialize, the notification, the pings, stats.
+    // None of them reached the server: it saw initialize, the notification, the pings, the
+    // guard's own tools/list (before the first tools/call) and stats.
     let stats = guard.server_stats("\"stats\"");
     assert_eq!(
         stats["lines"],
-        2 + cases.len() + 1,
+        2 + cases.len() + 2,
         "invalid lines reached the server: {stats}"
     );
 }
@@ -170,8 +171,9 @@ fn batch_is_rejected_unless_2025_03_26_was_negotiated() {
     // Exactly one error per batch line: the next line is the ping answer.
     guard.assert_alive("3");
     let stats = guard.server_stats("4");
+    // initialize, initialized, ping 3, the guard's own tools/list, stats.
     assert_eq!(
-        stats["lines"], 4,
+        stats["lines"], 5,
         "a rejected batch reached the server: {stats}"
     );
 }

@@ -118,13 +118,17 @@ impl Recorder {
                 ("refuse", Some(reason.as_str()))
             }
         };
+        if self.writer.is_none() {
+            // Nothing is written (--no-audit): only the counters and the refusal bursts count.
+            return self.after_refusal(decision == "refuse", reason);
+        }
         let (mut target, mut arguments, mut latency_ms, mut method) =
             (None, None, None, message.method());
         match message {
             Message::Request { id, method, params } => {
                 let (t, args) = peek_target(method, *params);
                 arguments = args;
-                if decision != "refuse" && self.writer.is_some() {
+                if decision != "refuse" {
                     if self.in_flight.len() >= MAX_IN_FLIGHT {
                         self.in_flight.clear();
                     }
@@ -142,9 +146,6 @@ impl Recorder {
                 method = context.answered_method;
             }
             _ => {}
-        }
-        if self.writer.is_none() {
-            return self.after_refusal(decision == "refuse", reason);
         }
         let arguments = arguments.and_then(|raw| {
             let mut value: Value = serde_json::from_str(raw.get()).ok()?;
@@ -240,6 +241,9 @@ impl Recorder {
     pub fn finding(&mut self, severity: super::Severity, kind: &str, detail: &str) -> bool {
         self.ensure_started();
         self.counters.findings += 1;
+        if self.writer.is_none() {
+            return false;
+        }
         let detail = self.config.redactor.redact_text(detail).0;
         self.record(
             "finding",

@@ -11,6 +11,8 @@ use super::inspection::{Inspection, Kind, Step};
 use super::reply::{codes, refuse};
 use super::tools::{violation, Lookup};
 use super::{uris, Direction, Firewall};
+use crate::protocol::needle::Needle;
+use memchr::memmem::Finder;
 
 pub fn stage(fw: &mut Firewall, m: &mut Inspection<'_>) -> Step {
     if m.direction != Direction::HostToServer || m.kind != Kind::Request {
@@ -44,7 +46,8 @@ pub fn stage(fw: &mut Firewall, m: &mut Inspection<'_>) -> Step {
     }
     let unlisted = is_tool && matches!(fw.tools.lookup(name), Lookup::NeverListed | Lookup::Stale);
     let name = name.to_owned();
-    if unlisted && refusal.is_none() {
+    // Said once per tool and listing, not on every call (a busy session would drown in it).
+    if unlisted && refusal.is_none() && fw.tools.first_unchecked_call(&name) {
         m.find("unlisted", format!("tools/call of `{name}` without a current tools/list: arguments not checked against its inputSchema"));
     }
     match refusal {
@@ -65,9 +68,14 @@ fn check_listed(fw: &Firewall, name: &str, args: &Value) -> Result<(), String> {
         // without one in this session, the call passes unchecked and is recorded, unless
         // `require_listing` is set.
         Lookup::NeverListed if !fw.rules.options.require_listing => Ok(()),
-        Lookup::NeverListed => Err(format!(
-            "mcp-guard: the server has not listed a tool named `{name}` in this session (call tools/list first)"
-        )),
+        Lookup::NeverListed => Err(match &fw.own_listing.failure {
+            Some(why) => format!(
+                "mcp-guard: cannot check the call of `{name}`: the server's tool listing is not available ({why})"
+            ),
+            None => format!(
+                "mcp-guard: the server has not listed a tool named `{name}` in this session (call tools/list first)"
+            ),
+        }),
         Lookup::Unknown => Err(format!(
             "mcp-guard: the server did not list a tool named `{name}`"
         )),
@@ -113,9 +121,8 @@ fn check_rules(rules: &HashMap<String, ArgRule>, args: &Value) -> Option<String>
 /// A NUL can truncate a path or a string in the server's language: refuse it. In JSON text a
 /// NUL is always written `\u0000`, so the raw text tells without parsing.
 fn refuse_nul(m: &mut Inspection<'_>) -> Step {
-    let has_nul = m
-        .raw()
-        .is_some_and(|raw| memchr::memmem::find(raw.as_bytes(), b"\\u0000").is_some());
+    static NUL: Needle = Needle::new(|| Finder::new(b"\\u0000"));
+    let has_nul = m.raw().is_some_and(|raw| NUL.is_in(raw.as_bytes()));
     if !has_nul {
         return Step::Next;
     }

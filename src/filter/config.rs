@@ -40,8 +40,10 @@ pub enum FirewallError {
 pub struct Options {
     /// Refuse server→host messages that fail schema validation (default: forward and log).
     pub strict: bool,
-    /// Refuse a `tools/call` when the host has not listed the tools in this session (default:
-    /// forward it unchecked and record it; a 2026-07-28 host may reuse a cached listing).
+    /// Check every `tools/call` against the server's current listing: when the host has not
+    /// listed the tools in this session (a 2026-07-28 host may reuse a cached listing), the
+    /// guard lists them itself first; a tool the server did not list is refused. `false`: such
+    /// calls are forwarded unchecked and recorded.
     pub require_listing: bool,
     /// Longest text content item, in bytes.
     pub max_text_bytes: usize,
@@ -55,7 +57,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             strict: false,
-            require_listing: false,
+            require_listing: true,
             max_text_bytes: 8 << 20,
             max_blob_bytes: 12 << 20,
             compile_schemas_in_background: true,

@@ -16,6 +16,7 @@ mod errors;
 mod inspection;
 mod lists;
 pub mod names;
+mod own_listing;
 pub mod rate;
 pub mod redact;
 mod reply;
@@ -31,6 +32,7 @@ use std::sync::Arc;
 
 pub use config::{FirewallError, Options};
 use inspection::{Inspection, Kind, Step};
+pub use own_listing::Absorbed;
 pub use reply::codes;
 
 use crate::policy::{EffectivePolicy, Vars};
@@ -130,6 +132,7 @@ pub struct Firewall {
     schemas: Option<Arc<Schemas>>,
     rates: rate::RateLimits,
     tools: tools::ToolCache,
+    own_listing: own_listing::OwnListing,
     pending: HashMap<(Direction, RequestId), Pending>,
     /// The host's `initialize` capabilities (`sampling`, `elicitation`, `roots`), once seen.
     host_capabilities: Option<Vec<String>>,

@@ -6,6 +6,8 @@
 
 use std::sync::OnceLock;
 
+use crate::protocol::needle::Needle;
+use memchr::memmem::Finder;
 use regex::{Regex, RegexSet};
 use serde_json::Value;
 
@@ -199,13 +201,14 @@ impl Redactor {
 
     /// Whether the raw JSON text may hold a secret (false: no need to parse it).
     pub fn may_contain_secret(&self, raw: &str) -> bool {
+        static SCHEME_SEPARATOR: Needle = Needle::new(|| Finder::new(b"://"));
         let bytes = raw.as_bytes();
         self.builtin_trigger
             .as_ref()
             .is_some_and(|t| t.is_match(raw))
             || (self.connection_strings
                 && memchr::memchr(b'@', bytes).is_some()
-                && memchr::memmem::find(bytes, b"://").is_some())
+                && SCHEME_SEPARATOR.is_in(bytes))
             || self
                 .custom_trigger
                 .as_ref()

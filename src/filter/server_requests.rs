@@ -9,6 +9,8 @@ use super::inspection::{Inspection, Kind, Step};
 use super::reply::{codes, refuse};
 use super::{Direction, Firewall};
 use crate::policy::firewall::Permission;
+use crate::protocol::needle::Needle;
+use memchr::memmem::Finder;
 
 pub fn stage(fw: &mut Firewall, m: &mut Inspection<'_>) -> Step {
     if m.direction != Direction::ServerToHost {
@@ -59,9 +61,8 @@ fn refusal(fw: &Firewall, method: &str) -> Option<String> {
 
 /// 2026-07-28: a result may ask the host for input (`inputRequests`): same rules.
 fn input_requests(fw: &mut Firewall, m: &mut Inspection<'_>) -> Step {
-    let mentions = m
-        .raw()
-        .is_some_and(|r| memchr::memmem::find(r.as_bytes(), b"\"inputRequests\"").is_some());
+    static INPUT_REQUESTS: Needle = Needle::new(|| Finder::new(b"\"inputRequests\""));
+    let mentions = m.raw().is_some_and(|r| INPUT_REQUESTS.is_in(r.as_bytes()));
     if !mentions {
         return Step::Next;
     }

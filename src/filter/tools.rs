@@ -2,7 +2,7 @@
 //! when the listing passes (never per call). A `notifications/tools/list_changed` makes the
 //! listing stale until the host lists the tools again.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use jsonschema::Validator;
 use serde_json::Value;
@@ -35,6 +35,8 @@ impl std::fmt::Debug for Tool {
 pub struct ToolCache {
     pub state: State,
     tools: HashMap<String, Tool>,
+    /// Tools called without a current listing since the last one (each is reported once).
+    unchecked_calls: HashSet<String>,
 }
 
 /// What the cache says about a call to a tool.
@@ -59,6 +61,7 @@ impl ToolCache {
             self.tools.clear();
         }
         self.state = State::Listed;
+        self.unchecked_calls.clear();
         let mut broken = Vec::new();
         for tool in tools {
             let Some(name) = tool.get("name").and_then(Value::as_str) else {
@@ -89,6 +92,11 @@ impl ToolCache {
             (State::Listed, Some(tool)) => Lookup::Found(tool),
             (State::Listed, None) => Lookup::Unknown,
         }
+    }
+
+    /// Whether this is the first call of `name` without a current listing (to report once).
+    pub fn first_unchecked_call(&mut self, name: &str) -> bool {
+        !self.unchecked_calls.contains(name) && self.unchecked_calls.insert(name.to_owned())
     }
 
     pub fn get(&self, name: &str) -> Option<&Tool> {

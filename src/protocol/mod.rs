@@ -3,6 +3,7 @@
 pub mod envelope;
 pub mod framing;
 pub mod id_recovery;
+pub mod needle;
 pub mod schema;
 pub mod version;
 

@@ -2,7 +2,10 @@
 
 use std::borrow::Cow;
 
+use memchr::memmem::Finder;
 use serde::Deserialize;
+
+use super::needle::Needle;
 use serde_json::value::RawValue;
 
 /// Every protocol version the guard knows, oldest first (the schemas in `../shared/mcp-schema`).
@@ -57,8 +60,11 @@ impl<'a> ParamsPeek<'a> {
     /// Peek into a request's params for its `_meta`. Most requests have none: a substring search
     /// is far cheaper than a second JSON pass over the params.
     pub fn meta_of(params: Option<&'a RawValue>) -> Option<MetaPeek<'a>> {
+        static META: Needle = Needle::new(|| Finder::new(b"\"_meta\""));
         let raw = params?;
-        memchr::memmem::find(raw.get().as_bytes(), b"\"_meta\"")?;
+        if !META.is_in(raw.get().as_bytes()) {
+            return None;
+        }
         Self::of(Some(raw)).meta
     }
 

@@ -91,6 +91,8 @@ async fn relay_session(
         to_host: Output::new("the host's stdout", stdio::host_output()),
         to_server: Output::new("the server's stdin", Box::new(launched.server_stdin)),
         max_message_bytes: options.max_message_bytes,
+        listing_done: tokio::sync::Notify::new(),
+        held_requests: RefCell::default(),
     };
     let mut events = EventReader::new(launched.events)?;
     let mut sigint = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;

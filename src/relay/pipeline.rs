@@ -4,13 +4,14 @@
 use std::cell::RefCell;
 use std::time::{Duration, Instant};
 
+use serde_json::value::RawValue;
 use tokio::io::AsyncRead;
 
 use super::output::Output;
 use super::replies::{cancelled_notification, error_response};
 use super::session::{Answer, Session};
 use crate::audit::{Audit, Severity};
-use crate::filter::{Context, Direction, Firewall, Verdict};
+use crate::filter::{Absorbed, Context, Direction, Firewall, Verdict};
 use crate::protocol::id_recovery::recover_id;
 use crate::protocol::version::{allows_batches, MetaPeek, ParamsPeek};
 use crate::protocol::{codes, parse_line, Frame, Invalid, LineReader, Message, Parsed, RequestId};
@@ -27,6 +28,10 @@ pub struct Relay {
     /// The server's stdin.
     pub to_server: Output,
     pub max_message_bytes: usize,
+    /// Wakes the host's input when the guard's own `tools/list` is complete.
+    pub listing_done: tokio::sync::Notify,
+    /// Host requests held until that listing is complete (not yet in the session).
+    pub held_requests: RefCell<Vec<RequestId>>,
 }
 
 /// Who sent a message.
@@ -95,7 +100,12 @@ impl Relay {
                 }
             };
             match frame {
-                Frame::Line(line) => self.relay_line(from, line, &mut scratch).await,
+                Frame::Line(line) => {
+                    if from == Side::Host {
+                        self.list_tools_before_calls(line).await;
+                    }
+                    self.relay_line(from, line, &mut scratch).await
+                }
                 Frame::Oversize { len, head, tail } => match from {
                     Side::Host => self.host_oversize(len, &head, &tail).await,
                     Side::Server => self.server_oversize(len, &head, &tail).await,
@@ -117,6 +127,49 @@ impl Relay {
             }
         }
         let _ = to.flush().await;
+    }
+
+    /// A host line with a `tools/call` while the firewall does not know the server's current
+    /// tools: the guard lists them itself and holds the host's input (keeping its order) until
+    /// the listing is complete, fails, or times out.
+    async fn list_tools_before_calls(&self, line: &[u8]) {
+        static TOOLS_CALL: Needle = Needle::new(|| Finder::new(b"tools/call"));
+        if !self.firewall.borrow().needs_listing() || !TOOLS_CALL.is_in(line) {
+            return;
+        }
+        let Ok(parsed) = parse_line(line) else { return };
+        let call_params = match &parsed {
+            Parsed::Single(message) => tools_call_params(message),
+            Parsed::Batch(items) => items.iter().flatten().find_map(tools_call_params),
+        };
+        let Some(params) = call_params else { return };
+        // Should the server exit meanwhile, the held requests are answered like pending ones.
+        *self.held_requests.borrow_mut() = match &parsed {
+            Parsed::Single(message) => request_id(message).into_iter().collect(),
+            Parsed::Batch(items) => items.iter().flatten().filter_map(request_id).collect(),
+        };
+        let request = self.firewall.borrow_mut().request_listing(params);
+        if let Some(request) = request {
+            tracing::debug!("listing the server's tools before the host's first call");
+            self.to_server.enqueue(request);
+        }
+        let timeout = self.session.borrow().request_timeout;
+        let wait = async {
+            loop {
+                let done = self.listing_done.notified();
+                if !self.firewall.borrow().listing_in_progress() {
+                    break;
+                }
+                done.await;
+            }
+        };
+        if tokio::time::timeout(timeout, wait).await.is_err() {
+            self.firewall.borrow_mut().listing_failed(&format!(
+                "no answer to tools/list within {} (mcp-guard --request-timeout)",
+                humantime::format_duration(timeout)
+            ));
+        }
+        self.held_requests.borrow_mut().clear();
     }
 
     async fn host_oversize(&self, len: u64, head: &[u8], tail: &[u8]) {
@@ -235,6 +288,14 @@ impl Relay {
         // a request is tracked only once the firewall has let it through.
         if from == Side::Server && self.audit.pin_absorbs(message) {
             return; // the answer to one of the pin's own list requests
+        }
+        if from == Side::Server {
+            let absorbed = self.firewall.borrow_mut().absorb_listing(message);
+            match absorbed {
+                Absorbed::NotOurs => {}
+                Absorbed::NextPage(request) => return self.to_server.enqueue(request),
+                Absorbed::Done => return self.listing_done.notify_waiters(),
+            }
         }
         let is_response =
             message.response_id().is_some() || matches!(message, Message::Error { .. });
@@ -483,9 +544,18 @@ impl Relay {
 
     /// The server is gone: every host request still waiting gets an error.
     pub async fn fail_pending_host_requests(&self, why: &str) {
-        let pending = self.session.borrow_mut().host_requests.drain();
-        for (id, p) in pending {
-            let message = format!("The MCP server exited before answering {}: {why}", p.method);
+        let mut pending: Vec<(RequestId, Box<str>)> = (self.session.borrow_mut().host_requests)
+            .drain()
+            .into_iter()
+            .map(|(id, p)| (id, p.method))
+            .collect();
+        let held = std::mem::take(&mut *self.held_requests.borrow_mut());
+        pending.extend(
+            held.into_iter()
+                .map(|id| (id, "a request held for the tool listing".into())),
+        );
+        for (id, method) in pending {
+            let message = format!("The MCP server exited before answering {method}: {why}");
             self.reply(
                 Side::Host,
                 &error_response(Some(&id), codes::SERVER_EXITED, &message),
@@ -510,6 +580,8 @@ impl Relay {
 }
 
 use super::session::Pending;
+use crate::protocol::needle::Needle;
+use memchr::memmem::Finder;
 
 impl Pending {
     fn new(method: &str, meta: Option<&MetaPeek<'_>>, timeout: Duration) -> Self {
@@ -520,6 +592,21 @@ impl Pending {
                 .and_then(|m| m.progress_token)
                 .map(|raw| Box::from(raw.get())),
         }
+    }
+}
+
+fn request_id(message: &Message<'_>) -> Option<RequestId> {
+    match message {
+        Message::Request { id, .. } => Some(id.clone()),
+        _ => None,
+    }
+}
+
+/// The params of `message` when it is a `tools/call` request.
+fn tools_call_params<'m>(message: &'m Message<'_>) -> Option<Option<&'m RawValue>> {
+    match message {
+        Message::Request { method, params, .. } if method == "tools/call" => Some(*params),
+        _ => None,
     }
 }
 
