@@ -15,6 +15,8 @@
 //!   `log-ignore` (log and keep running).
 //! - `--protocol-version=V`: the protocolVersion answered to `initialize` (default: the
 //!   client's).
+//! - `--tools-list=MODE`: how `tools/list` is answered: `normal` (default), `paged` (two pages,
+//!   the second after `nextCursor`), `error` (-32601), `never` (no answer).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::OpenOptions;
@@ -66,6 +68,7 @@ struct Options {
     exit_on_eof: bool,
     eof_exit_code: i32,
     protocol_version: Option<String>,
+    tools_list: String,
 }
 
 /// The server's stdout, shared with the threads that answer late.
@@ -94,6 +97,8 @@ struct State {
     calls: Vec<Value>,
     cancelled: Vec<String>,
     responses: Vec<String>,
+    /// The raw ids of the `tools/list` requests received, and their params.
+    tools_lists: Vec<Value>,
     next_server_id: u64,
     /// Our requests to the client, by id text, with the raw id of the tool call to answer.
     server_requests: HashMap<String, String>,
@@ -138,6 +143,7 @@ fn parse_options() -> Options {
         exit_on_eof: true,
         eof_exit_code: 0,
         protocol_version: None,
+        tools_list: "normal".into(),
     };
     for arg in std::env::args().skip(1) {
         let (name, value) = arg.split_once('=').unwrap_or((&arg, ""));
@@ -146,6 +152,7 @@ fn parse_options() -> Options {
             "--exit-on-eof" => options.exit_on_eof = value != "false",
             "--eof-exit-code" => options.eof_exit_code = value.parse().expect("--eof-exit-code=N"),
             "--protocol-version" => options.protocol_version = Some(value.to_owned()),
+            "--tools-list" => options.tools_list = value.to_owned(),
             "--log" => {
                 let file = OpenOptions::new()
                     .create(true)
@@ -288,11 +295,28 @@ fn handle_message(
             ));
         }
         "tools/list" => {
+            state
+                .tools_lists
+                .push(json!({"id": id.to_string(), "params": params.clone()}));
             let tools: Vec<Value> = TOOLS
                 .iter()
                 .map(|name| json!({"name": name, "inputSchema": {"type": "object"}}))
                 .collect();
-            reply(result_line(&id, &json!({ "tools": tools })));
+            let (first, second) = tools.split_at(tools.len() / 2);
+            match options.tools_list.as_str() {
+                "never" => {}
+                "error" => reply(format!(
+                    r#"{{"jsonrpc":"2.0","id":{id},"error":{{"code":-32601,"message":"Method not found"}}}}"#
+                )),
+                "paged" if params["cursor"] == "page-2" => {
+                    reply(result_line(&id, &json!({ "tools": second })))
+                }
+                "paged" => reply(result_line(
+                    &id,
+                    &json!({ "tools": first, "nextCursor": "page-2" }),
+                )),
+                _ => reply(result_line(&id, &json!({ "tools": tools }))),
+            }
         }
         "ping" => reply(result_line(&id, &json!({}))),
         "tools/call" => {
@@ -490,6 +514,7 @@ fn call_tool(
                 "calls": state.calls,
                 "cancelled": state.cancelled,
                 "responses": state.responses,
+                "tools_lists": state.tools_lists,
             });
             reply(result_line(id, &text_result(&stats.to_string())));
         }
