@@ -338,3 +338,159 @@ fn filter_error_messages_sanitised_on_request() {
     let e = plain.call_and_recv("2", "error_leak", json!({}));
     assert!(e.error_message().contains("ENOENT"), "{}", e.short());
 }
+
+/// The guard's stderr once it contains `needle` (it is read on another thread: wait a little).
+fn stderr_with(guard: &Guard, needle: &str) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let text = guard.stderr_text();
+        if text.contains(needle) {
+            return text;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no {needle:?} in stderr:\n{text}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// A `tools/call` result the lying server returns exactly as given.
+fn raw(guard: &mut Guard, id: &str, result: Value) -> Line {
+    guard.call_and_recv(id, "raw", json!({ "result": result }))
+}
+
+#[test]
+fn filter_strict_refuses_invalid_server_results_default_forwards_them() {
+    let untyped = json!({"content": [{"text": "no type"}]});
+    let mut g = lying("[validation]\nstrict = true\n");
+    init(&mut g, json!({}));
+    list_tools(&mut g, 1);
+    let refused = raw(&mut g, "2", untyped.clone());
+    refused.assert_error("2", -32603);
+    assert!(
+        refused
+            .error_message()
+            .contains("does not conform to the MCP"),
+        "{}",
+        refused.short()
+    );
+    // The valid neighbour passes, and the session goes on.
+    assert_eq!(
+        g.call_and_recv("3", "echo", json!({"text": "fine"}))
+            .assert_result("3"),
+        "fine"
+    );
+
+    // Without `strict` (the built-in default) the same result reaches the host, recorded.
+    let mut plain = lying("");
+    init(&mut plain, json!({}));
+    list_tools(&mut plain, 1);
+    let forwarded = raw(&mut plain, "2", untyped).json();
+    assert_eq!(forwarded["result"]["content"][0]["text"], "no type");
+    stderr_with(&plain, "does not conform");
+}
+
+#[test]
+fn filter_tolerated_faults_pass_strict_other_faults_do_not() {
+    let mut g = lying(
+        "[validation]\nstrict = true\n\
+         tolerate = [\"null-optional-fields\", \"content-without-type\", \"tool-without-input-schema\"]\n",
+    );
+    init(&mut g, json!({}));
+    list_tools(&mut g, 1);
+    // Tolerated, alone and together: forwarded as sent.
+    let sloppy = json!({"content": [{"text": "a", "annotations": null}, {"type": "text", "text": "b"}], "isError": null});
+    let passed = raw(&mut g, "2", sloppy.clone()).json();
+    assert_eq!(passed["result"], sloppy, "{passed}");
+    // The same kinds of message with a fault that is not tolerated beside them.
+    for (id, result) in [
+        // An untyped item whose annotations are wrong too.
+        (
+            "3",
+            json!({"content": [{"text": "a", "annotations": {"priority": "high"}}]}),
+        ),
+        // null for an optional field, and a text that is not a string.
+        (
+            "4",
+            json!({"content": [{"type": "text", "text": 5}], "isError": null}),
+        ),
+        // null for a required field is no optional field.
+        ("5", json!({"content": null})),
+    ] {
+        raw(&mut g, id, result).assert_error(id, -32603);
+    }
+    // A listing with a tool without inputSchema passes; its calls are not checked.
+    g.call_and_recv(
+        "6",
+        "extra_tools",
+        json!({"tools": [{"name": "bare", "description": "No schema"}]}),
+    )
+    .assert_result("6");
+    let tools = names(&list_tools(&mut g, 7), "tools", "name");
+    assert!(tools.contains(&"bare".to_owned()), "{tools:?}");
+    // A listing where that tool also has a description that is not a string is refused.
+    g.call_and_recv(
+        "8",
+        "extra_tools",
+        json!({"tools": [{"name": "bare", "description": 5}]}),
+    )
+    .assert_result("8");
+    request(&mut g, 9, "tools/list", json!({})).assert_error("9", -32603);
+
+    // Without strict, tolerated faults are not even recorded; the others are.
+    let mut plain = lying("[validation]\ntolerate = [\"content-without-type\"]\n");
+    init(&mut plain, json!({}));
+    list_tools(&mut plain, 1);
+    raw(&mut plain, "2", json!({"content": [{"text": "a"}]})).assert_result("2");
+    let other = raw(
+        &mut plain,
+        "3",
+        json!({"content": [{"type": "text", "text": "a"}], "isError": null}),
+    );
+    assert_eq!(other.json()["result"]["content"][0]["text"], "a");
+    let stderr = stderr_with(&plain, "does not conform");
+    assert!(
+        stderr.contains("isError") && !stderr.contains("\"type\" is a required property"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn filter_require_listing_refuses_unlisted_tool_calls() {
+    // The default: before the host lists the tools, the guard lists them itself, so a listed
+    // tool is checked and served, and an unlisted one is refused even before any host listing.
+    let mut g = lying("");
+    init(&mut g, json!({}));
+    assert_eq!(
+        g.call_and_recv("1", "echo", json!({"text": "early"}))
+            .assert_result("1"),
+        "early"
+    );
+    let refused = g.call_and_recv("2", "secret_tool", json!({}));
+    refused.assert_error("2", -32602);
+    assert!(
+        refused.short().contains("did not list"),
+        "{}",
+        refused.short()
+    );
+    list_tools(&mut g, 3);
+    assert_eq!(
+        g.call_and_recv("4", "echo", json!({"text": "listed"}))
+            .assert_result("4"),
+        "listed"
+    );
+    g.call_and_recv("5", "secret_tool", json!({}))
+        .assert_error("5", -32602);
+
+    // `require_listing = false` forwards a call made before any listing, unchecked.
+    let mut plain = lying("[validation]\nrequire_listing = false\n");
+    init(&mut plain, json!({}));
+    let answer = plain.call_and_recv("1", "secret_tool", json!({}));
+    // The server's own answer: the call reached it.
+    assert!(
+        answer.short().contains("Unknown tool: secret_tool"),
+        "{}",
+        answer.short()
+    );
+}

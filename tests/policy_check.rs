@@ -100,6 +100,10 @@ allow = ['sk-test-[0-9a-f]+']
 internal = 'itk_[A-Za-z0-9]{32}'
 [errors]
 sanitize = true
+[validation]
+strict = true
+require_listing = true
+tolerate = ["null-optional-fields", "content-without-type", "tool-without-input-schema"]
 [audit]
 enabled = true
 path = "${XDG_STATE_HOME}/mcp-guard/audit.jsonl"
@@ -227,6 +231,43 @@ fn check_bad_enum_value_lists_the_choices() {
     refused(
         "version = 1\nenforce = \"always\"\n",
         &["p.toml:2:11", "expected `best-effort` or `required`"],
+    );
+}
+
+#[test]
+fn check_bad_validation_values_say_what_is_allowed() {
+    refused(
+        "version = 1\n[validation]\ntolerate = [\"content-without-type\", \"null-optional-field\"]\n",
+        &[
+            "p.toml:3:37",
+            "`null-optional-field` is not a schema fault mcp-guard can tolerate",
+            "(did you mean \"null-optional-fields\"?)",
+            "write one of \"null-optional-fields\", \"content-without-type\", \"tool-without-input-schema\"",
+        ],
+    );
+    refused(
+        "version = 1\n[validation]\ntolerate = [\"everything\"]\n",
+        &[
+            "p.toml:3:13",
+            "`everything` is not a schema fault",
+            "write one of",
+        ],
+    );
+    refused(
+        "version = 1\n[validation]\nstrict = \"yes\"\n",
+        &["p.toml:3:10", "`validation.strict`", "strict = true"],
+    );
+    refused(
+        "version = 1\n[validation]\ntolerate = \"null-optional-fields\"\n",
+        &["p.toml:3:12", "tolerate = [\"null-optional-fields\""],
+    );
+    refused(
+        "version = 1\n[validation]\nrequire_listings = true\n",
+        &[
+            "p.toml:3:1",
+            "unknown key `require_listings` in [validation]",
+            "did you mean `require_listing`?",
+        ],
     );
 }
 

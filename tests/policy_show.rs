@@ -300,3 +300,40 @@ fn show_errors_name_the_problem() {
         assert!(r.err.contains(hint), "{flag} {value}: {}", r.err);
     }
 }
+
+#[test]
+fn show_validation_fields_with_their_layers() {
+    let dir = tempfile::tempdir().unwrap();
+    // Nothing given: the built-in defaults.
+    let r = show(dir.path(), &[]);
+    assert_eq!(r.code, 0, "{}", r.err);
+    assert!(line(&r.out, "strict = false").ends_with("# built-in"));
+    assert!(line(&r.out, "require_listing = false").ends_with("# built-in"));
+    assert!(r.out.contains("\ntolerate = []\n"), "{}", r.out);
+    // The strict profile refuses what breaks the schema.
+    let r = show(dir.path(), &["--profile", "strict"]);
+    assert!(line(&r.out, "strict = true").ends_with("# profile strict"));
+
+    std::fs::write(
+        dir.path().join("base.toml"),
+        "version = 1\n[validation]\ntolerate = [\"null-optional-fields\"]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("p.toml"),
+        "version = 1\nextends = [\"default\", \"./base.toml\"]\n[validation]\nstrict = false\n\
+         require_listing = true\ntolerate = [\"tool-without-input-schema\"]\n",
+    )
+    .unwrap();
+    let r = show(dir.path(), &["--policy", "p.toml"]);
+    assert_eq!(r.code, 0, "{}", r.err);
+    assert!(line(&r.out, "strict = false").ends_with("# file p.toml"));
+    assert!(line(&r.out, "require_listing = true").ends_with("# file p.toml"));
+    // Tolerances add up across layers.
+    assert!(line(&r.out, "\"null-optional-fields\",").ends_with("# file base.toml"));
+    assert!(line(&r.out, "\"tool-without-input-schema\",").ends_with("# file p.toml"));
+    // The flag wins over the file.
+    let r = show(dir.path(), &["--policy", "p.toml", "--strict-validation"]);
+    assert_eq!(r.code, 0, "{}", r.err);
+    assert!(line(&r.out, "strict = true").ends_with("# flag --strict-validation"));
+}

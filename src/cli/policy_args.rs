@@ -75,6 +75,11 @@ pub struct PolicyFlags {
     /// landlock-network, landlock-scope, seccomp, limits, capabilities, or all.
     #[arg(long, value_name = "LAYERS", value_delimiter = ',', value_parser = parse_layer)]
     pub require: Vec<LayerFlag>,
+
+    /// Refuse the server's messages that do not conform to the MCP schema (the host gets an
+    /// error in place of a refused result) instead of forwarding and recording them.
+    #[arg(long)]
+    pub strict_validation: bool,
 }
 
 /// One `--allow-net` item.
@@ -129,6 +134,9 @@ impl PolicyArgs {
                     );
                 }
             }
+        }
+        if f.strict_validation {
+            p.validation.strict = Some(Val::new(true, flag("--strict-validation")));
         }
         for item in &f.require {
             match item {
@@ -267,6 +275,7 @@ mod tests {
             "443,bind:8080",
             "--pids",
             "9",
+            "--strict-validation",
         ]);
         let eff = a.effective().unwrap();
         let r = eff
@@ -286,6 +295,8 @@ mod tests {
             eff.policy.limits.pids.as_ref().unwrap().origin_label(),
             "flag --pids"
         );
+        let strict = eff.policy.validation.strict.as_ref().unwrap();
+        assert!(strict.value && strict.origin_label() == "flag --strict-validation");
     }
 
     #[test]

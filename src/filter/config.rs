@@ -11,6 +11,7 @@ use super::redact::{self, Redactor};
 use crate::policy::firewall::{ArgumentRule, Items, Permission};
 use crate::policy::vars::PathPattern;
 use crate::policy::{EffectivePolicy, Vars};
+use crate::protocol::schema::Faults;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -35,7 +36,9 @@ pub enum FirewallError {
     PathVariable { pattern: String, variable: String },
 }
 
-/// Caps and switches that are not (yet) policy fields.
+/// Caps and switches of the firewall. `strict`, `require_listing` and `tolerate` are the
+/// policy's `[validation]` fields: [`compile`] takes them from the policy, and the values here
+/// only apply where no layer sets them (a policy merged without the built-in layer).
 #[derive(Debug, Clone)]
 pub struct Options {
     /// Refuse server→host messages that fail schema validation (default: forward and log).
@@ -45,6 +48,8 @@ pub struct Options {
     /// guard lists them itself first; a tool the server did not list is refused. `false`: such
     /// calls are forwarded unchecked and recorded.
     pub require_listing: bool,
+    /// Schema faults of server→host messages that are neither refused nor recorded.
+    pub tolerate: Faults,
     /// Longest text content item, in bytes.
     pub max_text_bytes: usize,
     /// Largest image/audio/blob content item, in bytes of base64.
@@ -58,6 +63,7 @@ impl Default for Options {
         Options {
             strict: false,
             require_listing: true,
+            tolerate: Faults::default(),
             max_text_bytes: 8 << 20,
             max_blob_bytes: 12 << 20,
             compile_schemas_in_background: true,
@@ -93,10 +99,20 @@ pub struct Rules {
 
 pub fn compile(
     eff: &EffectivePolicy,
-    options: Options,
+    mut options: Options,
     vars: &Vars,
 ) -> Result<(Rules, RateLimits), FirewallError> {
     let p = &eff.policy;
+    let validation = &p.validation;
+    if let Some(strict) = &validation.strict {
+        options.strict = strict.value;
+    }
+    if let Some(require) = &validation.require_listing {
+        options.require_listing = require.value;
+    }
+    for fault in &validation.tolerate {
+        options.tolerate.insert(fault.value);
+    }
     let strings = |v: &[crate::policy::values::Val<crate::policy::values::NameGlob>]| {
         v.iter().map(|g| g.value.0.clone()).collect::<Vec<_>>()
     };
@@ -206,4 +222,61 @@ fn argument_rules(
         out.insert(item.clone(), rules);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::{merge, parse_policy, Origin};
+    use crate::protocol::schema::Fault;
+
+    fn compiled(layers: &[&str], options: Options) -> Options {
+        let layers = layers
+            .iter()
+            .map(|t| (Origin::File("p.toml".into()), parse_policy("p", t).unwrap()))
+            .collect();
+        compile(&merge(layers), options, &Vars::default())
+            .unwrap()
+            .0
+            .options
+    }
+
+    #[test]
+    fn config_validation_fields_reach_the_options() {
+        let o = compiled(
+            &[
+                "version = 1\n[validation]\nstrict = true\nrequire_listing = true\n\
+               tolerate = [\"content-without-type\"]",
+            ],
+            Options::default(),
+        );
+        assert!(o.strict && o.require_listing);
+        assert!(
+            o.tolerate.contains(Fault::ContentWithoutType)
+                && !o.tolerate.contains(Fault::NullOptionalFields)
+        );
+        // A later layer turns `strict` off; tolerances add up.
+        let o = compiled(
+            &[
+                "version = 1\n[validation]\nstrict = true\ntolerate = [\"null-optional-fields\"]",
+                "version = 1\n[validation]\nstrict = false\ntolerate = [\"content-without-type\"]",
+            ],
+            Options::default(),
+        );
+        assert!(!o.strict);
+        assert!(
+            o.tolerate.contains(Fault::NullOptionalFields)
+                && o.tolerate.contains(Fault::ContentWithoutType)
+                && !o.tolerate.contains(Fault::ToolWithoutInputSchema)
+        );
+        // Where no layer sets them, the caller's options stand.
+        let o = compiled(
+            &["version = 1"],
+            Options {
+                strict: true,
+                ..Options::default()
+            },
+        );
+        assert!(o.strict && !o.require_listing && o.tolerate.is_empty());
+    }
 }

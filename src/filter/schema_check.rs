@@ -1,12 +1,14 @@
 //! Every message against the official schema of the version in force (chosen per message by
 //! [`super::Firewall`]). A method the version does not define gets the envelope check only.
 //! Host → server failures are refused (-32602); server → host failures are forwarded and
-//! recorded, or refused with `strict`.
+//! recorded, or refused with `strict`, unless every fault is one the policy tolerates.
+
+use serde_json::Value;
 
 use super::inspection::{Inspection, Kind, Step};
 use super::reply::{codes, refuse};
 use super::{Direction, Firewall};
-use crate::protocol::schema::Check;
+use crate::protocol::schema::{Check, Faults, VersionSchema};
 
 pub fn stage(fw: &mut Firewall, m: &mut Inspection<'_>) -> Step {
     let (Some(schemas), Some(version), Some(method)) = (&fw.schemas, m.version.clone(), m.method)
@@ -19,7 +21,8 @@ pub fn stage(fw: &mut Firewall, m: &mut Inspection<'_>) -> Step {
     if !schema.knows(method) {
         return Step::Next;
     }
-    let check = match m.kind {
+    let kind = m.kind;
+    let check = match kind {
         Kind::Request | Kind::Notification => schema.check_params(method, m.body()),
         Kind::Result => match m.body() {
             Some(result) => schema.check_result(method, result),
@@ -28,9 +31,22 @@ pub fn stage(fw: &mut Firewall, m: &mut Inspection<'_>) -> Step {
         // The envelope parser checked the error object's shape.
         Kind::Error => Check::Unchecked,
     };
-    let Check::Invalid(why) = check else {
+    let Check::Invalid(mut why) = check else {
         return Step::Next;
     };
+    // Only a message that failed pays for the tolerances.
+    let tolerate = fw.rules.options.tolerate;
+    if m.direction == Direction::ServerToHost && !tolerate.is_empty() {
+        match recheck(schema, method, kind, m.body(), tolerate) {
+            Check::Valid => {
+                tracing::debug!(method, "schema faults tolerated by the policy: {why}");
+                return Step::Next;
+            }
+            // What is left once the tolerated faults are repaired.
+            Check::Invalid(rest) => why = rest,
+            Check::Unchecked => {}
+        }
+    }
     let what = if m.kind == Kind::Result {
         "result"
     } else {
@@ -56,5 +72,26 @@ pub fn stage(fw: &mut Firewall, m: &mut Inspection<'_>) -> Step {
             );
             Step::Next
         }
+    }
+}
+
+/// Check a copy of `body` with the `tolerate`d faults repaired; `Unchecked` when there was
+/// nothing to repair (the first check stands).
+fn recheck(
+    schema: &VersionSchema,
+    method: &str,
+    kind: Kind,
+    body: Option<&Value>,
+    tolerate: Faults,
+) -> Check {
+    let Some(mut copy) = body.cloned() else {
+        return Check::Unchecked;
+    };
+    if !tolerate.repair(&mut copy) {
+        return Check::Unchecked;
+    }
+    match kind {
+        Kind::Result => schema.check_result(method, &copy),
+        _ => schema.check_params(method, Some(&copy)),
     }
 }

@@ -68,7 +68,9 @@ impl ToolCache {
                 continue;
             };
             let mut compile = |key: &str| {
-                let schema = tool.get(key)?;
+                // `null` is no schema (a fault the schema stage reports, or the policy
+                // tolerates), not one that fails to compile.
+                let schema = tool.get(key).filter(|s| !s.is_null())?;
                 match compile_schema(schema) {
                     Ok(v) => Some(v),
                     Err(e) => {

@@ -84,6 +84,12 @@ const EXAMPLES: &[(&str, &str)] = &[
     ),
     ("redaction.allow", "allow = ['sk-test-[0-9a-f]+']"),
     ("errors.sanitize", "sanitize = true"),
+    ("validation.strict", "strict = true"),
+    ("validation.require_listing", "require_listing = false"),
+    (
+        "validation.tolerate",
+        "tolerate = [\"null-optional-fields\", \"content-without-type\", \"tool-without-input-schema\"]",
+    ),
     ("audit.enabled", "enabled = true"),
     (
         "audit.path",
@@ -133,6 +139,7 @@ mod tests {
         "server_requests",
         "redaction",
         "errors",
+        "validation",
         "audit",
     ];
 

@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 use super::values::{Count, DurationText, NameGlob, RateLimit, RegexText, Size, UriPattern, Val};
 use super::vars::PathPattern;
+use crate::protocol::schema::Fault;
 
 /// `[tools]` and `[prompts]`: which items the host may see and use. No `allow` in any layer
 /// means every item; `deny` wins.
@@ -94,6 +95,18 @@ pub struct Redaction {
 pub struct Errors {
     /// Reduce server errors to code + generic message.
     pub sanitize: Option<Val<bool>>,
+}
+
+/// `[validation]`: how the server's messages are held to the MCP schema of the version in force.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Validation {
+    /// Refuse server → host messages that fail the schema (default: forward and record them).
+    pub strict: Option<Val<bool>>,
+    /// Refuse a `tools/call` of a tool the server has not listed in this session.
+    pub require_listing: Option<Val<bool>>,
+    /// Schema faults of sloppy servers that are neither refused nor recorded.
+    pub tolerate: Vec<Val<Fault>>,
 }
 
 /// `[audit]`: the JSON Lines decision log.

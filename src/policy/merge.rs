@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use super::firewall::{Audit, Errors, Items, Redaction, Resources, ServerRequests};
+use super::firewall::{Audit, Errors, Items, Redaction, Resources, ServerRequests, Validation};
 use super::model::{Env, Filesystem, Launch, Limits, Network, Policy, Syscalls};
 use super::values::Val;
 use super::Origin;
@@ -163,6 +163,11 @@ merge_fields!(Redaction {
     allow
 });
 merge_fields!(Errors { sanitize });
+merge_fields!(Validation {
+    strict,
+    require_listing,
+    tolerate
+});
 merge_fields!(Audit {
     enabled,
     path,
@@ -195,6 +200,7 @@ impl Merge for Policy {
             server_requests,
             redaction,
             errors,
+            validation,
             audit,
         } = over;
         self.enforce.merge_from(enforce, origin);
@@ -211,6 +217,7 @@ impl Merge for Policy {
         self.server_requests.merge_from(server_requests, origin);
         self.redaction.merge_from(redaction, origin);
         self.errors.merge_from(errors, origin);
+        self.validation.merge_from(validation, origin);
         self.audit.merge_from(audit, origin);
     }
     fn stamped(mut self, origin: &Origin) -> Self {

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use serde::de::{self, Deserializer};
 use serde::Deserialize;
 
-use super::firewall::{Audit, Errors, Items, Redaction, Resources, ServerRequests};
+use super::firewall::{Audit, Errors, Items, Redaction, Resources, ServerRequests, Validation};
 use super::values::{Count, Cpus, DurationText, EnvName, Size, SyscallName, Val};
 use super::vars::{PathPattern, Template};
 use crate::sandbox::{Layer, NetworkMode};
@@ -40,6 +40,7 @@ pub struct Policy {
     pub server_requests: ServerRequests,
     pub redaction: Redaction,
     pub errors: Errors,
+    pub validation: Validation,
     pub audit: Audit,
 }
 

@@ -33,6 +33,10 @@ builtin = true
 [errors]
 sanitize = false
 
+[validation]
+strict = false
+require_listing = true
+
 [audit]
 enabled = true
 required = false

@@ -164,6 +164,12 @@ pub fn render(
     o.section("errors");
     o.opt("sanitize", &p.errors.sanitize, bool::to_string);
 
+    o.section("validation");
+    let v = &p.validation;
+    o.opt("strict", &v.strict, bool::to_string);
+    o.opt("require_listing", &v.require_listing, bool::to_string);
+    o.vals("tolerate", &v.tolerate, |f| quote(f.as_str()));
+
     o.section("audit");
     let a = &p.audit;
     o.opt("enabled", &a.enabled, bool::to_string);

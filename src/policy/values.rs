@@ -8,7 +8,9 @@ use std::time::Duration;
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 
+use super::error::closest;
 use super::Origin;
+use crate::protocol::schema::Fault;
 
 /// A value from one layer: where it sits in its file (for errors) and which layer set it (for
 /// `policy show`). Equality and ordering look at the value only.
@@ -392,6 +394,22 @@ impl<'de> Deserialize<'de> for SyscallName {
         } else {
             Err(de::Error::custom(format!("`{s}` is not a syscall name; write the name from `man 2 syscalls`, e.g. \"ptrace\"")))
         }
+    }
+}
+
+impl<'de> Deserialize<'de> for Fault {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Fault::from_name(&s).ok_or_else(|| {
+            let names: Vec<&str> = Fault::ALL.iter().map(|f| f.as_str()).collect();
+            let hint = closest(&s, names.iter().copied())
+                .map(|c| format!(" (did you mean \"{c}\"?)"))
+                .unwrap_or_default();
+            de::Error::custom(format!(
+                "`{s}` is not a schema fault mcp-guard can tolerate{hint}; write one of \"{}\"",
+                names.join("\", \"")
+            ))
+        })
     }
 }
 

@@ -52,6 +52,147 @@ pub enum Check {
     Unchecked,
 }
 
+/// A fault of real but sloppy servers that the official schemas reject and a policy may
+/// tolerate (`[validation] tolerate`). A tolerated fault is repaired in a copy of a message that
+/// failed validation, and the copy is validated again: every other fault still counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Fault {
+    /// `null` for a field the schema makes optional (`"nextCursor": null`, `"isError": null`):
+    /// repaired by leaving the field out. A required field that is `null` stays a fault.
+    NullOptionalFields,
+    /// A content item without `type`: repaired by the type its members make unambiguous
+    /// (`text` → text, `data` with an image/audio `mimeType`, `resource`, or `uri` → resource
+    /// link).
+    ContentWithoutType,
+    /// A listed tool without `inputSchema`: repaired as `{"type": "object"}` (any arguments).
+    ToolWithoutInputSchema,
+}
+
+impl Fault {
+    pub const ALL: [Fault; 3] = [
+        Fault::NullOptionalFields,
+        Fault::ContentWithoutType,
+        Fault::ToolWithoutInputSchema,
+    ];
+
+    /// The name a policy uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Fault::NullOptionalFields => "null-optional-fields",
+            Fault::ContentWithoutType => "content-without-type",
+            Fault::ToolWithoutInputSchema => "tool-without-input-schema",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Fault> {
+        Fault::ALL.into_iter().find(|f| f.as_str() == name)
+    }
+
+    fn bit(self) -> u8 {
+        1 << self as u8
+    }
+}
+
+/// A set of [`Fault`]s.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Faults(u8);
+
+impl Faults {
+    pub fn insert(&mut self, fault: Fault) {
+        self.0 |= fault.bit();
+    }
+
+    pub fn contains(self, fault: Fault) -> bool {
+        self.0 & fault.bit() != 0
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// Repair the faults of this set in `value` (a message's params or result); whether
+    /// anything changed. Each repair touches only its own fault (see [`Fault`]), so the
+    /// repaired value fails validation for every fault outside the set. (That holds for
+    /// removing `null` members because no vendored schema has `not`, `oneOf`,
+    /// `additionalProperties: false` or another keyword that a missing optional member could
+    /// satisfy where its presence did not: a unit test keeps it so.)
+    pub fn repair(self, value: &mut Value) -> bool {
+        if self.is_empty() {
+            return false;
+        }
+        self.repair_in(value, None)
+    }
+
+    /// `key`: the member of the parent object that holds `value` (for array elements, the
+    /// member holding the array).
+    fn repair_in(self, value: &mut Value, key: Option<&str>) -> bool {
+        let mut changed = false;
+        match value {
+            Value::Object(members) => {
+                if self.contains(Fault::NullOptionalFields) {
+                    let before = members.len();
+                    members.retain(|_, v| !v.is_null());
+                    changed |= members.len() != before;
+                }
+                match key {
+                    Some("content") if self.contains(Fault::ContentWithoutType) => {
+                        changed |= infer_content_type(members);
+                    }
+                    Some("tools")
+                        if self.contains(Fault::ToolWithoutInputSchema)
+                            && members.get("name").is_some_and(Value::is_string)
+                            && !members.contains_key("inputSchema") =>
+                    {
+                        members.insert("inputSchema".into(), serde_json::json!({"type": "object"}));
+                        changed = true;
+                    }
+                    _ => {}
+                }
+                for (k, v) in members.iter_mut() {
+                    changed |= self.repair_in(v, Some(k));
+                }
+            }
+            Value::Array(items) => {
+                for item in items {
+                    // An element stands where its array does (`content: [...]`, `tools: [...]`).
+                    changed |= self.repair_in(item, key);
+                }
+            }
+            _ => {}
+        }
+        changed
+    }
+}
+
+/// Give a content item without `type` the one its members imply; nothing when they imply none
+/// or more than one (the fault then stays).
+fn infer_content_type(item: &mut serde_json::Map<String, Value>) -> bool {
+    if item.contains_key("type") {
+        return false;
+    }
+    let has = |k: &str| item.contains_key(k);
+    let shapes = [has("text"), has("data"), has("resource"), has("uri")];
+    if shapes.iter().filter(|s| **s).count() != 1 {
+        return false;
+    }
+    let mime = item.get("mimeType").and_then(Value::as_str).unwrap_or("");
+    let kind = if has("text") {
+        "text"
+    } else if has("resource") {
+        "resource"
+    } else if has("uri") {
+        "resource_link"
+    } else if mime.starts_with("image/") {
+        "image"
+    } else if mime.starts_with("audio/") {
+        "audio"
+    } else {
+        return false;
+    };
+    item.insert("type".into(), Value::from(kind));
+    true
+}
+
 /// Where a method's parts live in one version's document.
 #[derive(Debug, Clone)]
 struct MethodShape {
@@ -402,6 +543,165 @@ mod tests {
                 Check::Valid,
                 "{version}"
             );
+        }
+    }
+
+    /// [`Faults::repair`] removes `null` members: sound only while no schema can be satisfied
+    /// by a missing optional member where the member's presence failed.
+    #[test]
+    fn schema_has_no_keyword_that_null_removal_could_satisfy() {
+        fn walk(schema: &Value, at: &str, found: &mut Vec<String>) {
+            let Some(object) = schema.as_object() else {
+                if let Some(items) = schema.as_array() {
+                    items.iter().for_each(|s| walk(s, at, found));
+                }
+                return;
+            };
+            for (key, value) in object {
+                let here = format!("{at}/{key}");
+                match key.as_str() {
+                    "not"
+                    | "oneOf"
+                    | "if"
+                    | "maxProperties"
+                    | "dependencies"
+                    | "dependentRequired"
+                    | "dependentSchemas"
+                    | "propertyNames"
+                    | "unevaluatedProperties" => found.push(here),
+                    "additionalProperties" if value == &Value::Bool(false) => found.push(here),
+                    // Data, not schemas.
+                    "const" | "enum" | "default" | "examples" => {}
+                    // Maps of names to schemas.
+                    "properties" | "patternProperties" | "$defs" | "definitions" => {
+                        if let Some(named) = value.as_object() {
+                            for (name, s) in named {
+                                walk(s, &format!("{here}/{name}"), found);
+                            }
+                        }
+                    }
+                    _ => walk(value, &here, found),
+                }
+            }
+        }
+        for (version, text) in SOURCES {
+            let doc: Value = serde_json::from_str(text).unwrap();
+            let mut found = Vec::new();
+            walk(&doc, "", &mut found);
+            assert!(found.is_empty(), "{version}: {found:?}");
+        }
+    }
+
+    fn tolerating(faults: &[Fault]) -> Faults {
+        let mut set = Faults::default();
+        faults.iter().for_each(|f| set.insert(*f));
+        set
+    }
+
+    /// The check of `value` once `faults` are repaired in a copy.
+    fn repaired(s: &VersionSchema, method: &str, faults: &[Fault], value: &Value) -> Check {
+        let mut copy = value.clone();
+        tolerating(faults).repair(&mut copy);
+        s.check_result(method, &copy)
+    }
+
+    #[test]
+    fn schema_tolerated_faults_are_repaired_and_others_still_fail() {
+        use Fault::*;
+        let schemas = Schemas::new();
+        for &version in KNOWN_VERSIONS {
+            let s = schemas.get(version).unwrap();
+            let tools =
+                json!({"tools": [{"name": "a"}, {"name": "b", "inputSchema": {"type": "object"}}]});
+            let bad_tools = json!({"tools": [{"name": "a", "description": 5}]});
+            let list = |v: &Value| {
+                let mut v = v.clone();
+                if version == "2026-07-28" {
+                    v["resultType"] = json!("complete");
+                    v["cacheScope"] = json!("private");
+                    v["ttlMs"] = json!(0);
+                }
+                v
+            };
+            let (tools, bad_tools) = (list(&tools), list(&bad_tools));
+            assert!(matches!(
+                s.check_result("tools/list", &tools),
+                Check::Invalid(_)
+            ));
+            assert_eq!(
+                repaired(s, "tools/list", &[ToolWithoutInputSchema], &tools),
+                Check::Valid,
+                "{version}"
+            );
+            assert!(
+                matches!(
+                    repaired(s, "tools/list", &Fault::ALL, &bad_tools),
+                    Check::Invalid(_)
+                ),
+                "{version}"
+            );
+            if version == "2026-07-28" {
+                // Its tools/call result is `InputRequiredResult | CallToolResult`, and the first
+                // accepts any object with a `resultType`: no content fault fails there.
+                continue;
+            }
+            let ok = json!({"content": [{"type": "text", "text": "ok"}]});
+            assert_eq!(s.check_result("tools/call", &ok), Check::Valid, "{version}");
+            let with = |patch: Value| {
+                let mut v = ok.clone();
+                for (k, val) in patch.as_object().unwrap() {
+                    v[k] = val.clone();
+                }
+                v
+            };
+            let nulls = with(
+                json!({"isError": null, "content": [{"type": "text", "text": "a", "annotations": null}]}),
+            );
+            let untyped = with(
+                json!({"content": [{"text": "a"}, {"data": "AA==", "mimeType": "image/png"}]}),
+            );
+            let ambiguous = with(json!({"content": [{"text": "a", "data": "AA=="}]}));
+            // A tolerated fault next to one that is not, in the same item.
+            let untyped_bad =
+                with(json!({"content": [{"text": "a", "annotations": {"priority": "high"}}]}));
+            let null_bad = with(json!({"isError": null, "content": [{"type": "text", "text": 5}]}));
+            let null_required = with(json!({"content": [{"type": "text", "text": null}]}));
+            for v in [
+                &nulls,
+                &untyped,
+                &ambiguous,
+                &untyped_bad,
+                &null_bad,
+                &null_required,
+            ] {
+                assert!(
+                    matches!(s.check_result("tools/call", v), Check::Invalid(_)),
+                    "{version} {v}"
+                );
+            }
+            assert_eq!(
+                repaired(s, "tools/call", &[NullOptionalFields], &nulls),
+                Check::Valid,
+                "{version}"
+            );
+            assert_eq!(
+                repaired(s, "tools/call", &[ContentWithoutType], &untyped),
+                Check::Valid,
+                "{version}"
+            );
+            for (faults, v) in [
+                (&[ContentWithoutType][..], &nulls),
+                (&[NullOptionalFields], &untyped),
+                (&Fault::ALL, &ambiguous),
+                (&Fault::ALL, &untyped_bad),
+                (&Fault::ALL, &null_bad),
+                (&Fault::ALL, &null_required),
+            ] {
+                assert!(
+                    matches!(repaired(s, "tools/call", faults, v), Check::Invalid(_)),
+                    "{version} {faults:?} {v}"
+                );
+            }
         }
     }
 

@@ -17,7 +17,10 @@
 //! - `change_tools {notify}`: from now on `echo` requires an integer `count`; with `notify`,
 //!   sends `notifications/tools/list_changed`;
 //! - `error_leak`: a JSON-RPC error whose message discloses paths and a stack;
-//! - `last_response`: the last response the host (or the guard) sent this server, as text.
+//! - `last_response`: the last response the host (or the guard) sent this server, as text;
+//! - `raw {result}`: answers with `result` exactly as given (a test's own malformed result);
+//! - `extra_tools {tools}`: from now on, listings end with these tools (as given, faults and
+//!   all).
 //!
 //! Resources, templates and prompts are listed with items a policy may hide.
 
@@ -27,6 +30,7 @@ use serde_json::{json, Value};
 
 struct State {
     changed: bool,
+    extra_tools: Vec<Value>,
     last_response: Value,
     next_id: u64,
     version: String,
@@ -37,6 +41,7 @@ fn main() {
     let mut out = io::stdout().lock();
     let mut state = State {
         changed: false,
+        extra_tools: Vec::new(),
         last_response: Value::Null,
         next_id: 0,
         version: "2025-06-18".into(),
@@ -80,7 +85,13 @@ fn handle(state: &mut State, message: &Value) -> Vec<Value> {
             }))]
         }
         "ping" => vec![result(json!({}))],
-        "tools/list" => vec![result(json!({ "tools": tools(state.changed) }))],
+        "tools/list" => {
+            let mut tools = tools(state.changed);
+            if let Some(list) = tools.as_array_mut() {
+                list.extend(state.extra_tools.iter().cloned());
+            }
+            vec![result(json!({ "tools": tools }))]
+        }
         "tools/call" => call(state, &id, &params),
         "resources/list" => vec![result(json!({"resources": [
             {"uri": "file:///srv/docs/a.txt", "name": "a"},
@@ -138,6 +149,8 @@ fn tools(changed: bool) -> Value {
         {"name": "change_tools", "description": "Changes the tools", "inputSchema": any},
         {"name": "error_leak", "description": "Fails verbosely", "inputSchema": any},
         {"name": "last_response", "description": "What the client last answered", "inputSchema": any},
+        {"name": "raw", "description": "Answers with the result it is given", "inputSchema": any},
+        {"name": "extra_tools", "description": "Lists more tools from now on", "inputSchema": any},
     ])
 }
 
@@ -215,6 +228,11 @@ fn call(state: &mut State, id: &Value, params: &Value) -> Vec<Value> {
             "data": {"stack": "Error: ENOENT\n    at /srv/app/index.js:12:7"}
         }})],
         "last_response" => vec![reply(text(state.last_response.to_string()))],
+        "raw" => vec![reply(args["result"].clone())],
+        "extra_tools" => {
+            state.extra_tools = args["tools"].as_array().cloned().unwrap_or_default();
+            vec![reply(text("listed"))]
+        }
         _ => vec![json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32602, "message": format!("Unknown tool: {name}")}})],
     }
 }
