@@ -277,6 +277,6 @@ mod tests {
                 ..Options::default()
             },
         );
-        assert!(o.strict && !o.require_listing && o.tolerate.is_empty());
+        assert!(o.strict && o.require_listing && o.tolerate.is_empty());
     }
 }

@@ -201,6 +201,10 @@ struct MethodShape {
     params_required: bool,
     /// JSON pointer of the result schema (requests only).
     result: Option<String>,
+    /// The two validators once looked up: the per-message path then takes no lock and hashes
+    /// no pointer.
+    params_validator: OnceLock<Option<Arc<Validator>>>,
+    result_validator: OnceLock<Option<Arc<Validator>>>,
 }
 
 /// One protocol version's compiled schema.
@@ -285,8 +289,15 @@ impl VersionSchema {
             "notifications/initialized",
         ] {
             if let Some(shape) = self.methods.get(method) {
-                for pointer in shape.params.iter().chain(shape.result.iter()) {
-                    let _ = self.validator(pointer);
+                if let Some(pointer) = &shape.params {
+                    shape
+                        .params_validator
+                        .get_or_init(|| self.validator(pointer));
+                }
+                if let Some(pointer) = &shape.result {
+                    shape
+                        .result_validator
+                        .get_or_init(|| self.validator(pointer));
                 }
             }
         }
@@ -305,26 +316,39 @@ impl VersionSchema {
         match (params, &shape.params) {
             (None, _) if shape.params_required => Check::Invalid("params: required".into()),
             (None, _) | (_, None) => Check::Valid,
-            (Some(params), Some(pointer)) => self.check(pointer, params, "params"),
+            (Some(params), Some(pointer)) => {
+                let validator = shape
+                    .params_validator
+                    .get_or_init(|| self.validator(pointer));
+                check(validator.as_deref(), params, "params")
+            }
         }
     }
 
     /// Validate the result answering a request of `method`.
     pub fn check_result(&self, method: &str, result: &Value) -> Check {
-        match self.methods.get(method).and_then(|s| s.result.as_deref()) {
-            Some(pointer) => self.check(pointer, result, "result"),
+        let Some(shape) = self.methods.get(method) else {
+            return Check::Unchecked;
+        };
+        match &shape.result {
+            Some(pointer) => {
+                let validator = shape
+                    .result_validator
+                    .get_or_init(|| self.validator(pointer));
+                check(validator.as_deref(), result, "result")
+            }
             None => Check::Unchecked,
         }
     }
+}
 
-    fn check(&self, pointer: &str, value: &Value, what: &str) -> Check {
-        let Some(validator) = self.validator(pointer) else {
-            return Check::Unchecked;
-        };
-        match validator.validate(value) {
-            Ok(()) => Check::Valid,
-            Err(e) => Check::Invalid(format!("{what}{}: {e}", e.instance_path())),
-        }
+fn check(validator: Option<&Validator>, value: &Value, what: &str) -> Check {
+    let Some(validator) = validator else {
+        return Check::Unchecked;
+    };
+    match validator.validate(value) {
+        Ok(()) => Check::Valid,
+        Err(e) => Check::Invalid(format!("{what}{}: {e}", e.instance_path())),
     }
 }
 
@@ -445,6 +469,8 @@ fn method_shapes(doc: &Value) -> Option<HashMap<String, MethodShape>> {
                 params,
                 params_required,
                 result,
+                params_validator: OnceLock::new(),
+                result_validator: OnceLock::new(),
             },
         );
     }
