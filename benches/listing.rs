@@ -63,6 +63,25 @@ fn main() {
         );
     }
 
+    // A tool's inputSchema compiles on its first call after a listing, not when it is listed.
+    let reps = if quick { 5 } else { 200 };
+    let (first, next): (Vec<_>, Vec<_>) = (0..reps)
+        .map(|i| {
+            let id = 2_000_000 + 3 * i as u64;
+            inspect_listing(&listing_result(1, 10), id);
+            (
+                inspect_request(&call(id + 1)),
+                inspect_request(&call(id + 2)),
+            )
+        })
+        .unzip();
+    println!(
+        "tools/call request after a listing, median: first (compiles the tool's inputSchema) {}, \
+         next {}",
+        fmt(median(first)),
+        fmt(median(next))
+    );
+
     println!("\nin-process Firewall::inspect of a tools/call text result of a given size, median:");
     println!("{:>7} {:>12} {:>10}", "size", "per message", "MB/s");
     for &size in SIZES {
@@ -187,12 +206,21 @@ fn inspect_listing(result_template: &str, id: u64) -> Duration {
     t.elapsed()
 }
 
+fn call(id: u64) -> String {
+    format!(
+        r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"read_0","arguments":{{"path":"/srv/a"}}}}}}"#
+    )
+}
+
+fn inspect_request(line: &str) -> Duration {
+    let t = Instant::now();
+    inspect(line.as_bytes(), Direction::HostToServer, None);
+    t.elapsed()
+}
+
 fn inspect_call(size: usize, id: u64) -> Duration {
     let id = id + 1_000_000;
-    let request = format!(
-        r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"read_0","arguments":{{"path":"/srv/a"}}}}}}"#
-    );
-    inspect(request.as_bytes(), Direction::HostToServer, None);
+    inspect_request(&call(id));
     let words = "lorem ipsum dolor sit amet ".repeat(size / 27 + 1);
     let result = format!(
         r#"{{"jsonrpc":"2.0","id":{id},"result":{{"content":[{{"type":"text","text":"{}"}}]}}}}"#,

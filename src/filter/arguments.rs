@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::config::ArgRule;
 use super::inspection::{Inspection, Kind, Step};
 use super::reply::{codes, refuse};
-use super::tools::{violation, Lookup};
+use super::tools::{broken_finding, violation, Lookup};
 use super::{uris, Direction, Firewall};
 use crate::protocol::needle::Needle;
 use memchr::memmem::Finder;
@@ -36,8 +36,9 @@ pub fn stage(fw: &mut Firewall, m: &mut Inspection<'_>) -> Step {
     let empty = Value::Object(Default::default());
     let args = body.get("arguments").unwrap_or(&empty);
     let mut refusal = None;
+    let mut broken = Vec::new();
     if is_tool {
-        refusal = check_listed(fw, name, args).err();
+        refusal = check_listed(fw, name, args, &mut broken).err();
     }
     if refusal.is_none() {
         if let Some(item_rules) = rules.get(name) {
@@ -46,6 +47,9 @@ pub fn stage(fw: &mut Firewall, m: &mut Inspection<'_>) -> Step {
     }
     let unlisted = is_tool && matches!(fw.tools.lookup(name), Lookup::NeverListed | Lookup::Stale);
     let name = name.to_owned();
+    for why in broken {
+        m.find("schema", broken_finding(&name, &why));
+    }
     // Said once per tool and listing, not on every call (a busy session would drown in it).
     if unlisted && refusal.is_none() && fw.tools.first_unchecked_call(&name) {
         m.find("unlisted", format!("tools/call of `{name}` without a current tools/list: arguments not checked against its inputSchema"));
@@ -56,9 +60,14 @@ pub fn stage(fw: &mut Firewall, m: &mut Inspection<'_>) -> Step {
     }
 }
 
-fn check_listed(fw: &Firewall, name: &str, args: &Value) -> Result<(), String> {
+fn check_listed(
+    fw: &Firewall,
+    name: &str,
+    args: &Value,
+    broken: &mut Vec<String>,
+) -> Result<(), String> {
     match fw.tools.lookup(name) {
-        Lookup::Found(tool) => match tool.input.as_ref().and_then(|v| violation(v, args)) {
+        Lookup::Found(tool) => match tool.input(broken).and_then(|v| violation(v, args)) {
             None => Ok(()),
             Some(why) => Err(format!(
                 "Invalid params: the arguments of `{name}` do not match its inputSchema ({why})"

@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use super::inspection::{Inspection, Kind, Step};
 use super::reply::{codes, refuse};
-use super::tools::violation;
+use super::tools::{broken_finding, violation};
 use super::{Direction, Firewall};
 
 pub fn stage(fw: &mut Firewall, m: &mut Inspection<'_>) -> Step {
@@ -23,13 +23,14 @@ pub fn stage(fw: &mut Firewall, m: &mut Inspection<'_>) -> Step {
         return Step::Next;
     };
     let mut problem = None;
+    let mut broken = Vec::new();
     match method {
         "tools/call" => {
             if let Some(items) = body.get("content").and_then(Value::as_array) {
                 problem = items.iter().find_map(|c| check_item(c, allowed, options));
             }
             if problem.is_none() {
-                problem = check_structured(fw, tool.as_deref(), body);
+                problem = check_structured(fw, tool.as_deref(), body, &mut broken);
             }
         }
         "prompts/get" => {
@@ -44,6 +45,11 @@ pub fn stage(fw: &mut Firewall, m: &mut Inspection<'_>) -> Step {
             if let Some(contents) = body.get("contents").and_then(Value::as_array) {
                 problem = contents.iter().find_map(|c| check_sizes(c, options));
             }
+        }
+    }
+    if let Some(tool) = tool.as_deref() {
+        for why in broken {
+            m.find("schema", broken_finding(tool, &why));
         }
     }
     match problem {
@@ -105,8 +111,13 @@ fn check_sizes(item: &Value, options: &super::Options) -> Option<String> {
 }
 
 /// A tool that declares an `outputSchema` must return conforming `structuredContent`.
-fn check_structured(fw: &Firewall, tool: Option<&str>, body: &Value) -> Option<String> {
-    let validator = fw.tools.get(tool?)?.output.as_ref()?;
+fn check_structured(
+    fw: &Firewall,
+    tool: Option<&str>,
+    body: &Value,
+    broken: &mut Vec<String>,
+) -> Option<String> {
+    let validator = fw.tools.get(tool?)?.output(broken)?;
     if body.get("isError").and_then(Value::as_bool) == Some(true) {
         return None;
     }

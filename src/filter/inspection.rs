@@ -134,12 +134,12 @@ impl<'i> Inspection<'i> {
         let Some(body) = self.body else {
             return Verdict::Forward;
         };
-        let Ok(text) = serde_json::to_string(&body) else {
+        // Written by serde_json from a `Value`: valid JSON, not parsed again to be checked
+        // (`RawValue::from_string` would).
+        let Ok(raw) = serde_json::value::to_raw_value(&body) else {
             return Verdict::Forward;
         };
-        let Ok(raw) = RawValue::from_string(text) else {
-            return Verdict::Forward;
-        };
+        drop(body);
         let rebuilt = match self.message {
             Message::Request { id, method, .. } => Message::Request {
                 id: id.clone(),

@@ -127,17 +127,12 @@ impl Firewall {
         };
         // The host never sees this listing, so only what calls need is kept: the tools the
         // policy allows and their schemas.
-        let allowed: Vec<Value> = tools
-            .iter()
-            .filter(|t| {
-                let name = t.get("name").and_then(Value::as_str).unwrap_or_default();
-                self.rules.tools.check(name).is_ok()
-            })
-            .cloned()
-            .collect();
-        let first_page = self.own_listing.pages == 1;
-        for (tool, why) in self.tools.record_page(first_page, &allowed) {
-            tracing::warn!("tool `{tool}`: its schema does not compile, so its calls are not checked against it: {why}");
+        self.tools.start_page(self.own_listing.pages == 1);
+        for tool in tools {
+            let name = tool.get("name").and_then(Value::as_str).unwrap_or_default();
+            if self.rules.tools.check(name).is_ok() {
+                self.tools.record(tool);
+            }
         }
         match result.get("nextCursor").and_then(Value::as_str) {
             // Calls wait for the whole listing (the relay holds them while a page is in

@@ -8,7 +8,9 @@ use regex::RegexSet;
 
 /// `text` without hiding characters; `None` when there was nothing to strip.
 pub fn strip_hidden(text: &str) -> Option<String> {
-    if text.chars().all(|c| !is_hidden(c) && c != '\u{1b}') {
+    // Most text is printable ASCII: check its bytes before decoding characters.
+    let plain = |b: &u8| matches!(b, b' '..=b'~' | b'\t' | b'\n' | b'\r');
+    if text.as_bytes().iter().all(plain) || text.chars().all(|c| !is_hidden(c) && c != '\u{1b}') {
         return None;
     }
     let mut out = String::with_capacity(text.len());
@@ -109,6 +111,10 @@ pub fn injection_phrases(text: &str) -> Vec<&'static str> {
     let Some(set) = injection_set() else {
         return Vec::new();
     };
+    // Most text matches none: `is_match` answers that faster than collecting every match.
+    if !set.is_match(text) {
+        return Vec::new();
+    }
     set.matches(text)
         .into_iter()
         .map(|i| INJECTION_PHRASES[i].0)

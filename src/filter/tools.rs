@@ -1,8 +1,12 @@
-//! The server's tools as last listed: each tool's `inputSchema` and `outputSchema`, compiled
-//! when the listing passes (never per call). A `notifications/tools/list_changed` makes the
-//! listing stale until the host lists the tools again.
+//! The server's tools as last listed: each tool's `inputSchema` and `outputSchema`, kept as
+//! JSON text when the listing passes and compiled on the first call that needs them (never
+//! per call, and never for a tool the host does not call: compiling a schema costs tens of
+//! microseconds, a listing may hold thousands of tools). A
+//! `notifications/tools/list_changed` makes the listing stale until the host lists the tools
+//! again.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::OnceLock;
 
 use jsonschema::Validator;
 use serde_json::Value;
@@ -17,18 +21,77 @@ pub enum State {
     Stale,
 }
 
+#[derive(Debug)]
 pub struct Tool {
-    pub input: Option<Validator>,
-    pub output: Option<Validator>,
+    input: Schema,
+    output: Schema,
 }
 
-impl std::fmt::Debug for Tool {
+impl Tool {
+    /// The validator of the tool's `inputSchema`: `None` without one, or when it does not
+    /// compile (the first time, `broken` receives why).
+    pub fn input(&self, broken: &mut Vec<String>) -> Option<&Validator> {
+        self.input.validator("inputSchema", broken)
+    }
+
+    /// The validator of the tool's `outputSchema`, as [`Tool::input`].
+    pub fn output(&self, broken: &mut Vec<String>) -> Option<&Validator> {
+        self.output.validator("outputSchema", broken)
+    }
+}
+
+/// One schema of a listed tool: its JSON text, compiled on first use.
+struct Schema {
+    text: Option<Box<str>>,
+    compiled: OnceLock<Result<Validator, String>>,
+}
+
+impl std::fmt::Debug for Schema {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Tool")
-            .field("input", &self.input.is_some())
-            .field("output", &self.output.is_some())
+        f.debug_struct("Schema")
+            .field("present", &self.text.is_some())
+            .field("compiled", &self.compiled.get().map(Result::is_ok))
             .finish()
     }
+}
+
+impl Schema {
+    fn of(tool: &Value, key: &str) -> Schema {
+        Schema {
+            // `to_string` on a `Value` goes through `fmt`: `serde_json::to_string` is faster.
+            // `null` is no schema (a fault the schema stage reports, or the policy tolerates),
+            // not one that fails to compile.
+            text: tool
+                .get(key)
+                .filter(|s| !s.is_null())
+                .and_then(|s| serde_json::to_string(s).ok())
+                .map(String::into_boxed_str),
+            compiled: OnceLock::new(),
+        }
+    }
+
+    fn validator(&self, key: &str, broken: &mut Vec<String>) -> Option<&Validator> {
+        let text = self.text.as_deref()?;
+        let mut fresh = false;
+        let compiled = self.compiled.get_or_init(|| {
+            fresh = true;
+            compile_schema(text)
+        });
+        match compiled {
+            Ok(validator) => Some(validator),
+            Err(e) => {
+                if fresh {
+                    broken.push(format!("{key}: {e}"));
+                }
+                None
+            }
+        }
+    }
+}
+
+/// What to record about a tool whose schema does not compile (once per listing).
+pub fn broken_finding(tool: &str, why: &str) -> String {
+    format!("tool `{tool}` has a schema that does not compile ({why}); its calls are not checked")
 }
 
 #[derive(Debug, Default)]
@@ -54,36 +117,29 @@ impl ToolCache {
         }
     }
 
-    /// A `tools/list` page passed: a first page replaces the listing, a later one adds to it.
-    /// Returns the tools whose schemas could not be compiled (they are called unchecked).
-    pub fn record_page(&mut self, first_page: bool, tools: &[Value]) -> Vec<(String, String)> {
+    /// A `tools/list` page is passing: a first page replaces the listing, a later one adds to
+    /// it ([`ToolCache::record`] each of its tools).
+    pub fn start_page(&mut self, first_page: bool) {
         if first_page || self.state != State::Listed {
             self.tools.clear();
         }
         self.state = State::Listed;
         self.unchecked_calls.clear();
-        let mut broken = Vec::new();
-        for tool in tools {
-            let Some(name) = tool.get("name").and_then(Value::as_str) else {
-                continue;
-            };
-            let mut compile = |key: &str| {
-                // `null` is no schema (a fault the schema stage reports, or the policy
-                // tolerates), not one that fails to compile.
-                let schema = tool.get(key).filter(|s| !s.is_null())?;
-                match compile_schema(schema) {
-                    Ok(v) => Some(v),
-                    Err(e) => {
-                        broken.push((name.to_owned(), format!("{key}: {e}")));
-                        None
-                    }
-                }
-            };
-            let input = compile("inputSchema");
-            let output = compile("outputSchema");
-            self.tools.insert(name.to_owned(), Tool { input, output });
-        }
-        broken
+    }
+
+    /// One tool of the page, as forwarded: its schemas are kept as text, compiled on first use.
+    pub fn record(&mut self, tool: &Value) {
+        let Some(name) = tool.get("name").and_then(Value::as_str) else {
+            return;
+        };
+        let input = Schema::of(tool, "inputSchema");
+        let output = Schema::of(tool, "outputSchema");
+        self.tools.insert(name.to_owned(), Tool { input, output });
+    }
+
+    /// Whether this is the first call of `name` without a current listing (to report once).
+    pub fn first_unchecked_call(&mut self, name: &str) -> bool {
+        !self.unchecked_calls.contains(name) && self.unchecked_calls.insert(name.to_owned())
     }
 
     pub fn lookup(&self, name: &str) -> Lookup<'_> {
@@ -96,22 +152,19 @@ impl ToolCache {
         }
     }
 
-    /// Whether this is the first call of `name` without a current listing (to report once).
-    pub fn first_unchecked_call(&mut self, name: &str) -> bool {
-        !self.unchecked_calls.contains(name) && self.unchecked_calls.insert(name.to_owned())
-    }
-
     pub fn get(&self, name: &str) -> Option<&Tool> {
         self.tools.get(name)
     }
 }
 
-/// Compile a server-supplied schema. No remote references are fetched (the crate is built
-/// without its HTTP retriever), so a `$ref` to a URL fails to compile instead.
-fn compile_schema(schema: &Value) -> Result<Validator, String> {
+/// Compile a server-supplied schema (JSON text written from the listing). No remote references
+/// are fetched (the crate is built without its HTTP retriever), so a `$ref` to a URL fails to
+/// compile instead.
+fn compile_schema(text: &str) -> Result<Validator, String> {
+    let schema: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
     jsonschema::options()
         .should_validate_formats(false)
-        .build(schema)
+        .build(&schema)
         .map_err(|e| e.to_string())
 }
 
