@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::chain::Destination;
-use super::redact::{PatternError, Redactor};
+use super::redact::Redactor;
+use crate::filter::redact::PatternError;
 use crate::policy::firewall::{self, OnSuspicious};
 use crate::policy::Vars;
 

@@ -1,70 +1,37 @@
 //! What the audit log must not keep: values under sensitive key names, text matching the secret
 //! patterns, and anything long (truncated). `scan` reuses the patterns to find secrets in output.
 
-use std::sync::OnceLock;
-
-use regex::{Regex, RegexSet};
+use regex::Captures;
 use serde_json::Value;
+
+use crate::filter::redact::{PatternError, Patterns, BUILTIN};
 
 /// The marker that replaces a redacted value; names the kind, never the secret.
 pub fn marker(kind: &str) -> String {
     format!("[REDACTED:{kind}]")
 }
 
-/// Built-in secret patterns: kind → regular expression. Kept short and specific, so that
-/// ordinary text (ids, hashes) does not trip them.
-const BUILTIN: &[(&str, &str)] = &[
-    (
-        "private_key",
-        r"-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----[\s\S]*?(?:-----END (?:[A-Z]+ )?PRIVATE KEY-----|$)",
-    ),
-    ("aws_access_key", r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"),
-    (
-        "github_token",
-        r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{40,})\b",
-    ),
-    ("gitlab_token", r"\bglpat-[A-Za-z0-9_\-]{20,}\b"),
-    ("slack_token", r"\bxox[abposr]-[A-Za-z0-9-]{10,}\b"),
-    ("stripe_key", r"\b[sr]k_(?:live|test)_[A-Za-z0-9]{20,}\b"),
-    ("anthropic_key", r"\bsk-ant-[A-Za-z0-9_\-]{20,}\b"),
-    ("openai_key", r"\bsk-(?:proj-)?[A-Za-z0-9_\-]{32,}\b"),
-    ("google_api_key", r"\bAIza[0-9A-Za-z_\-]{35}\b"),
-    (
-        "jwt",
-        r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\b",
-    ),
-    ("bearer", r"(?i)\bbearer\s+[A-Za-z0-9._~+/\-]{20,}=*"),
-    (
-        "connection_password",
-        r"\b[a-z][a-z0-9+.\-]*://[^/\s:@]+:[^/\s@]+@[^\s]+",
-    ),
+/// The names the log has always given three of the built-in kinds (`scan` reports them too).
+const LOG_NAMES: &[(&str, &str)] = &[
+    ("gcp_api_key", "google_api_key"),
+    ("bearer_token", "bearer"),
+    ("connection_string_password", "connection_password"),
 ];
 
-#[derive(Debug, thiserror::Error)]
-#[error("bad redaction pattern `{kind}`: {source}")]
-pub struct PatternError {
-    kind: String,
-    #[source]
-    source: regex::Error,
-}
+/// The built-in kind whose matches the log hides through the end of the URL (user and host
+/// included), where the firewall replaces only the password.
+const WHOLE_URL: &str = "connection_string_password";
 
 /// Redaction rules for audit events.
 #[derive(Debug, Clone)]
 pub struct Redactor {
     /// Lower-case key names whose values are always redacted.
     keys: Vec<String>,
-    /// kind → pattern source; compiled on first use (compiling the set costs milliseconds, which
-    /// a session that never audits a value should not pay at start-up).
-    sources: Vec<(String, String)>,
-    compiled: OnceLock<Compiled>,
+    /// The firewall's built-in patterns under the log's names, then the policy's.
+    patterns: Patterns,
+    /// The index of the `WHOLE_URL` rule, when the built-ins are on.
+    whole_url: Option<usize>,
     max_value_bytes: usize,
-}
-
-#[derive(Debug, Clone)]
-struct Compiled {
-    /// One pass over a text tells which patterns match at all; most texts match none.
-    set: RegexSet,
-    patterns: Vec<(String, Regex)>,
 }
 
 impl Redactor {
@@ -75,36 +42,23 @@ impl Redactor {
         extra: &[(String, String)],
         max_value_bytes: usize,
     ) -> Result<Self, PatternError> {
-        let builtin_iter = BUILTIN
+        let builtins: Vec<(&str, &str)> = BUILTIN
             .iter()
             .filter(|_| builtin)
-            .map(|(k, p)| ((*k).to_owned(), (*p).to_owned()));
-        // The policy's own patterns are checked now, so a typo is an error at start-up.
-        for (kind, pattern) in extra {
-            Regex::new(pattern).map_err(|source| PatternError {
-                kind: kind.clone(),
-                source,
-            })?;
-        }
+            .map(|&(kind, re)| {
+                let name = LOG_NAMES.iter().find(|(k, _)| *k == kind);
+                (name.map_or(kind, |(_, log)| *log), re)
+            })
+            .collect();
         Ok(Self {
             keys: keys.iter().map(|k| k.to_ascii_lowercase()).collect(),
-            sources: builtin_iter.chain(extra.iter().cloned()).collect(),
-            compiled: OnceLock::new(),
-            max_value_bytes: max_value_bytes.max(16),
-        })
-    }
-
-    fn compiled(&self) -> &Compiled {
-        self.compiled.get_or_init(|| {
-            // Every source was checked in `new` (built-ins by the tests).
-            let patterns: Vec<(String, Regex)> = self
-                .sources
+            // The log has never applied the `[redaction] allow` list; it still does not.
+            patterns: Patterns::new(&builtins, extra, &[])?,
+            whole_url: BUILTIN
                 .iter()
-                .filter_map(|(kind, p)| Regex::new(p).ok().map(|re| (kind.clone(), re)))
-                .collect();
-            let set = RegexSet::new(patterns.iter().map(|(_, re)| re.as_str()))
-                .unwrap_or_else(|_| RegexSet::empty());
-            Compiled { set, patterns }
+                .position(|(k, _)| *k == WHOLE_URL)
+                .filter(|_| builtin),
+            max_value_bytes: max_value_bytes.max(16),
         })
     }
 
@@ -112,8 +66,8 @@ impl Redactor {
     pub fn builtin() -> Self {
         Self::new(&[], true, &[], usize::MAX).unwrap_or(Self {
             keys: Vec::new(),
-            sources: Vec::new(),
-            compiled: OnceLock::new(),
+            patterns: Patterns::default(),
+            whole_url: None,
             max_value_bytes: usize::MAX,
         })
     }
@@ -126,12 +80,9 @@ impl Redactor {
 
     /// The kinds of secrets found in `text`.
     pub fn find_secrets<'s>(&'s self, text: &str) -> Vec<&'s str> {
-        let compiled = self.compiled();
-        compiled
-            .set
-            .matches(text)
-            .into_iter()
-            .map(|i| compiled.patterns[i].0.as_str())
+        self.patterns
+            .matching(text)
+            .map(|i| self.patterns.kind(i))
             .collect()
     }
 
@@ -162,17 +113,23 @@ impl Redactor {
 
     /// `text` with every pattern match replaced by its marker, and the number of matches.
     pub fn redact_text(&self, text: &str) -> (String, u64) {
-        let compiled = self.compiled();
-        let mut out = text.to_owned();
+        // The whole match, not only a `secret` group; a URL through to its end.
+        let span = |i: usize, caps: &Captures<'_>, source: &str| {
+            let m = caps.get(0)?;
+            let end = if Some(i) == self.whole_url {
+                source[m.end()..]
+                    .find(char::is_whitespace)
+                    .map_or(source.len(), |n| m.end() + n)
+            } else {
+                m.end()
+            };
+            Some(m.start()..end)
+        };
         let mut count = 0;
-        for i in compiled.set.matches(text).into_iter() {
-            let (kind, re) = &compiled.patterns[i];
-            if re.is_match(&out) {
-                count += re.find_iter(&out).count() as u64;
-                out = re.replace_all(&out, marker(kind).as_str()).into_owned();
-            }
-        }
-        (out, count)
+        let redacted = self
+            .patterns
+            .redact(text, self.patterns.matching(text), span, |_, n| count += n);
+        (redacted.unwrap_or_else(|| text.to_owned()), count)
     }
 
     pub fn max_value_bytes(&self) -> usize {
@@ -226,13 +183,6 @@ mod tests {
     }
 
     #[test]
-    fn builtin_patterns_compile() {
-        for (kind, pattern) in BUILTIN {
-            assert!(Regex::new(pattern).is_ok(), "{kind}");
-        }
-    }
-
-    #[test]
     fn truncate_respects_char_boundaries() {
         let t = truncate("ééééé", 3);
         assert!(t.starts_with('é') && t.contains("truncated"));
@@ -248,5 +198,70 @@ mod tests {
             r.find_secrets("postgres://app:s3cret@db.local/x"),
             ["connection_password"]
         );
+    }
+
+    #[test]
+    fn log_keeps_its_names_and_hides_whole_urls() {
+        let r = Redactor::builtin();
+        let cases = [
+            (
+                "Authorization: Bearer abcdefghijklmnopqrst",
+                "Authorization: [REDACTED:bearer]",
+                1,
+            ),
+            (
+                "AIzaSyA-abcdefghijklmnopqrstuvwxyz01234",
+                "[REDACTED:google_api_key]",
+                1,
+            ),
+            (
+                "a=pg://u:p1@h,b=pg://v:p2@h2 end",
+                "a=[REDACTED:connection_password] end",
+                1,
+            ),
+        ];
+        for (text, want, n) in cases {
+            assert_eq!(r.redact_text(text), (want.to_owned(), n), "{text}");
+        }
+    }
+
+    #[test]
+    fn log_gains_the_firewall_patterns() {
+        let r = Redactor::builtin();
+        let cases = [
+            ("ABIAIOSFODNN7EXAMPLE", "[REDACTED:aws_access_key]"),
+            (
+                "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+                "[REDACTED:aws_secret_key]",
+            ),
+            (
+                "AccountName=a;AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;",
+                "AccountName=a;[REDACTED:azure_storage_key];",
+            ),
+            (
+                "https://a.blob.core.windows.net/c?sv=2022&sig=abcdefghijklmnopqrstuvwxyz012345%3D",
+                "https://a.blob.core.windows.net/c?sv=2022[REDACTED:azure_sas_signature]",
+            ),
+            ("xoxe-1234567890-abcdef", "[REDACTED:slack_token]"),
+            (
+                "https://hooks.slack.com/services/T000/B000/XXXXXXXX",
+                "[REDACTED:slack_webhook]",
+            ),
+            ("sk_live_abcdefghij123456", "[REDACTED:stripe_key]"),
+            ("sk-svcacct-abcdefghijklmnopqrst", "[REDACTED:openai_key]"),
+            ("eyJhbGci.eyJzdWIi.abcdefghij", "[REDACTED:jwt]"),
+            ("Bearer abcdefghijklmnop", "[REDACTED:bearer]"),
+            (
+                "Postgres://app:s3cret@ x",
+                "[REDACTED:connection_password] x",
+            ),
+            (
+                "-----BEGIN PGP PRIVATE KEY BLOCK-----\nlQOYBF\n-----END PGP PRIVATE KEY BLOCK-----",
+                "[REDACTED:private_key]",
+            ),
+        ];
+        for (text, want) in cases {
+            assert_eq!(r.redact_text(text), (want.to_owned(), 1), "{text}");
+        }
     }
 }

@@ -1,23 +1,27 @@
-//! Secret redaction in both directions: a maintained pattern set plus the policy's patterns;
-//! each secret is replaced by `[REDACTED:<kind>]`, unless an allow-list entry matches it.
+//! Secret redaction in both directions: the one maintained pattern set (the audit log's
+//! redactor and `scan` are built from it too) plus the policy's patterns; each secret is
+//! replaced by `[REDACTED:<kind>]`, unless an allow-list entry matches it.
 //!
 //! A cheap literal pre-filter runs over the raw JSON text; only a message that may hold a
 //! secret is parsed and walked string by string.
 
+use std::ops::Range;
 use std::sync::OnceLock;
 
 use crate::protocol::needle::Needle;
 use memchr::memmem::Finder;
-use regex::{Regex, RegexSet};
+use regex::{Captures, Regex, RegexSet};
 use serde_json::Value;
 
 /// The maintained set: kind → pattern. A pattern with a `secret` group redacts only that group
-/// (the password of a connection string, not the whole URL). Order matters: a more specific
-/// kind first (Anthropic keys also start with `sk-`).
-const BUILTIN: &[(&str, &str)] = &[
+/// in messages (the password of a connection string, not the whole URL). Order matters: a more
+/// specific kind first (Anthropic keys also start with `sk-`). Every pattern must contain one of
+/// the `TRIGGERS`.
+pub const BUILTIN: &[(&str, &str)] = &[
     (
         "private_key",
-        r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----[\s\S]*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----",
+        // An unterminated block (cut short) is redacted to the end of the text.
+        r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----[\s\S]*?(?:-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|$)",
     ),
     ("aws_access_key", r"\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b"),
     (
@@ -35,7 +39,7 @@ const BUILTIN: &[(&str, &str)] = &[
     ),
     (
         "github_token",
-        r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{60,})\b",
+        r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{40,})\b",
     ),
     ("gitlab_token", r"\bglpat-[A-Za-z0-9_\-]{20,}"),
     ("slack_token", r"\bxox[abposre]-[A-Za-z0-9-]{10,}"),
@@ -51,7 +55,7 @@ const BUILTIN: &[(&str, &str)] = &[
     ),
     (
         "jwt",
-        r"\beyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{10,}",
+        r"\beyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{8,}",
     ),
     (
         "bearer_token",
@@ -107,49 +111,47 @@ pub struct PatternError {
     source: regex::Error,
 }
 
-#[derive(Debug)]
+fn compile(kind: &str, re: &str) -> Result<Regex, PatternError> {
+    Regex::new(re).map_err(|source| PatternError {
+        kind: kind.to_owned(),
+        source,
+    })
+}
+
+#[derive(Debug, Clone)]
 struct Rule {
     kind: String,
     re: Regex,
 }
 
-#[derive(Debug, Default)]
-pub struct Redactor {
-    /// kind → pattern, compiled into `rules` on first use: compiling them all costs several
-    /// milliseconds at start-up, and most sessions never carry anything the triggers flag.
+/// Secret patterns (built-ins and the policy's) with the allow-list of false positives:
+/// what the firewall's and the audit log's redactors share. Compiled on first use: compiling
+/// them all costs several milliseconds at start-up, and most sessions never need them.
+#[derive(Debug, Clone, Default)]
+pub struct Patterns {
+    /// kind → pattern, in the order they are applied.
     sources: Vec<(String, String)>,
     rules: OnceLock<Vec<Rule>>,
+    /// All rules in one set, for callers that first ask which of them match at all.
+    set: OnceLock<RegexSet>,
+    /// Anchored: an allow-list entry must match a whole secret.
     allow: Vec<Regex>,
-    builtin_trigger: Option<Regex>,
-    /// Look for `user:password@` after a `://`.
-    connection_strings: bool,
-    /// The policy's own patterns, run over the raw text as their own pre-filter.
-    custom_trigger: Option<RegexSet>,
 }
 
-impl Redactor {
-    /// `patterns`: kind → regex from the policy; `allow`: regexes of false positives.
+impl Patterns {
+    /// `builtin`: kind → pattern (`BUILTIN`, possibly renamed, or nothing); `patterns`: the
+    /// policy's, checked now so that a typo is an error at start-up; `allow`: regexes of false
+    /// positives.
     pub fn new(
-        builtin: bool,
+        builtin: &[(&str, &str)],
         patterns: &[(String, String)],
         allow: &[String],
-    ) -> Result<Redactor, PatternError> {
-        let compile = |kind: &str, re: &str| {
-            Regex::new(re).map_err(|source| PatternError {
-                kind: kind.to_owned(),
-                source,
-            })
-        };
-        let mut sources: Vec<(String, String)> = Vec::new();
-        if builtin {
-            sources.extend(
-                BUILTIN
-                    .iter()
-                    .map(|(k, re)| ((*k).to_owned(), (*re).to_owned())),
-            );
-        }
+    ) -> Result<Patterns, PatternError> {
+        let mut sources: Vec<(String, String)> = builtin
+            .iter()
+            .map(|(k, re)| ((*k).to_owned(), (*re).to_owned()))
+            .collect();
         for (kind, re) in patterns {
-            // The policy's own patterns are checked now, so a typo is an error at start-up.
             compile(kind, re)?;
             sources.push((kind.clone(), re.clone()));
         }
@@ -157,26 +159,11 @@ impl Redactor {
             .iter()
             .map(|re| compile("allow", &format!("^(?:{re})$")))
             .collect::<Result<_, _>>()?;
-        let literals: Vec<String> = TRIGGERS.iter().map(|t| regex::escape(t)).collect();
-        let builtin_trigger = builtin
-            .then(|| compile("triggers", &literals.join("|")))
-            .transpose()?;
-        let connection_strings = builtin;
-        let custom_trigger = (!patterns.is_empty())
-            .then(|| {
-                RegexSet::new(patterns.iter().map(|(_, re)| re)).map_err(|source| PatternError {
-                    kind: "patterns".into(),
-                    source,
-                })
-            })
-            .transpose()?;
-        Ok(Redactor {
+        Ok(Patterns {
             sources,
             rules: OnceLock::new(),
+            set: OnceLock::new(),
             allow,
-            builtin_trigger,
-            connection_strings,
-            custom_trigger,
         })
     }
 
@@ -197,6 +184,123 @@ impl Redactor {
                 })
                 .collect()
         })
+    }
+
+    /// The indices of the rules that match `text`, from one pass over it.
+    pub fn matching(&self, text: &str) -> impl Iterator<Item = usize> {
+        self.set
+            .get_or_init(|| {
+                RegexSet::new(self.rules().iter().map(|r| r.re.as_str()))
+                    .unwrap_or_else(|_| RegexSet::empty())
+            })
+            .matches(text)
+            .into_iter()
+    }
+
+    /// The kind of rule `i`.
+    pub fn kind(&self, i: usize) -> &str {
+        self.rules().get(i).map_or("", |r| r.kind.as_str())
+    }
+
+    /// The rules' count: `0..len()` are all of them.
+    pub fn len(&self) -> usize {
+        self.rules().len()
+    }
+
+    /// `text` with the matches of the rules `candidates` (in order; each runs over the previous
+    /// one's output) replaced by `[REDACTED:<kind>]`; `None` when nothing was replaced. `span`
+    /// picks what of a match is replaced (`None`: nothing); `hit` hears each kind replaced and
+    /// how many times.
+    pub fn redact(
+        &self,
+        text: &str,
+        candidates: impl IntoIterator<Item = usize>,
+        span: impl Fn(usize, &Captures<'_>, &str) -> Option<Range<usize>>,
+        mut hit: impl FnMut(&str, u64),
+    ) -> Option<String> {
+        let rules = self.rules();
+        let mut current: Option<String> = None;
+        for i in candidates {
+            let Some(rule) = rules.get(i) else { continue };
+            let source = current.as_deref().unwrap_or(text);
+            if !rule.re.is_match(source) {
+                continue;
+            }
+            let mut out = String::with_capacity(source.len());
+            let mut last = 0;
+            let mut hits = 0;
+            for caps in rule.re.captures_iter(source) {
+                let Some(secret) = span(i, &caps, source) else {
+                    continue;
+                };
+                // A span may run past its match (the audit's whole URL) over later matches.
+                if secret.start < last
+                    || self
+                        .allow
+                        .iter()
+                        .any(|a| a.is_match(&source[secret.clone()]))
+                {
+                    continue;
+                }
+                out.push_str(&source[last..secret.start]);
+                out.push_str("[REDACTED:");
+                out.push_str(&rule.kind);
+                out.push(']');
+                last = secret.end;
+                hits += 1;
+            }
+            if hits > 0 {
+                out.push_str(&source[last..]);
+                hit(&rule.kind, hits);
+                current = Some(out);
+            }
+        }
+        current
+    }
+}
+
+/// The firewall's redactor: the patterns behind a pre-filter over each message's raw text.
+#[derive(Debug, Default)]
+pub struct Redactor {
+    patterns: Patterns,
+    builtin_trigger: Option<Regex>,
+    /// Look for `user:password@` after a `://`.
+    connection_strings: bool,
+    /// The policy's own patterns, run over the raw text as their own pre-filter.
+    custom_trigger: Option<RegexSet>,
+}
+
+impl Redactor {
+    /// `patterns`: kind → regex from the policy; `allow`: regexes of false positives.
+    pub fn new(
+        builtin: bool,
+        patterns: &[(String, String)],
+        allow: &[String],
+    ) -> Result<Redactor, PatternError> {
+        let builtins = if builtin { BUILTIN } else { &[] };
+        let literals: Vec<String> = TRIGGERS.iter().map(|t| regex::escape(t)).collect();
+        let builtin_trigger = builtin
+            .then(|| compile("triggers", &literals.join("|")))
+            .transpose()?;
+        let connection_strings = builtin;
+        let custom_trigger = (!patterns.is_empty())
+            .then(|| {
+                RegexSet::new(patterns.iter().map(|(_, re)| re)).map_err(|source| PatternError {
+                    kind: "patterns".into(),
+                    source,
+                })
+            })
+            .transpose()?;
+        Ok(Redactor {
+            patterns: Patterns::new(builtins, patterns, allow)?,
+            builtin_trigger,
+            connection_strings,
+            custom_trigger,
+        })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.patterns.is_empty()
     }
 
     /// Whether the raw JSON text may hold a secret (false: no need to parse it).
@@ -245,37 +349,17 @@ impl Redactor {
 
     /// `text` with its secrets replaced; `None` when there were none.
     pub fn redact_str(&self, text: &str, kinds: &mut Vec<String>) -> Option<String> {
-        let mut current: Option<String> = None;
-        for rule in self.rules() {
-            let source = current.as_deref().unwrap_or(text);
-            if !rule.re.is_match(source) {
-                continue;
-            }
-            let mut out = String::with_capacity(source.len());
-            let mut last = 0;
-            let mut hit = false;
-            for caps in rule.re.captures_iter(source) {
-                let Some(whole) = caps.get(0) else { continue };
-                let secret = caps.name("secret").unwrap_or(whole);
-                if self.allow.iter().any(|a| a.is_match(secret.as_str())) {
-                    continue;
+        let secret = |_: usize, caps: &Captures<'_>, _: &str| {
+            caps.name("secret")
+                .or_else(|| caps.get(0))
+                .map(|m| m.range())
+        };
+        self.patterns
+            .redact(text, 0..self.patterns.len(), secret, |kind, _| {
+                if !kinds.iter().any(|k| k == kind) {
+                    kinds.push(kind.to_owned());
                 }
-                out.push_str(&source[last..secret.start()]);
-                out.push_str("[REDACTED:");
-                out.push_str(&rule.kind);
-                out.push(']');
-                last = secret.end();
-                hit = true;
-            }
-            if hit {
-                out.push_str(&source[last..]);
-                if !kinds.contains(&rule.kind) {
-                    kinds.push(rule.kind.clone());
-                }
-                current = Some(out);
-            }
-        }
-        current
+            })
     }
 }
 
@@ -354,5 +438,25 @@ mod tests {
         );
         assert!(r.may_contain_secret(r#"{"a":"itk_ABCDEFGH"}"#));
         assert!(!r.may_contain_secret(r#"{"a":"hello world"}"#));
+    }
+
+    #[test]
+    fn redact_what_the_audit_log_caught() {
+        let r = Redactor::new(true, &[], &[]).unwrap();
+        let cases = [
+            (
+                "key -----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1r",
+                "key [REDACTED:private_key]",
+            ),
+            (
+                "github_pat_0123456789abcdefghijABCDEFGHIJ0123456789",
+                "[REDACTED:github_token]",
+            ),
+            ("eyJhbGciOi.eyJzdWIiOi.abcdefgh", "[REDACTED:jwt]"),
+        ];
+        for (text, want) in cases {
+            assert_eq!(redact(&r, text), want, "{text}");
+            assert!(r.may_contain_secret(text), "{text}");
+        }
     }
 }
