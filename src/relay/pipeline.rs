@@ -9,7 +9,7 @@ use tokio::io::AsyncRead;
 
 use super::output::Output;
 use super::replies::{cancelled_notification, error_response};
-use super::session::{Answer, Session};
+use super::session::{Answer, InFlight, Session};
 use crate::audit::{Audit, Severity};
 use crate::filter::{Absorbed, Context, Direction, Firewall, Verdict};
 use crate::protocol::id_recovery::recover_id;
@@ -63,6 +63,8 @@ struct Judged {
     batch: bool,
     to_sender: Vec<Vec<u8>>,
     to_receiver: Vec<Vec<u8>>,
+    /// The requests of a batch that were forwarded (only batches fill this).
+    forwarded: Vec<RequestId>,
 }
 
 impl Judged {
@@ -240,6 +242,20 @@ impl Relay {
                 }
                 judged.batch = true;
                 scratch.push(b'[');
+                // Answers to requests of a batch whose refused members' errors the guard holds:
+                // those errors join this array (see `InFlight::hold` for the rule).
+                let mut merged = Vec::new();
+                {
+                    let mut session = self.session.borrow_mut();
+                    let waiting = requests_of(&mut session, from.other());
+                    if waiting.has_held() {
+                        for message in items.iter().flatten() {
+                            if let Some(id) = message.response_id() {
+                                waiting.take_held_for(id, &mut merged);
+                            }
+                        }
+                    }
+                }
                 for item in items {
                     match item {
                         Ok(message) => self.judge(from, &message, scratch, &mut judged),
@@ -256,9 +272,23 @@ impl Relay {
                         }
                     }
                 }
+                // The guard's errors in place of refused answers belong in the same array.
+                for reply in judged.to_receiver.drain(..).chain(merged) {
+                    if scratch.len() > 1 {
+                        scratch.push(b',');
+                    }
+                    scratch.extend_from_slice(&reply);
+                }
                 scratch.push(b']');
                 if scratch.len() == 2 {
                     scratch.clear();
+                }
+                if !judged.to_sender.is_empty() && !judged.forwarded.is_empty() {
+                    // Held before anything is sent, so the answers cannot come first.
+                    requests_of(&mut self.session.borrow_mut(), from).hold(
+                        std::mem::take(&mut judged.forwarded),
+                        std::mem::take(&mut judged.to_sender),
+                    );
                 }
             }
         }
@@ -278,6 +308,25 @@ impl Relay {
         if !judged.to_receiver.is_empty() {
             self.reply(to, &join(&judged.to_receiver, judged.batch))
                 .await;
+        }
+        self.release_settled_batches().await;
+    }
+
+    /// Send the held batch errors whose forwarded requests are all settled, one array per
+    /// batch. Costs one check when nothing is held (the usual case).
+    async fn release_settled_batches(&self) {
+        for side in [Side::Host, Side::Server] {
+            let settled = {
+                let mut session = self.session.borrow_mut();
+                let own = requests_of(&mut session, side);
+                if !own.has_held() {
+                    continue;
+                }
+                own.take_settled()
+            };
+            for replies in settled {
+                self.reply(side, &join(&replies, true)).await;
+            }
         }
     }
 
@@ -343,6 +392,9 @@ impl Relay {
         if !is_response {
             if let Err(reply) = self.admit(from, message) {
                 return judged.reply_to_sender(reply);
+            }
+            if judged.batch {
+                judged.forwarded.extend(request_id(message));
             }
         }
         if judged.batch && out.len() > 1 {
@@ -474,6 +526,7 @@ impl Relay {
                 &error_response(Some(&id), codes::INTERNAL_ERROR, &message),
             )
             .await;
+            self.release_settled_batches().await;
         }
     }
 
@@ -533,6 +586,7 @@ impl Relay {
             )
             .await;
         }
+        self.release_settled_batches().await;
         // Server → host requests are the host's business: it has its own timeouts.
     }
 
@@ -562,6 +616,7 @@ impl Relay {
             )
             .await;
         }
+        self.release_settled_batches().await;
         let _ = self.to_host.flush().await;
     }
 
@@ -576,6 +631,7 @@ impl Relay {
             )
             .await;
         }
+        self.release_settled_batches().await;
     }
 }
 
@@ -591,7 +647,16 @@ impl Pending {
             progress_token: meta
                 .and_then(|m| m.progress_token)
                 .map(|raw| Box::from(raw.get())),
+            batch: None,
         }
+    }
+}
+
+/// The requests `side` sent (and the replies the guard holds for it).
+fn requests_of(session: &mut Session, side: Side) -> &mut InFlight {
+    match side {
+        Side::Host => &mut session.host_requests,
+        Side::Server => &mut session.server_requests,
     }
 }
 

@@ -2,6 +2,7 @@
 //! progress tokens that keep them alive, and the negotiated protocol version.
 
 use std::collections::{HashMap, HashSet};
+use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
 
 use crate::protocol::version::KNOWN_VERSIONS;
@@ -13,6 +14,8 @@ pub struct Pending {
     pub method: Box<str>,
     pub deadline: Instant,
     pub progress_token: Option<Box<str>>,
+    /// The held batch this request belongs to (see [`InFlight::hold`]).
+    pub batch: Option<NonZeroU32>,
 }
 
 /// Requests one side sent and the other has not answered yet.
@@ -21,6 +24,17 @@ pub struct InFlight {
     pending: HashMap<RequestId, Pending>,
     /// Ids given up on (timed out or cancelled): a late answer is dropped quietly.
     abandoned: HashSet<RequestId>,
+    /// The guard's own replies to batches from this side, held for the other side's answers.
+    held: Vec<HeldBatch>,
+    last_batch: u32,
+}
+
+/// The guard's error replies to some members of a batch whose other requests were forwarded.
+#[derive(Debug)]
+struct HeldBatch {
+    tag: NonZeroU32,
+    requests: Vec<RequestId>,
+    replies: Vec<Vec<u8>>,
 }
 
 /// How many abandoned ids are remembered before the oldest are forgotten.
@@ -71,6 +85,63 @@ impl InFlight {
         }
         self.abandoned.insert(id.clone());
         Some(pending)
+    }
+
+    /// Hold `replies`, the guard's errors for members of one batch, until the batch's forwarded
+    /// `requests` (already inserted) are settled. The rule, so that the sender gets one array per
+    /// batch and never loses an error: the replies are appended to the first array from the
+    /// other side that answers any of these requests ([`InFlight::take_held_for`]); should none
+    /// come (answered singly, timed out, cancelled, the peer gone), they go out as their own
+    /// array once the last of the requests is settled ([`InFlight::take_settled`]).
+    pub fn hold(&mut self, requests: Vec<RequestId>, replies: Vec<Vec<u8>>) {
+        self.last_batch = self.last_batch.wrapping_add(1);
+        let tag = NonZeroU32::new(self.last_batch).unwrap_or(NonZeroU32::MIN);
+        for id in &requests {
+            if let Some(pending) = self.pending.get_mut(id) {
+                pending.batch = Some(tag);
+            }
+        }
+        self.held.push(HeldBatch {
+            tag,
+            requests,
+            replies,
+        });
+    }
+
+    /// Whether replies are held (checked before anything else, so messages outside held
+    /// batches pay nothing more).
+    pub fn has_held(&self) -> bool {
+        !self.held.is_empty()
+    }
+
+    /// When `id` (about to be answered) belongs to a held batch: move its replies into `into`.
+    pub fn take_held_for(&mut self, id: &RequestId, into: &mut Vec<Vec<u8>>) {
+        let Some(tag) = self.pending.get(id).and_then(|p| p.batch) else {
+            return;
+        };
+        if let Some(i) = self.held.iter().position(|h| h.tag == tag) {
+            into.extend(self.held.remove(i).replies);
+        }
+    }
+
+    /// The replies of held batches none of whose requests is still pending, batch by batch.
+    pub fn take_settled(&mut self) -> Vec<Vec<Vec<u8>>> {
+        let pending = &self.pending;
+        let settled = |h: &HeldBatch| {
+            h.requests
+                .iter()
+                .all(|id| pending.get(id).and_then(|p| p.batch) != Some(h.tag))
+        };
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < self.held.len() {
+            if settled(&self.held[i]) {
+                out.push(self.held.remove(i).replies);
+            } else {
+                i += 1;
+            }
+        }
+        out
     }
 
     /// Push back the deadline of the request that owns `token` (a progress notification).
@@ -160,6 +231,7 @@ mod tests {
             method: "tools/call".into(),
             deadline,
             progress_token: token.map(Box::from),
+            batch: None,
         }
     }
 
@@ -174,6 +246,34 @@ mod tests {
             f.answer(&RequestId::String("1".into())),
             Answer::Unsolicited
         );
+    }
+
+    #[test]
+    fn held_batch_replies_are_merged_or_released_once() {
+        let mut f = InFlight::default();
+        let (a, b) = (RequestId::Number("1".into()), RequestId::Number("2".into()));
+        let later = Instant::now() + Duration::from_secs(60);
+        f.insert(a.clone(), pending(None, later));
+        f.insert(b.clone(), pending(None, later));
+        f.hold(vec![a.clone(), b.clone()], vec![b"err".to_vec()]);
+        // Answered singly: held until the last request is settled.
+        assert!(matches!(f.answer(&a), Answer::Expected(_)));
+        assert!(f.take_settled().is_empty());
+        // An id reused by a later request outside the batch does not keep it held.
+        f.insert(a.clone(), pending(None, later));
+        f.abandon(&b);
+        assert_eq!(f.take_settled(), vec![vec![b"err".to_vec()]]);
+        assert!(!f.has_held());
+        // Merged into an answering array: taken once, never released again.
+        f.insert(b.clone(), pending(None, later));
+        f.hold(vec![b.clone()], vec![b"again".to_vec()]);
+        let mut merged = Vec::new();
+        f.take_held_for(&a, &mut merged);
+        assert!(merged.is_empty());
+        f.take_held_for(&b, &mut merged);
+        assert_eq!(merged, vec![b"again".to_vec()]);
+        f.answer(&b);
+        assert!(f.take_settled().is_empty());
     }
 
     #[test]

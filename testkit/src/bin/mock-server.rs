@@ -52,7 +52,8 @@ const TOOLS: &[&str] = &[
     "ignore_sigterm", // SIG_IGN for SIGTERM, then answer
     "server_request", // send a request (arguments.method, default roots/list) to the client;
     // answer the call with the client's response line once it arrives
-    "stdout_close",  // close stdout (to /dev/null) and keep living, never answering
+    "server_batch", // answer, then write arguments.line (e.g. a batch of requests to the client)
+    "stdout_close", // close stdout (to /dev/null) and keep living, never answering
     "request_flood", // write arguments.count requests all with id "dup", then never read again
     "stats", // answer with what the server saw (lines, max_line, calls, cancelled, responses)
     "cancelled_log", // answer with the JSON list of cancelled requestIds received
@@ -97,6 +98,8 @@ struct State {
     calls: Vec<Value>,
     cancelled: Vec<String>,
     responses: Vec<String>,
+    /// The batch (array) lines received, as received.
+    batches: Vec<String>,
     /// The raw ids of the `tools/list` requests received, and their params.
     tools_lists: Vec<Value>,
     next_server_id: u64,
@@ -217,6 +220,9 @@ type Fields = BTreeMap<String, Box<RawValue>>;
 
 fn handle_line(line: &[u8], options: &Options, out: &Out, state: &mut State) {
     if line.first() == Some(&b'[') {
+        state
+            .batches
+            .push(String::from_utf8_lossy(line).into_owned());
         let Ok(items) = serde_json::from_slice::<Vec<Fields>>(line) else {
             state.unparsed += 1;
             return;
@@ -497,6 +503,10 @@ fn call_tool(
                 r#"{{"jsonrpc":"2.0","id":{server_id},"method":"{method}"}}"#
             ));
         }
+        "server_batch" => {
+            reply(ok);
+            out.line(args["line"].as_str().unwrap_or_default());
+        }
         "request_flood" => {
             let line = r#"{"jsonrpc":"2.0","id":"dup","method":"roots/list"}"#;
             for _ in 0..arg_u64(args, "count", 100_000) {
@@ -515,6 +525,7 @@ fn call_tool(
                 "cancelled": state.cancelled,
                 "responses": state.responses,
                 "tools_lists": state.tools_lists,
+                "batches": state.batches,
             });
             reply(result_line(id, &text_result(&stats.to_string())));
         }
