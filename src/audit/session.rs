@@ -1,7 +1,6 @@
 //! One session's recorder: builds the events, keeps the counters, watches for bursts of
 //! refusals, and decides when to write and when to ask for the server to be stopped.
 
-use std::collections::HashMap;
 use std::time::Instant;
 
 use serde::Serialize;
@@ -49,7 +48,7 @@ pub struct Recorder {
     counters: Counters,
     burst: BurstDetector,
     /// Keyed by the asking side (0: host, 1: server) and the request id.
-    in_flight: HashMap<(u8, RequestId), (Instant, Option<Target>)>,
+    in_flight: crate::maps::Map<(u8, RequestId), (Instant, Option<Target>)>,
     stop_reason: Option<String>,
 }
 
@@ -82,7 +81,7 @@ impl Recorder {
             seq: 0,
             started: false,
             counters: Counters::default(),
-            in_flight: HashMap::new(),
+            in_flight: Default::default(),
             stop_reason: None,
         })
     }

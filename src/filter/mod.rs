@@ -27,7 +27,6 @@ mod tools;
 pub mod uris;
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::sync::Arc;
 
 pub use config::{FirewallError, Options};
@@ -133,7 +132,7 @@ pub struct Firewall {
     rates: rate::RateLimits,
     tools: tools::ToolCache,
     own_listing: own_listing::OwnListing,
-    pending: HashMap<(Direction, RequestId), Pending>,
+    pending: crate::maps::Map<(Direction, RequestId), Pending>,
     /// The host's `initialize` capabilities (`sampling`, `elicitation`, `roots`), once seen.
     host_capabilities: Option<Vec<String>>,
     findings: Vec<Finding>,

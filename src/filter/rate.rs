@@ -4,10 +4,10 @@
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::time::Duration;
 
+use crate::maps::Map;
 use crate::policy::values::RateLimit;
 
 /// The bucket a request draws from.
@@ -20,9 +20,9 @@ pub enum Family {
 
 #[derive(Debug, Default)]
 pub struct RateLimits {
-    methods: HashMap<Family, DefaultDirectRateLimiter>,
+    methods: Map<Family, DefaultDirectRateLimiter>,
     /// (family, item name) → bucket.
-    items: HashMap<(Family, String), DefaultDirectRateLimiter>,
+    items: Map<(Family, String), DefaultDirectRateLimiter>,
     clock: DefaultClock,
 }
 

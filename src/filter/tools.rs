@@ -5,11 +5,12 @@
 //! `notifications/tools/list_changed` makes the listing stale until the host lists the tools
 //! again.
 
-use std::collections::{HashMap, HashSet};
 use std::sync::OnceLock;
 
 use jsonschema::Validator;
 use serde_json::Value;
+
+use crate::maps::{Map, Set};
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub enum State {
@@ -97,9 +98,9 @@ pub fn broken_finding(tool: &str, why: &str) -> String {
 #[derive(Debug, Default)]
 pub struct ToolCache {
     pub state: State,
-    tools: HashMap<String, Tool>,
+    tools: Map<String, Tool>,
     /// Tools called without a current listing since the last one (each is reported once).
-    unchecked_calls: HashSet<String>,
+    unchecked_calls: Set<String>,
 }
 
 /// What the cache says about a call to a tool.

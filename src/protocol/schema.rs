@@ -14,6 +14,7 @@ use jsonschema::Validator;
 use serde_json::Value;
 
 use super::version::KNOWN_VERSIONS;
+use crate::maps::Map;
 
 /// The vendored schema documents, oldest first (same order as [`KNOWN_VERSIONS`]).
 const SOURCES: [(&str, &str); 5] = [
@@ -212,7 +213,7 @@ pub struct VersionSchema {
     pub version: &'static str,
     /// The vendored document, with its known faults patched.
     doc: Value,
-    methods: HashMap<String, MethodShape>,
+    methods: Map<String, MethodShape>,
     /// Validators by definition pointer, each compiled once, on first use: compiling one
     /// definition takes a fraction of a millisecond, the whole document tens of milliseconds
     /// that every session would otherwise wait for before its first message.
@@ -421,10 +422,10 @@ fn definitions(doc: &Value) -> Option<(&'static str, &serde_json::Map<String, Va
 
 /// Map each method to the pointers of its params and result schemas, from the definitions
 /// whose `method` is a constant (`CallToolRequest` → `tools/call`).
-fn method_shapes(doc: &Value) -> Option<HashMap<String, MethodShape>> {
+fn method_shapes(doc: &Value) -> Option<Map<String, MethodShape>> {
     let (key, defs) = definitions(doc)?;
     let pointer = |name: &str| format!("#/{key}/{name}");
-    let mut methods = HashMap::new();
+    let mut methods = Map::default();
     for (name, def) in defs {
         let Some(method) = def
             .pointer("/properties/method/const")

@@ -1,10 +1,10 @@
 //! What the relay remembers about the conversation: requests in flight in each direction, the
 //! progress tokens that keep them alive, and the negotiated protocol version.
 
-use std::collections::{HashMap, HashSet};
 use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
 
+use crate::maps::{Map, Set};
 use crate::protocol::version::KNOWN_VERSIONS;
 use crate::protocol::RequestId;
 
@@ -21,9 +21,9 @@ pub struct Pending {
 /// Requests one side sent and the other has not answered yet.
 #[derive(Debug, Default)]
 pub struct InFlight {
-    pending: HashMap<RequestId, Pending>,
+    pending: Map<RequestId, Pending>,
     /// Ids given up on (timed out or cancelled): a late answer is dropped quietly.
-    abandoned: HashSet<RequestId>,
+    abandoned: Set<RequestId>,
     /// The guard's own replies to batches from this side, held for the other side's answers.
     held: Vec<HeldBatch>,
     last_batch: u32,
