@@ -18,7 +18,10 @@
 //! and the start-up overhead: spawn to first `initialize` answer, median of many starts.
 //! Ratios are guarded/direct. Direct and guarded runs alternate, best of `--rounds=N` (default
 //! 3) per path, since a shared machine's load comes in bursts. Options: `--quick` (fewer
-//! messages, one round), `--only-1k` (skip the big sizes), `--rounds=N`.
+//! messages, one round), `--only-1k` (skip the big sizes), `--rounds=N`, `--one-cpu` (run the
+//! bench and everything it starts on CPU 0: round trips then measure the guard's own work,
+//! without the cost of waking an idle CPU, which on a virtual machine is tens of microseconds
+//! per hop and depends on where the scheduler happens to place each process).
 
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::PathBuf;
@@ -33,6 +36,7 @@ struct Config {
     only_small: bool,
     /// Direct and guarded are measured alternately this many times; the best round counts.
     rounds: usize,
+    one_cpu: bool,
 }
 
 #[derive(Clone, Copy)]
@@ -58,6 +62,7 @@ fn main() {
     let config = Config {
         quick: args.iter().any(|a| a == "--quick"),
         only_small: args.iter().any(|a| a == "--only-1k"),
+        one_cpu: args.iter().any(|a| a == "--one-cpu"),
         rounds: args
             .iter()
             .find_map(|a| a.strip_prefix("--rounds="))
@@ -70,6 +75,9 @@ fn main() {
     };
     // `cargo bench` passes `--bench`; ignore what we do not know.
     let bins = Binaries::locate();
+    if config.one_cpu {
+        pin_to_cpu_zero();
+    }
     let scale = if config.quick { 10 } else { 1 };
     let mut cases = vec![SizeCase {
         bytes: KIB,
@@ -111,6 +119,9 @@ fn main() {
             .collect::<Vec<_>>()
             .join(" ")
     );
+    if config.one_cpu {
+        println!("  everything pinned to CPU 0 (--one-cpu)");
+    }
     println!("  direct : {}", bins.echo.display());
     println!(
         "  guarded: {} run {} -- echo-server",
@@ -144,6 +155,15 @@ fn main() {
             format!("{:.2}x", ratio(guarded.p50, direct.p50)),
             format!("{:.2}x", ratio(guarded.p99, direct.p99)),
         );
+        println!(
+            "{:>7} {:>8} | {:>28} | {:>6} {:>9} {:>9}",
+            "",
+            "g-d",
+            "",
+            "",
+            format!("+{}", fmt_duration(guarded.p50.saturating_sub(direct.p50))),
+            format!("+{}", fmt_duration(guarded.p99.saturating_sub(direct.p99))),
+        );
         println!("{}", "-".repeat(80));
     }
 
@@ -163,6 +183,19 @@ fn main() {
         fmt_duration(guarded.saturating_sub(direct)),
         ratio(guarded, direct)
     );
+}
+
+/// Run this process, and so everything it starts, on CPU 0 only.
+fn pin_to_cpu_zero() {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; we pass its exact size.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(0, &mut set);
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            eprintln!("cannot pin to CPU 0: {}", std::io::Error::last_os_error());
+            std::process::exit(2);
+        }
+    }
 }
 
 struct Binaries {

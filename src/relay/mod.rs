@@ -6,6 +6,7 @@
 //! the main thread, which lives as long as the guard, so the supervisor's parent-death signal
 //! fires only when the guard really dies; and the two directions share state without locks.
 
+mod activity;
 mod output;
 pub mod pipeline;
 
@@ -38,6 +39,8 @@ pub struct RelayOptions {
     pub request_timeout: Duration,
     pub max_message_bytes: usize,
     pub shutdown_grace: Duration,
+    /// How long to keep polling after a message before sleeping (0: never).
+    pub busy_poll: Duration,
 }
 
 /// Exit status when the server could not be started at all.
@@ -93,6 +96,7 @@ async fn relay_session(
         max_message_bytes: options.max_message_bytes,
         listing_done: tokio::sync::Notify::new(),
         held_requests: RefCell::default(),
+        activity: activity::Activity::default(),
     };
     let mut events = EventReader::new(launched.events)?;
     let mut sigint = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
@@ -102,6 +106,7 @@ async fn relay_session(
     let mut host = Some(Box::pin(relay.pump_host(stdio::host_input())));
     let mut server = pin!(relay.pump_server(launched.server_stdout));
     let mut server_queue = pin!(relay.to_server.drain_queue());
+    let mut stay_awake = pin!(relay.activity.stay_awake(options.busy_poll));
     let mut expiry = tokio::time::interval(relay.expiry_tick());
     expiry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let wall_clock = plan.config.limits.wall_clock.map(|d| Instant::now() + d);
@@ -148,6 +153,7 @@ async fn relay_session(
             }
             () = &mut server => break,
             () = &mut server_queue => {}
+            () = &mut stay_awake => {}
             _ = expiry.tick() => {
                 relay.expire_requests().await;
                 relay.audit.tick();

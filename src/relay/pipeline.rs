@@ -32,6 +32,8 @@ pub struct Relay {
     pub listing_done: tokio::sync::Notify,
     /// Host requests held until that listing is complete (not yet in the session).
     pub held_requests: RefCell<Vec<RequestId>>,
+    /// When the last message passed (for busy polling).
+    pub activity: super::activity::Activity,
 }
 
 /// Who sent a message.
@@ -126,6 +128,7 @@ impl Relay {
             }
             if !reader.has_buffered_line() {
                 let _ = to.flush().await;
+                self.activity.saw_message();
             }
         }
         let _ = to.flush().await;
