@@ -76,14 +76,16 @@ const TRIGGERS: &[&str] = &[
     "ASIA",
     "ABIA",
     "ACCA",
-    "aws_secret",
-    "AWS_SECRET",
-    "awsSecret",
-    "aws_Secret",
-    "AccountKey=",
-    "accountkey=",
-    "ACCOUNTKEY=",
+    // The AWS secret, Azure key and SAS patterns ignore case: these cover every spelling a
+    // config or a URL really uses (`AwsSecretAccessKey=`, `Accountkey=`, `SIG=`).
+    "ecret",
+    "ECRET",
+    "ccountKey=",
+    "ccountkey=",
+    "CCOUNTKEY=",
     "sig=",
+    "Sig=",
+    "SIG=",
     "ghp_",
     "gho_",
     "ghu_",
@@ -457,6 +459,23 @@ mod tests {
         for (text, want) in cases {
             assert_eq!(redact(&r, text), want, "{text}");
             assert!(r.may_contain_secret(text), "{text}");
+        }
+    }
+
+    #[test]
+    fn redact_case_variants_pass_the_prefilter() {
+        // These patterns ignore case; the literal prefilter once let these spellings through.
+        let r = Redactor::new(true, &[], &[]).unwrap();
+        let secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+        let aws = format!("AwsSecretAccessKey={secret}");
+        let azure = format!("Accountkey={}", "A".repeat(64));
+        let sas = format!(
+            "https://x.blob.core.windows.net/c?sv=1&SIG={}",
+            "b".repeat(32)
+        );
+        for text in [aws.as_str(), azure.as_str(), sas.as_str()] {
+            assert!(r.may_contain_secret(text), "{text}");
+            assert!(redact(&r, text).contains("[REDACTED:"), "{text}");
         }
     }
 }
