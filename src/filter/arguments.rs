@@ -12,7 +12,6 @@ use super::reply::{codes, refuse};
 use super::tools::{broken_finding, violation, Lookup};
 use super::{uris, Direction, Firewall};
 use crate::protocol::needle::Needle;
-use memchr::memmem::Finder;
 
 pub fn stage(fw: &mut Firewall, m: &mut Inspection<'_>) -> Step {
     if m.direction != Direction::HostToServer || m.kind != Kind::Request {
@@ -73,9 +72,9 @@ fn check_listed(
                 "Invalid params: the arguments of `{name}` do not match its inputSchema ({why})"
             )),
         },
-        // A host may call from a listing it cached in an earlier session (2026-07-28 lets it):
-        // without one in this session, the call passes unchecked and is recorded, unless
-        // `require_listing` is set.
+        // With `require_listing` (the default) the relay has the guard list the tools before
+        // such a call (`own_listing.rs`), so this is reached only when that listing failed.
+        // Without it, a call from a listing the host cached earlier passes unchecked.
         Lookup::NeverListed if !fw.rules.options.require_listing => Ok(()),
         Lookup::NeverListed => Err(match &fw.own_listing.failure {
             Some(why) => format!(
@@ -130,7 +129,7 @@ fn check_rules(rules: &HashMap<String, ArgRule>, args: &Value) -> Option<String>
 /// A NUL can truncate a path or a string in the server's language: refuse it. In JSON text a
 /// NUL is always written `\u0000`, so the raw text tells without parsing.
 fn refuse_nul(m: &mut Inspection<'_>) -> Step {
-    static NUL: Needle = Needle::new(|| Finder::new(b"\\u0000"));
+    static NUL: Needle = Needle::new(b"\\u0000");
     let has_nul = m.raw().is_some_and(|raw| NUL.is_in(raw.as_bytes()));
     if !has_nul {
         return Step::Next;

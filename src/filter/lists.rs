@@ -10,6 +10,7 @@ use super::config::Rules;
 use super::inspection::{Inspection, Kind, Step};
 use super::sanitize::{injection_phrases, strip_hidden};
 use super::{Direction, Firewall};
+use crate::protocol::needle::Needle;
 
 /// Text members shown to the model or the user.
 const TEXT_KEYS: &[&str] = &["description", "title", "instructions"];
@@ -169,9 +170,8 @@ fn walk_texts(v: &mut Value, depth: usize, f: &mut impl FnMut(&mut String)) {
 
 /// The server's `instructions` go to the model as-is: sanitise and check them.
 fn instructions(m: &mut Inspection<'_>) -> Step {
-    let has = m
-        .raw()
-        .is_some_and(|r| memchr::memmem::find(r.as_bytes(), b"\"instructions\"").is_some());
+    static INSTRUCTIONS: Needle = Needle::new(b"\"instructions\"");
+    let has = m.raw().is_some_and(|r| INSTRUCTIONS.is_in(r.as_bytes()));
     if !has {
         return Step::Next;
     }

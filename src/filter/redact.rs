@@ -8,10 +8,10 @@
 use std::ops::Range;
 use std::sync::OnceLock;
 
-use crate::protocol::needle::Needle;
-use memchr::memmem::Finder;
 use regex::{Captures, Regex, RegexSet};
 use serde_json::Value;
+
+use crate::protocol::needle::Needle;
 
 /// The maintained set: kind → pattern. A pattern with a `secret` group redacts only that group
 /// in messages (the password of a connection string, not the whole URL). Order matters: a more
@@ -307,7 +307,7 @@ impl Redactor {
 
     /// Whether the raw JSON text may hold a secret (false: no need to parse it).
     pub fn may_contain_secret(&self, raw: &str) -> bool {
-        static SCHEME_SEPARATOR: Needle = Needle::new(|| Finder::new(b"://"));
+        static SCHEME_SEPARATOR: Needle = Needle::new(b"://");
         let bytes = raw.as_bytes();
         self.builtin_trigger
             .as_ref()

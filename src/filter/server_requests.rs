@@ -10,7 +10,6 @@ use super::reply::{codes, refuse};
 use super::{Direction, Firewall};
 use crate::policy::firewall::Permission;
 use crate::protocol::needle::Needle;
-use memchr::memmem::Finder;
 
 pub fn stage(fw: &mut Firewall, m: &mut Inspection<'_>) -> Step {
     if m.direction != Direction::ServerToHost {
@@ -61,7 +60,7 @@ fn refusal(fw: &Firewall, method: &str) -> Option<String> {
 
 /// 2026-07-28: a result may ask the host for input (`inputRequests`): same rules.
 fn input_requests(fw: &mut Firewall, m: &mut Inspection<'_>) -> Step {
-    static INPUT_REQUESTS: Needle = Needle::new(|| Finder::new(b"\"inputRequests\""));
+    static INPUT_REQUESTS: Needle = Needle::new(b"\"inputRequests\"");
     let mentions = m.raw().is_some_and(|r| INPUT_REQUESTS.is_in(r.as_bytes()));
     if !mentions {
         return Step::Next;

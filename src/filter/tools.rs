@@ -2,8 +2,8 @@
 //! JSON text when the listing passes and compiled on the first call that needs them (never
 //! per call, and never for a tool the host does not call: compiling a schema costs tens of
 //! microseconds, a listing may hold thousands of tools). A
-//! `notifications/tools/list_changed` makes the listing stale until the host lists the tools
-//! again.
+//! `notifications/tools/list_changed` makes the listing stale until the host, or the guard
+//! itself before the next call (`own_listing.rs`), lists the tools again.
 
 use std::sync::OnceLock;
 

@@ -1,25 +1,30 @@
 //! Substrings looked for in the raw text of every message. Building a substring searcher costs
-//! more than running it over a kilobyte, so each needle's searcher is built once, on first use.
+//! more than running it over a kilobyte, so each needle's searcher is built once, on first use:
+//! `static META: Needle = Needle::new(b"\"_meta\"");`.
 
-use std::sync::LazyLock;
+use std::sync::OnceLock;
 
 use memchr::memmem::Finder;
 
-/// A substring with its searcher, built on first use: `static X: Needle = Needle::new(...)`.
 pub struct Needle {
-    finder: LazyLock<Finder<'static>>,
+    bytes: &'static [u8],
+    finder: OnceLock<Finder<'static>>,
 }
 
 impl Needle {
-    pub const fn new(build: fn() -> Finder<'static>) -> Self {
+    pub const fn new(bytes: &'static [u8]) -> Self {
         Needle {
-            finder: LazyLock::new(build),
+            bytes,
+            finder: OnceLock::new(),
         }
     }
 
     /// Whether `haystack` contains the needle.
     pub fn is_in(&self, haystack: &[u8]) -> bool {
-        self.finder.find(haystack).is_some()
+        self.finder
+            .get_or_init(|| Finder::new(self.bytes))
+            .find(haystack)
+            .is_some()
     }
 }
 
@@ -27,7 +32,7 @@ impl Needle {
 mod tests {
     use super::*;
 
-    static META: Needle = Needle::new(|| Finder::new(b"\"_meta\""));
+    static META: Needle = Needle::new(b"\"_meta\"");
 
     #[test]
     fn needle_finds_and_misses() {

@@ -2,7 +2,6 @@
 
 use std::borrow::Cow;
 
-use memchr::memmem::Finder;
 use serde::Deserialize;
 
 use super::needle::Needle;
@@ -60,7 +59,7 @@ impl<'a> ParamsPeek<'a> {
     /// Peek into a request's params for its `_meta`. Most requests have none: a substring search
     /// is far cheaper than a second JSON pass over the params.
     pub fn meta_of(params: Option<&'a RawValue>) -> Option<MetaPeek<'a>> {
-        static META: Needle = Needle::new(|| Finder::new(b"\"_meta\""));
+        static META: Needle = Needle::new(b"\"_meta\"");
         let raw = params?;
         if !META.is_in(raw.get().as_bytes()) {
             return None;

@@ -13,6 +13,7 @@ use super::session::{Answer, InFlight, Session};
 use crate::audit::{Audit, Severity};
 use crate::filter::{Absorbed, Context, Direction, Firewall, Verdict};
 use crate::protocol::id_recovery::recover_id;
+use crate::protocol::needle::Needle;
 use crate::protocol::version::{allows_batches, MetaPeek, ParamsPeek};
 use crate::protocol::{codes, parse_line, Frame, Invalid, LineReader, Message, Parsed, RequestId};
 
@@ -138,7 +139,7 @@ impl Relay {
     /// tools: the guard lists them itself and holds the host's input (keeping its order) until
     /// the listing is complete, fails, or times out.
     async fn list_tools_before_calls(&self, line: &[u8]) {
-        static TOOLS_CALL: Needle = Needle::new(|| Finder::new(b"tools/call"));
+        static TOOLS_CALL: Needle = Needle::new(b"tools/call");
         if !self.firewall.borrow().needs_listing() || !TOOLS_CALL.is_in(line) {
             return;
         }
@@ -639,8 +640,6 @@ impl Relay {
 }
 
 use super::session::Pending;
-use crate::protocol::needle::Needle;
-use memchr::memmem::Finder;
 
 impl Pending {
     fn new(method: &str, meta: Option<&MetaPeek<'_>>, timeout: Duration) -> Self {

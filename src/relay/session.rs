@@ -127,21 +127,14 @@ impl InFlight {
     /// The replies of held batches none of whose requests is still pending, batch by batch.
     pub fn take_settled(&mut self) -> Vec<Vec<Vec<u8>>> {
         let pending = &self.pending;
-        let settled = |h: &HeldBatch| {
-            h.requests
-                .iter()
-                .all(|id| pending.get(id).and_then(|p| p.batch) != Some(h.tag))
-        };
-        let mut out = Vec::new();
-        let mut i = 0;
-        while i < self.held.len() {
-            if settled(&self.held[i]) {
-                out.push(self.held.remove(i).replies);
-            } else {
-                i += 1;
-            }
-        }
-        out
+        let (settled, held): (Vec<HeldBatch>, Vec<HeldBatch>) =
+            std::mem::take(&mut self.held).into_iter().partition(|h| {
+                h.requests
+                    .iter()
+                    .all(|id| pending.get(id).and_then(|p| p.batch) != Some(h.tag))
+            });
+        self.held = held;
+        settled.into_iter().map(|h| h.replies).collect()
     }
 
     /// Push back the deadline of the request that owns `token` (a progress notification).
