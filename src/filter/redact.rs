@@ -8,6 +8,7 @@
 use std::ops::Range;
 use std::sync::OnceLock;
 
+use aho_corasick::{AhoCorasick, MatchKind};
 use regex::{Captures, Regex, RegexSet};
 use serde_json::Value;
 
@@ -68,7 +69,9 @@ pub const BUILTIN: &[(&str, &str)] = &[
 ];
 
 /// Literals at least one of which every built-in secret contains (as it appears in JSON text),
-/// in the spellings that occur; plain literals let the regex engine search them all at once.
+/// in the spellings that occur; searched all at once by one Aho-Corasick automaton (a regex
+/// alternation of the same literals costs a fifth more per message, in the regex's own search
+/// overhead).
 /// A connection string is recognised by `://` together with `@` (see `may_contain_secret`).
 const TRIGGERS: &[&str] = &[
     "PRIVATE KEY",
@@ -265,9 +268,10 @@ impl Patterns {
 #[derive(Debug, Default)]
 pub struct Redactor {
     patterns: Patterns,
-    builtin_trigger: Option<Regex>,
-    /// Look for `user:password@` after a `://`.
-    connection_strings: bool,
+    /// The maintained set is on: look for its `TRIGGERS`, and for `user:password@` after a
+    /// `://`.
+    builtin: bool,
+    builtin_trigger: Option<AhoCorasick>,
     /// The policy's own patterns, run over the raw text as their own pre-filter.
     custom_trigger: Option<RegexSet>,
 }
@@ -280,11 +284,17 @@ impl Redactor {
         allow: &[String],
     ) -> Result<Redactor, PatternError> {
         let builtins = if builtin { BUILTIN } else { &[] };
-        let literals: Vec<String> = TRIGGERS.iter().map(|t| regex::escape(t)).collect();
+        // Leftmost-first: only then does the automaton search with its SIMD prefilter (Teddy);
+        // a match is a match either way. A handful of short literals cannot exceed its limits;
+        // were it to fail, every message is walked (see `may_contain_secret`).
         let builtin_trigger = builtin
-            .then(|| compile("triggers", &literals.join("|")))
-            .transpose()?;
-        let connection_strings = builtin;
+            .then(|| {
+                AhoCorasick::builder()
+                    .match_kind(MatchKind::LeftmostFirst)
+                    .build(TRIGGERS)
+                    .ok()
+            })
+            .flatten();
         let custom_trigger = (!patterns.is_empty())
             .then(|| {
                 RegexSet::new(patterns.iter().map(|(_, re)| re)).map_err(|source| PatternError {
@@ -295,8 +305,8 @@ impl Redactor {
             .transpose()?;
         Ok(Redactor {
             patterns: Patterns::new(builtins, patterns, allow)?,
+            builtin,
             builtin_trigger,
-            connection_strings,
             custom_trigger,
         })
     }
@@ -309,12 +319,13 @@ impl Redactor {
     pub fn may_contain_secret(&self, raw: &str) -> bool {
         static SCHEME_SEPARATOR: Needle = Needle::new(b"://");
         let bytes = raw.as_bytes();
-        self.builtin_trigger
-            .as_ref()
-            .is_some_and(|t| t.is_match(raw))
-            || (self.connection_strings
-                && memchr::memchr(b'@', bytes).is_some()
-                && SCHEME_SEPARATOR.is_in(bytes))
+        let builtin = self.builtin
+            && (self
+                .builtin_trigger
+                .as_ref()
+                .is_none_or(|t| t.is_match(raw))
+                || (memchr::memchr(b'@', bytes).is_some() && SCHEME_SEPARATOR.is_in(bytes)));
+        builtin
             || self
                 .custom_trigger
                 .as_ref()
