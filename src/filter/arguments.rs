@@ -36,22 +36,28 @@ pub fn stage(fw: &mut Firewall, m: &mut Inspection<'_>) -> Step {
     let args = body.get("arguments").unwrap_or(&empty);
     let mut refusal = None;
     let mut broken = Vec::new();
+    let mut unlisted = false;
     if is_tool {
-        refusal = check_listed(fw, name, args, &mut broken).err();
+        let lookup = fw.tools.lookup(name);
+        unlisted = matches!(lookup, Lookup::NeverListed | Lookup::Stale);
+        refusal = check_listed(fw, lookup, name, args, &mut broken).err();
     }
     if refusal.is_none() {
         if let Some(item_rules) = rules.get(name) {
             refusal = check_rules(item_rules, args);
         }
     }
-    let unlisted = is_tool && matches!(fw.tools.lookup(name), Lookup::NeverListed | Lookup::Stale);
-    let name = name.to_owned();
-    for why in broken {
-        m.find("schema", broken_finding(&name, &why));
-    }
     // Said once per tool and listing, not on every call (a busy session would drown in it).
-    if unlisted && refusal.is_none() && fw.tools.first_unchecked_call(&name) {
-        m.find("unlisted", format!("tools/call of `{name}` without a current tools/list: arguments not checked against its inputSchema"));
+    let report_unlisted = unlisted && refusal.is_none() && fw.tools.first_unchecked_call(name);
+    if !broken.is_empty() || report_unlisted {
+        // Owned only when there is something to report (the findings need `m` back).
+        let name = name.to_owned();
+        for why in broken {
+            m.find("schema", broken_finding(&name, &why));
+        }
+        if report_unlisted {
+            m.find("unlisted", format!("tools/call of `{name}` without a current tools/list: arguments not checked against its inputSchema"));
+        }
     }
     match refusal {
         None => Step::Next,
@@ -61,11 +67,12 @@ pub fn stage(fw: &mut Firewall, m: &mut Inspection<'_>) -> Step {
 
 fn check_listed(
     fw: &Firewall,
+    lookup: Lookup<'_>,
     name: &str,
     args: &Value,
     broken: &mut Vec<String>,
 ) -> Result<(), String> {
-    match fw.tools.lookup(name) {
+    match lookup {
         Lookup::Found(tool) => match tool.input(broken).and_then(|v| violation(v, args)) {
             None => Ok(()),
             Some(why) => Err(format!(

@@ -16,9 +16,21 @@ pub fn stage(fw: &mut Firewall, m: &mut Inspection<'_>) -> Step {
         Some(method @ ("tools/call" | "prompts/get" | "resources/read")) => method,
         _ => return Step::Next,
     };
+    // Lent out while the body is read, not cloned; later stages see it again.
+    let pending = m.pending.take();
+    let step = check(
+        fw,
+        m,
+        method,
+        pending.as_ref().and_then(|p| p.tool.as_deref()),
+    );
+    m.pending = pending;
+    step
+}
+
+fn check(fw: &Firewall, m: &mut Inspection<'_>, method: &str, tool: Option<&str>) -> Step {
     let allowed = allowed_types(m.version.as_deref());
     let options = &fw.rules.options;
-    let tool = m.pending.as_ref().and_then(|p| p.tool.clone());
     let Some(body) = m.body() else {
         return Step::Next;
     };
@@ -30,7 +42,7 @@ pub fn stage(fw: &mut Firewall, m: &mut Inspection<'_>) -> Step {
                 problem = items.iter().find_map(|c| check_item(c, allowed, options));
             }
             if problem.is_none() {
-                problem = check_structured(fw, tool.as_deref(), body, &mut broken);
+                problem = check_structured(fw, tool, body, &mut broken);
             }
         }
         "prompts/get" => {
@@ -47,7 +59,7 @@ pub fn stage(fw: &mut Firewall, m: &mut Inspection<'_>) -> Step {
             }
         }
     }
-    if let Some(tool) = tool.as_deref() {
+    if let Some(tool) = tool {
         for why in broken {
             m.find("schema", broken_finding(tool, &why));
         }

@@ -132,7 +132,9 @@ pub struct Firewall {
     rates: rate::RateLimits,
     tools: tools::ToolCache,
     own_listing: own_listing::OwnListing,
-    pending: crate::maps::Map<(Direction, RequestId), Pending>,
+    /// By the direction the requests went (index: [`Firewall::pending_of`]): a response finds
+    /// its request by a borrowed id, without cloning it into a key.
+    pending: [crate::maps::Map<RequestId, Pending>; 2],
     /// The host's `initialize` capabilities (`sampling`, `elicitation`, `roots`), once seen.
     host_capabilities: Option<Vec<String>>,
     findings: Vec<Finding>,
@@ -177,6 +179,13 @@ impl Firewall {
             return Verdict::Forward;
         }
         let mut m = Inspection::new(message, context.direction, context.answered_method);
+        // A response settles the request it answers: taken out once, before the version (which
+        // may be the request's) is chosen.
+        if matches!(m.kind, Kind::Result | Kind::Error) {
+            if let Some(id) = m.id() {
+                m.pending = self.pending_of(m.direction.reverse()).remove(id);
+            }
+        }
         (m.version, m.version_from_meta) = self.version_of(&m, context.version);
         for (_name, stage) in STAGES {
             if let Step::Stop(verdict) = stage(self, &mut m) {
@@ -213,20 +222,15 @@ impl Firewall {
         if let Some(v) = ParamsPeek::meta_of(raw).and_then(|meta| meta.protocol_version) {
             return (Some(interned(&v)), true);
         }
-        if matches!(m.kind, Kind::Result | Kind::Error) {
-            let answered = m
-                .id()
-                .and_then(|id| self.pending.get(&(m.direction.reverse(), id.clone())));
-            if let Some(v) = answered.and_then(|p| p.version.clone()) {
-                return (Some(v), false);
-            }
+        if let Some(v) = m.pending.as_ref().and_then(|p| p.version.clone()) {
+            return (Some(v), false);
         }
         // Known versions are static strings: no allocation per message.
         (session.map(interned), false)
     }
 
-    /// Bookkeeping before any rule: the host's capabilities, stale tool listings, and the
-    /// request a response answers.
+    /// Bookkeeping before any rule: the host's capabilities and stale tool listings (the
+    /// request a response answers is taken out in [`Firewall::inspect`]).
     fn track(&mut self, m: &mut Inspection<'_>) -> Step {
         match (m.direction, m.kind, m.method) {
             (Direction::HostToServer, Kind::Request, Some("initialize")) => {
@@ -243,11 +247,6 @@ impl Firewall {
                 Some("notifications/tools/list_changed"),
             ) => {
                 self.tools.invalidate();
-            }
-            (_, Kind::Result | Kind::Error, _) => {
-                if let Some(id) = m.id() {
-                    m.pending = self.pending.remove(&(m.direction.reverse(), id.clone()));
-                }
             }
             _ => {}
         }
@@ -336,9 +335,14 @@ impl Firewall {
             _ if pending.version.is_none() => return,
             _ => {}
         }
-        if self.pending.len() >= MAX_PENDING {
-            self.pending.clear();
+        if self.pending.iter().map(|p| p.len()).sum::<usize>() >= MAX_PENDING {
+            self.pending.iter_mut().for_each(|p| p.clear());
         }
-        self.pending.insert((m.direction, id.clone()), pending);
+        self.pending_of(m.direction).insert(id.clone(), pending);
+    }
+
+    /// The requests followed that went `direction`.
+    fn pending_of(&mut self, direction: Direction) -> &mut crate::maps::Map<RequestId, Pending> {
+        &mut self.pending[direction as usize]
     }
 }
