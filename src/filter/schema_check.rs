@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::inspection::{Inspection, Kind, Step};
 use super::reply::{codes, refuse};
 use super::{Direction, Firewall};
-use crate::protocol::schema::{Check, Faults, VersionSchema};
+use crate::protocol::schema::{Check, Faults, MethodSchema};
 
 pub fn stage(fw: &mut Firewall, m: &mut Inspection<'_>) -> Step {
     let (Some(schemas), Some(version), Some(method)) = (&fw.schemas, m.version.clone(), m.method)
@@ -18,14 +18,14 @@ pub fn stage(fw: &mut Firewall, m: &mut Inspection<'_>) -> Step {
     let Some(schema) = schemas.get(&version) else {
         return Step::Next;
     };
-    if !schema.knows(method) {
+    let Some(parts) = schema.method(method) else {
         return Step::Next;
-    }
+    };
     let kind = m.kind;
     let check = match kind {
-        Kind::Request | Kind::Notification => schema.check_params(method, m.body()),
+        Kind::Request | Kind::Notification => parts.check_params(m.body()),
         Kind::Result => match m.body() {
-            Some(result) => schema.check_result(method, result),
+            Some(result) => parts.check_result(result),
             None => Check::Unchecked,
         },
         // The envelope parser checked the error object's shape.
@@ -37,7 +37,7 @@ pub fn stage(fw: &mut Firewall, m: &mut Inspection<'_>) -> Step {
     // Only a message that failed pays for the tolerances.
     let tolerate = fw.rules.options.tolerate;
     if m.direction == Direction::ServerToHost && !tolerate.is_empty() {
-        match recheck(schema, method, kind, m.body(), tolerate) {
+        match recheck(parts, kind, m.body(), tolerate) {
             Check::Valid => {
                 tracing::debug!(method, "schema faults tolerated by the policy: {why}");
                 return Step::Next;
@@ -77,13 +77,7 @@ pub fn stage(fw: &mut Firewall, m: &mut Inspection<'_>) -> Step {
 
 /// Check a copy of `body` with the `tolerate`d faults repaired; `Unchecked` when there was
 /// nothing to repair (the first check stands).
-fn recheck(
-    schema: &VersionSchema,
-    method: &str,
-    kind: Kind,
-    body: Option<&Value>,
-    tolerate: Faults,
-) -> Check {
+fn recheck(parts: MethodSchema<'_>, kind: Kind, body: Option<&Value>, tolerate: Faults) -> Check {
     let Some(mut copy) = body.cloned() else {
         return Check::Unchecked;
     };
@@ -91,7 +85,7 @@ fn recheck(
         return Check::Unchecked;
     }
     match kind {
-        Kind::Result => schema.check_result(method, &copy),
-        _ => schema.check_params(method, Some(&copy)),
+        Kind::Result => parts.check_result(&copy),
+        _ => parts.check_params(Some(&copy)),
     }
 }

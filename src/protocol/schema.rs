@@ -309,33 +309,59 @@ impl VersionSchema {
         self.methods.contains_key(method)
     }
 
+    /// The schemas of `method`'s parts; `None` when this version does not define it. One
+    /// lookup serves every check of a message.
+    pub fn method(&self, method: &str) -> Option<MethodSchema<'_>> {
+        self.methods.get(method).map(|shape| MethodSchema {
+            schema: self,
+            shape,
+        })
+    }
+
     /// Validate a request's or notification's `params` (`None`: absent).
     pub fn check_params(&self, method: &str, params: Option<&Value>) -> Check {
-        let Some(shape) = self.methods.get(method) else {
-            return Check::Unchecked;
-        };
+        self.method(method)
+            .map_or(Check::Unchecked, |m| m.check_params(params))
+    }
+
+    /// Validate the result answering a request of `method`.
+    pub fn check_result(&self, method: &str, result: &Value) -> Check {
+        self.method(method)
+            .map_or(Check::Unchecked, |m| m.check_result(result))
+    }
+}
+
+/// One method of a version: see [`VersionSchema::method`].
+#[derive(Clone, Copy)]
+pub struct MethodSchema<'a> {
+    schema: &'a VersionSchema,
+    shape: &'a MethodShape,
+}
+
+impl MethodSchema<'_> {
+    /// Validate a request's or notification's `params` (`None`: absent).
+    pub fn check_params(&self, params: Option<&Value>) -> Check {
+        let shape = self.shape;
         match (params, &shape.params) {
             (None, _) if shape.params_required => Check::Invalid("params: required".into()),
             (None, _) | (_, None) => Check::Valid,
             (Some(params), Some(pointer)) => {
                 let validator = shape
                     .params_validator
-                    .get_or_init(|| self.validator(pointer));
+                    .get_or_init(|| self.schema.validator(pointer));
                 check(validator.as_deref(), params, "params")
             }
         }
     }
 
-    /// Validate the result answering a request of `method`.
-    pub fn check_result(&self, method: &str, result: &Value) -> Check {
-        let Some(shape) = self.methods.get(method) else {
-            return Check::Unchecked;
-        };
+    /// Validate the result answering a request of this method.
+    pub fn check_result(&self, result: &Value) -> Check {
+        let shape = self.shape;
         match &shape.result {
             Some(pointer) => {
                 let validator = shape
                     .result_validator
-                    .get_or_init(|| self.validator(pointer));
+                    .get_or_init(|| self.schema.validator(pointer));
                 check(validator.as_deref(), result, "result")
             }
             None => Check::Unchecked,
@@ -347,6 +373,11 @@ fn check(validator: Option<&Validator>, value: &Value, what: &str) -> Check {
     let Some(validator) = validator else {
         return Check::Unchecked;
     };
+    // The boolean check is the cheaper pass (no error built, no location tracked); only a
+    // value that fails it is walked again for the first violation.
+    if validator.is_valid(value) {
+        return Check::Valid;
+    }
     match validator.validate(value) {
         Ok(()) => Check::Valid,
         Err(e) => Check::Invalid(format!("{what}{}: {e}", e.instance_path())),
