@@ -137,7 +137,10 @@ fn check_rules(rules: &HashMap<String, ArgRule>, args: &Value) -> Option<String>
 /// NUL is always written `\u0000`, so the raw text tells without parsing.
 fn refuse_nul(m: &mut Inspection<'_>) -> Step {
     static NUL: Needle = Needle::new(b"\\u0000");
-    let has_nul = m.raw().is_some_and(|raw| NUL.is_in(raw.as_bytes()));
+    let has_nul = match m.facts {
+        Some(facts) => facts.nul,
+        None => m.raw().is_some_and(|raw| NUL.is_in(raw.as_bytes())),
+    };
     if !has_nul {
         return Step::Next;
     }

@@ -34,6 +34,8 @@ pub struct Inspection<'i> {
     pub version_from_meta: bool,
     /// For a response: what the firewall noted about the request it answers.
     pub pending: Option<super::Pending>,
+    /// What the one pass over the raw text found, when the firewall made it.
+    pub facts: Option<super::raw_scan::Facts>,
     raw: Option<&'i RawValue>,
     body: Option<Value>,
     parsed: bool,
@@ -59,6 +61,7 @@ impl<'i> Inspection<'i> {
             version: None,
             version_from_meta: false,
             pending: None,
+            facts: None,
             raw,
             body: None,
             parsed: false,

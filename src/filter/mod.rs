@@ -18,6 +18,7 @@ mod lists;
 pub mod names;
 mod own_listing;
 pub mod rate;
+mod raw_scan;
 pub mod redact;
 mod reply;
 pub mod sanitize;
@@ -129,6 +130,8 @@ pub struct Firewall {
     active: bool,
     rules: config::Rules,
     schemas: Option<Arc<Schemas>>,
+    /// With the built-in redaction on: one pass over each message for every literal looked for.
+    raw_scan: Option<raw_scan::RawScan>,
     rates: rate::RateLimits,
     tools: tools::ToolCache,
     own_listing: own_listing::OwnListing,
@@ -165,10 +168,16 @@ impl Firewall {
         } else {
             schemas.compile_all();
         }
+        let raw_scan = rules
+            .redactor
+            .as_ref()
+            .and_then(|r| r.builtin_triggers())
+            .and_then(raw_scan::RawScan::new);
         Ok(Firewall {
             active: true,
             rules,
             schemas: Some(schemas),
+            raw_scan,
             rates,
             ..Firewall::default()
         })
@@ -179,6 +188,11 @@ impl Firewall {
             return Verdict::Forward;
         }
         let mut m = Inspection::new(message, context.direction, context.answered_method);
+        m.facts = self
+            .raw_scan
+            .as_ref()
+            .zip(m.raw())
+            .map(|(s, raw)| s.scan(raw));
         // A response settles the request it answers: taken out once, before the version (which
         // may be the request's) is chosen.
         if matches!(m.kind, Kind::Result | Kind::Error) {
@@ -219,7 +233,11 @@ impl Firewall {
                 return (Some(interned(&v)), false);
             }
         }
-        if let Some(v) = ParamsPeek::meta_of(raw).and_then(|meta| meta.protocol_version) {
+        let meta = match m.facts {
+            Some(facts) => facts.meta.then(|| ParamsPeek::of(raw).meta).flatten(),
+            None => ParamsPeek::meta_of(raw),
+        };
+        if let Some(v) = meta.and_then(|meta| meta.protocol_version) {
             return (Some(interned(&v)), true);
         }
         if let Some(v) = m.pending.as_ref().and_then(|p| p.version.clone()) {
@@ -291,7 +309,11 @@ impl Firewall {
         let Some(redactor) = &self.rules.redactor else {
             return Step::Next;
         };
-        if !m.raw().is_some_and(|raw| redactor.may_contain_secret(raw)) {
+        let may = m.raw().is_some_and(|raw| match m.facts {
+            Some(facts) => redactor.may_contain_secret_given(raw, facts.trigger),
+            None => redactor.may_contain_secret(raw),
+        });
+        if !may {
             return Step::Next;
         }
         let mut kinds = Vec::new();

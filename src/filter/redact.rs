@@ -73,7 +73,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
 /// alternation of the same literals costs a fifth more per message, in the regex's own search
 /// overhead).
 /// A connection string is recognised by `://` together with `@` (see `may_contain_secret`).
-const TRIGGERS: &[&str] = &[
+pub(crate) const TRIGGERS: &[&str] = &[
     "PRIVATE KEY",
     "AKIA",
     "ASIA",
@@ -317,13 +317,27 @@ impl Redactor {
 
     /// Whether the raw JSON text may hold a secret (false: no need to parse it).
     pub fn may_contain_secret(&self, raw: &str) -> bool {
+        let trigger = self.builtin
+            && self
+                .builtin_trigger
+                .as_ref()
+                .is_none_or(|t| t.is_match(raw));
+        self.may_contain_secret_given(raw, trigger)
+    }
+
+    /// The built-in triggers, when the built-in patterns are on: a caller that searches the
+    /// raw text anyway looks for them in the same pass ([`Redactor::may_contain_secret_given`]).
+    pub fn builtin_triggers(&self) -> Option<&'static [&'static str]> {
+        self.builtin.then_some(TRIGGERS)
+    }
+
+    /// [`Redactor::may_contain_secret`], told whether the text holds one of the
+    /// [`Redactor::builtin_triggers`].
+    pub fn may_contain_secret_given(&self, raw: &str, trigger: bool) -> bool {
         static SCHEME_SEPARATOR: Needle = Needle::new(b"://");
         let bytes = raw.as_bytes();
         let builtin = self.builtin
-            && (self
-                .builtin_trigger
-                .as_ref()
-                .is_none_or(|t| t.is_match(raw))
+            && (trigger
                 || (memchr::memchr(b'@', bytes).is_some() && SCHEME_SEPARATOR.is_in(bytes)));
         builtin
             || self

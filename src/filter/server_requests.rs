@@ -61,7 +61,10 @@ fn refusal(fw: &Firewall, method: &str) -> Option<String> {
 /// 2026-07-28: a result may ask the host for input (`inputRequests`): same rules.
 fn input_requests(fw: &mut Firewall, m: &mut Inspection<'_>) -> Step {
     static INPUT_REQUESTS: Needle = Needle::new(b"\"inputRequests\"");
-    let mentions = m.raw().is_some_and(|r| INPUT_REQUESTS.is_in(r.as_bytes()));
+    let mentions = match m.facts {
+        Some(facts) => facts.input_requests,
+        None => m.raw().is_some_and(|r| INPUT_REQUESTS.is_in(r.as_bytes())),
+    };
     if !mentions {
         return Step::Next;
     }
