@@ -49,6 +49,7 @@ struct SizeCase {
 /// The flags given to `mcp-guard run`: `MCP_GUARD_BENCH_FLAGS` (whitespace-separated) to compare
 /// configurations, e.g. `MCP_GUARD_BENCH_FLAGS="--no-audit"` for the sandbox without the audit
 /// log; by default the relay and firewall alone (`--allow-unsandboxed --no-audit`).
+/// `MCP_GUARD_BENCH_GUARD=PATH` measures another build of the guard.
 fn guard_flags() -> Vec<String> {
     std::env::var("MCP_GUARD_BENCH_FLAGS")
         .unwrap_or_else(|_| "--allow-unsandboxed --no-audit".into())
@@ -205,8 +206,10 @@ struct Binaries {
 
 impl Binaries {
     fn locate() -> Binaries {
-        let guard = PathBuf::from(env!("CARGO_BIN_EXE_mcp-guard"));
-        let echo = guard.with_file_name("echo-server");
+        let built = PathBuf::from(env!("CARGO_BIN_EXE_mcp-guard"));
+        let echo = built.with_file_name("echo-server");
+        // Another build of the guard (e.g. main's, to compare a change on the same machine).
+        let guard = std::env::var_os("MCP_GUARD_BENCH_GUARD").map_or(built, PathBuf::from);
         if !echo.exists() {
             eprintln!(
                 "{} is missing: build the workspace in release mode first:\n  \
