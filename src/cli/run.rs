@@ -51,7 +51,7 @@ pub struct RunArgs {
     /// After each message, keep polling for the next one this long instead of sleeping at
     /// once: on virtual machines waking an idle CPU costs tens of microseconds per hop, which
     /// the guard would add twice to every round trip. Costs at most this much CPU time per
-    /// message. 0 turns it off.
+    /// message. 0 turns it off; so does running on a single CPU (nothing to gain there).
     #[arg(long, value_name = "DURATION", default_value = "100us", value_parser = parse_duration)]
     pub busy_poll: Duration,
 

@@ -3,12 +3,22 @@
 //! pays that twice per round trip (for the answer, and for the next request), far more than
 //! its own work. So after a message the relay keeps polling its pipes, without sleeping, for a
 //! short window (`--busy-poll`), then sleeps as before. A busy session never sleeps anyway; an
-//! idle one pays at most the window in CPU time per message.
+//! idle one pays at most the window in CPU time per message. With one CPU to run on, polling
+//! would only keep the awaited peer from running, so there it is off.
 
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
+
+/// The polling window to use: `requested`, or none when this process may run on one CPU only
+/// (a container's limit, `taskset`).
+pub fn window(requested: Duration) -> Duration {
+    match std::thread::available_parallelism() {
+        Ok(cpus) if cpus.get() > 1 => requested,
+        _ => Duration::ZERO,
+    }
+}
 
 #[derive(Debug, Default)]
 pub struct Activity {
@@ -41,6 +51,32 @@ impl Activity {
                 self.sleeping.set(true);
                 self.wake.notified().await;
             }
+        }
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+    use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
+    use nix::unistd::Pid;
+
+    #[test]
+    fn no_polling_on_a_single_cpu() {
+        let all = sched_getaffinity(Pid::from_raw(0)).expect("affinity");
+        let requested = Duration::from_micros(100);
+        let mut one = CpuSet::new();
+        let first = (0..CpuSet::count())
+            .find(|&cpu| all.is_set(cpu).unwrap_or(false))
+            .expect("a CPU");
+        one.set(first).expect("cpu");
+        // Affinity is per thread: only this test's thread is pinned.
+        sched_setaffinity(Pid::from_raw(0), &one).expect("pin");
+        let pinned = window(requested);
+        sched_setaffinity(Pid::from_raw(0), &all).expect("restore");
+        assert_eq!(pinned, Duration::ZERO);
+        if std::thread::available_parallelism().is_ok_and(|n| n.get() > 1) {
+            assert_eq!(window(requested), requested);
         }
     }
 }

@@ -106,7 +106,9 @@ async fn relay_session(
     let mut host = Some(Box::pin(relay.pump_host(stdio::host_input())));
     let mut server = pin!(relay.pump_server(launched.server_stdout));
     let mut server_queue = pin!(relay.to_server.drain_queue());
-    let mut stay_awake = pin!(relay.activity.stay_awake(options.busy_poll));
+    let mut stay_awake = pin!(relay
+        .activity
+        .stay_awake(activity::window(options.busy_poll)));
     let mut expiry = tokio::time::interval(relay.expiry_tick());
     expiry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let wall_clock = plan.config.limits.wall_clock.map(|d| Instant::now() + d);
