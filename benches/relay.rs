@@ -17,7 +17,8 @@
 //!
 //! and the start-up overhead: spawn to first `initialize` answer, median of many starts.
 //! Ratios are guarded/direct. Direct and guarded runs alternate, best of `--rounds=N` (default
-//! 3) per path, since a shared machine's load comes in bursts. Options: `--quick` (fewer
+//! 3) per path, since a shared machine's load comes in bursts; each round's own throughput ratio
+//! is printed too (their spread is the machine's). Options: `--quick` (fewer
 //! messages, one round), `--only-1k` (skip the big sizes), `--rounds=N`, `--one-cpu` (run the
 //! bench and everything it starts on CPU 0: round trips then measure the guard's own work,
 //! without the cost of waking an idle CPU, which on a virtual machine is tens of microseconds
@@ -142,6 +143,12 @@ fn main() {
             direct.push(measure(&bins, false, case));
             guarded.push(measure(&bins, true, case));
         }
+        // Each round's own ratio too: how much of the spread is the machine, not the guard.
+        let mut per_round: Vec<f64> = direct
+            .iter()
+            .zip(&guarded)
+            .map(|(d, g)| g.mb_per_s / d.mb_per_s)
+            .collect();
         let (direct, guarded) = (best(direct), best(guarded));
         print_row(case, "direct", &direct);
         print_row(case, "guarded", &guarded);
@@ -165,6 +172,17 @@ fn main() {
             format!("+{}", fmt_duration(guarded.p50.saturating_sub(direct.p50))),
             format!("+{}", fmt_duration(guarded.p99.saturating_sub(direct.p99))),
         );
+        if per_round.len() > 1 {
+            let listed: Vec<String> = per_round.iter().map(|r| format!("{r:.2}")).collect();
+            per_round.sort_by(f64::total_cmp);
+            println!(
+                "{:>7} {:>8} | g/d MB/s per round: {} (median {:.2})",
+                "",
+                "rounds",
+                listed.join(" "),
+                per_round[per_round.len() / 2]
+            );
+        }
         println!("{}", "-".repeat(80));
     }
 
