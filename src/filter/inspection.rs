@@ -112,10 +112,24 @@ impl<'i> Inspection<'i> {
     }
 
     fn parse(&mut self) {
-        if !self.parsed {
-            self.parsed = true;
-            // The envelope parser already checked the syntax; this cannot fail in practice.
-            self.body = self.raw.and_then(|r| serde_json::from_str(r.get()).ok());
+        if self.parsed {
+            return;
+        }
+        self.parsed = true;
+        // The envelope parser already checked the syntax; this cannot fail in practice.
+        let Some((body, repeated)) = self.raw.and_then(|r| super::body::parse(r.get()).ok()) else {
+            return;
+        };
+        self.body = Some(body);
+        if repeated {
+            // Checked with the last of each repeated member: forward exactly that, so a peer
+            // that would keep the first cannot act on a value nobody checked.
+            self.changed = true;
+            self.find(
+                "duplicates",
+                "an object repeats a member name: forwarded with the last of each, as checked"
+                    .to_owned(),
+            );
         }
     }
 

@@ -10,6 +10,7 @@
 
 mod access;
 mod arguments;
+mod body;
 pub mod config;
 mod content;
 mod errors;

@@ -681,7 +681,7 @@ fn tools_call_params<'m>(message: &'m Message<'_>) -> Option<Option<&'m RawValue
 fn finding_severity(rule: &str) -> Severity {
     match rule {
         "injection" | "redacted" => Severity::High,
-        "sanitized" | "schema" => Severity::Medium,
+        "sanitized" | "schema" | "duplicates" => Severity::Medium,
         _ => Severity::Low,
     }
 }

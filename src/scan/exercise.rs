@@ -273,7 +273,7 @@ fn read_audit(path: &Path, findings: &mut Vec<Finding>) {
                     "sanitized" => findings::HIDDEN_CHARACTERS,
                     "injection" => findings::INJECTION_PHRASE,
                     "redacted" => findings::SECRET_IN_OUTPUT,
-                    "schema" => findings::INVALID_MESSAGE,
+                    "schema" | "duplicates" => findings::INVALID_MESSAGE,
                     _ => findings::GUARD_REFUSAL,
                 };
                 findings.push(
