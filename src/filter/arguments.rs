@@ -8,10 +8,10 @@ use serde_json::Value;
 
 use super::config::ArgRule;
 use super::inspection::{Inspection, Kind, Step};
+use super::raw_scan::Member;
 use super::reply::{codes, refuse};
 use super::tools::{broken_finding, violation, Lookup};
 use super::{uris, Direction, Firewall};
-use crate::protocol::needle::Needle;
 
 pub fn stage(fw: &mut Firewall, m: &mut Inspection<'_>) -> Step {
     if m.direction != Direction::HostToServer || m.kind != Kind::Request {
@@ -136,12 +136,7 @@ fn check_rules(rules: &HashMap<String, ArgRule>, args: &Value) -> Option<String>
 /// A NUL can truncate a path or a string in the server's language: refuse it. In JSON text a
 /// NUL is always written `\u0000`, so the raw text tells without parsing.
 fn refuse_nul(m: &mut Inspection<'_>) -> Step {
-    static NUL: Needle = Needle::new(b"\\u0000");
-    let has_nul = match m.facts {
-        Some(facts) => facts.nul,
-        None => m.raw().is_some_and(|raw| NUL.is_in(raw.as_bytes())),
-    };
-    if !has_nul {
+    if !m.mentions(Member::Nul) {
         return Step::Next;
     }
     // `\\u0000` is an escaped backslash followed by text: look at the decoded strings.

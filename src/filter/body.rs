@@ -137,18 +137,11 @@ mod tests {
 
 #[cfg(test)]
 mod firewall_tests {
-    use crate::filter::{Context, Direction, Firewall, Options, Verdict};
-    use crate::policy::{merge, parse_policy, Origin, Vars};
+    use crate::filter::{Context, Direction, Firewall, Verdict};
     use crate::protocol::{parse_line, Parsed};
 
     fn firewall() -> Firewall {
-        let layer = parse_policy("body.toml", "version = 1\n").expect("policy");
-        let merged = merge(vec![(Origin::Builtin, layer)]);
-        let options = Options {
-            compile_schemas_in_background: false,
-            ..Options::default()
-        };
-        Firewall::from_policy_with_vars(&merged, options, &Vars::from_pairs(&[])).expect("firewall")
+        Firewall::for_tests("version = 1\n")
     }
 
     fn inspect(fw: &mut Firewall, line: &str) -> (Verdict, Vec<String>) {

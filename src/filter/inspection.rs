@@ -4,6 +4,7 @@
 use serde_json::value::RawValue;
 use serde_json::Value;
 
+use super::raw_scan::Member;
 use super::{Direction, Finding, Verdict};
 use crate::protocol::{Message, RequestId};
 
@@ -130,6 +131,17 @@ impl<'i> Inspection<'i> {
                 "an object repeats a member name: forwarded with the last of each, as checked"
                     .to_owned(),
             );
+        }
+    }
+
+    /// Whether the raw text holds `member`: from the firewall's one pass over it when it made
+    /// one, else searched now.
+    pub fn mentions(&self, member: Member) -> bool {
+        match self.facts {
+            Some(facts) => facts.has(member),
+            None => self
+                .raw
+                .is_some_and(|raw| member.needle().is_in(raw.get().as_bytes())),
         }
     }
 

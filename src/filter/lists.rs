@@ -211,8 +211,7 @@ mod tests {
     use serde_json::{json, Value};
 
     use super::super::tools::Lookup;
-    use super::super::{Context, Direction, Firewall, Options, Verdict};
-    use crate::policy::{merge, parse_policy, Origin, Vars};
+    use super::super::{Context, Direction, Firewall, Verdict};
     use crate::protocol::{parse_line, Parsed};
 
     const POLICY: &str = r#"
@@ -223,13 +222,7 @@ deny = ["delete_*"]
 "#;
 
     fn firewall() -> Firewall {
-        let layer = parse_policy("lists.toml", POLICY).expect("policy");
-        let merged = merge(vec![(Origin::Builtin, layer)]);
-        let options = Options {
-            compile_schemas_in_background: false,
-            ..Options::default()
-        };
-        Firewall::from_policy_with_vars(&merged, options, &Vars::from_pairs(&[])).expect("firewall")
+        Firewall::for_tests(POLICY)
     }
 
     /// One message through the firewall: its verdict and what was found (rule, detail).

@@ -184,6 +184,20 @@ impl Firewall {
         })
     }
 
+    /// A firewall for `policy` (TOML, the built-in layer alone, no environment variables),
+    /// schemas compiled at once: what the unit tests build.
+    #[cfg(test)]
+    pub(crate) fn for_tests(policy: &str) -> Firewall {
+        use crate::policy::{merge, parse_policy, Origin};
+        let layer = parse_policy("test.toml", policy).expect("policy");
+        let merged = merge(vec![(Origin::Builtin, layer)]);
+        let options = Options {
+            compile_schemas_in_background: false,
+            ..Options::default()
+        };
+        Firewall::from_policy_with_vars(&merged, options, &Vars::from_pairs(&[])).expect("firewall")
+    }
+
     pub fn inspect(&mut self, message: &Message<'_>, context: &Context<'_>) -> Verdict {
         if !self.active {
             return Verdict::Forward;
@@ -234,10 +248,10 @@ impl Firewall {
                 return (Some(interned(&v)), false);
             }
         }
-        let meta = match m.facts {
-            Some(facts) => facts.meta.then(|| ParamsPeek::of(raw).meta).flatten(),
-            None => ParamsPeek::meta_of(raw),
-        };
+        let meta = m
+            .mentions(raw_scan::Member::Meta)
+            .then(|| ParamsPeek::of(raw).meta)
+            .flatten();
         if let Some(v) = meta.and_then(|meta| meta.protocol_version) {
             return (Some(interned(&v)), true);
         }

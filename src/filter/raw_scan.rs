@@ -7,6 +7,8 @@
 
 use aho_corasick::{AhoCorasick, MatchKind};
 
+use crate::protocol::needle::Needle;
+
 /// What the raw text contains.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Facts {
@@ -19,6 +21,39 @@ pub struct Facts {
 
 /// The members looked for, in the order of [`Facts`]' first three flags.
 const MEMBERS: [&str; 3] = ["\"_meta\"", "\\u0000", "\"inputRequests\""];
+
+/// A member a stage asks about ([`super::inspection::Inspection::mentions`]).
+#[derive(Debug, Clone, Copy)]
+pub enum Member {
+    /// `"_meta"` (the version stage).
+    Meta,
+    /// `\u0000`, the only way JSON text holds a NUL (the NUL refusal).
+    Nul,
+    /// `"inputRequests"` (server requests, 2026-07-28).
+    InputRequests,
+}
+
+impl Member {
+    /// The member searched alone, when the firewall made no [`RawScan`].
+    pub fn needle(self) -> &'static Needle {
+        static NEEDLES: [Needle; 3] = [
+            Needle::new(MEMBERS[0].as_bytes()),
+            Needle::new(MEMBERS[1].as_bytes()),
+            Needle::new(MEMBERS[2].as_bytes()),
+        ];
+        &NEEDLES[self as usize]
+    }
+}
+
+impl Facts {
+    pub fn has(&self, member: Member) -> bool {
+        match member {
+            Member::Meta => self.meta,
+            Member::Nul => self.nul,
+            Member::InputRequests => self.input_requests,
+        }
+    }
+}
 
 #[derive(Debug)]
 pub struct RawScan {

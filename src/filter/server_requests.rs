@@ -6,10 +6,10 @@
 use serde_json::Value;
 
 use super::inspection::{Inspection, Kind, Step};
+use super::raw_scan::Member;
 use super::reply::{codes, refuse};
 use super::{Direction, Firewall};
 use crate::policy::firewall::Permission;
-use crate::protocol::needle::Needle;
 
 pub fn stage(fw: &mut Firewall, m: &mut Inspection<'_>) -> Step {
     if m.direction != Direction::ServerToHost {
@@ -60,12 +60,7 @@ fn refusal(fw: &Firewall, method: &str) -> Option<String> {
 
 /// 2026-07-28: a result may ask the host for input (`inputRequests`): same rules.
 fn input_requests(fw: &mut Firewall, m: &mut Inspection<'_>) -> Step {
-    static INPUT_REQUESTS: Needle = Needle::new(b"\"inputRequests\"");
-    let mentions = match m.facts {
-        Some(facts) => facts.input_requests,
-        None => m.raw().is_some_and(|r| INPUT_REQUESTS.is_in(r.as_bytes())),
-    };
-    if !mentions {
+    if !m.mentions(Member::InputRequests) {
         return Step::Next;
     }
     let methods: Vec<String> = match m.body().and_then(|b| b.get("inputRequests")) {

@@ -289,17 +289,9 @@ impl VersionSchema {
             "tools/call",
             "notifications/initialized",
         ] {
-            if let Some(shape) = self.methods.get(method) {
-                if let Some(pointer) = &shape.params {
-                    shape
-                        .params_validator
-                        .get_or_init(|| self.validator(pointer));
-                }
-                if let Some(pointer) = &shape.result {
-                    shape
-                        .result_validator
-                        .get_or_init(|| self.validator(pointer));
-                }
+            if let Some(parts) = self.method(method) {
+                parts.params_validator();
+                parts.result_validator();
             }
         }
     }
@@ -345,27 +337,34 @@ impl MethodSchema<'_> {
         match (params, &shape.params) {
             (None, _) if shape.params_required => Check::Invalid("params: required".into()),
             (None, _) | (_, None) => Check::Valid,
-            (Some(params), Some(pointer)) => {
-                let validator = shape
-                    .params_validator
-                    .get_or_init(|| self.schema.validator(pointer));
-                check(validator.as_deref(), params, "params")
-            }
+            (Some(params), Some(_)) => check(self.params_validator(), params, "params"),
         }
     }
 
     /// Validate the result answering a request of this method.
     pub fn check_result(&self, result: &Value) -> Check {
-        let shape = self.shape;
-        match &shape.result {
-            Some(pointer) => {
-                let validator = shape
-                    .result_validator
-                    .get_or_init(|| self.schema.validator(pointer));
-                check(validator.as_deref(), result, "result")
-            }
-            None => Check::Unchecked,
-        }
+        check(self.result_validator(), result, "result")
+    }
+
+    /// The params validator; `None` without params or when it does not compile.
+    fn params_validator(&self) -> Option<&Validator> {
+        self.validator(self.shape.params.as_deref(), &self.shape.params_validator)
+    }
+
+    /// The result validator, as [`MethodSchema::params_validator`].
+    fn result_validator(&self) -> Option<&Validator> {
+        self.validator(self.shape.result.as_deref(), &self.shape.result_validator)
+    }
+
+    /// The validator at `pointer`, looked up once into `slot` (then no lock, no hashing).
+    fn validator<'s>(
+        &'s self,
+        pointer: Option<&str>,
+        slot: &'s OnceLock<Option<Arc<Validator>>>,
+    ) -> Option<&'s Validator> {
+        let pointer = pointer?;
+        slot.get_or_init(|| self.schema.validator(pointer))
+            .as_deref()
     }
 }
 
