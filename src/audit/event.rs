@@ -90,13 +90,13 @@ pub struct Target {
 /// The target of a request, and its arguments, from `params`.
 pub fn peek_target<'a>(
     method: &str,
-    params: Option<&'a RawValue>,
+    params: Option<&'a str>,
 ) -> (Option<Target>, Option<&'a RawValue>) {
     let Some(kind) = target_kind(method) else {
         return (None, None);
     };
     let peek: TargetPeek<'a> = params
-        .and_then(|p| serde_json::from_str(p.get()).ok())
+        .and_then(|p| serde_json::from_str(p).ok())
         .unwrap_or_default();
     let value = match kind {
         TargetKind::Uri => peek.uri,

@@ -1,12 +1,13 @@
-//! One message on its way through the stages: its parts, the version in force, the body parsed
-//! at most once (and only if a stage needs to look inside), and what the stages found.
+//! One message on its way through the stages: its parts, the version in force, the body as a
+//! tree (the one the relay's parse built, else parsed here on first use), and what the stages
+//! found.
 
-use serde_json::value::RawValue;
 use serde_json::Value;
 
 use super::raw_scan::Member;
 use super::{Direction, Finding, Verdict};
-use crate::protocol::{Message, RequestId};
+use crate::protocol::tree::{self, Tree};
+use crate::protocol::{Body, Message, RequestId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -37,7 +38,7 @@ pub struct Inspection<'i> {
     pub pending: Option<super::Pending>,
     /// What the one pass over the raw text found, when the firewall made it.
     pub facts: Option<super::raw_scan::Facts>,
-    raw: Option<&'i RawValue>,
+    raw: Option<&'i Body<'i>>,
     body: Option<Value>,
     parsed: bool,
     pub changed: bool,
@@ -47,12 +48,14 @@ pub struct Inspection<'i> {
 impl<'i> Inspection<'i> {
     pub fn new(message: &'i Message<'i>, direction: Direction, answered: Option<&'i str>) -> Self {
         let (kind, method, raw) = match message {
-            Message::Request { method, params, .. } => (Kind::Request, Some(&**method), *params),
-            Message::Notification { method, params } => {
-                (Kind::Notification, Some(&**method), *params)
+            Message::Request { method, params, .. } => {
+                (Kind::Request, Some(&**method), params.as_ref())
             }
-            Message::Result { result, .. } => (Kind::Result, answered, Some(*result)),
-            Message::Error { error, .. } => (Kind::Error, answered, Some(*error)),
+            Message::Notification { method, params } => {
+                (Kind::Notification, Some(&**method), params.as_ref())
+            }
+            Message::Result { result, .. } => (Kind::Result, answered, Some(result)),
+            Message::Error { error, .. } => (Kind::Error, answered, Some(error)),
         };
         Inspection {
             message,
@@ -82,11 +85,7 @@ impl<'i> Inspection<'i> {
 
     /// The raw body (params, result or error object) as JSON text.
     pub fn raw(&self) -> Option<&'i str> {
-        self.raw.map(RawValue::get)
-    }
-
-    pub fn raw_value(&self) -> Option<&'i RawValue> {
-        self.raw
+        self.raw.map(Body::get)
     }
 
     /// Change the body in place; `edit` says whether it changed anything.
@@ -117,11 +116,14 @@ impl<'i> Inspection<'i> {
             return;
         }
         self.parsed = true;
-        // The envelope parser already checked the syntax; this cannot fail in practice.
-        let Some((body, repeated)) = self.raw.and_then(|r| super::body::parse(r.get()).ok()) else {
+        let Some(raw) = self.raw else { return };
+        // The envelope parser already checked the syntax; parsing cannot fail in practice.
+        let Some(Tree { value, repeated }) =
+            raw.take_tree().or_else(|| tree::parse(raw.get()).ok())
+        else {
             return;
         };
-        self.body = Some(body);
+        self.body = Some(value);
         if repeated {
             // Checked with the last of each repeated member: forward exactly that, so a peer
             // that would keep the first cannot act on a value nobody checked.
@@ -163,33 +165,76 @@ impl<'i> Inspection<'i> {
         let Some(body) = self.body else {
             return Verdict::Forward;
         };
-        // Written by serde_json from a `Value`: valid JSON, not parsed again to be checked
-        // (`RawValue::from_string` would).
-        let Ok(raw) = serde_json::value::to_raw_value(&body) else {
+        // Written by serde_json from a `Value`: valid JSON, not parsed again to be checked.
+        let Ok(text) = serde_json::to_string(&body) else {
             return Verdict::Forward;
         };
         drop(body);
+        let raw = || Body::new(&text);
         let rebuilt = match self.message {
             Message::Request { id, method, .. } => Message::Request {
                 id: id.clone(),
                 method: method.clone(),
-                params: Some(&raw),
+                params: Some(raw()),
             },
             Message::Notification { method, .. } => Message::Notification {
                 method: method.clone(),
-                params: Some(&raw),
+                params: Some(raw()),
             },
             Message::Result { id, .. } => Message::Result {
                 id: id.clone(),
-                result: &raw,
+                result: raw(),
             },
             Message::Error { id, .. } => Message::Error {
                 id: id.clone(),
-                error: &raw,
+                error: raw(),
             },
         };
-        let mut out = Vec::with_capacity(raw.get().len() + 64);
+        let mut out = Vec::with_capacity(text.len() + 64);
         rebuilt.write_to(&mut out);
         Verdict::Replace(out)
+    }
+}
+
+#[cfg(test)]
+mod firewall_tests {
+    use crate::filter::{Context, Direction, Firewall, Verdict};
+    use crate::protocol::{parse_line, Parsed};
+
+    fn firewall() -> Firewall {
+        Firewall::for_tests("version = 1\n")
+    }
+
+    fn inspect(fw: &mut Firewall, line: &str) -> (Verdict, Vec<String>) {
+        let Ok(Parsed::Single(m)) = parse_line(line.as_bytes()) else {
+            panic!("does not parse: {line}");
+        };
+        let context = Context {
+            direction: Direction::HostToServer,
+            version: Some("2025-06-18"),
+            answered_method: None,
+        };
+        let verdict = fw.inspect(&m, &context);
+        let found = fw.take_findings().into_iter().map(|f| f.rule.to_owned());
+        (verdict, found.collect())
+    }
+
+    #[test]
+    fn a_repeated_member_is_forwarded_as_checked_and_its_neighbour_unchanged() {
+        let mut fw = firewall();
+        let repeated = r#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":1,"progress":1,"progress":2}}"#;
+        let (verdict, found) = inspect(&mut fw, repeated);
+        let Verdict::Replace(out) = verdict else {
+            panic!("forwarded as sent: {verdict:?}");
+        };
+        let out = String::from_utf8(out).expect("utf-8");
+        assert_eq!(out.matches("\"progress\"").count(), 1, "{out}");
+        assert!(out.contains("\"progress\":2"), "{out}");
+        assert_eq!(found, ["duplicates"]);
+
+        let plain = r#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":1,"progress":2}}"#;
+        let (verdict, found) = inspect(&mut fw, plain);
+        assert!(matches!(verdict, Verdict::Forward), "{verdict:?}");
+        assert!(found.is_empty(), "{found:?}");
     }
 }

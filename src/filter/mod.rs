@@ -10,7 +10,6 @@
 
 mod access;
 mod arguments;
-mod body;
 pub mod config;
 mod content;
 mod errors;
@@ -38,7 +37,7 @@ pub use reply::codes;
 
 use crate::policy::{EffectivePolicy, Vars};
 use crate::protocol::schema::Schemas;
-use crate::protocol::{Message, RequestId};
+use crate::protocol::{Bodies, Message, RequestId};
 
 /// Which way a message travels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -198,6 +197,16 @@ impl Firewall {
         Firewall::from_policy_with_vars(&merged, options, &Vars::from_pairs(&[])).expect("firewall")
     }
 
+    /// How the relay should parse messages for [`Firewall::inspect`]: with their bodies' trees
+    /// built in the same pass when the stages will look inside.
+    pub fn bodies(&self) -> Bodies {
+        if self.active {
+            Bodies::Trees
+        } else {
+            Bodies::Raw
+        }
+    }
+
     pub fn inspect(&mut self, message: &Message<'_>, context: &Context<'_>) -> Verdict {
         if !self.active {
             return Verdict::Forward;
@@ -242,7 +251,7 @@ impl Firewall {
         session: Option<&str>,
     ) -> (Option<Cow<'static, str>>, bool) {
         use crate::protocol::version::{interned, ParamsPeek};
-        let raw = m.raw_value();
+        let raw = m.raw();
         if matches!(m.kind, Kind::Request | Kind::Result) && m.method == Some("initialize") {
             if let Some(v) = ParamsPeek::of(raw).protocol_version {
                 return (Some(interned(&v)), false);

@@ -8,7 +8,6 @@
 //! [`Firewall::request_listing`]'s request, and hands every server response to
 //! [`Firewall::absorb_listing`] before anything else sees it.
 
-use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 
 use super::tools::State;
@@ -57,12 +56,12 @@ impl Firewall {
     /// The guard's own `tools/list` request for the call with these params, or `None` when one is
     /// already in flight. The request carries the call's `_meta` (without its progress token):
     /// protocol 2026-07-28 requires the version and capabilities on every request.
-    pub fn request_listing(&mut self, call_params: Option<&RawValue>) -> Option<Vec<u8>> {
+    pub fn request_listing(&mut self, call_params: Option<&str>) -> Option<Vec<u8>> {
         if self.listing_in_progress() {
             return None;
         }
         let meta = call_params
-            .and_then(|p| serde_json::from_str::<Value>(p.get()).ok())
+            .and_then(|p| serde_json::from_str::<Value>(p).ok())
             .and_then(|mut p| p.get_mut("_meta").map(Value::take))
             .and_then(|mut meta| {
                 let map = meta.as_object_mut()?;

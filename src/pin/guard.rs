@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use super::lockfile::{digest, Kind, Lockfile};
 use crate::filter::{Context, Direction, Verdict};
-use crate::protocol::{codes, parse_line, Message, Parsed, RequestId};
+use crate::protocol::{codes, parse_line, Body, Message, Parsed, RequestId};
 
 /// Something the pin did, for the audit log.
 #[derive(Debug, Clone)]
@@ -102,9 +102,9 @@ impl PinGuard {
             return verdict;
         }
         match (context.direction, message) {
-            (Direction::HostToServer, Message::Request { id, method, params }) => {
-                self.check_use(id, method, *params).unwrap_or(verdict)
-            }
+            (Direction::HostToServer, Message::Request { id, method, params }) => self
+                .check_use(id, method, params.as_ref().map(Body::get))
+                .unwrap_or(verdict),
             (Direction::HostToServer, Message::Notification { method, .. })
                 if method == "notifications/initialized" =>
             {
@@ -136,19 +136,14 @@ impl PinGuard {
     }
 
     /// Refuse a call, get or read of an item that is not (or no longer) approved.
-    fn check_use(
-        &mut self,
-        id: &RequestId,
-        method: &str,
-        params: Option<&serde_json::value::RawValue>,
-    ) -> Option<Verdict> {
+    fn check_use(&mut self, id: &RequestId, method: &str, params: Option<&str>) -> Option<Verdict> {
         let (kind, field) = match method {
             "tools/call" => (Kind::Tools, "name"),
             "prompts/get" => (Kind::Prompts, "name"),
             "resources/read" | "resources/subscribe" => (Kind::Resources, "uri"),
             _ => return None,
         };
-        let params: Value = params.and_then(|p| serde_json::from_str(p.get()).ok())?;
+        let params: Value = params.and_then(|p| serde_json::from_str(p).ok())?;
         let key = params.get(field).and_then(Value::as_str)?.to_owned();
         let allowed = match kind {
             // Resources may come from templates; refuse only those seen and not approved.

@@ -1,16 +1,21 @@
-//! JSON-RPC 2.0 envelopes, parsed without building a JSON tree.
+//! JSON-RPC 2.0 envelopes, parsed in one pass.
 //!
-//! Only the envelope fields are decoded; `params`, `result` and `error.data` stay as borrowed raw
-//! JSON (syntax-checked by serde_json, never copied into a `Value`), so a multi-megabyte result
-//! costs one syntax pass and one memcpy. Key order is irrelevant (the newer TypeScript SDK writes
+//! The envelope fields are decoded; `params`, `result` and `error` keep their raw JSON text
+//! (syntax-checked by serde_json, forwarded byte for byte), so a multi-megabyte result costs one
+//! syntax pass and one memcpy. When the firewall will look inside, the same pass also builds
+//! their trees ([`Bodies::Trees`]). Key order is irrelevant (the newer TypeScript SDK writes
 //! `jsonrpc` and `id` last).
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::fmt;
 
-use serde::de::Deserializer;
 use serde::Deserialize;
 use serde_json::value::RawValue;
+
+pub use super::members::Bodies;
+use super::members::{self, Part};
+use super::tree::Tree;
 
 /// JSON-RPC error codes used by the guard.
 pub mod codes {
@@ -98,26 +103,67 @@ impl fmt::Display for RequestId {
     }
 }
 
+/// A message's `params`, `result` or `error`: its JSON text exactly as received (borrowed
+/// from the input line), and the tree the parse built when asked to ([`Bodies::Trees`]), until
+/// the firewall takes it.
+pub struct Body<'a> {
+    text: &'a str,
+    tree: Cell<Option<Tree>>,
+}
+
+impl<'a> Body<'a> {
+    /// A body of valid JSON `text`, with no tree.
+    pub fn new(text: &'a str) -> Self {
+        Body {
+            text,
+            tree: Cell::new(None),
+        }
+    }
+
+    fn from_part(part: Part<'a>) -> Self {
+        Body {
+            text: part.text,
+            tree: Cell::new(part.tree),
+        }
+    }
+
+    /// The JSON text.
+    pub fn get(&self) -> &'a str {
+        self.text
+    }
+
+    /// The tree built by the parse, once (`None` when none was built or it was taken).
+    pub fn take_tree(&self) -> Option<Tree> {
+        self.tree.take()
+    }
+}
+
+impl fmt::Debug for Body<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.text)
+    }
+}
+
 /// One valid JSON-RPC message. Raw parts borrow from the input line.
 #[derive(Debug)]
 pub enum Message<'a> {
     Request {
         id: RequestId,
         method: Cow<'a, str>,
-        params: Option<&'a RawValue>,
+        params: Option<Body<'a>>,
     },
     Notification {
         method: Cow<'a, str>,
-        params: Option<&'a RawValue>,
+        params: Option<Body<'a>>,
     },
     Result {
         id: RequestId,
-        result: &'a RawValue,
+        result: Body<'a>,
     },
     Error {
         /// `None` for an error answering something whose id could not be read (`"id": null`).
         id: Option<RequestId>,
-        error: &'a RawValue,
+        error: Body<'a>,
     },
 }
 
@@ -148,11 +194,11 @@ impl<'a> Message<'a> {
             Message::Request { id, method, params } => {
                 write_id(out, Some(id));
                 write_method(out, method);
-                write_raw(out, "params", *params);
+                write_raw(out, "params", params.as_ref());
             }
             Message::Notification { method, params } => {
                 write_method(out, method);
-                write_raw(out, "params", *params);
+                write_raw(out, "params", params.as_ref());
             }
             Message::Result { id, result } => {
                 write_id(out, Some(id));
@@ -181,7 +227,7 @@ fn write_method(out: &mut Vec<u8>, method: &str) {
     let _ = serde_json::to_writer(&mut *out, method);
 }
 
-fn write_raw(out: &mut Vec<u8>, key: &str, raw: Option<&RawValue>) {
+fn write_raw(out: &mut Vec<u8>, key: &str, raw: Option<&Body<'_>>) {
     if let Some(raw) = raw {
         out.extend_from_slice(b",\"");
         out.extend_from_slice(key.as_bytes());
@@ -232,28 +278,6 @@ pub enum Parsed<'a> {
     Batch(Vec<Result<Message<'a>, Invalid>>),
 }
 
-/// The envelope members as they appear; absent and `null` are told apart for `id`.
-#[derive(Deserialize)]
-struct RawEnvelope<'a> {
-    #[serde(borrow, default)]
-    jsonrpc: Option<&'a RawValue>,
-    #[serde(borrow, default, deserialize_with = "present")]
-    id: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    method: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    params: Option<&'a RawValue>,
-    #[serde(borrow, default, deserialize_with = "present")]
-    result: Option<&'a RawValue>,
-    #[serde(borrow, default, deserialize_with = "present")]
-    error: Option<&'a RawValue>,
-}
-
-/// Keep a member that is present even when its value is `null`.
-fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
-    <&RawValue>::deserialize(d).map(Some)
-}
-
 /// The shape every JSON-RPC error object must have.
 #[derive(Deserialize)]
 struct ErrorObject<'a> {
@@ -270,8 +294,13 @@ struct ErrorObject<'a> {
 /// Deepest nesting accepted (serde_json's own recursion limit); no real MCP message comes close.
 const MAX_DEPTH: usize = 128;
 
-/// Parse one line (without its newline).
+/// Parse one line (without its newline), bodies kept as text.
 pub fn parse_line(line: &[u8]) -> Result<Parsed<'_>, Invalid> {
+    parse_line_with(line, Bodies::Raw)
+}
+
+/// Parse one line (without its newline), reading the bodies as `bodies` says.
+pub fn parse_line_with(line: &[u8], bodies: Bodies) -> Result<Parsed<'_>, Invalid> {
     let text =
         std::str::from_utf8(line).map_err(|e| Invalid::Parse(format!("invalid UTF-8 ({e})")))?;
     check_depth(text)?;
@@ -290,11 +319,11 @@ pub fn parse_line(line: &[u8]) -> Result<Parsed<'_>, Invalid> {
             Ok(Parsed::Batch(
                 items
                     .into_iter()
-                    .map(|raw| parse_object(raw.get()))
+                    .map(|raw| parse_object(raw.get(), bodies))
                     .collect(),
             ))
         }
-        Some(_) => parse_object(text.trim_start()).map(Parsed::Single),
+        Some(_) => parse_object(text.trim_start(), bodies).map(Parsed::Single),
     }
 }
 
@@ -338,7 +367,7 @@ fn check_depth(text: &str) -> Result<(), Invalid> {
     Ok(())
 }
 
-fn parse_object(text: &str) -> Result<Message<'_>, Invalid> {
+fn parse_object(text: &str, bodies: Bodies) -> Result<Message<'_>, Invalid> {
     let invalid = |id: Option<RequestId>, reason: &str| Invalid::Request {
         id,
         reason: reason.to_owned(),
@@ -351,7 +380,7 @@ fn parse_object(text: &str) -> Result<Message<'_>, Invalid> {
     }
     // One pass decodes the envelope and syntax-checks the raw members. A data error (a member
     // of the wrong type) is -32600 only if the text is JSON at all: check that on the error path.
-    let env: RawEnvelope<'_> = serde_json::from_str(text).map_err(|e| {
+    let env = members::read(text, bodies).map_err(|e| {
         if e.is_data() && serde_json::from_str::<&RawValue>(text).is_ok() {
             invalid(None, &e.to_string())
         } else {
@@ -378,21 +407,15 @@ fn parse_object(text: &str) -> Result<Message<'_>, Invalid> {
         }
         let method: Cow<'_, str> = serde_json::from_str(method.get())
             .map_err(|_| invalid(id.clone(), "method must be a string"))?;
-        if let Some(params) = env.params {
-            if !matches!(params.get().as_bytes().first(), Some(b'{' | b'[')) {
+        if let Some(params) = &env.params {
+            if !matches!(params.text.as_bytes().first(), Some(b'{' | b'[')) {
                 return Err(invalid(id, "params must be an object or an array"));
             }
         }
+        let params = env.params.map(Body::from_part);
         return Ok(match (env.id, id) {
-            (None, _) => Message::Notification {
-                method,
-                params: env.params,
-            },
-            (Some(_), Some(id)) => Message::Request {
-                id,
-                method,
-                params: env.params,
-            },
+            (None, _) => Message::Notification { method, params },
+            (Some(_), Some(id)) => Message::Request { id, method, params },
             (Some(_), None) => return Err(invalid(None, "a request id cannot be null")),
         });
     }
@@ -402,7 +425,10 @@ fn parse_object(text: &str) -> Result<Message<'_>, Invalid> {
     match (env.result, env.error) {
         (Some(_), Some(_)) => Err(invalid(id, "a response cannot have both result and error")),
         (Some(result), None) => match id {
-            Some(id) => Ok(Message::Result { id, result }),
+            Some(id) => Ok(Message::Result {
+                id,
+                result: Body::from_part(result),
+            }),
             None => Err(invalid(None, "a result needs an id")),
         },
         (None, Some(error)) => {
@@ -412,13 +438,16 @@ fn parse_object(text: &str) -> Result<Message<'_>, Invalid> {
                     "an error response needs an id (null if unknown)",
                 ));
             }
-            serde_json::from_str::<ErrorObject<'_>>(error.get()).map_err(|_| {
+            serde_json::from_str::<ErrorObject<'_>>(error.text).map_err(|_| {
                 invalid(
                     id.clone(),
                     "error must be an object with an integer code and a string message",
                 )
             })?;
-            Ok(Message::Error { id, error })
+            Ok(Message::Error {
+                id,
+                error: Body::from_part(error),
+            })
         }
         (None, None) => Err(invalid(
             id,
@@ -431,15 +460,20 @@ fn parse_object(text: &str) -> Result<Message<'_>, Invalid> {
 mod tests {
     use super::*;
 
+    /// The message re-serialised; the same whether or not the parse built trees.
     fn reserialise(line: &str) -> String {
-        match parse_line(line.as_bytes()).expect("valid") {
-            Parsed::Single(m) => {
-                let mut out = Vec::new();
-                m.write_to(&mut out);
-                String::from_utf8(out).expect("utf8")
+        let [raw, trees] = [Bodies::Raw, Bodies::Trees].map(|bodies| {
+            match parse_line_with(line.as_bytes(), bodies).expect("valid") {
+                Parsed::Single(m) => {
+                    let mut out = Vec::new();
+                    m.write_to(&mut out);
+                    String::from_utf8(out).expect("utf8")
+                }
+                Parsed::Batch(_) => panic!("batch"),
             }
-            Parsed::Batch(_) => panic!("batch"),
-        }
+        });
+        assert_eq!(raw, trees, "{line}");
+        raw
     }
 
     #[test]
@@ -534,13 +568,15 @@ mod tests {
             ),
         ];
         for (line, code, id) in cases {
-            let err = parse_line(line.as_bytes()).expect_err(line);
-            assert_eq!(err.code(), *code, "{line}");
-            assert_eq!(
-                err.id().map(|i| i.to_string()),
-                id.map(str::to_owned),
-                "{line}"
-            );
+            for bodies in [Bodies::Raw, Bodies::Trees] {
+                let err = parse_line_with(line.as_bytes(), bodies).expect_err(line);
+                assert_eq!(err.code(), *code, "{line}");
+                assert_eq!(
+                    err.id().map(|i| i.to_string()),
+                    id.map(str::to_owned),
+                    "{line}"
+                );
+            }
         }
         assert_eq!(
             parse_line(b"\xff\xfe").expect_err("utf8").code(),
@@ -556,6 +592,7 @@ mod tests {
             "]".repeat(100_000)
         );
         assert!(parse_line(deep.as_bytes()).is_err());
+        assert!(parse_line_with(deep.as_bytes(), Bodies::Trees).is_err());
     }
 
     #[test]

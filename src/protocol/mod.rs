@@ -3,9 +3,13 @@
 pub mod envelope;
 pub mod framing;
 pub mod id_recovery;
+mod members;
 pub mod needle;
 pub mod schema;
+pub mod tree;
 pub mod version;
 
-pub use envelope::{codes, parse_line, Invalid, Message, Parsed, RequestId};
+pub use envelope::{
+    codes, parse_line, parse_line_with, Bodies, Body, Invalid, Message, Parsed, RequestId,
+};
 pub use framing::{Frame, LineReader};

@@ -58,19 +58,19 @@ pub struct MetaPeek<'a> {
 impl<'a> ParamsPeek<'a> {
     /// Peek into a request's params for its `_meta`. Most requests have none: a substring search
     /// is far cheaper than a second JSON pass over the params.
-    pub fn meta_of(params: Option<&'a RawValue>) -> Option<MetaPeek<'a>> {
+    pub fn meta_of(params: Option<&'a str>) -> Option<MetaPeek<'a>> {
         static META: Needle = Needle::new(b"\"_meta\"");
         let raw = params?;
-        if !META.is_in(raw.get().as_bytes()) {
+        if !META.is_in(raw.as_bytes()) {
             return None;
         }
         Self::of(Some(raw)).meta
     }
 
     /// Peek into raw params (or a result); a malformed or non-object value yields nothing.
-    pub fn of(raw: Option<&'a RawValue>) -> Self {
-        raw.filter(|r| r.get().starts_with('{'))
-            .and_then(|r| serde_json::from_str(r.get()).ok())
+    pub fn of(raw: Option<&'a str>) -> Self {
+        raw.filter(|r| r.starts_with('{'))
+            .and_then(|r| serde_json::from_str(r).ok())
             .unwrap_or_default()
     }
 }

@@ -4,7 +4,6 @@
 use std::cell::RefCell;
 use std::time::{Duration, Instant};
 
-use serde_json::value::RawValue;
 use tokio::io::AsyncRead;
 
 use super::output::Output;
@@ -15,7 +14,10 @@ use crate::filter::{Absorbed, Context, Direction, Firewall, Verdict};
 use crate::protocol::id_recovery::recover_id;
 use crate::protocol::needle::Needle;
 use crate::protocol::version::{allows_batches, MetaPeek, ParamsPeek};
-use crate::protocol::{codes, parse_line, Frame, Invalid, LineReader, Message, Parsed, RequestId};
+use crate::protocol::{
+    codes, parse_line, parse_line_with, Body, Frame, Invalid, LineReader, Message, Parsed,
+    RequestId,
+};
 
 /// Longest excerpt of a dropped line shown in a log message.
 const LOG_EXCERPT: usize = 200;
@@ -201,7 +203,9 @@ impl Relay {
         {
             return;
         }
-        let parsed = match parse_line(line) {
+        // When the firewall will look inside the bodies, the parse builds their trees too.
+        let bodies = self.firewall.borrow().bodies();
+        let parsed = match parse_line_with(line, bodies) {
             Ok(parsed) => parsed,
             Err(invalid) => {
                 self.audit.invalid(from.direction(), &invalid.message());
@@ -452,7 +456,7 @@ impl Relay {
                         "Invalid Request: this id is already in use by a request still in flight",
                     ));
                 }
-                let meta = ParamsPeek::meta_of(*params);
+                let meta = ParamsPeek::meta_of(params.as_ref().map(Body::get));
                 let version = meta.as_ref().and_then(|m| m.protocol_version.clone());
                 let pending = Pending::new(method, meta.as_ref(), session.request_timeout);
                 match side {
@@ -468,7 +472,7 @@ impl Relay {
                 match &**method {
                     "notifications/cancelled" => {
                         // The sender gave up on its own request: a late answer is expected.
-                        if let Some(id) = ParamsPeek::of(*params)
+                        if let Some(id) = ParamsPeek::of(params.as_ref().map(Body::get))
                             .request_id
                             .and_then(RequestId::from_raw)
                         {
@@ -476,7 +480,9 @@ impl Relay {
                         }
                     }
                     "notifications/progress" => {
-                        if let Some(token) = ParamsPeek::of(*params).progress_token {
+                        if let Some(token) =
+                            ParamsPeek::of(params.as_ref().map(Body::get)).progress_token
+                        {
                             other.touch_progress(token.get(), session.request_timeout);
                         }
                     }
@@ -487,7 +493,7 @@ impl Relay {
             Message::Result { id, result } => match other.answer(id) {
                 Answer::Expected(method) => {
                     if side == Side::Server && &*method == "initialize" {
-                        if let Some(v) = ParamsPeek::of(Some(result)).protocol_version {
+                        if let Some(v) = ParamsPeek::of(Some(result.get())).protocol_version {
                             session.observe_version(&v, "initialize result");
                         }
                     }
@@ -670,9 +676,11 @@ fn request_id(message: &Message<'_>) -> Option<RequestId> {
 }
 
 /// The params of `message` when it is a `tools/call` request.
-fn tools_call_params<'m>(message: &'m Message<'_>) -> Option<Option<&'m RawValue>> {
+fn tools_call_params<'m>(message: &'m Message<'_>) -> Option<Option<&'m str>> {
     match message {
-        Message::Request { method, params, .. } if method == "tools/call" => Some(*params),
+        Message::Request { method, params, .. } if method == "tools/call" => {
+            Some(params.as_ref().map(Body::get))
+        }
         _ => None,
     }
 }

@@ -1,31 +1,50 @@
-//! The body of a message as a JSON tree, built in the same single pass as serde_json's own
-//! `Value`, noting any object that repeats a member name. `Value` keeps the last of repeated
-//! members, and so do the checks; a peer whose parser keeps the first would act on a value
+//! A message body as a JSON tree, built in the same single pass as serde_json's own `Value`,
+//! noting any object that repeats a member name. `Value` keeps the last of repeated members,
+//! and so do the firewall's checks; a peer whose parser keeps the first would act on a value
 //! nobody checked. So a body with repeated members is forwarded as the tree that was checked
-//! (see [`super::inspection::Inspection`]).
+//! (see `filter::inspection`).
 
 use std::fmt;
 
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};
 
-/// Parse `text` into a `Value`; the flag says whether some object repeated a member name.
-pub fn parse(text: &str) -> serde_json::Result<(Value, bool)> {
-    let mut repeated = false;
-    let mut deserializer = serde_json::Deserializer::from_str(text);
-    let value = Tree {
-        repeated: &mut repeated,
-    }
-    .deserialize(&mut deserializer)?;
-    deserializer.end()?;
-    Ok((value, repeated))
+/// A parsed body: the tree and whether some object in it repeated a member name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tree {
+    pub value: Value,
+    pub repeated: bool,
 }
 
-struct Tree<'a> {
+/// Parse `text` into a [`Tree`].
+pub fn parse(text: &str) -> serde_json::Result<Tree> {
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let tree = TreeSeed.deserialize(&mut deserializer)?;
+    deserializer.end()?;
+    Ok(tree)
+}
+
+/// Reads one JSON value into a [`Tree`], inside a larger parse (the envelope's members).
+pub struct TreeSeed;
+
+impl<'de> DeserializeSeed<'de> for TreeSeed {
+    type Value = Tree;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Tree, D::Error> {
+        let mut repeated = false;
+        let value = Builder {
+            repeated: &mut repeated,
+        }
+        .deserialize(deserializer)?;
+        Ok(Tree { value, repeated })
+    }
+}
+
+struct Builder<'a> {
     repeated: &'a mut bool,
 }
 
-impl<'de> DeserializeSeed<'de> for Tree<'_> {
+impl<'de> DeserializeSeed<'de> for Builder<'_> {
     type Value = Value;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
@@ -33,7 +52,7 @@ impl<'de> DeserializeSeed<'de> for Tree<'_> {
     }
 }
 
-impl<'de> Visitor<'de> for Tree<'_> {
+impl<'de> Visitor<'de> for Builder<'_> {
     type Value = Value;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -75,7 +94,7 @@ impl<'de> Visitor<'de> for Tree<'_> {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
         let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
-        while let Some(item) = seq.next_element_seed(Tree {
+        while let Some(item) = seq.next_element_seed(Builder {
             repeated: &mut *self.repeated,
         })? {
             items.push(item);
@@ -86,7 +105,7 @@ impl<'de> Visitor<'de> for Tree<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut members: A) -> Result<Value, A::Error> {
         let mut map = Map::new();
         while let Some(name) = members.next_key::<String>()? {
-            let value = members.next_value_seed(Tree {
+            let value = members.next_value_seed(Builder {
                 repeated: &mut *self.repeated,
             })?;
             if map.insert(name, value).is_some() {
@@ -109,9 +128,13 @@ mod tests {
             r#""plain""#,
             r#"-0.0"#,
         ] {
-            let (tree, repeated) = parse(text).expect("parses");
-            assert_eq!(tree, serde_json::from_str::<Value>(text).unwrap(), "{text}");
-            assert!(!repeated, "{text}");
+            let tree = parse(text).expect("parses");
+            assert_eq!(
+                tree.value,
+                serde_json::from_str::<Value>(text).unwrap(),
+                "{text}"
+            );
+            assert!(!tree.repeated, "{text}");
         }
     }
 
@@ -122,9 +145,13 @@ mod tests {
             r#"{"arguments":{"path":"/tmp/a","path":"/etc/passwd"}}"#,
             r#"[{"x":1},{"y":{"z":1,"z":2}}]"#,
         ] {
-            let (tree, repeated) = parse(text).expect("parses");
-            assert!(repeated, "{text}");
-            assert_eq!(tree, serde_json::from_str::<Value>(text).unwrap(), "{text}");
+            let tree = parse(text).expect("parses");
+            assert!(tree.repeated, "{text}");
+            assert_eq!(
+                tree.value,
+                serde_json::from_str::<Value>(text).unwrap(),
+                "{text}"
+            );
         }
     }
 
@@ -132,48 +159,5 @@ mod tests {
     fn invalid_text_is_an_error() {
         assert!(parse(r#"{"a":1"#).is_err());
         assert!(parse(r#"{"a":1} x"#).is_err());
-    }
-}
-
-#[cfg(test)]
-mod firewall_tests {
-    use crate::filter::{Context, Direction, Firewall, Verdict};
-    use crate::protocol::{parse_line, Parsed};
-
-    fn firewall() -> Firewall {
-        Firewall::for_tests("version = 1\n")
-    }
-
-    fn inspect(fw: &mut Firewall, line: &str) -> (Verdict, Vec<String>) {
-        let Ok(Parsed::Single(m)) = parse_line(line.as_bytes()) else {
-            panic!("does not parse: {line}");
-        };
-        let context = Context {
-            direction: Direction::HostToServer,
-            version: Some("2025-06-18"),
-            answered_method: None,
-        };
-        let verdict = fw.inspect(&m, &context);
-        let found = fw.take_findings().into_iter().map(|f| f.rule.to_owned());
-        (verdict, found.collect())
-    }
-
-    #[test]
-    fn a_repeated_member_is_forwarded_as_checked_and_its_neighbour_unchanged() {
-        let mut fw = firewall();
-        let repeated = r#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":1,"progress":1,"progress":2}}"#;
-        let (verdict, found) = inspect(&mut fw, repeated);
-        let Verdict::Replace(out) = verdict else {
-            panic!("forwarded as sent: {verdict:?}");
-        };
-        let out = String::from_utf8(out).expect("utf-8");
-        assert_eq!(out.matches("\"progress\"").count(), 1, "{out}");
-        assert!(out.contains("\"progress\":2"), "{out}");
-        assert_eq!(found, ["duplicates"]);
-
-        let plain = r#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":1,"progress":2}}"#;
-        let (verdict, found) = inspect(&mut fw, plain);
-        assert!(matches!(verdict, Verdict::Forward), "{verdict:?}");
-        assert!(found.is_empty(), "{found:?}");
     }
 }
