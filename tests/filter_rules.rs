@@ -260,6 +260,14 @@ fn filter_secrets_are_redacted_both_ways() {
     assert_eq!(echoed.assert_result("3"), "key [REDACTED:internal] end");
     let plain = g.call_and_recv("4", "echo", json!({"text": "nothing secret"}));
     assert_eq!(plain.assert_result("4"), "nothing secret");
+    // Over the size the relay parses into a tree at once (256 KiB): checked all the same.
+    let padding = "x".repeat(300 * 1024);
+    let text = format!("key itk_abcdefgh {padding}");
+    let big = g.call_and_recv("5", "echo", json!({ "text": text }));
+    assert_eq!(
+        big.assert_result("5"),
+        format!("key [REDACTED:internal] {padding}")
+    );
 }
 
 #[test]

@@ -199,14 +199,16 @@ impl<'i> Inspection<'i> {
 #[cfg(test)]
 mod firewall_tests {
     use crate::filter::{Context, Direction, Firewall, Verdict};
-    use crate::protocol::{parse_line, Parsed};
+    use crate::protocol::{parse_line_with, Bodies, Parsed};
 
     fn firewall() -> Firewall {
         Firewall::for_tests("version = 1\n")
     }
 
-    fn inspect(fw: &mut Firewall, line: &str) -> (Verdict, Vec<String>) {
-        let Ok(Parsed::Single(m)) = parse_line(line.as_bytes()) else {
+    /// The firewall's verdict and findings on `line`, parsed as the relay parses it (`Trees`)
+    /// or, as for a large line, with the body parsed later by the firewall itself (`Raw`).
+    fn inspect(fw: &mut Firewall, line: &str, bodies: Bodies) -> (Verdict, Vec<String>) {
+        let Ok(Parsed::Single(m)) = parse_line_with(line.as_bytes(), bodies) else {
             panic!("does not parse: {line}");
         };
         let context = Context {
@@ -220,10 +222,25 @@ mod firewall_tests {
     }
 
     #[test]
+    fn the_relay_builds_trees_at_once_only_for_lines_up_to_256_kib() {
+        let fw = firewall();
+        assert_eq!(fw.bodies_for(1024), Bodies::Trees);
+        assert_eq!(fw.bodies_for(256 * 1024), Bodies::Trees);
+        assert_eq!(fw.bodies_for(256 * 1024 + 1), Bodies::Raw);
+        assert_eq!(Firewall::permissive().bodies_for(1024), Bodies::Raw);
+    }
+
+    #[test]
     fn a_repeated_member_is_forwarded_as_checked_and_its_neighbour_unchanged() {
+        for bodies in [Bodies::Trees, Bodies::Raw] {
+            repeated_member_with(bodies);
+        }
+    }
+
+    fn repeated_member_with(bodies: Bodies) {
         let mut fw = firewall();
         let repeated = r#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":1,"progress":1,"progress":2}}"#;
-        let (verdict, found) = inspect(&mut fw, repeated);
+        let (verdict, found) = inspect(&mut fw, repeated, bodies);
         let Verdict::Replace(out) = verdict else {
             panic!("forwarded as sent: {verdict:?}");
         };
@@ -233,7 +250,7 @@ mod firewall_tests {
         assert_eq!(found, ["duplicates"]);
 
         let plain = r#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":1,"progress":2}}"#;
-        let (verdict, found) = inspect(&mut fw, plain);
+        let (verdict, found) = inspect(&mut fw, plain, bodies);
         assert!(matches!(verdict, Verdict::Forward), "{verdict:?}");
         assert!(found.is_empty(), "{found:?}");
     }

@@ -3,8 +3,10 @@
 //! (for responses) after matching the response to its request.
 //!
 //! The whole per-message pipeline is the ordered list [`STAGES`]; each stage lives in the file
-//! of its rule family. A message no stage needs to look inside is never parsed into a JSON tree
-//! (stages peek at the raw text first). What the stages find without refusing (schema faults
+//! of its rule family. The relay's parse builds each body's tree in the same pass as the
+//! envelope ([`Firewall::bodies_for`]); for a large message it does not, and a large message no
+//! stage needs to look inside is never parsed into a JSON tree (stages peek at the raw text
+//! first). What the stages find without refusing (schema faults
 //! forwarded by default, injection phrases, redactions) is kept for the audit log:
 //! [`Firewall::take_findings`] after each [`Firewall::inspect`].
 
@@ -120,6 +122,11 @@ struct Pending {
     first_page: bool,
 }
 
+/// Lines up to this size are parsed into trees at once. A larger message that no stage looks
+/// into (a method without a schema, say) is then relayed without a tree; one that a stage does
+/// look into costs one more syntax pass, small beside building its tree.
+const EAGER_TREES_UP_TO: usize = 256 * 1024;
+
 /// Requests still followed beyond this are forgotten (their answers never came).
 const MAX_PENDING: usize = 4096;
 
@@ -197,10 +204,11 @@ impl Firewall {
         Firewall::from_policy_with_vars(&merged, options, &Vars::from_pairs(&[])).expect("firewall")
     }
 
-    /// How the relay should parse messages for [`Firewall::inspect`]: with their bodies' trees
-    /// built in the same pass when the stages will look inside.
-    pub fn bodies(&self) -> Bodies {
-        if self.active {
+    /// How the relay should parse a line of `len` bytes for [`Firewall::inspect`]: with the
+    /// bodies' trees built in the same pass (almost every message has a schema to be checked
+    /// against), except for large lines, whose trees are built only if a stage looks inside.
+    pub fn bodies_for(&self, len: usize) -> Bodies {
+        if self.active && len <= EAGER_TREES_UP_TO {
             Bodies::Trees
         } else {
             Bodies::Raw

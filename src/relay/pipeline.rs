@@ -204,7 +204,7 @@ impl Relay {
             return;
         }
         // When the firewall will look inside the bodies, the parse builds their trees too.
-        let bodies = self.firewall.borrow().bodies();
+        let bodies = self.firewall.borrow().bodies_for(line.len());
         let parsed = match parse_line_with(line, bodies) {
             Ok(parsed) => parsed,
             Err(invalid) => {
