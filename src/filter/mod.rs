@@ -117,7 +117,7 @@ struct Pending {
     /// The version the request was checked against, when it named one in its `_meta`.
     version: Option<Cow<'static, str>>,
     /// `tools/call`: the tool (its result is checked against the tool's `outputSchema`).
-    tool: Option<String>,
+    tool: Option<compact_str::CompactString>,
     /// `tools/list`: the first page (no cursor) starts a fresh listing.
     first_page: bool,
 }
@@ -381,7 +381,7 @@ impl Firewall {
                     .body()
                     .and_then(|b| b.get("name"))
                     .and_then(|n| n.as_str())
-                    .map(str::to_owned);
+                    .map(Into::into);
             }
             Some("tools/list") => {
                 pending.first_page = m.body().and_then(|b| b.get("cursor")).is_none();

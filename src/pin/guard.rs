@@ -77,7 +77,7 @@ impl PinGuard {
         let Some(RequestId::String(id)) = message.response_id() else {
             return false;
         };
-        let Some(kind) = self.own.remove(id) else {
+        let Some(kind) = self.own.remove(id.as_str()) else {
             return false;
         };
         if let Message::Result { result, .. } = message {

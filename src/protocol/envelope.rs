@@ -10,6 +10,7 @@ use std::borrow::Cow;
 use std::cell::Cell;
 use std::fmt;
 
+use compact_str::CompactString;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -33,13 +34,14 @@ pub mod codes {
 /// A request id exactly as it appeared on the wire. Strings and integers never compare equal
 /// (`1` is not `"1"`), integers keep their digits (no float rounding of big ids), and a string
 /// written with escapes (`"a\u00e9"`) is written back with the same escapes, while it still
-/// matches the same id written plainly (`"aé"`).
+/// matches the same id written plainly (`"aé"`). Ids of up to 24 bytes (all that SDKs write)
+/// are held inline: reading, tracking and copying one allocates nothing.
 #[derive(Debug, Clone)]
 pub enum RequestId {
-    Number(String),
-    String(String),
+    Number(CompactString),
+    String(CompactString),
     /// A string id whose JSON text had escapes: the decoded value and the original text.
-    Escaped(String, Box<str>),
+    Escaped(CompactString, Box<str>),
 }
 
 impl RequestId {
@@ -49,7 +51,7 @@ impl RequestId {
         let bytes = text.as_bytes();
         match bytes.first()? {
             b'"' => {
-                let value = serde_json::from_str::<String>(text).ok()?;
+                let value = serde_json::from_str::<CompactString>(text).ok()?;
                 Some(if bytes.contains(&b'\\') {
                     RequestId::Escaped(value, text.into())
                 } else {
@@ -59,7 +61,7 @@ impl RequestId {
             b'-' | b'0'..=b'9' => {
                 let digits = text.strip_prefix('-').unwrap_or(text);
                 (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
-                    .then(|| RequestId::Number(text.to_owned()))
+                    .then(|| RequestId::Number(text.into()))
             }
             _ => None,
         }

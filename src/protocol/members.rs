@@ -128,7 +128,8 @@ impl<'de> Found<'de> {
 /// The value of the member named `name` (lent from `text`), which is followed by the member
 /// named `next` or, when `None`, by the end of the object.
 fn value_between<'a>(text: &'a str, name: &str, next: Option<&str>) -> Option<&'a str> {
-    const WS: &[char] = &[' ', '\t', '\n', '\r'];
+    // JSON's whitespace (a closure: cheaper than a char-slice pattern).
+    const WS: fn(char) -> bool = |c| matches!(c, ' ' | '\t' | '\n' | '\r');
     let offset = |s: &str| (s.as_ptr() as usize).checked_sub(text.as_ptr() as usize);
     // Past the name's closing quote.
     let start = offset(name)? + name.len() + 1;

@@ -4,6 +4,7 @@
 use std::cell::RefCell;
 use std::time::{Duration, Instant};
 
+use compact_str::CompactString;
 use tokio::io::AsyncRead;
 
 use super::output::Output;
@@ -440,7 +441,7 @@ impl Relay {
 
     /// Track `message` from `side`; `Err` carries the error reply to send back to the sender
     /// (an empty reply means: drop silently).
-    fn admit(&self, side: Side, message: &Message<'_>) -> Result<Option<Box<str>>, Vec<u8>> {
+    fn admit(&self, side: Side, message: &Message<'_>) -> Result<Option<CompactString>, Vec<u8>> {
         let mut session = self.session.borrow_mut();
         let session = &mut *session;
         let (own, other) = match side {
@@ -608,11 +609,12 @@ impl Relay {
 
     /// The server is gone: every host request still waiting gets an error.
     pub async fn fail_pending_host_requests(&self, why: &str) {
-        let mut pending: Vec<(RequestId, Box<str>)> = (self.session.borrow_mut().host_requests)
-            .drain()
-            .into_iter()
-            .map(|(id, p)| (id, p.method))
-            .collect();
+        let mut pending: Vec<(RequestId, CompactString)> =
+            (self.session.borrow_mut().host_requests)
+                .drain()
+                .into_iter()
+                .map(|(id, p)| (id, p.method))
+                .collect();
         let held = std::mem::take(&mut *self.held_requests.borrow_mut());
         pending.extend(
             held.into_iter()

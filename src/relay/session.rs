@@ -11,7 +11,7 @@ use crate::protocol::RequestId;
 /// A request waiting for its answer.
 #[derive(Debug)]
 pub struct Pending {
-    pub method: Box<str>,
+    pub method: compact_str::CompactString,
     pub deadline: Instant,
     pub progress_token: Option<Box<str>>,
     /// The held batch this request belongs to (see [`InFlight::hold`]).
@@ -44,7 +44,7 @@ const ABANDONED_MEMORY: usize = 4096;
 #[derive(Debug, PartialEq, Eq)]
 pub enum Answer {
     /// It answers a pending request (its method is returned).
-    Expected(Box<str>),
+    Expected(compact_str::CompactString),
     /// The request was abandoned (timed out or cancelled): drop quietly.
     Late,
     /// Never asked, or already answered: drop and log.
