@@ -8,7 +8,7 @@ use std::sync::{Mutex, OnceLock};
 use libfuzzer_sys::fuzz_target;
 use mcp_guard::filter::{Context, Direction, Firewall, Options, Verdict};
 use mcp_guard::policy::{merge, parse_policy, Origin, Vars};
-use mcp_guard::protocol::{parse_line, Message, Parsed};
+use mcp_guard::protocol::{parse_line, parse_line_with, Message, Parsed};
 
 const POLICY: &str = include_str!("../representative-policy.toml");
 
@@ -93,7 +93,8 @@ fuzz_target!(|data: &[u8]| {
         };
         let answered = ANSWERED[(ctl as usize >> 1) % ANSWERED.len()];
         let version = VERSIONS[(ctl as usize >> 4) % VERSIONS.len()];
-        let Ok(parsed) = parse_line(line) else {
+        // Parsed as the relay parses it: with the bodies' trees when the firewall wants them.
+        let Ok(parsed) = parse_line_with(line, fw.bodies_for(line.len())) else {
             continue;
         };
         let messages: Vec<Message<'_>> = match parsed {

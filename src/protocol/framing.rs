@@ -62,9 +62,15 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
 
     /// True when a complete line is already buffered, so the next call will not block. The
     /// relay flushes its output only when this is false: batching writes while input keeps
-    /// coming, flushing as soon as it pauses.
-    pub fn has_buffered_line(&self) -> bool {
-        memchr::memchr(b'\n', &self.buf[self.start + self.scanned..]).is_some()
+    /// coming, flushing as soon as it pauses. What it searched is not searched again.
+    pub fn has_buffered_line(&mut self) -> bool {
+        let searched = &self.buf[self.start + self.scanned..];
+        let found = memchr::memchr(b'\n', searched);
+        // While discarding, `scanned` is not in use (the discarding search starts afresh).
+        if self.discarding.is_none() {
+            self.scanned += found.unwrap_or(searched.len());
+        }
+        found.is_some()
     }
 
     pub async fn next_frame(&mut self) -> io::Result<Frame<'_>> {
@@ -209,6 +215,8 @@ mod tests {
         let mut reader = LineReader::new(input, max);
         let mut out = Vec::new();
         loop {
+            // As the relay does between lines; it must not change what is read.
+            reader.has_buffered_line();
             match reader.next_frame().await.expect("read") {
                 Frame::Line(l) => out.push(format!("line:{}", String::from_utf8_lossy(l))),
                 Frame::Oversize { len, head, tail } => out.push(format!(

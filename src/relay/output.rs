@@ -96,7 +96,11 @@ impl Output {
                 format!("{} is closed", self.name),
             ));
         };
-        self.busy_since.set(Some(std::time::Instant::now()));
+        // Only a write that goes on to the pipe can wait for the peer; the rest just fills the
+        // buffer (and reading the clock for each message would cost more than copying it).
+        if flush || writer.buffer().len() + message.len() + 1 > BUFFER {
+            self.busy_since.set(Some(std::time::Instant::now()));
+        }
         let result = async {
             writer.write_all(message).await?;
             writer.write_all(b"\n").await?;
