@@ -82,16 +82,25 @@ fn main() {
             "{label:>10} ({} bytes): parse + inspect p50 {:.2} µs, p90 {:.2} µs, p99 {:.2} µs; \
              envelope parse alone p50 {:.2} µs",
             line.len(),
-            checked(0.5),
-            checked(0.9),
-            checked(0.99),
-            envelope(0.5),
+            checked.at(0.5),
+            checked.at(0.9),
+            checked.at(0.99),
+            envelope.at(0.5),
         );
     }
 }
 
-/// Run `f` `n` times; the quantiles of its duration in µs.
-fn time<T>(n: usize, mut f: impl FnMut() -> T) -> impl Fn(f64) -> f64 {
+/// Durations of `n` runs of `f`, sorted.
+struct Samples(Vec<u64>);
+
+impl Samples {
+    /// The `q` quantile in µs.
+    fn at(&self, q: f64) -> f64 {
+        self.0[((self.0.len() as f64 - 1.0) * q) as usize] as f64 / 1000.0
+    }
+}
+
+fn time<T>(n: usize, mut f: impl FnMut() -> T) -> Samples {
     let mut samples = Vec::with_capacity(n);
     for _ in 0..n {
         let start = Instant::now();
@@ -99,5 +108,5 @@ fn time<T>(n: usize, mut f: impl FnMut() -> T) -> impl Fn(f64) -> f64 {
         samples.push(start.elapsed().as_nanos() as u64);
     }
     samples.sort_unstable();
-    move |q: f64| samples[((n as f64 - 1.0) * q) as usize] as f64 / 1000.0
+    Samples(samples)
 }
