@@ -58,9 +58,10 @@ pub fn read(text: &str, bodies: Bodies) -> serde_json::Result<Members<'_>> {
         // member name written with escapes: where its neighbour's value lies is not known
         // without a second look. All rare; the firewall then parses what it needs lazily.
     }
-    Ok(read_once(text, Bodies::Raw)?
+    // Raw bodies carry their own text, so this locates every one.
+    read_once(text, Bodies::Raw)?
         .locate(text)
-        .expect("raw bodies carry their own text"))
+        .ok_or_else(|| de::Error::custom("a member's value could not be located"))
 }
 
 fn read_once(text: &str, bodies: Bodies) -> serde_json::Result<Found<'_>> {
