@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+pub mod generate;
+
 /// The `mcp-guard` binary under test.
 pub fn guard_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_mcp-guard"))
