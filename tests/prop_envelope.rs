@@ -7,7 +7,7 @@
 
 mod support;
 
-use mcp_guard::protocol::{parse_line_with, tree, Bodies, Body, Message, Parsed};
+use mcp_guard::protocol::{parse_line_with, tree, Bodies, Parsed};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use serde_json::Value;
@@ -106,14 +106,6 @@ fn line() -> impl Strategy<Value = String> {
         })
 }
 
-fn body<'m>(m: &'m Message<'_>) -> Option<&'m Body<'m>> {
-    match m {
-        Message::Request { params, .. } | Message::Notification { params, .. } => params.as_ref(),
-        Message::Result { result, .. } => Some(result),
-        Message::Error { error, .. } => Some(error),
-    }
-}
-
 proptest! {
     #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::with_cases(3000) })]
 
@@ -125,7 +117,7 @@ proptest! {
             (Ok(Parsed::Single(a)), Ok(Parsed::Single(b))) => {
                 // Debug shows kind, id, method and body text (not the tree).
                 prop_assert_eq!(format!("{a:?}"), format!("{b:?}"), "{}", line);
-                if let Some(body) = body(b) {
+                if let Some(body) = b.body() {
                     if let Some(built) = body.take_tree() {
                         prop_assert_eq!(Some(built), tree::parse(body.get()).ok(), "{}", line);
                     }
@@ -148,7 +140,7 @@ fn generated_lines_include_valid_messages_with_trees() {
         let line = line().new_tree(&mut runner).unwrap().current();
         if let Ok(Parsed::Single(m)) = parse_line_with(line.as_bytes(), Bodies::Trees) {
             valid += 1;
-            with_tree += usize::from(body(&m).is_some_and(|b| b.take_tree().is_some()));
+            with_tree += usize::from(m.body().is_some_and(|b| b.take_tree().is_some()));
         }
     }
     assert!(valid > 150, "only {valid} of 500 generated lines parse");

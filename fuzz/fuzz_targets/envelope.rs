@@ -55,27 +55,14 @@ fn same_with_trees(line: &[u8], raw: &Result<Parsed<'_>, mcp_guard::protocol::In
         (Err(a), Err(b)) => assert_eq!((a.code(), a.id()), (b.code(), b.id())),
         _ => panic!("raw and tree parses disagree: {raw:?} vs {trees:?}"),
     }
-    let Ok(parsed) = &trees else { return };
-    let single;
-    let items: Vec<&Message<'_>> = match parsed {
-        Parsed::Single(m) => {
-            single = m;
-            vec![single]
-        }
-        Parsed::Batch(items) => items.iter().flatten().collect(),
+    let messages: Vec<&Message<'_>> = match &trees {
+        Ok(Parsed::Single(m)) => vec![m],
+        Ok(Parsed::Batch(items)) => items.iter().flatten().collect(),
+        Err(_) => Vec::new(),
     };
-    for m in items {
-        let body = match m {
-            Message::Request { params, .. } | Message::Notification { params, .. } => {
-                params.as_ref()
-            }
-            Message::Result { result, .. } => Some(result),
-            Message::Error { error, .. } => Some(error),
-        };
-        if let Some(body) = body {
-            if let Some(built) = body.take_tree() {
-                assert_eq!(Some(built), tree::parse(body.get()).ok(), "{}", body.get());
-            }
+    for body in messages.into_iter().filter_map(Message::body) {
+        if let Some(built) = body.take_tree() {
+            assert_eq!(Some(built), tree::parse(body.get()).ok(), "{}", body.get());
         }
     }
 }

@@ -14,7 +14,7 @@ use super::AuditError;
 use crate::filter::{Context, Direction, Verdict};
 use crate::launch::SupervisorEvent;
 use crate::policy::firewall::OnSuspicious;
-use crate::protocol::{Body, Message, RequestId};
+use crate::protocol::{Message, RequestId};
 
 /// Write when this much is buffered, even before the next tick.
 const FLUSH_BYTES: usize = 32 * 1024;
@@ -124,8 +124,8 @@ impl Recorder {
         let (mut target, mut arguments, mut latency_ms, mut method) =
             (None, None, None, message.method());
         match message {
-            Message::Request { id, method, params } => {
-                let (t, args) = peek_target(method, params.as_ref().map(Body::get));
+            Message::Request { id, method, .. } => {
+                let (t, args) = peek_target(method, message.body_text());
                 arguments = args;
                 if decision != "refuse" {
                     if self.in_flight.len() >= MAX_IN_FLIGHT {

@@ -47,15 +47,11 @@ pub struct Inspection<'i> {
 
 impl<'i> Inspection<'i> {
     pub fn new(message: &'i Message<'i>, direction: Direction, answered: Option<&'i str>) -> Self {
-        let (kind, method, raw) = match message {
-            Message::Request { method, params, .. } => {
-                (Kind::Request, Some(&**method), params.as_ref())
-            }
-            Message::Notification { method, params } => {
-                (Kind::Notification, Some(&**method), params.as_ref())
-            }
-            Message::Result { result, .. } => (Kind::Result, answered, Some(result)),
-            Message::Error { error, .. } => (Kind::Error, answered, Some(error)),
+        let (kind, method) = match message {
+            Message::Request { method, .. } => (Kind::Request, Some(&**method)),
+            Message::Notification { method, .. } => (Kind::Notification, Some(&**method)),
+            Message::Result { .. } => (Kind::Result, answered),
+            Message::Error { .. } => (Kind::Error, answered),
         };
         Inspection {
             message,
@@ -66,7 +62,7 @@ impl<'i> Inspection<'i> {
             version_from_meta: false,
             pending: None,
             facts: None,
-            raw,
+            raw: message.body(),
             body: None,
             parsed: false,
             changed: false,

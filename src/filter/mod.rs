@@ -6,9 +6,9 @@
 //! of its rule family. The relay's parse builds each body's tree in the same pass as the
 //! envelope ([`Firewall::bodies_for`]); for a large message it does not, and a large message no
 //! stage needs to look inside is never parsed into a JSON tree (stages peek at the raw text
-//! first). What the stages find without refusing (schema faults
-//! forwarded by default, injection phrases, redactions) is kept for the audit log:
-//! [`Firewall::take_findings`] after each [`Firewall::inspect`].
+//! first). What the stages find without refusing (schema faults forwarded by default, injection
+//! phrases, redactions) is kept for the audit log: [`Firewall::take_findings`] after each
+//! [`Firewall::inspect`].
 
 mod access;
 mod arguments;

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use super::lockfile::{digest, Kind, Lockfile};
 use crate::filter::{Context, Direction, Verdict};
-use crate::protocol::{codes, parse_line, Body, Message, Parsed, RequestId};
+use crate::protocol::{codes, parse_line, Message, Parsed, RequestId};
 
 /// Something the pin did, for the audit log.
 #[derive(Debug, Clone)]
@@ -102,8 +102,8 @@ impl PinGuard {
             return verdict;
         }
         match (context.direction, message) {
-            (Direction::HostToServer, Message::Request { id, method, params }) => self
-                .check_use(id, method, params.as_ref().map(Body::get))
+            (Direction::HostToServer, Message::Request { id, method, .. }) => self
+                .check_use(id, method, message.body_text())
                 .unwrap_or(verdict),
             (Direction::HostToServer, Message::Notification { method, .. })
                 if method == "notifications/initialized" =>

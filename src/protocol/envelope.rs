@@ -186,6 +186,22 @@ impl<'a> Message<'a> {
         }
     }
 
+    /// The body: a request's or notification's `params`, a result, an error object.
+    pub fn body(&self) -> Option<&Body<'a>> {
+        match self {
+            Message::Request { params, .. } | Message::Notification { params, .. } => {
+                params.as_ref()
+            }
+            Message::Result { result, .. } => Some(result),
+            Message::Error { error, .. } => Some(error),
+        }
+    }
+
+    /// The body's JSON text (for a request or notification: its `params`).
+    pub fn body_text(&self) -> Option<&'a str> {
+        self.body().map(Body::get)
+    }
+
     /// Append this message, canonically re-serialised, to `out` (no newline).
     ///
     /// Only the envelope is rewritten: unknown top-level members are dropped, the raw parts are

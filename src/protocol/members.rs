@@ -7,6 +7,7 @@
 //! escapes straight from the input, and between one member's name and the next one's there is
 //! nothing but `:`, the value, `,` and whitespace. So no byte is parsed twice.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
@@ -167,8 +168,8 @@ impl<'de> Visitor<'de> for Reader {
         let mut open: Option<usize> = None;
         while let Some(name) = map.next_key_seed(NameSeed)? {
             let lent = match name {
-                Name::Lent(lent) => Some(lent),
-                Name::Copied(_) => {
+                Cow::Borrowed(lent) => Some(lent),
+                Cow::Owned(_) => {
                     found.escaped_name = true;
                     None
                 }
@@ -178,7 +179,7 @@ impl<'de> Visitor<'de> for Reader {
                     slot.next_name = lent;
                 }
             }
-            let envelope = match name.as_str() {
+            let envelope = match &*name {
                 "jsonrpc" => Some((&mut found.jsonrpc, "jsonrpc")),
                 "id" => Some((&mut found.id, "id")),
                 "method" => Some((&mut found.method, "method")),
@@ -191,7 +192,7 @@ impl<'de> Visitor<'de> for Reader {
                 *member = Some(map.next_value()?);
                 continue;
             }
-            let Some(index) = BODY_NAMES.iter().position(|b| *b == name.as_str()) else {
+            let Some(index) = BODY_NAMES.iter().position(|b| *b == &*name) else {
                 map.next_value::<IgnoredAny>()?;
                 continue;
             };
@@ -213,44 +214,30 @@ impl<'de> Visitor<'de> for Reader {
     }
 }
 
-/// A member name: lent from the input when it has no escapes, else decoded into a copy.
-enum Name<'de> {
-    Lent(&'de str),
-    Copied(String),
-}
-
-impl Name<'_> {
-    fn as_str(&self) -> &str {
-        match self {
-            Name::Lent(s) => s,
-            Name::Copied(s) => s,
-        }
-    }
-}
-
+/// Reads a member name: lent from the input when it has no escapes, else decoded into a copy.
 struct NameSeed;
 
 impl<'de> DeserializeSeed<'de> for NameSeed {
-    type Value = Name<'de>;
+    type Value = Cow<'de, str>;
 
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Name<'de>, D::Error> {
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Cow<'de, str>, D::Error> {
         deserializer.deserialize_str(self)
     }
 }
 
 impl<'de> Visitor<'de> for NameSeed {
-    type Value = Name<'de>;
+    type Value = Cow<'de, str>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a member name")
     }
 
-    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Name<'de>, E> {
-        Ok(Name::Lent(v))
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Cow<'de, str>, E> {
+        Ok(Cow::Borrowed(v))
     }
 
-    fn visit_str<E>(self, v: &str) -> Result<Name<'de>, E> {
-        Ok(Name::Copied(v.to_owned()))
+    fn visit_str<E>(self, v: &str) -> Result<Cow<'de, str>, E> {
+        Ok(Cow::Owned(v.to_owned()))
     }
 }
 

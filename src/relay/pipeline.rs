@@ -16,8 +16,7 @@ use crate::protocol::id_recovery::recover_id;
 use crate::protocol::needle::Needle;
 use crate::protocol::version::{allows_batches, MetaPeek, ParamsPeek};
 use crate::protocol::{
-    codes, parse_line, parse_line_with, Body, Frame, Invalid, LineReader, Message, Parsed,
-    RequestId,
+    codes, parse_line, parse_line_with, Frame, Invalid, LineReader, Message, Parsed, RequestId,
 };
 
 /// Longest excerpt of a dropped line shown in a log message.
@@ -449,7 +448,7 @@ impl Relay {
             Side::Server => (&mut session.server_requests, &mut session.host_requests),
         };
         match message {
-            Message::Request { id, method, params } => {
+            Message::Request { id, method, .. } => {
                 if own.contains(id) {
                     return Err(error_response(
                         Some(id),
@@ -457,7 +456,7 @@ impl Relay {
                         "Invalid Request: this id is already in use by a request still in flight",
                     ));
                 }
-                let meta = ParamsPeek::meta_of(params.as_ref().map(Body::get));
+                let meta = ParamsPeek::meta_of(message.body_text());
                 let version = meta.as_ref().and_then(|m| m.protocol_version.clone());
                 let pending = Pending::new(method, meta.as_ref(), session.request_timeout);
                 match side {
@@ -469,11 +468,11 @@ impl Relay {
                 }
                 Ok(None)
             }
-            Message::Notification { method, params } => {
+            Message::Notification { method, .. } => {
                 match &**method {
                     "notifications/cancelled" => {
                         // The sender gave up on its own request: a late answer is expected.
-                        if let Some(id) = ParamsPeek::of(params.as_ref().map(Body::get))
+                        if let Some(id) = ParamsPeek::of(message.body_text())
                             .request_id
                             .and_then(RequestId::from_raw)
                         {
@@ -481,9 +480,7 @@ impl Relay {
                         }
                     }
                     "notifications/progress" => {
-                        if let Some(token) =
-                            ParamsPeek::of(params.as_ref().map(Body::get)).progress_token
-                        {
+                        if let Some(token) = ParamsPeek::of(message.body_text()).progress_token {
                             other.touch_progress(token.get(), session.request_timeout);
                         }
                     }
@@ -680,9 +677,7 @@ fn request_id(message: &Message<'_>) -> Option<RequestId> {
 /// The params of `message` when it is a `tools/call` request.
 fn tools_call_params<'m>(message: &'m Message<'_>) -> Option<Option<&'m str>> {
     match message {
-        Message::Request { method, params, .. } if method == "tools/call" => {
-            Some(params.as_ref().map(Body::get))
-        }
+        Message::Request { method, .. } if method == "tools/call" => Some(message.body_text()),
         _ => None,
     }
 }
