@@ -155,6 +155,7 @@ pub struct Network {
 pub fn network_mode_str(mode: NetworkMode) -> &'static str {
     match mode {
         NetworkMode::Off => "off",
+        NetworkMode::Hosts => "hosts",
         NetworkMode::Ports => "ports",
         NetworkMode::Open => "open",
     }

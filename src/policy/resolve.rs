@@ -271,6 +271,7 @@ impl EffectivePolicy {
             mode,
             connect: ports(&p.network.connect),
             bind: ports(&p.network.bind),
+            ..NetworkRules::default()
         };
 
         let l = &p.limits;

@@ -46,7 +46,7 @@ pub fn prepare(plan: &Plan) -> Prepared {
         fs: filesystem_ruleset(plan),
         net: match plan.config.network.mode {
             NetworkMode::Open => None,
-            NetworkMode::Off | NetworkMode::Ports => Some(network_ruleset(plan)),
+            NetworkMode::Off | NetworkMode::Hosts | NetworkMode::Ports => Some(network_ruleset(plan)),
         },
         scope: Ruleset::default()
             .set_compatibility(level(plan, Layer::LandlockScope))
@@ -168,7 +168,7 @@ fn network_ruleset(plan: &Plan) -> Result<RulesetCreated, RulesetError> {
     // (a UDP port list would also have to let DNS through: a policy question).
     let all = match rules.mode {
         NetworkMode::Ports => AccessNet::from_all(ABI::V9),
-        NetworkMode::Off | NetworkMode::Open => AccessNet::from_all(TARGET_ABI),
+        NetworkMode::Off | NetworkMode::Hosts | NetworkMode::Open => AccessNet::from_all(TARGET_ABI),
     };
     let ruleset = Ruleset::default()
         .set_compatibility(level(plan, Layer::LandlockNetwork))
@@ -176,6 +176,10 @@ fn network_ruleset(plan: &Plan) -> Result<RulesetCreated, RulesetError> {
         .set_compatibility(CompatLevel::BestEffort)
         .handle_access(all)?;
     let mut ruleset = permit_reparenting(ruleset)?;
+    if let (NetworkMode::Hosts, Some(egress)) = (rules.mode, plan.egress) {
+        // The proxy's port only (in the broker tier, the broker checks the address too).
+        ruleset = ruleset.add_rule(NetPort::new(egress.proxy_port, AccessNet::ConnectTcp))?;
+    }
     if rules.mode == NetworkMode::Ports {
         for &port in &rules.connect {
             ruleset = ruleset.add_rule(NetPort::new(port, AccessNet::ConnectTcp))?;

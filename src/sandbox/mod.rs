@@ -70,17 +70,53 @@ pub enum NetworkMode {
     /// No TCP bind/connect, no inet/packet/vsock sockets.
     #[default]
     Off,
-    /// Only the listed TCP ports.
+    /// Only the hosts of `NetworkRules::allow`, through the guard's egress proxy.
+    Hosts,
+    /// Only the listed TCP ports, to any address (weak: kept for old policies).
     Ports,
     /// No network restriction.
     Open,
 }
 
+/// How `hosts` mode makes the guard's proxy the server's only way out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Isolation {
+    /// A private user + network namespace with only `lo`; the proxy listens inside it.
+    Namespace,
+    /// No namespaces: landlock allows TCP only to the proxy's port and a seccomp
+    /// user-notification broker in the supervisor connects every `connect()` itself.
+    Broker,
+}
+
+impl Isolation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Isolation::Namespace => "namespace",
+            Isolation::Broker => "broker",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct NetworkRules {
     pub mode: NetworkMode,
+    /// TCP ports (`ports` mode).
     pub connect: Vec<u16>,
     pub bind: Vec<u16>,
+    /// Egress allow list (`hosts` mode): `HOST[:PORTS]`, `*.DOMAIN[:PORTS]`, `CIDR[:PORTS]`.
+    #[serde(default)]
+    pub allow: Vec<String>,
+    /// UDP destinations the server may use; empty: no UDP socket at all.
+    #[serde(default)]
+    pub udp: Vec<String>,
+    /// Pathname unix sockets the server may connect to; empty: no unix socket at all
+    /// (socketpair(2) stays allowed).
+    #[serde(default)]
+    pub unix: Vec<PathBuf>,
+    /// The enforcement tier for `hosts` mode; `None`: the strongest this machine offers.
+    #[serde(default)]
+    pub isolation: Option<Isolation>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -135,6 +171,18 @@ pub struct Plan {
     /// `landlock.rs`); false when a deny covers `/proc/self`.
     #[serde(default)]
     pub proc_self: bool,
+    /// `hosts` mode: how the server reaches the guard's egress proxy (filled in by the guard
+    /// once it has chosen the isolation tier and the proxy's port).
+    #[serde(default)]
+    pub egress: Option<EgressPlan>,
+}
+
+/// Where the egress proxy listens for the server, and how the server is kept from going around it.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct EgressPlan {
+    pub isolation: Isolation,
+    /// The proxy's TCP port on 127.0.0.1 (inside the server's namespace, or the host's loopback).
+    pub proxy_port: u16,
 }
 
 /// What the layers achieved, reported once on stderr and in the audit log.
@@ -205,6 +253,7 @@ pub fn prepare(config: &SandboxConfig, command: &[OsString]) -> Result<Plan, San
             config: config.clone(),
             fs_grants: Vec::new(),
             proc_self: false,
+            egress: None,
         });
     }
     let chain = exec::ExecChain::resolve(&program, &path);
@@ -250,6 +299,7 @@ pub fn prepare(config: &SandboxConfig, command: &[OsString]) -> Result<Plan, San
         config: config.clone(),
         fs_grants,
         proc_self,
+        egress: None,
     })
 }
 
