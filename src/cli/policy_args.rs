@@ -11,7 +11,7 @@ use crate::policy::resolve::{create_dirs, ServerCommand};
 use crate::policy::values::{Count, Cpus, DurationText, EnvName, Size, Val};
 use crate::policy::vars::{PathPattern, Template};
 use crate::policy::{load_layers, merge, EffectivePolicy, Origin, Policy, Resolved, Vars};
-use crate::sandbox::{Layer, NetworkMode, SandboxConfig};
+use crate::sandbox::{Isolation, Layer, NetworkMode, SandboxConfig};
 
 const LAYERS: &str =
     "landlock, landlock-network, landlock-scope, seccomp, limits, capabilities, all";
@@ -50,6 +50,18 @@ pub struct PolicyFlags {
     /// restriction, `off` for none. Comma-separated or repeated.
     #[arg(long = "allow-net", value_name = "PORTS", value_delimiter = ',', value_parser = parse_net)]
     pub allow_net: Vec<NetFlag>,
+
+    /// Let the server reach HOST through the guard's egress proxy, and nothing else
+    /// (repeatable): `api.github.com`, `*.githubusercontent.com`, `registry.npmjs.org:443`,
+    /// `10.20.0.0/16:5432`, `[::1]:8080`, `host:80,443`. Without a port: 443 and 80.
+    #[arg(long = "allow-host", value_name = "HOST[:PORTS]")]
+    pub allow_host: Vec<String>,
+
+    /// How the egress proxy is made the server's only way out: `namespace` (a private
+    /// network namespace; needs unprivileged user namespaces) or `broker` (landlock and a
+    /// seccomp broker that connects every socket itself). [default: the strongest available]
+    #[arg(long = "network-isolation", value_name = "TIER", value_parser = parse_isolation)]
+    pub network_isolation: Option<Isolation>,
 
     /// Memory limit (e.g. 512MiB, 2GiB, unlimited).
     #[arg(long, value_name = "SIZE", value_parser = |s: &str| Size::parse(s))]
@@ -119,6 +131,16 @@ impl PolicyArgs {
             if matches!(item, NetFlag::Connect(_) | NetFlag::Bind(_)) && net.mode.is_none() {
                 net.mode = Some(Val::new(NetworkMode::Ports, flag("--allow-net")));
             }
+        }
+        for host in &f.allow_host {
+            let net = &mut p.network;
+            net.allow.push(Val::new(host.clone(), flag("--allow-host")));
+            if net.mode.is_none() {
+                net.mode = Some(Val::new(NetworkMode::Hosts, flag("--allow-host")));
+            }
+        }
+        if let Some(tier) = f.network_isolation {
+            p.network.isolation = Some(Val::new(tier, flag("--network-isolation")));
         }
         p.limits.memory = f.memory.clone().map(|v| Val::new(v, flag("--memory")));
         p.limits.cpus = f.cpus.map(|v| Val::new(v, flag("--cpus")));
@@ -207,11 +229,20 @@ fn parse_net(text: &str) -> Result<NetFlag, String> {
     };
     match text {
         "open" => Ok(NetFlag::Mode(NetworkMode::Open)),
+        "hosts" => Ok(NetFlag::Mode(NetworkMode::Hosts)),
         "off" => Ok(NetFlag::Mode(NetworkMode::Off)),
         _ => match text.strip_prefix("bind:") {
             Some(p) => port(p).map(NetFlag::Bind),
             None => port(text).map(NetFlag::Connect),
         },
+    }
+}
+
+fn parse_isolation(text: &str) -> Result<Isolation, String> {
+    match text {
+        "namespace" => Ok(Isolation::Namespace),
+        "broker" => Ok(Isolation::Broker),
+        _ => Err(format!("`{text}` is not a tier; write namespace or broker")),
     }
 }
 

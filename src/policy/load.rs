@@ -18,10 +18,16 @@ pub fn parse_policy(file: &str, text: &str) -> Result<Policy, PolicyError> {
     if !problems.is_empty() {
         return Err(PolicyError::Invalid(Diagnostics(problems)));
     }
-    // Ports without a mode mean "only these ports" in this layer.
+    // Hosts without a mode mean "only these hosts" in this layer, ports "only these ports".
     let net = &mut policy.network;
     if net.mode.is_none() {
-        if let Some(first) = net.connect.first().or(net.bind.first()) {
+        if let Some(first) = net.allow.first() {
+            net.mode = Some(Val {
+                value: NetworkMode::Hosts,
+                span: first.span.clone(),
+                origin: None,
+            });
+        } else if let Some(first) = net.connect.first().or(net.bind.first()) {
             net.mode = Some(Val {
                 value: NetworkMode::Ports,
                 span: first.span.clone(),

@@ -123,7 +123,11 @@ merge_fields!(Filesystem {
 merge_fields!(Network {
     mode,
     connect,
-    bind
+    bind,
+    allow,
+    udp,
+    unix,
+    isolation
 });
 merge_fields!(Limits {
     memory,

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use super::firewall::{Audit, Errors, Items, Redaction, Resources, ServerRequests, Validation};
 use super::values::{Count, Cpus, DurationText, EnvName, Size, SyscallName, Val};
 use super::vars::{PathPattern, Template};
-use crate::sandbox::{Layer, NetworkMode};
+use crate::sandbox::{Isolation, Layer, NetworkMode};
 
 /// One policy layer: a shipped profile, a policy file, or the CLI flags.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -150,6 +150,15 @@ pub struct Network {
     pub connect: Vec<Val<u16>>,
     /// TCP ports the server may listen on (`mode = "ports"`).
     pub bind: Vec<Val<u16>>,
+    /// Hosts the server may reach through the guard's egress proxy (`mode = "hosts"`):
+    /// `HOST[:PORTS]`, `*.DOMAIN[:PORTS]`, `CIDR[:PORTS]`, `[IPV6]:PORTS`.
+    pub allow: Vec<Val<String>>,
+    /// UDP destinations; without any, the server cannot open a UDP socket (every mode).
+    pub udp: Vec<Val<String>>,
+    /// Pathname unix sockets the server may connect to; without any, no unix socket at all.
+    pub unix: Vec<Val<PathPattern>>,
+    /// How `hosts` mode is enforced: "namespace" or "broker" (default: the strongest available).
+    pub isolation: Option<Val<Isolation>>,
 }
 
 pub fn network_mode_str(mode: NetworkMode) -> &'static str {

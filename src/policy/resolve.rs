@@ -271,7 +271,19 @@ impl EffectivePolicy {
             mode,
             connect: ports(&p.network.connect),
             bind: ports(&p.network.bind),
-            ..NetworkRules::default()
+            allow: if mode == NetworkMode::Hosts {
+                p.network.allow.iter().map(|v| v.value.clone()).collect()
+            } else {
+                vec![]
+            },
+            udp: p.network.udp.iter().map(|v| v.value.clone()).collect(),
+            unix: strip(expand_all(
+                &p.network.unix,
+                vars,
+                Kind::Allow,
+                &mut warnings,
+            )?),
+            isolation: p.network.isolation.as_ref().map(|v| v.value),
         };
 
         let l = &p.limits;

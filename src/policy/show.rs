@@ -88,6 +88,10 @@ pub fn render(
     o.opt("mode", &p.network.mode, |m| quote(network_mode_str(*m)));
     o.vals("connect", &p.network.connect, u16::to_string);
     o.vals("bind", &p.network.bind, u16::to_string);
+    o.vals("allow", &p.network.allow, |h| quote(h));
+    o.vals("udp", &p.network.udp, |h| quote(h));
+    o.vals("unix", &p.network.unix, |u| quote(u.as_str()));
+    o.opt("isolation", &p.network.isolation, |i| quote(i.as_str()));
 
     o.section("limits");
     let l = &p.limits;

@@ -46,7 +46,9 @@ pub fn prepare(plan: &Plan) -> Prepared {
         fs: filesystem_ruleset(plan),
         net: match plan.config.network.mode {
             NetworkMode::Open => None,
-            NetworkMode::Off | NetworkMode::Hosts | NetworkMode::Ports => Some(network_ruleset(plan)),
+            NetworkMode::Off | NetworkMode::Hosts | NetworkMode::Ports => {
+                Some(network_ruleset(plan))
+            }
         },
         scope: Ruleset::default()
             .set_compatibility(level(plan, Layer::LandlockScope))
@@ -78,7 +80,10 @@ pub fn restrict(
     report: &mut EnforcementReport,
 ) -> Result<(), SandboxError> {
     let required = |layer| plan.config.require.contains(&layer);
-    report.network_off = plan.config.network.mode == NetworkMode::Off;
+    let net = &plan.config.network;
+    report.unix_refused = net.unix.is_empty();
+    report.udp_refused =
+        net.mode == NetworkMode::Off || (net.udp.is_empty() && net.mode != NetworkMode::Open);
     record(
         Layer::Landlock,
         prepared.fs.and_then(RulesetCreated::restrict_self),
@@ -168,7 +173,9 @@ fn network_ruleset(plan: &Plan) -> Result<RulesetCreated, RulesetError> {
     // (a UDP port list would also have to let DNS through: a policy question).
     let all = match rules.mode {
         NetworkMode::Ports => AccessNet::from_all(ABI::V9),
-        NetworkMode::Off | NetworkMode::Hosts | NetworkMode::Open => AccessNet::from_all(TARGET_ABI),
+        NetworkMode::Off | NetworkMode::Hosts | NetworkMode::Open => {
+            AccessNet::from_all(TARGET_ABI)
+        }
     };
     let ruleset = Ruleset::default()
         .set_compatibility(level(plan, Layer::LandlockNetwork))
@@ -189,11 +196,6 @@ fn network_ruleset(plan: &Plan) -> Result<RulesetCreated, RulesetError> {
         }
     }
     Ok(ruleset)
-}
-
-/// Whether this run has the network off (noted in the report before the rulesets are applied).
-fn report_offline(report: &EnforcementReport) -> bool {
-    report.network_off
 }
 
 fn record(
@@ -224,10 +226,9 @@ fn record(
         RulesetStatus::FullyEnforced => report.enforced.push(layer),
         RulesetStatus::PartiallyEnforced => {
             report.enforced.push(layer);
-            // With the network off, seccomp refuses unix and inet sockets outright, closing the
+            // seccomp refuses unix and UDP sockets unless the policy names some, closing the
             // socket gaps of older ABIs (if seccomp fails, its own report says what stays open).
-            let offline = report_offline(report);
-            if let Some(gaps) = missing(layer, abi, offline) {
+            if let Some(gaps) = missing(layer, abi, report.unix_refused, report.udp_refused) {
                 report.partial.push((layer, gaps));
             }
         }
@@ -243,7 +244,12 @@ fn record(
 }
 
 /// What a partially enforced layer leaves open on a kernel with landlock `abi`.
-fn missing(layer: Layer, abi: Option<ABI>, offline: bool) -> Option<String> {
+fn missing(
+    layer: Layer,
+    abi: Option<ABI>,
+    unix_refused: bool,
+    udp_refused: bool,
+) -> Option<String> {
     let Some(abi) = abi else {
         return Some("the kernel's landlock ABI is unknown".into());
     };
@@ -263,12 +269,13 @@ fn missing(layer: Layer, abi: Option<ABI>, offline: bool) -> Option<String> {
     let open: Vec<&str> = gaps
         .iter()
         .filter(|(needed, _)| abi < *needed)
-        .filter(|(needed, _)| !(offline && matches!(needed, ABI::V9 | ABI::V10)))
+        .filter(|(needed, _)| !(unix_refused && *needed == ABI::V9))
+        .filter(|(needed, _)| !(udp_refused && *needed == ABI::V10))
         .map(|(_, what)| *what)
         .collect();
     if open.is_empty() {
-        // Only gaps seccomp covers (the network is off): nothing is left open.
-        return if offline {
+        // Only gaps seccomp covers: nothing is left open.
+        return if unix_refused && udp_refused {
             None
         } else {
             Some(format!(

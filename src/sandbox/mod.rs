@@ -200,9 +200,12 @@ pub struct EnforcementReport {
     /// Which mechanism enforces each resource limit.
     #[serde(default)]
     pub limits: Option<limits::LimitsReport>,
-    /// The network is off: seccomp refuses unix and inet sockets, covering landlock's gaps.
+    /// seccomp refuses unix sockets (none listed), covering landlock's gap below ABI 9.
     #[serde(default)]
-    pub network_off: bool,
+    pub unix_refused: bool,
+    /// seccomp refuses UDP sockets (none listed), covering landlock's gap below ABI 10.
+    #[serde(default)]
+    pub udp_refused: bool,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -7,7 +7,9 @@
 //! It is built and installed in the supervisor's single-threaded child, after every other layer
 //! (those may need syscalls this filter refuses), right before `execve`.
 
-use super::{EnforcementReport, Layer, NetworkMode, Plan, SandboxConfig, SandboxError};
+use super::{
+    EnforcementReport, Layer, NetworkMode, NetworkRules, Plan, SandboxConfig, SandboxError,
+};
 
 #[cfg(all(
     target_os = "linux",
@@ -118,6 +120,16 @@ const AF_INET: u64 = 2;
 const AF_INET6: u64 = 10;
 const AF_NETLINK: u64 = 16;
 const NETLINK_ROUTE: u64 = 0;
+/// `socket(2)` types (the low four bits of the type argument) and inet protocols.
+const SOCK_TYPE_MASK: u64 = 0xf;
+const SOCK_DGRAM: u64 = 2;
+const SOCK_RAW: u64 = 3;
+const SOCK_RDM: u64 = 4;
+const SOCK_SEQPACKET: u64 = 5;
+const SOCK_DCCP: u64 = 6;
+const SOCK_PACKET: u64 = 10;
+const IPPROTO_TCP: u64 = 6;
+const IPPROTO_UDP: u64 = 17;
 
 /// Syscall numbers with this bit set select the x32 ABI on x86-64.
 const X32_SYSCALL_BIT: u32 = 0x4000_0000;
@@ -128,7 +140,7 @@ pub struct SeccompSummary {
     /// Syscalls refused outright.
     pub denied: Vec<String>,
     /// Socket families still allowed (`None`: sockets are not filtered).
-    pub socket_families: Option<&'static str>,
+    pub socket_families: Option<String>,
     /// Number of BPF instructions.
     pub instructions: usize,
 }
@@ -141,7 +153,7 @@ impl std::fmt::Display for SeccompSummary {
              foreign architectures killed",
             self.denied.len()
         )?;
-        if let Some(families) = self.socket_families {
+        if let Some(families) = &self.socket_families {
             write!(f, ", sockets limited to {families}")?;
         }
         write!(f, " ({} BPF instructions)", self.instructions)
@@ -299,41 +311,10 @@ mod linux {
                     )?])?],
                 );
             }
-            let socket_families = match config.network.mode {
-                NetworkMode::Open => None,
-                _ if !conditional("socket") => None,
-                mode => {
-                    // An allowlist of families: AF_PACKET, AF_VSOCK, AF_BLUETOOTH, AF_ALG... all
-                    // refused. Netlink stays for NETLINK_ROUTE only: glibc's getaddrinfo and
-                    // if_nameindex open it; sock_diag, audit and uevent sockets are refused.
-                    let mut allowed = vec![AF_NETLINK];
-                    if mode == NetworkMode::Ports {
-                        // TCP ports are policed by landlock; UDP is not (see the docs).
-                        allowed.extend([AF_UNIX, AF_INET, AF_INET6]);
-                    }
-                    // Offline, no unix sockets either: landlock below ABI 9 does not check
-                    // connect() to pathname sockets such as /run/docker.sock (root on the host).
-                    // socketpair(2), which servers use for child processes, stays allowed.
-                    let other_family = allowed
-                        .iter()
-                        .map(|&family| cond(0, SeccompCmpOp::Ne, family))
-                        .collect::<Result<Vec<_>, _>>()?;
-                    rules.insert(
-                        libc::SYS_socket,
-                        vec![
-                            rule(other_family)?,
-                            rule(vec![
-                                cond(0, SeccompCmpOp::Eq, AF_NETLINK)?,
-                                cond(2, SeccompCmpOp::Ne, NETLINK_ROUTE)?,
-                            ])?,
-                        ],
-                    );
-                    Some(if mode == NetworkMode::Ports {
-                        "unix, inet, inet6, netlink-route"
-                    } else {
-                        "netlink-route"
-                    })
-                }
+            let socket_families = if conditional("socket") {
+                Some(socket_rules(&config.network, &mut rules)?)
+            } else {
+                None
             };
 
             let filter = SeccompFilter::new(
@@ -458,6 +439,79 @@ mod linux {
     }
 
     /// A 32-bit comparison of argument `index`: flags, families and ioctl requests are `int`s.
+    /// Refusals for `socket(2)` in every network mode; returns what stays allowed, for the report.
+    ///
+    /// An allowlist of families: AF_PACKET, AF_VSOCK, AF_BLUETOOTH, AF_ALG... all refused.
+    /// Netlink stays for NETLINK_ROUTE only: glibc's getaddrinfo and if_nameindex open it.
+    /// Unix sockets only when the policy names some: landlock below ABI 9 does not check
+    /// connect() to pathname sockets such as /run/docker.sock (root on the host); socketpair(2),
+    /// which servers use for child processes, is another syscall and stays allowed.
+    /// Inet sockets are TCP only unless the policy names UDP destinations (landlock below ABI
+    /// 10 cannot see UDP at all), and not at all with the network off.
+    fn socket_rules(
+        net: &NetworkRules,
+        rules: &mut BTreeMap<i64, Vec<SeccompRule>>,
+    ) -> Result<String, SeccompError> {
+        let inet = net.mode != NetworkMode::Off;
+        let udp = inet && (!net.udp.is_empty() || net.mode == NetworkMode::Open);
+        let mut allowed = vec![AF_NETLINK];
+        let mut names = vec!["netlink-route"];
+        if !net.unix.is_empty() {
+            allowed.push(AF_UNIX);
+            names.push("unix");
+        }
+        if inet {
+            allowed.extend([AF_INET, AF_INET6]);
+            names.push(if udp { "tcp and udp" } else { "tcp" });
+        }
+        let other_family = allowed
+            .iter()
+            .map(|&family| cond(0, SeccompCmpOp::Ne, family))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut socket = vec![
+            rule(other_family)?,
+            rule(vec![
+                cond(0, SeccompCmpOp::Eq, AF_NETLINK)?,
+                cond(2, SeccompCmpOp::Ne, NETLINK_ROUTE)?,
+            ])?,
+        ];
+        if inet && net.mode != NetworkMode::Open {
+            // The type's low bits name it (the rest are SOCK_NONBLOCK / SOCK_CLOEXEC).
+            let refused_types: &[u64] = if udp {
+                &[SOCK_RAW, SOCK_RDM, SOCK_SEQPACKET, SOCK_DCCP, SOCK_PACKET]
+            } else {
+                &[
+                    SOCK_DGRAM,
+                    SOCK_RAW,
+                    SOCK_RDM,
+                    SOCK_SEQPACKET,
+                    SOCK_DCCP,
+                    SOCK_PACKET,
+                ]
+            };
+            for family in [AF_INET, AF_INET6] {
+                for &kind in refused_types {
+                    socket.push(rule(vec![
+                        cond(0, SeccompCmpOp::Eq, family)?,
+                        cond(1, SeccompCmpOp::MaskedEq(SOCK_TYPE_MASK), kind)?,
+                    ])?);
+                }
+                // A stream socket of another protocol (SCTP, MPTCP) is not TCP to landlock.
+                let mut protocol = vec![
+                    cond(0, SeccompCmpOp::Eq, family)?,
+                    cond(2, SeccompCmpOp::Ne, 0)?,
+                    cond(2, SeccompCmpOp::Ne, IPPROTO_TCP)?,
+                ];
+                if udp {
+                    protocol.push(cond(2, SeccompCmpOp::Ne, IPPROTO_UDP)?);
+                }
+                socket.push(rule(protocol)?);
+            }
+        }
+        rules.insert(libc::SYS_socket, socket);
+        Ok(names.join(", "))
+    }
+
     fn cond(index: u8, op: SeccompCmpOp, value: u64) -> Result<SeccompCondition, SeccompError> {
         SeccompCondition::new(index, SeccompCmpArgLen::Dword, op, value)
             .map_err(|e| SeccompError::Build(e.to_string()))
@@ -504,10 +558,21 @@ pub fn apply_to_current_process(
     match install_on_current_thread(&plan.config) {
         Ok(summary) => {
             report.enforced.push(Layer::Seccomp);
-            if plan.config.network.mode == NetworkMode::Ports {
+            let net = &plan.config.network;
+            if !net.udp.is_empty() && net.mode != NetworkMode::Off {
                 report.partial.push((
                     Layer::Seccomp,
-                    "UDP is not filtered when TCP ports are allowed".into(),
+                    "UDP sockets are allowed to every destination (the policy names UDP \
+                     destinations; this kernel cannot check which)"
+                        .into(),
+                ));
+            }
+            if !net.unix.is_empty() {
+                report.partial.push((
+                    Layer::Seccomp,
+                    "unix sockets are allowed (the policy names some); below landlock ABI 9 \
+                     the kernel cannot check which paths"
+                        .into(),
                 ));
             }
             tracing::debug!("seccomp: {summary}");
@@ -725,7 +790,8 @@ mod tests {
             SyscallFilter::build(&config)
                 .unwrap()
                 .summary()
-                .socket_families,
+                .socket_families
+                .as_deref(),
             Some("netlink-route")
         );
         config.network.mode = NetworkMode::Open;
@@ -733,8 +799,66 @@ mod tests {
             SyscallFilter::build(&config)
                 .unwrap()
                 .summary()
-                .socket_families,
-            None
+                .socket_families
+                .as_deref(),
+            Some("netlink-route, tcp and udp")
+        );
+        config.network.mode = NetworkMode::Hosts;
+        config.network.unix.push("/run/x.sock".into());
+        assert_eq!(
+            SyscallFilter::build(&config)
+                .unwrap()
+                .summary()
+                .socket_families
+                .as_deref(),
+            Some("netlink-route, unix, tcp")
+        );
+    }
+
+    #[test]
+    fn tcp_modes_refuse_udp_raw_and_other_stream_protocols() {
+        #[cfg(target_arch = "x86_64")]
+        const ARCH: u32 = 62 | 0x8000_0000 | 0x4000_0000;
+        #[cfg(target_arch = "aarch64")]
+        const ARCH: u32 = 183 | 0x8000_0000 | 0x4000_0000;
+        let mut config = SandboxConfig::default();
+        config.network.mode = NetworkMode::Ports;
+        let filter = SyscallFilter::build(&config).unwrap();
+        let socket = libc::SYS_socket as u32;
+        let (allow, eperm) = (0x7fff_0000, 0x0005_0001);
+        let cases = [
+            ([2, 1, 0], allow, "tcp"),
+            (
+                [10, 1 | 0x800 | 0x80000, 6],
+                allow,
+                "tcp6, nonblocking, cloexec",
+            ),
+            ([2, 2, 0], eperm, "udp"),
+            ([10, 2 | 0x800, 17], eperm, "udp6"),
+            ([2, 3, 1], eperm, "raw"),
+            ([2, 1, 132], eperm, "sctp stream"),
+            ([2, 5, 132], eperm, "sctp seqpacket"),
+            ([1, 1, 0], eperm, "unix (none listed)"),
+            ([17, 3, 0], eperm, "packet"),
+        ];
+        for ([family, kind, protocol], want, what) in cases {
+            assert_eq!(
+                eval(
+                    &filter.program,
+                    socket,
+                    ARCH,
+                    [family, kind, protocol, 0, 0, 0]
+                ),
+                want,
+                "{what}"
+            );
+        }
+        config.network.udp.push("1.1.1.1:53".into());
+        let filter = SyscallFilter::build(&config).unwrap();
+        assert_eq!(
+            eval(&filter.program, socket, ARCH, [2, 2, 17, 0, 0, 0]),
+            allow,
+            "udp once listed"
         );
     }
 }
