@@ -33,6 +33,9 @@ pub const SIGNAL_KILL_TREE: i32 = libc::SIGUSR1;
 const PLAN_FD: i32 = 3;
 /// The supervisor (and its child, until exec) writes events to this fd.
 const EVENTS_FD: i32 = 4;
+/// `hosts` mode: the server's child tells the guard the egress tier here, with the namespace's
+/// proxy listener when there is one (see `sandbox::network_tier`).
+const EGRESS_FD: i32 = 5;
 
 /// What the supervisor tells the guard, one JSON object per line on fd 4.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -83,6 +86,8 @@ pub struct Launched {
     pub server_stdout: ChildStdout,
     /// The read end of the supervisor's event pipe.
     pub events: OwnedFd,
+    /// `hosts` mode: the guard's end of the egress channel (`sandbox::network_tier`).
+    pub egress: Option<OwnedFd>,
 }
 
 /// Spawn the supervisor for `plan`. Must be called from a thread that lives as long as the
@@ -91,6 +96,11 @@ pub fn spawn(plan: &Plan) -> Result<Launched, LaunchError> {
     let exe = std::env::current_exe().map_err(LaunchError::CurrentExe)?;
     let (plan_read, plan_write) = pipe().map_err(LaunchError::Pipe)?;
     let (events_read, events_write) = pipe().map_err(LaunchError::Pipe)?;
+    let egress = match plan.egress {
+        Some(_) => Some(socket_pair().map_err(LaunchError::Pipe)?),
+        None => None,
+    };
+    let egress_fd = egress.as_ref().map_or(-1, |(_, theirs)| theirs.as_raw_fd());
     let guard_pid = std::process::id() as libc::pid_t;
 
     let mut command = Command::new(exe);
@@ -103,10 +113,11 @@ pub fn spawn(plan: &Plan) -> Result<Launched, LaunchError> {
     let (plan_fd, events_fd) = (plan_read.as_raw_fd(), events_write.as_raw_fd());
     // SAFETY: only async-signal-safe libc calls, no allocation.
     unsafe {
-        command.pre_exec(move || place_supervisor_fds(plan_fd, events_fd, guard_pid));
+        command.pre_exec(move || place_supervisor_fds(plan_fd, events_fd, egress_fd, guard_pid));
     }
     let mut supervisor = command.spawn().map_err(LaunchError::Spawn)?;
     drop((plan_read, events_write));
+    let egress = egress.map(|(ours, _theirs)| ours);
 
     let json = serde_json::to_vec(plan).map_err(|e| LaunchError::SendPlan(e.to_string()))?;
     std::fs::File::from(plan_write)
@@ -125,7 +136,19 @@ pub fn spawn(plan: &Plan) -> Result<Launched, LaunchError> {
         server_stdin,
         server_stdout,
         events: events_read,
+        egress,
     })
+}
+
+/// A connected pair of unix stream sockets, close-on-exec.
+fn socket_pair() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+    Ok(socketpair(
+        AddressFamily::Unix,
+        SockType::Stream,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )?)
 }
 
 fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
@@ -133,11 +156,13 @@ fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
     Ok((read, write))
 }
 
-/// In the forked supervisor, before exec: put the pipes on fds 3 and 4, leave the terminal's
-/// process group (a Ctrl-C is the guard's to handle), and die with the guard.
+/// In the forked supervisor, before exec: put the pipes on fds 3 and 4 (and the egress channel,
+/// if any, on 5), leave the terminal's process group (a Ctrl-C is the guard's to handle), and
+/// die with the guard.
 fn place_supervisor_fds(
     plan_fd: i32,
     events_fd: i32,
+    egress_fd: i32,
     guard_pid: libc::pid_t,
 ) -> std::io::Result<()> {
     let check = |r: libc::c_int| {
@@ -151,8 +176,16 @@ fn place_supervisor_fds(
     unsafe {
         let plan_high = check(libc::fcntl(plan_fd, libc::F_DUPFD_CLOEXEC, 10))?;
         let events_high = check(libc::fcntl(events_fd, libc::F_DUPFD_CLOEXEC, 10))?;
+        let egress_high = if egress_fd >= 0 {
+            check(libc::fcntl(egress_fd, libc::F_DUPFD_CLOEXEC, 10))?
+        } else {
+            -1
+        };
         check(libc::dup2(plan_high, PLAN_FD))?;
         check(libc::dup2(events_high, EVENTS_FD))?;
+        if egress_high >= 0 {
+            check(libc::dup2(egress_high, EGRESS_FD))?;
+        }
         check(libc::setpgid(0, 0))?;
         #[cfg(target_os = "linux")]
         {

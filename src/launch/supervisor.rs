@@ -11,7 +11,7 @@ use nix::sys::signal::{killpg, sigprocmask, SigSet, SigmaskHow, Signal};
 use nix::sys::wait::WaitStatus;
 use nix::unistd::{fork, ForkResult, Pid};
 
-use super::{tree, SupervisorEvent, EVENTS_FD, PLAN_FD, SIGNAL_KILL_TREE};
+use super::{tree, SupervisorEvent, EGRESS_FD, EVENTS_FD, PLAN_FD, SIGNAL_KILL_TREE};
 use crate::sandbox::limits::ResourceGroup;
 use crate::sandbox::{self, Plan};
 
@@ -37,7 +37,16 @@ pub fn main() -> u8 {
         }
     };
     drop(plan_pipe);
-    close_other_fds();
+    // The egress channel (fd 5) comes with a plan in `hosts` mode only.
+    let egress = plan.egress.map(|_| {
+        // SAFETY: fd 5 was placed for us by the guard (launch::place_supervisor_fds); dup2
+        // cleared close-on-exec, which the server must not inherit.
+        unsafe {
+            libc::fcntl(EGRESS_FD, libc::F_SETFD, libc::FD_CLOEXEC);
+            std::os::fd::OwnedFd::from_raw_fd(EGRESS_FD)
+        }
+    });
+    close_other_fds(if egress.is_some() { EGRESS_FD } else { EVENTS_FD });
 
     #[cfg(target_os = "linux")]
     // SAFETY: plain prctl; makes orphaned descendants our children so we can reap and kill them.
@@ -63,8 +72,12 @@ pub fn main() -> u8 {
 
     // SAFETY: this process is single-threaded, so the child may do anything after fork.
     let server = match unsafe { fork() } {
-        Ok(ForkResult::Child) => exec_server(&plan, group.as_ref(), &mut events),
-        Ok(ForkResult::Parent { child }) => child,
+        Ok(ForkResult::Child) => exec_server(&plan, group.as_ref(), egress.as_ref(), &mut events),
+        Ok(ForkResult::Parent { child }) => {
+            // Only the child speaks to the guard's proxy; if it dies, the guard sees the end.
+            drop(egress);
+            child
+        }
         Err(e) => {
             events.send(&SupervisorEvent::SpawnFailed {
                 error: format!("fork failed: {e}"),
@@ -140,8 +153,13 @@ fn handled_signals() -> SigSet {
 }
 
 /// In the forked child: become the server. Never returns.
-fn exec_server(plan: &Plan, group: Option<&ResourceGroup>, events: &mut EventWriter) -> ! {
-    let error = match prepare_child(plan, group) {
+fn exec_server(
+    plan: &Plan,
+    group: Option<&ResourceGroup>,
+    egress: Option<&std::os::fd::OwnedFd>,
+    events: &mut EventWriter,
+) -> ! {
+    let error = match prepare_child(plan, group, egress) {
         Ok(report) => {
             events.send(&SupervisorEvent::Confined { report });
             match exec_args(plan) {
@@ -166,6 +184,7 @@ fn exec_server(plan: &Plan, group: Option<&ResourceGroup>, events: &mut EventWri
 fn prepare_child(
     plan: &Plan,
     group: Option<&ResourceGroup>,
+    egress: Option<&std::os::fd::OwnedFd>,
 ) -> Result<sandbox::EnforcementReport, String> {
     // A session of its own: no controlling terminal (no TIOCSTI into the user's terminal) and a
     // process group the supervisor can signal as a whole.
@@ -182,7 +201,15 @@ fn prepare_child(
             plan.cwd.display()
         )
     })?;
-    sandbox::apply_to_current_process(plan).map_err(|e| e.to_string())
+    // First of the layers: the namespace's capabilities are needed to raise its loopback.
+    let tier = match egress {
+        Some(channel) => sandbox::network_tier::enter(plan, std::os::fd::AsFd::as_fd(channel))
+            .map_err(|e| e.to_string())?,
+        None => None,
+    };
+    let mut report = sandbox::apply_to_current_process(plan).map_err(|e| e.to_string())?;
+    report.network_isolation = tier;
+    Ok(report)
 }
 
 /// Signal masks and ignored dispositions survive exec: give the server a clean slate (Rust
@@ -221,14 +248,14 @@ fn read_plan(pipe: &mut File) -> Result<Plan, String> {
     serde_json::from_slice(&json).map_err(|e| format!("malformed plan from the guard: {e}"))
 }
 
-/// Close every inherited fd but stdio and the event pipe.
-fn close_other_fds() {
+/// Close every inherited fd above `last_kept` (stdio, the event pipe, the egress channel).
+fn close_other_fds(last_kept: i32) {
     #[cfg(target_os = "linux")]
     // SAFETY: closes fds this process does not use; none is owned by a Rust object.
     unsafe {
         libc::syscall(
             libc::SYS_close_range,
-            (EVENTS_FD + 1) as libc::c_uint,
+            (last_kept + 1) as libc::c_uint,
             libc::c_uint::MAX,
             0,
         );

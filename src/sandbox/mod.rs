@@ -11,10 +11,16 @@
 mod baseline;
 mod env;
 pub mod exec;
+#[cfg(target_os = "linux")]
+pub mod fd_passing;
 pub mod fs_rules;
 #[cfg(target_os = "linux")]
 mod landlock;
 pub mod limits;
+#[cfg(target_os = "linux")]
+pub mod netns;
+#[cfg(target_os = "linux")]
+pub mod network_tier;
 #[cfg(target_os = "linux")]
 mod privileges;
 pub mod probe;
@@ -180,7 +186,8 @@ pub struct Plan {
 /// Where the egress proxy listens for the server, and how the server is kept from going around it.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub struct EgressPlan {
-    pub isolation: Isolation,
+    /// The tier the policy demands; `None`: the namespace where it works, else the broker.
+    pub isolation: Option<Isolation>,
     /// The proxy's TCP port on 127.0.0.1 (inside the server's namespace, or the host's loopback).
     pub proxy_port: u16,
 }
@@ -200,6 +207,9 @@ pub struct EnforcementReport {
     /// Which mechanism enforces each resource limit.
     #[serde(default)]
     pub limits: Option<limits::LimitsReport>,
+    /// `hosts` mode: the tier that makes the proxy the only way out.
+    #[serde(default)]
+    pub network_isolation: Option<Isolation>,
     /// seccomp refuses unix sockets (none listed), covering landlock's gap below ABI 9.
     #[serde(default)]
     pub unix_refused: bool,
