@@ -91,8 +91,29 @@ fn render(p: &Probe) -> String {
     };
     let _ = writeln!(
         out,
-        "  user namespaces    {userns} (mcp-guard does not need them)"
+        "  user namespaces    {userns} (used for the egress proxy's strongest tier)"
     );
+    let egress = match (
+        p.egress.tier,
+        &p.egress.namespace_error,
+        &p.egress.broker_error,
+    ) {
+        (Some(crate::sandbox::Isolation::Namespace), _, _) => {
+            "namespace: the server gets a private network namespace with only the guard's \
+             proxy in it"
+                .to_owned()
+        }
+        (Some(crate::sandbox::Isolation::Broker), Some(ns), _) => format!(
+            "broker: landlock and a seccomp broker hold the proxy as the only way out \
+             (no private namespace: {ns})"
+        ),
+        (_, ns, broker) => format!(
+            "NONE: `hosts` mode refuses to start here (namespace: {}; broker: {})",
+            ns.as_deref().unwrap_or("?"),
+            broker.as_deref().unwrap_or("?")
+        ),
+    };
+    let _ = writeln!(out, "  egress (hosts)     {egress}");
     let who = if p.identity.root {
         format!("root (uid {}, euid {})", p.identity.uid, p.identity.euid)
     } else {

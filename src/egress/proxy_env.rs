@@ -32,7 +32,6 @@ pub fn proxy_env(port: u16) -> Vec<(String, String)> {
         "YARN_HTTP_PROXY",
         "YARN_HTTPS_PROXY",
         "PIP_PROXY",
-        "UV_HTTP_PROXY",
     ] {
         set(name, &http);
     }

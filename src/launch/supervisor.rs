@@ -46,7 +46,11 @@ pub fn main() -> u8 {
             std::os::fd::OwnedFd::from_raw_fd(EGRESS_FD)
         }
     });
-    close_other_fds(if egress.is_some() { EGRESS_FD } else { EVENTS_FD });
+    close_other_fds(if egress.is_some() {
+        EGRESS_FD
+    } else {
+        EVENTS_FD
+    });
 
     #[cfg(target_os = "linux")]
     // SAFETY: plain prctl; makes orphaned descendants our children so we can reap and kill them.

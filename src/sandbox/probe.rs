@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 use super::limits::{self, CgroupCoverage, EffectiveLimits, LimitsReport};
-use super::{Layer, SandboxConfig};
+use super::{Isolation, Layer, SandboxConfig};
 
 /// Everything `mcp-guard check` reports.
 #[derive(Debug, Clone, Serialize)]
@@ -17,6 +17,8 @@ pub struct Probe {
     pub seccomp: SeccompProbe,
     pub cgroups: CgroupProbe,
     pub user_namespaces: UserNamespaces,
+    /// How `hosts` network mode would make the egress proxy the only way out here.
+    pub egress: EgressProbe,
     pub identity: Identity,
     /// Kernel knobs that change what an unconfined server could do.
     pub kernel_settings: Vec<(String, String)>,
@@ -61,6 +63,16 @@ pub struct UserNamespaces {
 }
 
 #[derive(Debug, Clone, Serialize)]
+pub struct EgressProbe {
+    /// The tier `hosts` mode would use: "namespace", "broker", or none (refuses to start).
+    pub tier: Option<Isolation>,
+    /// Why a private network namespace cannot be made here (tried in a child), if not.
+    pub namespace_error: Option<String>,
+    /// Why the seccomp broker cannot work here, if not.
+    pub broker_error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
 pub struct Identity {
     pub uid: u32,
     pub euid: u32,
@@ -91,6 +103,7 @@ pub fn probe(config: &SandboxConfig) -> Probe {
     let seccomp = probe_seccomp();
     let (cgroups, coverage) = probe_cgroups();
     let identity = probe_identity();
+    let egress = probe_egress(&seccomp);
     let default_run = default_run(config, &landlock, &seccomp, coverage, &identity);
     Probe {
         os: std::env::consts::OS,
@@ -100,6 +113,7 @@ pub fn probe(config: &SandboxConfig) -> Probe {
         seccomp,
         cgroups,
         user_namespaces: probe_user_namespaces(),
+        egress,
         identity,
         kernel_settings: kernel_settings(),
         default_run,
@@ -276,6 +290,32 @@ fn own_v2_path() -> Option<String> {
     let text = std::fs::read_to_string("/proc/self/cgroup").ok()?;
     text.lines()
         .find_map(|l| l.strip_prefix("0::").map(str::to_owned))
+}
+
+fn probe_egress(seccomp: &SeccompProbe) -> EgressProbe {
+    #[cfg(target_os = "linux")]
+    let namespace_error = super::netns::probe().err();
+    #[cfg(not(target_os = "linux"))]
+    let namespace_error = Some("only available on Linux".to_owned());
+    // The broker needs user notification with descriptor injection (SECCOMP_IOCTL_NOTIF_ADDFD,
+    // Linux 5.9); the action's presence is what can be asked without installing a filter.
+    let broker_error = if !seccomp.filter_available {
+        Some("no seccomp filters".to_owned())
+    } else if !seccomp.actions.contains(&"user_notif") {
+        Some("seccomp has no user notification (needs Linux 5.9)".to_owned())
+    } else {
+        None
+    };
+    let tier = match (&namespace_error, &broker_error) {
+        (None, _) => Some(Isolation::Namespace),
+        (Some(_), None) => Some(Isolation::Broker),
+        _ => None,
+    };
+    EgressProbe {
+        tier,
+        namespace_error,
+        broker_error,
+    }
 }
 
 fn probe_user_namespaces() -> UserNamespaces {
