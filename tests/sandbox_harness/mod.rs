@@ -14,7 +14,7 @@ use mcp_guard::sandbox::{self, SandboxConfig};
 use serde_json::{json, Value};
 
 #[path = "../support/mod.rs"]
-mod support;
+pub mod support;
 
 pub const SECRET_NAME: &str = "MCP_GUARD_TEST_SECRET";
 pub const SECRET_VALUE: &str = "hunter2-do-not-leak";
@@ -38,6 +38,44 @@ impl Server {
     pub fn guarded() -> Server {
         let mut command = Command::new(support::guard_bin());
         command.args(["-q", "run", "--"]).arg(hostile_bin());
+        Server::start(command, None)
+    }
+
+    /// `mcp-guard run ARGS -- hostile-server` as `who` (see `support::users`).
+    pub fn guarded_as(who: &support::users::Identity, args: &[&str]) -> Server {
+        Server::guarded_env_as(who, args, &[])
+    }
+
+    /// As [`Server::guarded_as`], with extra variables in the guard's environment.
+    pub fn guarded_env_as(
+        who: &support::users::Identity,
+        args: &[&str],
+        env: &[(&str, &Path)],
+    ) -> Server {
+        Server::try_guarded_as(who, args, env)
+            .unwrap_or_else(|e| panic!("cannot start the server: {e}"))
+    }
+
+    pub fn try_guarded_as(
+        who: &support::users::Identity,
+        args: &[&str],
+        env: &[(&str, &Path)],
+    ) -> Result<Server, String> {
+        let mut command = Command::new(who.binary(&support::guard_bin()));
+        command
+            .args(["-q", "run"])
+            .args(args)
+            .arg("--")
+            .arg(who.binary(&hostile_bin()))
+            .envs(env.iter().copied());
+        who.apply(&mut command);
+        Server::try_start(command, None)
+    }
+
+    /// The control, as `who`: the same server without the guard.
+    pub fn direct_as(who: &support::users::Identity) -> Server {
+        let mut command = Command::new(who.binary(&hostile_bin()));
+        who.apply(&mut command);
         Server::start(command, None)
     }
 

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 pub mod generate;
+pub mod users;
 
 /// The `mcp-guard` binary under test.
 pub fn guard_bin() -> PathBuf {

@@ -6,6 +6,7 @@
 //! tool call's `arguments` object (paths, ports, socket names chosen by the test).
 
 pub mod fs;
+pub mod net;
 pub mod syscalls;
 
 use serde_json::Value;
@@ -16,11 +17,14 @@ pub type Outcome = Result<String, String>;
 pub fn names() -> Vec<&'static str> {
     let mut all = Vec::new();
     all.extend_from_slice(fs::NAMES);
+    all.extend_from_slice(net::NAMES);
     all.extend_from_slice(syscalls::NAMES);
     all
 }
 
 /// Run the attack `name` with `args`; `None` when no attack has that name.
 pub fn run(name: &str, args: &Value) -> Option<Outcome> {
-    fs::run(name, args).or_else(|| syscalls::run(name, args))
+    fs::run(name, args)
+        .or_else(|| net::run(name, args))
+        .or_else(|| syscalls::run(name, args))
 }
