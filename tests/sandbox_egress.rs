@@ -126,7 +126,12 @@ fn egress_the_proxy_port_at_another_address() {
     each_tier_and_identity(|tier, who| {
         let mut guarded = Server::guarded_as(
             who,
-            &["--network-isolation", tier, "--allow-host", "127.0.0.1/32:9"],
+            &[
+                "--network-isolation",
+                tier,
+                "--allow-host",
+                "127.0.0.1/32:9",
+            ],
         );
         let text = guarded.attack("proxy_port", json!({}));
         let port: u16 = text
@@ -148,11 +153,8 @@ fn egress_unix_sockets_outside_the_area() {
         let scratch = who.scratch_dir();
         let path = scratch.path().join("docker.sock");
         let _listener = std::os::unix::net::UnixListener::bind(&path).expect("bind");
-        std::fs::set_permissions(
-            &path,
-            std::os::unix::fs::PermissionsExt::from_mode(0o777),
-        )
-        .expect("chmod");
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o777))
+            .expect("chmod");
         let target = json!({"path": path.to_string_lossy()});
         assert_succeeded(&Server::direct_as(who).attack("unix_connect", target.clone()));
         let mut guarded = Server::guarded_as(
@@ -173,11 +175,8 @@ fn egress_names_rebinding_and_mapped_addresses() {
         let other = Target::on("127.0.0.2");
         let scratch = who.scratch_dir();
         let hosts = scratch.path().join("resolve");
-        std::fs::write(
-            &hosts,
-            "exfil.test 127.0.0.1\nrebind.test 127.0.0.2\n",
-        )
-        .expect("write resolve file");
+        std::fs::write(&hosts, "exfil.test 127.0.0.1\nrebind.test 127.0.0.2\n")
+            .expect("write resolve file");
         let allow_other = format!("127.0.0.2/32:{}", other.port);
         let allow_exfil = format!("exfil.test:{}", loopback.port);
         let allow_rebind = format!("rebind.test:{},{}", other.port, loopback.port);

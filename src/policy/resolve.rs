@@ -285,6 +285,26 @@ impl EffectivePolicy {
             )?),
             isolation: p.network.isolation.as_ref().map(|v| v.value),
         };
+        match mode {
+            NetworkMode::Ports => warnings.push(
+                "[network] mode \"ports\" is weak: the server may reach every host on the \
+                 internet on those ports. Name the hosts instead: `[network] allow = \
+                 [\"api.example.com\"]` (or --allow-host api.example.com), and only they are \
+                 reachable, through the guard's egress proxy"
+                    .to_owned(),
+            ),
+            NetworkMode::Hosts if network.allow.is_empty() => warnings.push(
+                "[network] mode \"hosts\" without an `allow` list: no host is reachable; add \
+                 `allow = [\"api.example.com\"]`"
+                    .to_owned(),
+            ),
+            NetworkMode::Open => warnings.push(
+                "[network] mode \"open\": the server may reach any host and port (only unix \
+                 sockets stay closed); prefer `allow = [...]` with the hosts it needs"
+                    .to_owned(),
+            ),
+            _ => {}
+        }
 
         let l = &p.limits;
         let limits = Limits {

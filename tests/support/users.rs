@@ -104,7 +104,11 @@ impl Identity {
 }
 
 fn reachable_by_others(path: &Path) -> bool {
-    let mode = |p: &Path| std::fs::metadata(p).map(|m| m.permissions().mode()).unwrap_or(0);
+    let mode = |p: &Path| {
+        std::fs::metadata(p)
+            .map(|m| m.permissions().mode())
+            .unwrap_or(0)
+    };
     if mode(path) & 0o005 != 0o005 {
         return false;
     }

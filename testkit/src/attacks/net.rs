@@ -54,8 +54,12 @@ pub fn run(name: &str, args: &Value) -> Option<Outcome> {
 }
 
 fn banner(stream: &mut TcpStream) -> Outcome {
-    stream.set_read_timeout(Some(TIMEOUT)).map_err(|e| e.to_string())?;
-    stream.write_all(b"secret\n").map_err(|e| format!("write: {e}"))?;
+    stream
+        .set_read_timeout(Some(TIMEOUT))
+        .map_err(|e| e.to_string())?;
+    stream
+        .write_all(b"secret\n")
+        .map_err(|e| format!("write: {e}"))?;
     let mut line = String::new();
     BufReader::new(stream)
         .read_line(&mut line)
@@ -84,11 +88,18 @@ fn direct(host: &str, port: u16) -> Outcome {
 /// The proxy named by the environment, as host and port.
 fn proxy(var: &str) -> Result<(String, u16), String> {
     let url = std::env::var(var).map_err(|_| format!("no {var}"))?;
-    let rest = url.split("://").nth(1).unwrap_or(&url).trim_end_matches('/');
+    let rest = url
+        .split("://")
+        .nth(1)
+        .unwrap_or(&url)
+        .trim_end_matches('/');
     let (host, port) = rest
         .rsplit_once(':')
         .ok_or_else(|| format!("{var} has no port"))?;
-    Ok((host.to_owned(), port.parse().map_err(|_| format!("{var}: bad port"))?))
+    Ok((
+        host.to_owned(),
+        port.parse().map_err(|_| format!("{var}: bad port"))?,
+    ))
 }
 
 fn via_http_connect(host: &str, port: u16) -> Outcome {
@@ -99,9 +110,14 @@ fn via_http_connect(host: &str, port: u16) -> Outcome {
     } else {
         format!("{host}:{port}")
     };
-    write!(stream, "CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n")
-        .map_err(|e| format!("write: {e}"))?;
-    stream.set_read_timeout(Some(TIMEOUT)).map_err(|e| e.to_string())?;
+    write!(
+        stream,
+        "CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n"
+    )
+    .map_err(|e| format!("write: {e}"))?;
+    stream
+        .set_read_timeout(Some(TIMEOUT))
+        .map_err(|e| e.to_string())?;
     // Read the proxy's head byte by byte: the tunnel's first bytes must stay unread.
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
@@ -123,16 +139,22 @@ fn via_http_connect(host: &str, port: u16) -> Outcome {
 fn via_socks5(host: &str, port: u16) -> Outcome {
     let (proxy_host, proxy_port) = proxy("ALL_PROXY")?;
     let mut stream = connect(&proxy_host, proxy_port)?;
-    stream.set_read_timeout(Some(TIMEOUT)).map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(TIMEOUT))
+        .map_err(|e| e.to_string())?;
     stream.write_all(&[5, 1, 0]).map_err(|e| e.to_string())?;
     let mut choice = [0u8; 2];
-    stream.read_exact(&mut choice).map_err(|e| format!("greeting: {e}"))?;
+    stream
+        .read_exact(&mut choice)
+        .map_err(|e| format!("greeting: {e}"))?;
     let mut request = vec![5, 1, 0, 3, host.len() as u8];
     request.extend_from_slice(host.as_bytes());
     request.extend_from_slice(&port.to_be_bytes());
     stream.write_all(&request).map_err(|e| e.to_string())?;
     let mut reply = [0u8; 4];
-    stream.read_exact(&mut reply).map_err(|e| format!("reply: {e}"))?;
+    stream
+        .read_exact(&mut reply)
+        .map_err(|e| format!("reply: {e}"))?;
     if reply[1] != 0 {
         return Err(format!("SOCKS5 reply code {}", reply[1]));
     }
