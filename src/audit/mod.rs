@@ -107,6 +107,15 @@ impl Audit {
         }
     }
 
+    /// One connection attempt through the egress proxy (`hosts` mode), with the calls that
+    /// were in flight when it opened.
+    pub fn egress(&self, record: &crate::egress::ConnectionRecord) {
+        if let Some(r) = &self.recorder {
+            let stop = r.borrow_mut().egress(record);
+            self.stop_if(stop);
+        }
+    }
+
     /// What the supervisor said: the sandbox report starts the session's record.
     pub fn supervisor_event(&self, event: Option<&SupervisorEvent>) {
         if let (Some(r), Some(event)) = (&self.recorder, event) {

@@ -251,6 +251,23 @@ impl Recorder {
         self.flush()
     }
 
+    pub fn egress(&mut self, record: &crate::egress::ConnectionRecord) -> bool {
+        self.ensure_started();
+        let mut fields = serde_json::to_value(record).unwrap_or(Value::Null);
+        // The requested name may carry a secret in its labels (exfiltration by DNS name).
+        if let Some(host) = fields.get_mut("host") {
+            if let Some(text) = host.as_str() {
+                *host = Value::String(self.config.redactor.redact_text(text).0.into_owned());
+            }
+        }
+        self.record("egress", fields);
+        // Refusals are written at once, like findings; allowed connections with the next batch.
+        if record.decision == crate::egress::Decision::Deny {
+            return self.flush();
+        }
+        false
+    }
+
     pub fn pin_event(&mut self, detail: &str, hidden: bool) -> bool {
         self.ensure_started();
         if hidden {

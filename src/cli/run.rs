@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 
+use crate::egress::{self, launch::EgressSetup};
 use crate::relay::RelayOptions;
+use crate::sandbox::{EgressPlan, NetworkMode, Plan};
 
 const RUN_AFTER_HELP: &str = "\
 Examples:
@@ -108,8 +110,9 @@ pub fn execute(args: RunArgs) -> anyhow::Result<ExitCode> {
         super::policy_args::PolicyArgs::resolve_effective_for_launch(&effective, &args.command)?;
     let mut config = resolved.sandbox;
     config.disabled |= args.allow_unsandboxed;
-    let plan =
+    let mut plan =
         crate::sandbox::prepare(&config, &args.command).context("cannot launch the server")?;
+    let egress = prepare_egress(&mut plan)?;
     // Flags win over the policy, the policy over the built-in defaults.
     let max_message_bytes = args
         .max_message_bytes
@@ -135,6 +138,27 @@ pub fn execute(args: RunArgs) -> anyhow::Result<ExitCode> {
     let firewall = crate::filter::Firewall::from_policy(&effective, firewall_options)
         .context("cannot build the message firewall from the policy")?;
     let audit = super::audit::open_for_run(&args, &effective)?;
-    let status = crate::relay::run_guarded(plan, options, firewall, audit)?;
+    let status = crate::relay::run_guarded(plan, options, firewall, audit, egress)?;
     Ok(ExitCode::from(status))
+}
+
+/// `hosts` mode: open the egress proxy's port, and point the server at it.
+fn prepare_egress(plan: &mut Plan) -> anyhow::Result<Option<EgressSetup>> {
+    let network = &plan.config.network;
+    if plan.config.disabled || network.mode != NetworkMode::Hosts {
+        return Ok(None);
+    }
+    let allow = egress::AllowList::parse(&network.allow)
+        .context("the policy's [network] allow list is not valid")?;
+    let mut config = egress::ProxyConfig::new(allow);
+    config.resolver = egress::Resolver::from_env().context("cannot use the resolver file")?;
+    let setup = EgressSetup::bind(config)
+        .context("cannot open the egress proxy's port on 127.0.0.1")?;
+    let proxy_port = setup.port();
+    plan.egress = Some(EgressPlan {
+        isolation: network.isolation,
+        proxy_port,
+    });
+    plan.env.extend(egress::proxy_env(proxy_port));
+    Ok(Some(setup))
 }

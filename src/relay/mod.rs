@@ -26,6 +26,8 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::time::{sleep_until, Instant};
 
 use crate::audit::Audit;
+use crate::egress::launch::EgressSetup;
+use crate::egress::{ConnectionRecord, InFlightCalls};
 use crate::filter::Firewall;
 use crate::launch::{self, SupervisorEvent};
 use crate::protocol::{Frame, LineReader};
@@ -52,12 +54,13 @@ pub fn run_guarded(
     options: RelayOptions,
     firewall: Firewall,
     audit: Audit,
+    egress: Option<EgressSetup>,
 ) -> anyhow::Result<u8> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let result = runtime.block_on(relay_session(&plan, &options, firewall, audit));
+    let result = runtime.block_on(relay_session(&plan, &options, firewall, audit, egress));
     if let Some(dir) = &plan.private_dir {
         if let Err(e) = std::fs::remove_dir_all(dir) {
             tracing::warn!(
@@ -83,8 +86,20 @@ async fn relay_session(
     options: &RelayOptions,
     firewall: Firewall,
     audit: Audit,
+    egress: Option<EgressSetup>,
 ) -> anyhow::Result<u8> {
-    let launched = launch::spawn(plan)?;
+    let mut launched = launch::spawn(plan)?;
+    // `hosts` mode: the proxy on its own thread; its records come back here for the audit.
+    let (egress_calls, mut egress_records) = match (egress, launched.egress.take()) {
+        (Some(setup), Some(channel)) => {
+            let calls = InFlightCalls::new();
+            let (records, receiver) = tokio::sync::mpsc::unbounded_channel();
+            crate::egress::launch::start(channel, setup, calls.clone(), records)
+                .context("cannot start the egress proxy")?;
+            (Some(calls), Some(receiver))
+        }
+        _ => (None, None),
+    };
     let supervisor_pid = launched.supervisor.id().map(|id| Pid::from_raw(id as i32));
     let mut supervisor = launched.supervisor;
     let relay = Relay {
@@ -97,6 +112,7 @@ async fn relay_session(
         listing_done: tokio::sync::Notify::new(),
         held_requests: RefCell::default(),
         activity: activity::Activity::default(),
+        egress_calls,
     };
     let mut events = EventReader::new(launched.events)?;
     let mut sigint = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
@@ -154,6 +170,7 @@ async fn relay_session(
                 }
             }
             () = &mut server => break,
+            Some(record) = next_record(&mut egress_records) => relay.audit.egress(&record),
             () = &mut server_queue => {}
             () = &mut stay_awake => {}
             _ = expiry.tick() => {
@@ -221,6 +238,12 @@ async fn relay_session(
             () = sleep_until(next_step) => advance(&mut stage, &mut next_step, "the server closed its output but did not exit"),
         }
     };
+    // Connections that ended with the server.
+    if let Some(records) = &mut egress_records {
+        while let Ok(record) = records.try_recv() {
+            relay.audit.egress(&record);
+        }
+    }
     // The supervisor's last event (Exited) may still be in the pipe.
     while let Some(event) = events.next_now().await {
         relay.audit.supervisor_event(Some(&event));
@@ -394,5 +417,15 @@ impl EventReader {
             Some(limit) => format!("{base}; the {limit} limit was reached"),
             None => base,
         }
+    }
+}
+
+/// The next record of the egress proxy; never ready without one (not in `hosts` mode).
+async fn next_record(
+    records: &mut Option<tokio::sync::mpsc::UnboundedReceiver<ConnectionRecord>>,
+) -> Option<ConnectionRecord> {
+    match records {
+        Some(receiver) => receiver.recv().await,
+        None => std::future::pending().await,
     }
 }

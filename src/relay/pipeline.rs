@@ -37,6 +37,8 @@ pub struct Relay {
     pub held_requests: RefCell<Vec<RequestId>>,
     /// When the last message passed (for busy polling).
     pub activity: super::activity::Activity,
+    /// `hosts` mode: the host's calls in flight, which the egress proxy names in its records.
+    pub egress_calls: Option<crate::egress::InFlightCalls>,
 }
 
 /// Who sent a message.
@@ -460,7 +462,12 @@ impl Relay {
                 let version = meta.as_ref().and_then(|m| m.protocol_version.clone());
                 let pending = Pending::new(method, meta.as_ref(), session.request_timeout);
                 match side {
-                    Side::Host => session.host_requests.insert(id.clone(), pending),
+                    Side::Host => {
+                        if let Some(calls) = &self.egress_calls {
+                            calls.begin(&id.to_string(), method, tool_name(message).as_deref());
+                        }
+                        session.host_requests.insert(id.clone(), pending)
+                    }
                     Side::Server => session.server_requests.insert(id.clone(), pending),
                 }
                 if let Some(v) = version {
@@ -488,7 +495,7 @@ impl Relay {
                 }
                 Ok(None)
             }
-            Message::Result { id, result } => match other.answer(id) {
+            Message::Result { id, result } => match self.answered(side, other, id) {
                 Answer::Expected(method) => {
                     if side == Side::Server && &*method == "initialize" {
                         if let Some(v) = ParamsPeek::of(Some(result.get())).protocol_version {
@@ -499,7 +506,7 @@ impl Relay {
                 }
                 answer => Err(unexpected_answer(side, id, answer)),
             },
-            Message::Error { id: Some(id), .. } => match other.answer(id) {
+            Message::Error { id: Some(id), .. } => match self.answered(side, other, id) {
                 Answer::Expected(method) => Ok(Some(method)),
                 answer => Err(unexpected_answer(side, id, answer)),
             },
@@ -508,6 +515,14 @@ impl Relay {
                 Err(Vec::new())
             }
         }
+    }
+
+    /// `requests.answer(id)`, and the egress attribution's end of a host call.
+    fn answered(&self, side: Side, requests: &mut InFlight, id: &RequestId) -> Answer {
+        if let (Side::Server, Some(calls)) = (side, &self.egress_calls) {
+            calls.end(&id.to_string());
+        }
+        requests.answer(id)
     }
 
     async fn server_oversize(&self, len: u64, head: &[u8], tail: &[u8]) {
@@ -577,6 +592,9 @@ impl Relay {
             )
         };
         for (id, pending) in expired {
+            if let Some(calls) = &self.egress_calls {
+                calls.end(&id.to_string());
+            }
             tracing::warn!(id = %id, method = %pending.method, "request timed out after {timeout:?}");
             let message = format!(
                 "Request timed out: the MCP server did not answer {} within {} (mcp-guard --request-timeout)",
@@ -618,6 +636,9 @@ impl Relay {
                 .map(|id| (id, "a request held for the tool listing".into())),
         );
         for (id, method) in pending {
+            if let Some(calls) = &self.egress_calls {
+                calls.end(&id.to_string());
+            }
             let message = format!("The MCP server exited before answering {method}: {why}");
             self.reply(
                 Side::Host,
@@ -672,6 +693,16 @@ fn request_id(message: &Message<'_>) -> Option<RequestId> {
         Message::Request { id, .. } => Some(id.clone()),
         _ => None,
     }
+}
+
+/// The tool a `tools/call` request names (for the egress attribution only: parsed apart).
+fn tool_name(message: &Message<'_>) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Call {
+        name: String,
+    }
+    let body = tools_call_params(message)??;
+    serde_json::from_str::<Call>(body).ok().map(|c| c.name)
 }
 
 /// The params of `message` when it is a `tools/call` request.

@@ -11,7 +11,6 @@
 mod baseline;
 mod env;
 pub mod exec;
-#[cfg(target_os = "linux")]
 pub mod fd_passing;
 pub mod fs_rules;
 #[cfg(target_os = "linux")]
@@ -19,7 +18,6 @@ mod landlock;
 pub mod limits;
 #[cfg(target_os = "linux")]
 pub mod netns;
-#[cfg(target_os = "linux")]
 pub mod network_tier;
 #[cfg(target_os = "linux")]
 mod privileges;

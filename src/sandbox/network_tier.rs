@@ -13,7 +13,7 @@
 
 use std::os::fd::{AsFd, BorrowedFd};
 
-use super::{fd_passing, netns, Isolation, Plan, SandboxError};
+use super::{fd_passing, Isolation, Plan, SandboxError};
 
 /// Tag of the guard's egress channel: the namespace's listener follows.
 pub const TAG_NAMESPACE: u8 = b'N';
@@ -28,7 +28,7 @@ pub fn enter(plan: &Plan, guard: BorrowedFd<'_>) -> Result<Option<Isolation>, Sa
     };
     let tier = match egress.isolation {
         Some(Isolation::Broker) => Isolation::Broker,
-        wanted => match netns::enter_private_network(egress.proxy_port) {
+        wanted => match private_network(egress.proxy_port) {
             Ok(listener) => {
                 fd_passing::send(guard, TAG_NAMESPACE, Some(listener.as_fd())).map_err(|e| {
                     SandboxError::Setup(format!("cannot hand the proxy listener to the guard: {e}"))
@@ -52,4 +52,14 @@ pub fn enter(plan: &Plan, guard: BorrowedFd<'_>) -> Result<Option<Isolation>, Sa
     fd_passing::send(guard, TAG_BROKER, None)
         .map_err(|e| SandboxError::Setup(format!("cannot reach the guard's proxy: {e}")))?;
     Ok(Some(tier))
+}
+
+#[cfg(target_os = "linux")]
+fn private_network(proxy_port: u16) -> Result<std::os::fd::OwnedFd, String> {
+    super::netns::enter_private_network(proxy_port)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn private_network(_proxy_port: u16) -> Result<std::os::fd::OwnedFd, String> {
+    Err("network namespaces exist only on Linux".into())
 }

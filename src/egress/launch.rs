@@ -1,0 +1,65 @@
+//! Starting the proxy for one server: learn the tier from the server's child (see
+//! `sandbox::network_tier`) and serve the listener it implies.
+
+use std::os::fd::{AsFd, OwnedFd};
+
+use tokio::sync::mpsc;
+
+use super::{ConnectionRecord, InFlightCalls, ProxyConfig};
+use crate::sandbox::network_tier::{TAG_BROKER, TAG_NAMESPACE};
+use crate::sandbox::fd_passing;
+
+/// What the guard prepared before launching a server in `hosts` mode.
+#[derive(Debug)]
+pub struct EgressSetup {
+    /// The proxy's listener on the host's loopback (used by the broker tier; the namespace
+    /// tier listens on the same port inside the server's namespace).
+    pub host_listener: std::net::TcpListener,
+    pub config: ProxyConfig,
+}
+
+impl EgressSetup {
+    /// Bind the host listener on 127.0.0.1 (a port of the kernel's choosing).
+    pub fn bind(config: ProxyConfig) -> std::io::Result<EgressSetup> {
+        let host_listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
+        Ok(EgressSetup {
+            host_listener,
+            config,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.host_listener.local_addr().map_or(0, |a| a.port())
+    }
+}
+
+/// On a thread of its own: wait for the server's child to name the tier on `channel`, then
+/// serve the proxy on the matching listener until `records`' receiver is dropped. (The tier
+/// also reaches the audit log in the sandbox report.)
+pub fn start(
+    channel: OwnedFd,
+    setup: EgressSetup,
+    calls: InFlightCalls,
+    records: mpsc::UnboundedSender<ConnectionRecord>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("mcp-guard-egress".into())
+        .spawn(move || {
+            let listener = match fd_passing::recv(channel.as_fd()) {
+                Ok(Some((TAG_NAMESPACE, Some(fd)))) => std::net::TcpListener::from(fd),
+                Ok(Some((TAG_BROKER, _))) => setup.host_listener,
+                Ok(other) => {
+                    tracing::debug!("egress: no tier from the server's child ({other:?})");
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!("egress: cannot read the server's tier: {e}");
+                    return;
+                }
+            };
+            drop(channel);
+            if let Err(e) = super::serve_blocking(listener, setup.config, calls, records) {
+                tracing::error!("the egress proxy stopped: {e}");
+            }
+        })
+}
