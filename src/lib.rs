@@ -8,6 +8,7 @@ pub mod audit;
 pub mod cli;
 pub mod filter;
 pub mod launch;
+pub mod launchers;
 pub mod maps;
 pub mod pin;
 pub mod policy;

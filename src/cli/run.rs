@@ -104,14 +104,22 @@ pub fn execute(args: RunArgs) -> anyhow::Result<ExitCode> {
              with the message firewall only"
         );
     }
+    // `env A=B node server.js`: judge and confine node, with A=B in its environment.
+    let env_launch = crate::launchers::look_through_env(&args.command)?;
+    let command = env_launch
+        .as_ref()
+        .map_or_else(|| args.command.clone(), |l| l.command.clone());
     // Merged once; the sandbox, the firewall and the audit all read this one policy.
     let effective = args.policy.effective()?;
     let resolved =
-        super::policy_args::PolicyArgs::resolve_effective_for_launch(&effective, &args.command)?;
+        super::policy_args::PolicyArgs::resolve_effective_for_launch(&effective, &command)?;
     let mut config = resolved.sandbox;
     config.disabled |= args.allow_unsandboxed;
+    if let Some(launch) = &env_launch {
+        apply_env_launch(&mut config.env, launch);
+    }
     let mut plan =
-        crate::sandbox::prepare(&config, &args.command).context("cannot launch the server")?;
+        crate::sandbox::prepare(&config, &command).context("cannot launch the server")?;
     let egress = prepare_egress(&mut plan)?;
     // Flags win over the policy, the policy over the built-in defaults.
     let max_message_bytes = args
@@ -140,6 +148,20 @@ pub fn execute(args: RunArgs) -> anyhow::Result<ExitCode> {
     let audit = super::audit::open_for_run(&args, &effective)?;
     let status = crate::relay::run_guarded(plan, options, firewall, audit, egress)?;
     Ok(ExitCode::from(status))
+}
+
+/// What `env` would have done to the environment, done by the guard instead.
+fn apply_env_launch(env: &mut crate::sandbox::EnvRules, launch: &crate::launchers::EnvLaunch) {
+    if launch.clear {
+        env.pass.clear();
+    }
+    for name in &launch.unset {
+        env.pass.retain(|n| n != name);
+        env.set.remove(name);
+    }
+    for (name, value) in &launch.set {
+        env.set.insert(name.clone(), value.clone());
+    }
 }
 
 /// `hosts` mode: open the egress proxy's port, and point the server at it.

@@ -79,6 +79,11 @@ impl Server {
         Server::start(command, None)
     }
 
+    /// Any command that speaks MCP on its stdio (a guard command line built by the test).
+    pub fn start_command(command: Command) -> Server {
+        Server::start(command, None)
+    }
+
     /// The control: the same server without the guard, same environment.
     pub fn direct() -> Server {
         Server::start(Command::new(hostile_bin()), None)
