@@ -11,10 +11,14 @@
 mod baseline;
 mod env;
 pub mod exec;
+#[cfg(target_os = "linux")]
+pub mod fd_passing;
 pub mod fs_rules;
 #[cfg(target_os = "linux")]
 mod landlock;
 pub mod limits;
+#[cfg(target_os = "linux")]
+pub mod net_broker;
 #[cfg(target_os = "linux")]
 mod privileges;
 pub mod probe;
