@@ -37,6 +37,18 @@ for a in json.loads(sys.argv[1]):
     r = {"name": a["name"], "ok": False, "errno": None}
     try:
         k = a["kind"]
+        if k == "fds":
+            r["fds"] = []
+            for x in os.listdir("/proc/self/fd"):
+                try:
+                    r["fds"].append(os.readlink("/proc/self/fd/" + x))
+                except OSError:
+                    pass
+            r["ok"] = True
+            print(json.dumps(r), flush=True)
+            continue
+        if "chdir" in a:
+            os.chdir(a["chdir"])
         if k == "bench":
             start = time.perf_counter()
             for _ in range(a["n"]):
@@ -110,11 +122,20 @@ impl Run {
 
 /// Run the client with `actions`; guarded by the broker with `rules` when given.
 fn run_client(actions: &Value, rules: Option<&BrokerRules>) -> Run {
+    run_python(CLIENT, &[actions.to_string()], rules)
+}
+
+/// Run `script`, return the JSON lines it printed.
+fn run_script(script: &str, args: &[String], rules: Option<&BrokerRules>) -> Vec<Value> {
+    run_python(script, args, rules).results
+}
+
+fn run_python(script: &str, args: &[String], rules: Option<&BrokerRules>) -> Run {
     let mut command = Command::new("python3");
     command
         .arg("-c")
-        .arg(CLIENT)
-        .arg(actions.to_string())
+        .arg(script)
+        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
@@ -317,6 +338,7 @@ fn proxy_connect_is_brokered_and_data_flows() {
     let actions = json!([
         tcp("v4", "tcp4", proxy_addr, "to-proxy-v4"),
         tcp("v6-mapped", "tcp6", mapped, "to-proxy-v6"),
+        {"name": "fds", "kind": "fds"},
     ]);
     let run = run_client(&actions, Some(&rules(proxy_addr, Vec::new())));
     assert!(run.ok("v4"), "{:?}", run.results);
@@ -329,6 +351,11 @@ fn proxy_connect_is_brokered_and_data_flows() {
         && d.pid > 0
         && d.destination.ends_with(&proxy_addr.port().to_string())));
     assert_eq!(run.decisions.len(), 2, "{:?}", run.decisions);
+    let fds = run.result("fds")["fds"].as_array().unwrap();
+    assert!(
+        !fds.iter().any(|f| f.as_str().unwrap().contains("seccomp")),
+        "the listener leaked into the client: {fds:?}"
+    );
 }
 
 #[test]
@@ -443,6 +470,7 @@ fn unix_listed_path_allowed_unlisted_refused() {
             {"name": "allowed", "kind": "unix", "path": allowed, "payload": "to-allowed"},
             {"name": "unlisted", "kind": "unix", "path": unlisted, "payload": "to-unlisted"},
             {"name": "abstract", "kind": "unix", "path": abstract_name, "payload": "to-abstract"},
+            {"name": "relative", "kind": "unix", "path": "allowed.sock", "chdir": allowed.parent().unwrap(), "payload": "to-allowed-rel"},
         ])
     };
 
@@ -472,6 +500,12 @@ fn unix_listed_path_allowed_unlisted_refused() {
     );
     assert!(run.ok("allowed"), "{:?}", run.results);
     assert!(allowed_sink.got("to-allowed"));
+    assert!(
+        run.ok("relative"),
+        "relative to the client's cwd: {:?}",
+        run.results
+    );
+    assert!(allowed_sink.got("to-allowed-rel"));
     assert_eq!(run.errno("unlisted"), Some(libc::EACCES as i64));
     assert_eq!(run.errno("abstract"), Some(libc::EACCES as i64));
     assert!(unlisted_sink.got_nothing());
@@ -494,6 +528,71 @@ fn unix_listed_path_allowed_unlisted_refused() {
         Err(e) if e.kind() == ErrorKind::WouldBlock => {}
         other => panic!("the abstract listener saw a connection: {other:?}"),
     }
+}
+
+/// A second thread rewrites the address between the proxy and 127.0.0.2 on the proxy's port
+/// while connects (from a non-main thread) are pending: with the kernel re-reading memory
+/// (FLAG_CONTINUE) some would land on 127.0.0.2. The broker connects its own socket, so every
+/// success ends at the proxy.
+const RACE: &str = r#"
+import ctypes, json, socket, struct, sys, threading
+sys.setswitchinterval(0.0001)
+libc = ctypes.CDLL(None, use_errno=True)
+port, n = int(sys.argv[1]), int(sys.argv[2])
+def sockaddr(ip):
+    return struct.pack("=H", socket.AF_INET) + struct.pack("!H", port) + socket.inet_aton(ip) + bytes(8)
+good, evil = sockaddr("127.0.0.1"), sockaddr("127.0.0.2")
+buf = ctypes.create_string_buffer(good, 16)
+stop = False
+def flipper():
+    while not stop:
+        ctypes.memmove(buf, evil, 16)
+        ctypes.memmove(buf, good, 16)
+r = {"proxy": 0, "elsewhere": 0, "errors": {}}
+def worker():
+    for _ in range(n):
+        s = socket.socket()
+        if libc.connect(s.fileno(), buf, 16) == 0:
+            if s.getpeername() == ("127.0.0.1", port):
+                r["proxy"] += 1
+            else:
+                r["elsewhere"] += 1
+            s.sendall(b"race")
+        else:
+            e = str(ctypes.get_errno())
+            r["errors"][e] = r["errors"].get(e, 0) + 1
+        s.close()
+f = threading.Thread(target=flipper)
+f.start()
+w = threading.Thread(target=worker)
+w.start()
+w.join()
+stop = True
+f.join()
+print(json.dumps(r))
+"#;
+
+#[test]
+fn rewriting_the_address_during_connect_never_escapes() {
+    const N: u64 = 200;
+    let (proxy, proxy_addr) = Sink::tcp("127.0.0.1:0");
+    let twin_addr = format!("127.0.0.2:{}", proxy_addr.port());
+    let (twin, _) = Sink::tcp(&twin_addr);
+    let args = [proxy_addr.port().to_string(), N.to_string()];
+    let control = run_script(RACE, &args, None);
+    eprintln!("race, unguarded: {}", control[0]);
+    assert!(control[0]["elsewhere"].as_u64().unwrap() > 0);
+    assert!(twin.got("race"));
+    twin.clear();
+    proxy.clear();
+
+    let guarded = run_script(RACE, &args, Some(&rules(proxy_addr, Vec::new())));
+    eprintln!("race, brokered: {}", guarded[0]);
+    let r = &guarded[0];
+    assert_eq!(r["elsewhere"], 0, "{r}");
+    let refused = r["errors"][libc::EACCES.to_string()].as_u64().unwrap_or(0);
+    assert_eq!(r["proxy"].as_u64().unwrap() + refused, N, "{r}");
+    assert!(twin.got_nothing(), "a connection reached 127.0.0.2");
 }
 
 fn accept_within(listener: &UnixListener) -> (UnixStream, std::os::unix::net::SocketAddr) {
