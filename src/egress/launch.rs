@@ -45,7 +45,7 @@ pub fn start(
     std::thread::Builder::new()
         .name("mcp-guard-egress".into())
         .spawn(move || {
-            let listener = match fd_passing::recv(channel.as_fd()) {
+            let listener = match fd_passing::recv_tagged(channel.as_fd()) {
                 Ok(Some((TAG_NAMESPACE, Some(fd)))) => std::net::TcpListener::from(fd),
                 Ok(Some((TAG_BROKER, _))) => setup.host_listener,
                 Ok(other) => {

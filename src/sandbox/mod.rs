@@ -17,6 +17,8 @@ pub mod fs_rules;
 mod landlock;
 pub mod limits;
 #[cfg(target_os = "linux")]
+pub mod net_broker;
+#[cfg(target_os = "linux")]
 pub mod netns;
 pub mod network_tier;
 #[cfg(target_os = "linux")]

@@ -30,7 +30,7 @@ pub fn enter(plan: &Plan, guard: BorrowedFd<'_>) -> Result<Option<Isolation>, Sa
         Some(Isolation::Broker) => Isolation::Broker,
         wanted => match private_network(egress.proxy_port) {
             Ok(listener) => {
-                fd_passing::send(guard, TAG_NAMESPACE, Some(listener.as_fd())).map_err(|e| {
+                fd_passing::send_tagged(guard, TAG_NAMESPACE, Some(listener.as_fd())).map_err(|e| {
                     SandboxError::Setup(format!("cannot hand the proxy listener to the guard: {e}"))
                 })?;
                 return Ok(Some(Isolation::Namespace));
@@ -49,7 +49,7 @@ pub fn enter(plan: &Plan, guard: BorrowedFd<'_>) -> Result<Option<Isolation>, Sa
             }
         },
     };
-    fd_passing::send(guard, TAG_BROKER, None)
+    fd_passing::send_tagged(guard, TAG_BROKER, None)
         .map_err(|e| SandboxError::Setup(format!("cannot reach the guard's proxy: {e}")))?;
     Ok(Some(tier))
 }
