@@ -257,7 +257,7 @@ impl Recorder {
         // The requested name may carry a secret in its labels (exfiltration by DNS name).
         if let Some(host) = fields.get_mut("host") {
             if let Some(text) = host.as_str() {
-                *host = Value::String(self.config.redactor.redact_text(text).0.into_owned());
+                *host = Value::String(self.config.redactor.redact_text(text).0);
             }
         }
         self.record("egress", fields);
@@ -292,6 +292,19 @@ impl Recorder {
             SupervisorEvent::SpawnFailed { error } => {
                 self.ensure_started();
                 self.record("spawn_failed", json!({"error": error}));
+            }
+            SupervisorEvent::ConnectRefused {
+                destination,
+                family,
+                reason,
+            } => {
+                // A connection around the egress proxy: the same kind of line as the proxy's.
+                self.ensure_started();
+                self.record(
+                    "egress",
+                    json!({"protocol": "direct", "family": family, "host": destination,
+                           "decision": "deny", "reason": reason}),
+                );
             }
             _ => return false,
         }

@@ -173,9 +173,9 @@ fn prepare_egress(plan: &mut Plan) -> anyhow::Result<Option<EgressSetup>> {
     let allow = egress::AllowList::parse(&network.allow)
         .context("the policy's [network] allow list is not valid")?;
     let mut config = egress::ProxyConfig::new(allow);
-    config.resolver = egress::Resolver::from_env().context("cannot use the resolver file")?;
-    let setup = EgressSetup::bind(config)
-        .context("cannot open the egress proxy's port on 127.0.0.1")?;
+    config.resolver = egress::Resolver::from_env();
+    let setup =
+        EgressSetup::bind(config).context("cannot open the egress proxy's port on 127.0.0.1")?;
     let proxy_port = setup.port();
     plan.egress = Some(EgressPlan {
         isolation: network.isolation,

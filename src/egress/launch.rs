@@ -6,8 +6,8 @@ use std::os::fd::{AsFd, OwnedFd};
 use tokio::sync::mpsc;
 
 use super::{ConnectionRecord, InFlightCalls, ProxyConfig};
-use crate::sandbox::network_tier::{TAG_BROKER, TAG_NAMESPACE};
 use crate::sandbox::fd_passing;
+use crate::sandbox::network_tier::{TAG_BROKER, TAG_NAMESPACE};
 
 /// What the guard prepared before launching a server in `hosts` mode.
 #[derive(Debug)]

@@ -20,6 +20,7 @@
 
 pub mod addresses;
 pub mod attribution;
+pub mod launch;
 pub mod proxy;
 pub mod record;
 pub mod resolve;
@@ -99,28 +100,31 @@ pub fn spawn_thread(
     calls: InFlightCalls,
     records: mpsc::UnboundedSender<ConnectionRecord>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("mcp-guard-egress".to_string())
+        .spawn(move || {
+            if let Err(e) = serve_blocking(listener, config, calls, records) {
+                tracing::error!(error = %e, "egress proxy stopped");
+            }
+        })
+}
+
+/// Runs [`serve`] on the calling thread, on a current-thread runtime of its own.
+pub fn serve_blocking(
+    listener: std::net::TcpListener,
+    config: ProxyConfig,
+    calls: InFlightCalls,
+    records: mpsc::UnboundedSender<ConnectionRecord>,
+) -> std::io::Result<()> {
     listener.set_nonblocking(true)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .enable_time()
-        .thread_name("mcp-guard-egress")
         .build()?;
-    std::thread::Builder::new()
-        .name("mcp-guard-egress".to_string())
-        .spawn(move || {
-            runtime.block_on(async move {
-                let listener = match tokio::net::TcpListener::from_std(listener) {
-                    Ok(l) => l,
-                    Err(e) => {
-                        tracing::error!(error = %e, "egress proxy: cannot register the listener");
-                        return;
-                    }
-                };
-                if let Err(e) = serve(listener, Arc::new(config), calls, records).await {
-                    tracing::error!(error = %e, "egress proxy stopped");
-                }
-            });
-        })
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        serve(listener, Arc::new(config), calls, records).await
+    })
 }
 
 /// The environment that points a server's HTTP/SOCKS clients at a proxy on `127.0.0.1:port`:
@@ -137,6 +141,8 @@ pub fn proxy_env(port: u16) -> Vec<(String, String)> {
         env.push((name.to_ascii_lowercase(), url.clone()));
     }
     for name in [
+        "npm_config_proxy",
+        "npm_config_https_proxy",
         "NPM_CONFIG_PROXY",
         "NPM_CONFIG_HTTPS_PROXY",
         "YARN_HTTP_PROXY",
@@ -147,6 +153,8 @@ pub fn proxy_env(port: u16) -> Vec<(String, String)> {
     }
     env.push(("NO_PROXY".to_string(), String::new()));
     env.push(("no_proxy".to_string(), String::new()));
+    // npm's own bypass list defaults to NO_PROXY, but a user's npmrc may set it.
+    env.push(("npm_config_noproxy".to_string(), String::new()));
     env.push(("NODE_USE_ENV_PROXY".to_string(), "1".to_string()));
     env
 }

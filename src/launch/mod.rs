@@ -43,6 +43,13 @@ const EGRESS_FD: i32 = 5;
 pub enum SupervisorEvent {
     /// The sandbox is in place and the server is about to be exec'd.
     Confined { report: EnforcementReport },
+    /// The broker tier refused one of the server's `connect()`s (it tried to go around the
+    /// egress proxy).
+    ConnectRefused {
+        destination: String,
+        family: String,
+        reason: String,
+    },
     /// The server could not be started (sandbox required but unavailable, exec failed…).
     SpawnFailed { error: String },
     /// The server exited and its tree is gone.

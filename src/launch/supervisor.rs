@@ -74,12 +74,38 @@ pub fn main() -> u8 {
         }
     };
 
+    // The broker tier may be chosen in the child: a channel for its notifier, just in case.
+    let broker = match plan.egress {
+        Some(e) if e.isolation != Some(sandbox::Isolation::Namespace) => {
+            match std::os::unix::net::UnixStream::pair() {
+                Ok(pair) => Some(pair),
+                Err(e) => {
+                    events.send(&SupervisorEvent::SpawnFailed {
+                        error: format!("cannot create the broker's channel: {e}"),
+                    });
+                    return SPAWN_FAILED;
+                }
+            }
+        }
+        _ => None,
+    };
+
     // SAFETY: this process is single-threaded, so the child may do anything after fork.
     let server = match unsafe { fork() } {
-        Ok(ForkResult::Child) => exec_server(&plan, group.as_ref(), egress.as_ref(), &mut events),
+        Ok(ForkResult::Child) => {
+            let child = ChildChannels {
+                guard: egress.as_ref(),
+                broker: broker.as_ref().map(|(_, child)| child),
+            };
+            exec_server(&plan, group.as_ref(), child, &mut events)
+        }
         Ok(ForkResult::Parent { child }) => {
             // Only the child speaks to the guard's proxy; if it dies, the guard sees the end.
             drop(egress);
+            if let Some((ours, theirs)) = broker {
+                drop(theirs);
+                start_broker(&plan, ours, &events);
+            }
             child
         }
         Err(e) => {
@@ -157,13 +183,21 @@ fn handled_signals() -> SigSet {
 }
 
 /// In the forked child: become the server. Never returns.
+/// The child's ends of the channels of `hosts` mode.
+struct ChildChannels<'a> {
+    /// To the guard: the tier, and the namespace's proxy listener.
+    guard: Option<&'a std::os::fd::OwnedFd>,
+    /// To this supervisor: the broker's notifier.
+    broker: Option<&'a std::os::unix::net::UnixStream>,
+}
+
 fn exec_server(
     plan: &Plan,
     group: Option<&ResourceGroup>,
-    egress: Option<&std::os::fd::OwnedFd>,
+    channels: ChildChannels<'_>,
     events: &mut EventWriter,
 ) -> ! {
-    let error = match prepare_child(plan, group, egress) {
+    let error = match prepare_child(plan, group, channels) {
         Ok(report) => {
             events.send(&SupervisorEvent::Confined { report });
             match exec_args(plan) {
@@ -188,7 +222,7 @@ fn exec_server(
 fn prepare_child(
     plan: &Plan,
     group: Option<&ResourceGroup>,
-    egress: Option<&std::os::fd::OwnedFd>,
+    channels: ChildChannels<'_>,
 ) -> Result<sandbox::EnforcementReport, String> {
     // A session of its own: no controlling terminal (no TIOCSTI into the user's terminal) and a
     // process group the supervisor can signal as a whole.
@@ -206,14 +240,73 @@ fn prepare_child(
         )
     })?;
     // First of the layers: the namespace's capabilities are needed to raise its loopback.
-    let tier = match egress {
-        Some(channel) => sandbox::network_tier::enter(plan, std::os::fd::AsFd::as_fd(channel))
-            .map_err(|e| e.to_string())?,
+    use std::os::fd::AsFd;
+    let tier = match channels.guard {
+        Some(channel) => {
+            sandbox::network_tier::enter(plan, channel.as_fd()).map_err(|e| e.to_string())?
+        }
         None => None,
     };
-    let mut report = sandbox::apply_to_current_process(plan).map_err(|e| e.to_string())?;
+    let broker = match (tier, channels.broker) {
+        (Some(sandbox::Isolation::Broker), Some(channel)) => Some(channel.as_fd()),
+        (Some(sandbox::Isolation::Broker), None) => {
+            return Err("the broker tier was chosen without a channel to the supervisor".into())
+        }
+        _ => None,
+    };
+    let mut report = sandbox::apply_with_broker(plan, broker).map_err(|e| e.to_string())?;
     report.network_isolation = tier;
     Ok(report)
+}
+
+/// The broker tier: receive the child's connect notifier (none comes when the child chose the
+/// namespace, or failed) and serve it on a thread of its own until the server's tree is gone.
+/// Its refusals go to the guard as events, for the audit log.
+fn start_broker(plan: &Plan, channel: std::os::unix::net::UnixStream, events: &EventWriter) {
+    #[cfg(target_os = "linux")]
+    {
+        use crate::sandbox::{fd_passing, net_broker};
+        // The child sends it within moments, or execs (closing its end) or dies.
+        let _ = channel.set_read_timeout(Some(std::time::Duration::from_secs(30)));
+        let notify = match fd_passing::recv_fd(&channel) {
+            Ok(Some(fd)) => fd,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!("no connect notifier from the server's child: {e}");
+                return;
+            }
+        };
+        let Some(egress) = plan.egress else { return };
+        let rules = net_broker::BrokerRules {
+            proxy: std::net::SocketAddr::from(([127, 0, 0, 1], egress.proxy_port)),
+            unix: plan.config.network.unix.clone(),
+        };
+        let Ok(file) = events.0.try_clone() else {
+            return;
+        };
+        let mut events = EventWriter(file);
+        let started = std::thread::Builder::new()
+            .name("mcp-guard-broker".into())
+            .spawn(move || {
+                let report = |d: &net_broker::BrokerDecision| {
+                    if !d.allowed {
+                        events.send(&SupervisorEvent::ConnectRefused {
+                            destination: d.destination.clone(),
+                            family: d.family.to_string(),
+                            reason: d.reason.clone(),
+                        });
+                    }
+                };
+                if let Err(e) = net_broker::serve(notify, &rules, report) {
+                    tracing::error!("the connect broker stopped: {e}");
+                }
+            });
+        if let Err(e) = started {
+            tracing::error!("cannot start the connect broker: {e}");
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (plan, channel, events);
 }
 
 /// Signal masks and ignored dispositions survive exec: give the server a clean slate (Rust

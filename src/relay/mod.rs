@@ -370,6 +370,12 @@ impl EventReader {
                 if let Some(limits) = &report.limits {
                     tracing::debug!("sandbox limits: {limits}");
                 }
+                if let Some(tier) = report.network_isolation {
+                    tracing::info!(
+                        "egress: only through the guard's proxy ({} tier)",
+                        tier.as_str()
+                    );
+                }
                 tracing::debug!(
                     landlock_abi = report.landlock_abi.as_deref().unwrap_or("none"),
                     "sandbox: enforced {:?}",
@@ -379,6 +385,15 @@ impl EventReader {
             Some(SupervisorEvent::SpawnFailed { error }) => {
                 tracing::error!("cannot start the server: {error}");
                 self.spawn_failed = Some(error);
+            }
+            Some(SupervisorEvent::ConnectRefused {
+                destination,
+                reason,
+                ..
+            }) => {
+                tracing::warn!(
+                    "refused the server's connection to {destination} (not through the egress proxy): {reason}"
+                );
             }
             Some(exited @ SupervisorEvent::Exited { .. }) => self.exited = Some(exited),
             None => {}

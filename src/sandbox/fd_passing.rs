@@ -100,7 +100,7 @@ pub fn recv_tagged(socket: impl AsFd) -> io::Result<Option<(u8, Option<OwnedFd>)
     let mut fds = fds.into_iter();
     match (fds.next(), fds.next()) {
         (fd, None) => Ok(Some((payload[0], fd))),
-        (Some(_), Some(_)) => Err(io::Error::new(
+        (_, Some(_)) => Err(io::Error::new(
             io::ErrorKind::InvalidData,
             "more than one descriptor in one message",
         )),

@@ -319,6 +319,15 @@ pub fn prepare(config: &SandboxConfig, command: &[OsString]) -> Result<Plan, San
 /// Apply every layer of `plan` to the calling process. Runs in the supervisor's forked,
 /// single-threaded child, right before `execve`.
 pub fn apply_to_current_process(plan: &Plan) -> Result<EnforcementReport, SandboxError> {
+    apply_with_broker(plan, None)
+}
+
+/// As [`apply_to_current_process`]; with `broker`, the broker tier of `hosts` mode: install the
+/// connect notifier and send its listener to the supervisor over `broker`.
+pub fn apply_with_broker(
+    plan: &Plan,
+    broker: Option<std::os::fd::BorrowedFd<'_>>,
+) -> Result<EnforcementReport, SandboxError> {
     #[allow(unused_mut)]
     let mut report = EnforcementReport::default();
     if plan.config.disabled {
@@ -356,8 +365,39 @@ pub fn apply_to_current_process(plan: &Plan) -> Result<EnforcementReport, Sandbo
             report.not_enforced.push((layer, reason.into()));
         }
     }
-    // 2. rlimits, then seccomp last: its filter may deny syscalls the earlier layers need.
+    // 2. rlimits, the broker's notifier (after no_new_privs, under the main filter, whose
+    // refusals then take precedence), then seccomp last: it may deny what the others need.
     report.limits = Some(limits::apply_to_current_process(plan, &mut report)?);
+    if let Some(channel) = broker {
+        install_broker(channel)?;
+    }
     seccomp::apply_to_current_process(plan, &mut report)?;
     Ok(report)
+}
+
+/// The broker tier, in the child: the notifier's listener goes to the supervisor, and the
+/// child's own copy is closed before exec (a server holding it could answer for itself).
+#[cfg(target_os = "linux")]
+fn install_broker(channel: std::os::fd::BorrowedFd<'_>) -> Result<(), SandboxError> {
+    let notify = net_broker::install_connect_notifier().map_err(|e| {
+        SandboxError::Setup(format!(
+            "network isolation `broker` is not available: {e}. `hosts` mode cannot hold \
+             here; allow unprivileged user namespaces (the `namespace` tier) or choose \
+             another network mode"
+        ))
+    })?;
+    fd_passing::send_fd(channel, &notify).map_err(|e| {
+        SandboxError::Setup(format!(
+            "cannot hand the connect broker to the supervisor: {e}"
+        ))
+    })?;
+    drop(notify);
+    Ok(())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn install_broker(_channel: std::os::fd::BorrowedFd<'_>) -> Result<(), SandboxError> {
+    Err(SandboxError::Setup(
+        "the connect broker exists only on Linux".into(),
+    ))
 }

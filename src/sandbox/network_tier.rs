@@ -30,9 +30,13 @@ pub fn enter(plan: &Plan, guard: BorrowedFd<'_>) -> Result<Option<Isolation>, Sa
         Some(Isolation::Broker) => Isolation::Broker,
         wanted => match private_network(egress.proxy_port) {
             Ok(listener) => {
-                fd_passing::send_tagged(guard, TAG_NAMESPACE, Some(listener.as_fd())).map_err(|e| {
-                    SandboxError::Setup(format!("cannot hand the proxy listener to the guard: {e}"))
-                })?;
+                fd_passing::send_tagged(guard, TAG_NAMESPACE, Some(listener.as_fd())).map_err(
+                    |e| {
+                        SandboxError::Setup(format!(
+                            "cannot hand the proxy listener to the guard: {e}"
+                        ))
+                    },
+                )?;
                 return Ok(Some(Isolation::Namespace));
             }
             Err(why) if wanted == Some(Isolation::Namespace) => {
