@@ -134,7 +134,8 @@ fn check(files: &[PathBuf]) -> ExitCode {
     let mut ok = true;
     for file in files {
         match check_file(file) {
-            Ok(()) => println!("{}: ok", file.display()),
+            Ok(None) => println!("{}: ok", file.display()),
+            Ok(Some(advice)) => println!("{}: ok, but {advice}", file.display()),
             Err(e) => {
                 ok = false;
                 eprintln!("error: {e}");

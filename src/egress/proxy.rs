@@ -190,19 +190,29 @@ async fn handle(mut client: TcpStream, peer: SocketAddr, shared: &Shared, overlo
         http(&mut client, shared, &mut attempt, overloaded).await;
     }
     let record = attempt.into_record();
-    tracing::info!(
-        %peer,
-        protocol = ?record.protocol,
-        host = %record.host,
-        port = record.port,
-        address = ?record.address,
-        decision = ?record.decision,
-        rule = ?record.rule,
-        reason = ?record.reason,
-        bytes_up = record.bytes_up,
-        bytes_down = record.bytes_down,
-        "egress connection"
-    );
+    // Refusals are worth a line on stderr; allowed connections only with -v (all are audited).
+    macro_rules! log_connection {
+        ($level:ident) => {
+            tracing::$level!(
+                %peer,
+                protocol = ?record.protocol,
+                host = %record.host,
+                port = record.port,
+                address = ?record.address,
+                decision = ?record.decision,
+                rule = ?record.rule,
+                reason = ?record.reason,
+                bytes_up = record.bytes_up,
+                bytes_down = record.bytes_down,
+                "egress connection"
+            )
+        };
+    }
+    if record.decision == crate::egress::Decision::Deny {
+        log_connection!(info);
+    } else {
+        log_connection!(debug);
+    }
     // A dropped receiver stops `serve`; nothing to do here.
     let _ = shared.records.send(record);
 }

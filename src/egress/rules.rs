@@ -172,7 +172,8 @@ impl Rule {
         }
     }
 
-    fn parse(entry: &str) -> Result<Rule, RuleError> {
+    /// One entry (`api.github.com:443`, `*.example.com`, `10.0.0.0/8:5432`, `[::1]:8080`).
+    pub fn parse(entry: &str) -> Result<Rule, RuleError> {
         let text = entry.trim();
         if text.is_empty() {
             return Err(RuleError::Empty);

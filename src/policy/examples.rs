@@ -30,7 +30,20 @@ const EXAMPLES: &[(&str, &str)] = &[
         "filesystem.arg_paths",
         "arg_paths = \"write\"   # or \"read\", \"none\"",
     ),
-    ("network.mode", "mode = \"ports\"   # or \"off\", \"open\""),
+    (
+        "network.mode",
+        "mode = \"hosts\"   # or \"off\", \"ports\" (weak), \"open\"",
+    ),
+    (
+        "network.allow",
+        "allow = [\"api.github.com\", \"*.githubusercontent.com:443\", \"10.20.0.0/16:5432\"]",
+    ),
+    ("network.udp", "udp = [\"10.0.0.53:53\"]"),
+    ("network.unix", "unix = [\"/run/user/1000/my-agent.sock\"]"),
+    (
+        "network.isolation",
+        "isolation = \"broker\"   # or \"namespace\" (default: the strongest available)",
+    ),
     ("network.connect", "connect = [443]"),
     ("network.bind", "bind = [8080]"),
     ("limits.memory", "memory = \"512MiB\""),

@@ -71,14 +71,17 @@ pub fn load_layers(
 }
 
 /// Check a policy file and everything it extends.
-pub fn check_file(path: &Path) -> Result<(), PolicyError> {
+/// Check a policy file (and what it extends); `Ok` carries advice on valid but weak settings.
+pub fn check_file(path: &Path) -> Result<Option<String>, PolicyError> {
     let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Read {
         path: path.to_owned(),
         source,
     })?;
     let label = path.display().to_string();
     let policy = parse_policy(&label, &text)?;
-    Loader::default().file_parsed(path, label, &text, policy)
+    let advice = super::validate::network_advice(&policy);
+    Loader::default().file_parsed(path, label, &text, policy)?;
+    Ok(advice)
 }
 
 /// Where an `extends` entry came from, for errors about it.

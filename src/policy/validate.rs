@@ -13,6 +13,26 @@ use crate::sandbox::NetworkMode;
 pub const VERSION: i64 = 1;
 
 /// Every problem in `policy` (parsed from `text`, shown as `file`).
+/// What is valid but weak in `policy`'s network section, with what to write instead.
+pub fn network_advice(policy: &Policy) -> Option<String> {
+    let mode = policy.network.mode.as_ref().map(|m| m.value)?;
+    match mode {
+        NetworkMode::Ports => Some(
+            "[network] mode \"ports\" is weak: the server may reach every host on the internet \
+             on those ports (and cloud metadata on port 80). Name the hosts instead: \
+             `allow = [\"api.example.com\"]` (mode \"hosts\"); only they are reachable, \
+             through the guard's egress proxy"
+                .to_owned(),
+        ),
+        NetworkMode::Open => Some(
+            "[network] mode \"open\" lets the server reach any host and port; prefer \
+             `allow = [...]` with the hosts it needs"
+                .to_owned(),
+        ),
+        _ => None,
+    }
+}
+
 pub fn validate(file: &str, text: &str, policy: &Policy) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     let at =
@@ -76,6 +96,28 @@ pub fn validate(file: &str, text: &str, policy: &Policy) -> Vec<Diagnostic> {
                 ),
             );
         }
+    }
+
+    for entry in &net.allow {
+        if let Err(e) = crate::egress::Rule::parse(&entry.value) {
+            out.push(at(&entry.span, format!("[network] allow: {e}")));
+        }
+    }
+    if let (Some(first), Some(m @ (NetworkMode::Off | NetworkMode::Ports | NetworkMode::Open))) =
+        (net.allow.first(), mode)
+    {
+        out.push(
+            at(
+                &first.span,
+                format!(
+                    "`allow` hosts have no effect with `mode = \"{}\"`",
+                    crate::policy::model::network_mode_str(m)
+                ),
+            )
+            .with_help(
+                "write `mode = \"hosts\"` (or leave `mode` out) to allow only the listed hosts",
+            ),
+        );
     }
 
     for (name, value) in &policy.env.set {
