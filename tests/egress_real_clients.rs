@@ -151,6 +151,9 @@ fn guarded(who: &Identity, tier: &str, site: &Site, audit: &Path) -> Server {
             "/usr/share/git-core",
             "--allow-exec",
             "/usr/bin/node",
+            // git refuses to run when it cannot read the system config the sandbox hides.
+            "--env",
+            "GIT_CONFIG_NOSYSTEM=1",
             "--audit-log",
             &audit,
         ],
