@@ -92,6 +92,9 @@ pub fn render(
     o.vals("udp", &p.network.udp, |h| quote(h));
     o.vals("unix", &p.network.unix, |u| quote(u.as_str()));
     o.opt("isolation", &p.network.isolation, |i| quote(i.as_str()));
+    for line in egress_summary(&p.network) {
+        o.comment(&line);
+    }
 
     o.section("limits");
     let l = &p.limits;
@@ -361,4 +364,47 @@ mod tests {
             "{text}"
         );
     }
+}
+
+/// What the server can reach, in words, under the `[network]` section of `policy show`.
+fn egress_summary(net: &super::model::Network) -> Vec<String> {
+    use crate::sandbox::NetworkMode;
+    let mode = net.mode.as_ref().map_or(NetworkMode::Off, |m| m.value);
+    let mut lines = vec![match mode {
+        NetworkMode::Off => "Egress: none. The server reaches no network.".to_owned(),
+        NetworkMode::Hosts if net.allow.is_empty() => {
+            "Egress: none (hosts mode without an allow list).".to_owned()
+        }
+        NetworkMode::Hosts => {
+            let hosts: Vec<&str> = net.allow.iter().map(|v| v.value.as_str()).collect();
+            format!(
+                "Egress: only {} (a host without a port: 443 and 80), through the guard's \
+                 proxy; loopback, link-local, private and the host's own addresses only where \
+                 a CIDR entry names them. Every connection is audited.",
+                hosts.join(", ")
+            )
+        }
+        NetworkMode::Ports => {
+            let ports: Vec<String> = net.connect.iter().map(|v| v.value.to_string()).collect();
+            format!(
+                "Egress: WEAK. Every host on the internet on TCP port(s) {}; name the hosts \
+                 with `allow` instead.",
+                ports.join(", ")
+            )
+        }
+        NetworkMode::Open => "Egress: OPEN. Any host, any port, UDP too.".to_owned(),
+    }];
+    if mode != NetworkMode::Off {
+        lines.push(if net.udp.is_empty() && mode != NetworkMode::Open {
+            "UDP: none.".to_owned()
+        } else {
+            "UDP: allowed (this kernel cannot tell destinations apart).".to_owned()
+        });
+    }
+    lines.push(if net.unix.is_empty() {
+        "Unix sockets: none (socketpair stays allowed).".to_owned()
+    } else {
+        "Unix sockets: allowed (below landlock ABI 9 the kernel cannot tell paths apart).".to_owned()
+    });
+    lines
 }
