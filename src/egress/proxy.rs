@@ -609,13 +609,14 @@ async fn http_refuse(
     );
     let mut out = head.into_bytes();
     out.extend_from_slice(body.as_bytes());
-    let _ = timeout(wait, async {
-        client.write_all(&out).await?;
-        client.shutdown().await
-    })
-    .await;
-    // Read what the client still sends for a moment so that closing does not reset the
-    // connection before it has read the answer.
+    let _ = timeout(wait, client.write_all(&out)).await;
+    linger_close(client, wait).await;
+}
+
+/// Ends our side, then reads what the client still sends for a moment, so that closing with
+/// unread bytes does not reset the connection before the client has read our answer.
+async fn linger_close(client: &mut TcpStream, wait: Duration) {
+    let _ = timeout(wait, client.shutdown()).await;
     let mut sink = [0u8; 4096];
     let _ = timeout(Duration::from_millis(500), async {
         let mut total = 0usize;
@@ -762,7 +763,11 @@ const SOCKS_ADDRESS_TYPE: u8 = 0x08;
 async fn socks_reply(client: &mut TcpStream, code: u8, wait: Duration) -> bool {
     // BND.ADDR / BND.PORT: zeros (clients ignore them; the host's address stays private).
     let reply = [0x05, code, 0x00, 0x01, 0, 0, 0, 0, 0, 0];
-    matches!(timeout(wait, client.write_all(&reply)).await, Ok(Ok(())))
+    let sent = matches!(timeout(wait, client.write_all(&reply)).await, Ok(Ok(())));
+    if code != SOCKS_OK {
+        linger_close(client, wait).await;
+    }
+    sent
 }
 
 enum SocksRequest {
@@ -780,6 +785,7 @@ async fn socks_read_request(client: &mut TcpStream) -> io::Result<SocksRequest> 
     client.read_exact(&mut methods).await?;
     if !methods.contains(&0x00) {
         client.write_all(&[0x05, 0xff]).await?;
+        client.shutdown().await?;
         return Ok(SocksRequest::Done(
             "the SOCKS5 client offered no \"no authentication\" method".to_string(),
         ));
