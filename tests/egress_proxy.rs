@@ -690,6 +690,12 @@ fn malformed_and_unsupported_requests() {
         .reason
         .unwrap()
         .contains("larger than 16 KiB"));
+    // A tunnel to the proxy itself.
+    let mut s = proxy.connect();
+    write!(s, "CONNECT 127.0.0.1:{} HTTP/1.1\r\n\r\n", proxy.port).unwrap();
+    let answer = text(&read_all(&mut s));
+    assert!(answer.starts_with("HTTP/1.1 403 "), "{answer}");
+    assert_denied(&proxy.record(), "127.0.0.1", "the egress proxy itself");
     // A connection closed without a byte leaves no record.
     drop(proxy.connect());
     proxy.no_record_for(Duration::from_millis(300));

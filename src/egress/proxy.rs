@@ -41,6 +41,21 @@ struct Shared {
     config: Arc<ProxyConfig>,
     calls: InFlightCalls,
     records: mpsc::UnboundedSender<ConnectionRecord>,
+    /// The proxy's own listening address: never a destination.
+    listen: Option<SocketAddr>,
+}
+
+impl Shared {
+    /// Whether `addr` is this proxy's listener (a loop through the proxy itself).
+    fn is_self(&self, addr: SocketAddr, own: &[IpAddr]) -> bool {
+        let Some(listen) = self.listen else {
+            return false;
+        };
+        addr.port() == listen.port()
+            && (addr.ip() == listen.ip()
+                || (listen.ip().is_unspecified()
+                    && (own.contains(&addr.ip()) || addr.ip().is_loopback())))
+    }
 }
 
 /// Accepts and serves connections until the listener fails (`Err`) or `records`' receiver is
@@ -57,6 +72,7 @@ pub(super) async fn serve(
         config,
         calls,
         records: records.clone(),
+        listen: listener.local_addr().ok(),
     });
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, rules = shared.config.allow.rules().len(), "egress proxy listening");
@@ -190,8 +206,11 @@ async fn handle(mut client: TcpStream, peer: SocketAddr, shared: &Shared, overlo
         http(&mut client, shared, &mut attempt, overloaded).await;
     }
     let record = attempt.into_record();
-    tracing::info!(
-        %peer,
+    let level_info = record.decision == Decision::Deny;
+    macro_rules! log {
+        ($level:ident) => {
+            tracing::$level!(
+                %peer,
         protocol = ?record.protocol,
         host = %record.host,
         port = record.port,
@@ -201,10 +220,19 @@ async fn handle(mut client: TcpStream, peer: SocketAddr, shared: &Shared, overlo
         reason = ?record.reason,
         bytes_up = record.bytes_up,
         bytes_down = record.bytes_down,
-        "egress connection"
-    );
+                "egress connection"
+            )
+        };
+    }
+    if level_info {
+        log!(info);
+    } else {
+        log!(debug);
+    }
     // A dropped receiver stops `serve`; nothing to do here.
     let _ = shared.records.send(record);
+    // After the record: refusals are reported at once, the client still gets time to read them.
+    linger_close(&mut client, head_timeout).await;
 }
 
 /// A requested destination host.
@@ -404,6 +432,17 @@ async fn open(
             allowed
         }
     };
+    let (candidates, loops): (Vec<SocketAddr>, Vec<SocketAddr>) = candidates
+        .into_iter()
+        .partition(|a| !shared.is_self(*a, &own));
+    if candidates.is_empty() {
+        if let Some(addr) = loops.first() {
+            attempt.address = Some(*addr);
+            return Err(Refusal::Denied(format!(
+                "{addr} is the egress proxy itself"
+            )));
+        }
+    }
     let mut last: Option<(String, io::ErrorKind)> = None;
     for addr in candidates {
         attempt.address = Some(addr);
@@ -610,7 +649,6 @@ async fn http_refuse(
     let mut out = head.into_bytes();
     out.extend_from_slice(body.as_bytes());
     let _ = timeout(wait, client.write_all(&out)).await;
-    linger_close(client, wait).await;
 }
 
 /// Ends our side, then reads what the client still sends for a moment, so that closing with
@@ -763,11 +801,7 @@ const SOCKS_ADDRESS_TYPE: u8 = 0x08;
 async fn socks_reply(client: &mut TcpStream, code: u8, wait: Duration) -> bool {
     // BND.ADDR / BND.PORT: zeros (clients ignore them; the host's address stays private).
     let reply = [0x05, code, 0x00, 0x01, 0, 0, 0, 0, 0, 0];
-    let sent = matches!(timeout(wait, client.write_all(&reply)).await, Ok(Ok(())));
-    if code != SOCKS_OK {
-        linger_close(client, wait).await;
-    }
-    sent
+    matches!(timeout(wait, client.write_all(&reply)).await, Ok(Ok(())))
 }
 
 enum SocksRequest {
@@ -785,7 +819,6 @@ async fn socks_read_request(client: &mut TcpStream) -> io::Result<SocksRequest> 
     client.read_exact(&mut methods).await?;
     if !methods.contains(&0x00) {
         client.write_all(&[0x05, 0xff]).await?;
-        client.shutdown().await?;
         return Ok(SocksRequest::Done(
             "the SOCKS5 client offered no \"no authentication\" method".to_string(),
         ));
@@ -975,7 +1008,13 @@ async fn tunnel(
     };
     let watch = async {
         loop {
-            let deadline = base + Duration::from_millis(last.load(Ordering::Relaxed)) + idle;
+            let deadline = base
+                .checked_add(Duration::from_millis(last.load(Ordering::Relaxed)))
+                .and_then(|t| t.checked_add(idle));
+            let Some(deadline) = deadline else {
+                // An idle timeout beyond the clock's range: never.
+                return std::future::pending::<()>().await;
+            };
             if Instant::now() >= deadline {
                 return;
             }
