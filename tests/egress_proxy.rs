@@ -168,6 +168,8 @@ class H(http.server.BaseHTTPRequestHandler):
             self.headers.get("Connection"))).encode()
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
+        self.send_header("Connection", "keep-alive")
+        self.send_header("Keep-Alive", "timeout=30")
         self.end_headers()
         self.wfile.write(body)
     def log_message(self, *a):
@@ -370,11 +372,17 @@ fn curl_plain_http_absolute_form_is_rewritten() {
         "someone:secret",
         "-H",
         "Proxy-Connection: keep-alive",
+        "-i",
         &url,
     ]);
     assert!(out.status.success(), "curl: {}", text(&out.stderr));
+    let answer = text(&out.stdout);
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+    // The server said keep-alive; the client hears close.
+    assert!(head.ends_with("\r\nConnection: close"), "{head}");
+    assert!(!head.contains("Keep-Alive") && !head.contains("keep-alive"), "{head}");
     assert_eq!(
-        text(&out.stdout),
+        body,
         format!(
             "path=/a/b?c=1 host=127.0.0.1:{} proxy-auth=None connection=close",
             server.port

@@ -583,17 +583,7 @@ fn split_absolute(target: &str) -> Result<(&str, String), String> {
 /// The head sent upstream: origin-form target, `Host` from the URL, no `Proxy-*`, hop-by-hop or
 /// `Connection`-listed fields, `Connection: close`.
 fn rewrite_head(head: &Head, authority: &str, path: &str) -> Vec<u8> {
-    let listed: Vec<String> = head
-        .headers
-        .iter()
-        .filter(|(n, _)| n.eq_ignore_ascii_case("connection"))
-        .flat_map(|(_, v)| {
-            String::from_utf8_lossy(v)
-                .split(',')
-                .map(|t| t.trim().to_ascii_lowercase())
-                .collect::<Vec<_>>()
-        })
-        .collect();
+    let listed = connection_tokens(head.headers.iter().map(|(n, v)| (n.as_str(), v.as_slice())));
     let mut out = Vec::with_capacity(512);
     out.extend_from_slice(head.method.as_bytes());
     out.push(b' ');
@@ -603,11 +593,7 @@ fn rewrite_head(head: &Head, authority: &str, path: &str) -> Vec<u8> {
     out.extend_from_slice(authority.as_bytes());
     out.extend_from_slice(b"\r\n");
     for (name, value) in &head.headers {
-        let lower = name.to_ascii_lowercase();
-        if lower.starts_with("proxy-")
-            || matches!(lower.as_str(), "connection" | "keep-alive" | "host")
-            || listed.contains(&lower)
-        {
+        if hop_by_hop(name, &listed) || name.eq_ignore_ascii_case("host") {
             continue;
         }
         out.extend_from_slice(name.as_bytes());
@@ -617,6 +603,27 @@ fn rewrite_head(head: &Head, authority: &str, path: &str) -> Vec<u8> {
     }
     out.extend_from_slice(b"Connection: close\r\n\r\n");
     out
+}
+
+/// The field names listed in `Connection` headers, lower case.
+fn connection_tokens<'a>(headers: impl Iterator<Item = (&'a str, &'a [u8])>) -> Vec<String> {
+    headers
+        .filter(|(n, _)| n.eq_ignore_ascii_case("connection"))
+        .flat_map(|(_, v)| {
+            String::from_utf8_lossy(v)
+                .split(',')
+                .map(|t| t.trim().to_ascii_lowercase())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// Fields that concern one hop only: never forwarded by the proxy.
+fn hop_by_hop(name: &str, listed: &[String]) -> bool {
+    let lower = name.to_ascii_lowercase();
+    lower.starts_with("proxy-")
+        || matches!(lower.as_str(), "connection" | "keep-alive")
+        || listed.contains(&lower)
 }
 
 /// Printable ASCII only, at most 300 characters: safe in a header and a text body.
@@ -783,7 +790,8 @@ async fn http(client: &mut TcpStream, shared: &Shared, attempt: &mut Attempt, ov
             }
         }
     }
-    tunnel(client, &mut upstream, config.idle_timeout, attempt).await;
+    let rewrite = forward.is_some();
+    tunnel(client, &mut upstream, config.idle_timeout, attempt, rewrite).await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -931,7 +939,7 @@ async fn socks5(client: &mut TcpStream, shared: &Shared, attempt: &mut Attempt, 
         attempt.reason = Some("the client went away before the tunnel opened".to_string());
         return;
     }
-    tunnel(client, &mut upstream, config.idle_timeout, attempt).await;
+    tunnel(client, &mut upstream, config.idle_timeout, attempt, false).await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -983,12 +991,157 @@ impl AsyncWrite for Metered<'_> {
     }
 }
 
+/// Plain-HTTP responses: rewrites the first final response head (`Connection: close`, no
+/// `Keep-Alive`, `Proxy-*` or `Connection`-listed fields) so that the client does not reuse the
+/// connection for another request; interim `1xx` heads pass unchanged, and so does everything
+/// after the head. A head that does not parse or exceeds [`MAX_HEAD`] passes unchanged too.
+struct ResponseHead<S> {
+    inner: S,
+    /// `Some`: still reading the head, with the bytes so far.
+    head: Option<Vec<u8>>,
+    pending: Vec<u8>,
+    sent: usize,
+}
+
+enum HeadParse {
+    NeedMore,
+    /// Pass everything from here on unchanged.
+    GiveUp,
+    /// An interim head of this length: pass it and look for the next.
+    Interim(usize),
+    /// The final head: its length and the rewritten head.
+    Final(usize, Vec<u8>),
+}
+
+impl<S> ResponseHead<S> {
+    fn new(inner: S, rewrite: bool) -> ResponseHead<S> {
+        ResponseHead {
+            inner,
+            head: rewrite.then(Vec::new),
+            pending: Vec::new(),
+            sent: 0,
+        }
+    }
+
+    fn parse(buf: &[u8]) -> HeadParse {
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut resp = httparse::Response::new(&mut headers);
+        let len = match resp.parse(buf) {
+            Ok(httparse::Status::Complete(len)) => len,
+            Ok(httparse::Status::Partial) if buf.len() <= MAX_HEAD => return HeadParse::NeedMore,
+            _ => return HeadParse::GiveUp,
+        };
+        match resp.code {
+            Some(101) => return HeadParse::GiveUp,
+            Some(code) if (100..200).contains(&code) => return HeadParse::Interim(len),
+            _ => {}
+        }
+        let status_end = buf.windows(2).position(|w| w == b"\r\n").unwrap_or(0);
+        let listed = connection_tokens(resp.headers.iter().map(|h| (h.name, h.value)));
+        let mut out = Vec::with_capacity(len + 20);
+        out.extend_from_slice(&buf[..status_end]);
+        out.extend_from_slice(b"\r\n");
+        for h in resp.headers.iter() {
+            if hop_by_hop(h.name, &listed) {
+                continue;
+            }
+            out.extend_from_slice(h.name.as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(h.value);
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b"Connection: close\r\n\r\n");
+        HeadParse::Final(len, out)
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for ResponseHead<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        out: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        loop {
+            if this.sent < this.pending.len() {
+                let n = out.remaining().min(this.pending.len() - this.sent);
+                out.put_slice(&this.pending[this.sent..this.sent + n]);
+                this.sent += n;
+                if this.sent == this.pending.len() {
+                    this.pending.clear();
+                    this.sent = 0;
+                }
+                return Poll::Ready(Ok(()));
+            }
+            let Some(buf) = this.head.as_mut() else {
+                return Pin::new(&mut this.inner).poll_read(cx, out);
+            };
+            if !buf.is_empty() {
+                match ResponseHead::<S>::parse(buf) {
+                    HeadParse::NeedMore => {}
+                    HeadParse::GiveUp => {
+                        this.pending = std::mem::take(buf);
+                        this.head = None;
+                        continue;
+                    }
+                    HeadParse::Interim(len) => {
+                        this.pending = buf.drain(..len).collect();
+                        continue;
+                    }
+                    HeadParse::Final(len, mut rewritten) => {
+                        rewritten.extend_from_slice(&buf[len..]);
+                        this.pending = rewritten;
+                        this.head = None;
+                        continue;
+                    }
+                }
+            }
+            let mut chunk = [0u8; 4096];
+            let mut rb = ReadBuf::new(&mut chunk);
+            match Pin::new(&mut this.inner).poll_read(cx, &mut rb) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Ready(Ok(())) => {}
+            }
+            if rb.filled().is_empty() {
+                // The upstream ended inside the head: pass what there is, then the end.
+                this.pending = std::mem::take(buf);
+                this.head = None;
+                if this.pending.is_empty() {
+                    return Poll::Ready(Ok(()));
+                }
+                continue;
+            }
+            buf.extend_from_slice(rb.filled());
+        }
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for ResponseHead<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
 /// Copies both ways until both sides have closed, an error, or `idle` without a byte.
 async fn tunnel(
     client: &mut TcpStream,
     upstream: &mut TcpStream,
     idle: Duration,
     attempt: &mut Attempt,
+    rewrite_response: bool,
 ) {
     let base = Instant::now();
     let up = Arc::new(AtomicU64::new(0));
@@ -1000,12 +1153,15 @@ async fn tunnel(
         last: last.clone(),
         base,
     };
-    let mut u = Metered {
-        inner: upstream,
-        read: down.clone(),
-        last: last.clone(),
-        base,
-    };
+    let mut u = ResponseHead::new(
+        Metered {
+            inner: upstream,
+            read: down.clone(),
+            last: last.clone(),
+            base,
+        },
+        rewrite_response,
+    );
     let watch = async {
         loop {
             let deadline = base
@@ -1117,6 +1273,50 @@ mod tests {
             out,
             "GET /x HTTP/1.1\r\nHost: h.test:8080\r\nAccept: */*\r\nConnection: close\r\n\r\n"
         );
+    }
+
+    async fn through_response_head(pieces: &[&[u8]], rewrite: bool) -> Vec<u8> {
+        let (mut w, r) = tokio::io::duplex(64);
+        let pieces: Vec<Vec<u8>> = pieces.iter().map(|p| p.to_vec()).collect();
+        let writer = tokio::spawn(async move {
+            for p in pieces {
+                w.write_all(&p).await.unwrap();
+                tokio::task::yield_now().await;
+            }
+        });
+        let mut rh = ResponseHead::new(r, rewrite);
+        let mut out = Vec::new();
+        rh.read_to_end(&mut out).await.unwrap();
+        writer.await.unwrap();
+        out
+    }
+
+    #[tokio::test]
+    async fn response_head_gets_connection_close() {
+        let out = through_response_head(
+            &[
+                b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nConne",
+                b"ction: keep-alive, X-Hop\r\nKeep-Alive: timeout=5\r\nX-Hop: 1\r\nContent-Length: 5\r\n",
+                b"\r\nhello",
+            ],
+            true,
+        )
+        .await;
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello"
+        );
+        // Not rewriting, unparsable, cut short, switching protocols: unchanged.
+        let raw: &[u8] = b"HTTP/1.1 200 OK\r\nConnection: keep-alive\r\n\r\nx";
+        assert_eq!(through_response_head(&[raw], false).await, raw);
+        for raw in [
+            &b"NOT HTTP AT ALL\r\n\r\n"[..],
+            b"HTTP/1.1 200 OK\r\nContent-Le",
+            b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\n\r\n\x81\x00",
+            b"",
+        ] {
+            assert_eq!(through_response_head(&[raw], true).await, raw);
+        }
     }
 
     #[test]
