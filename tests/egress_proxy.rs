@@ -380,7 +380,10 @@ fn curl_plain_http_absolute_form_is_rewritten() {
     let (head, body) = answer.split_once("\r\n\r\n").unwrap();
     // The server said keep-alive; the client hears close.
     assert!(head.ends_with("\r\nConnection: close"), "{head}");
-    assert!(!head.contains("Keep-Alive") && !head.contains("keep-alive"), "{head}");
+    assert!(
+        !head.contains("Keep-Alive") && !head.contains("keep-alive"),
+        "{head}"
+    );
     assert_eq!(
         body,
         format!(
@@ -698,6 +701,27 @@ fn malformed_and_unsupported_requests() {
         .reason
         .unwrap()
         .contains("larger than 16 KiB"));
+    // Garbage, truncated and odd SOCKS5 exchanges: answered or closed, never a crash.
+    for garbage in [
+        &[0x05u8][..],
+        &[0x05, 0xff],
+        &[0x05, 0x00],
+        &[0x05, 0x01, 0x00, 0x05, 0x01, 0x00, 0x03, 0x00, 0x00, 0x50],
+        &[
+            0x05, 0x01, 0x00, 0x05, 0x01, 0x00, 0x03, 0x03, 0xff, 0xfe, 0xfd, 0x00, 0x50,
+        ],
+        &[0x05, 0x01, 0x00, 0x04, 0x01, 0x00, 0x01],
+        &[0x04, 0x01, 0x00, 0x50, 127, 0, 0, 1, 0],
+        &[0x00; 64],
+        &[0xff; 17_000],
+    ] {
+        let mut s = proxy.connect();
+        let _ = s.write_all(garbage);
+        let _ = s.shutdown(std::net::Shutdown::Write);
+        let _ = read_all(&mut s);
+        let r = proxy.record();
+        assert_eq!(r.decision, Decision::Deny, "{garbage:?}: {r:?}");
+    }
     // A tunnel to the proxy itself.
     let mut s = proxy.connect();
     write!(s, "CONNECT 127.0.0.1:{} HTTP/1.1\r\n\r\n", proxy.port).unwrap();

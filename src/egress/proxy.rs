@@ -1326,3 +1326,38 @@ mod tests {
         assert_eq!(quote("a\nb"), "\"a\\nb\"");
     }
 }
+
+#[cfg(test)]
+mod no_panics {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn request_parsing_never_panics(text in "\\PC{0,80}", bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = Host::parse(&text);
+            let _ = split_authority(&text, None);
+            let _ = split_authority(&text, Some(80));
+            let _ = split_absolute(&text);
+            let _ = crate::egress::AllowList::parse(&[text.as_str()]);
+            if let Ok(head) = parse_head(&bytes) {
+                let _ = rewrite_head(&head, "h", "/");
+            }
+            let _ = ResponseHead::<()>::parse(&bytes);
+            let _ = printable(&text);
+        }
+
+        #[test]
+        fn address_checks_never_panic(bits in any::<u128>(), v4 in any::<u32>(), port in any::<u16>()) {
+            let list = crate::egress::AllowList::parse(&["10.0.0.0/8:*", "[::ffff:0:0/96]:443", "0.0.0.0/0"]).unwrap();
+            for ip in [IpAddr::from(std::net::Ipv6Addr::from_bits(bits)), IpAddr::from(std::net::Ipv4Addr::from_bits(v4))] {
+                if let Some(ban) = check_with(ip, &[]) {
+                    let _ = ban.to_string();
+                    for r in list.ip_rules(ip, port) {
+                        let _ = r.net().map(|n| ban.lifted_by(n));
+                    }
+                }
+            }
+        }
+    }
+}
