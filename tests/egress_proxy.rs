@@ -609,6 +609,7 @@ fn rebinding_between_connections_is_caught() {
         r.address,
         Some(SocketAddr::from(([127, 0, 0, 1], server.port)))
     );
+    assert_eq!(r.exception.as_deref(), Some("127.0.0.1:*"));
 }
 
 #[test]

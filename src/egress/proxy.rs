@@ -206,28 +206,29 @@ async fn handle(mut client: TcpStream, peer: SocketAddr, shared: &Shared, overlo
         http(&mut client, shared, &mut attempt, overloaded).await;
     }
     let record = attempt.into_record();
-    let level_info = record.decision == Decision::Deny;
-    macro_rules! log {
-        ($level:ident) => {
-            tracing::$level!(
-                %peer,
-        protocol = ?record.protocol,
-        host = %record.host,
-        port = record.port,
-        address = ?record.address,
-        decision = ?record.decision,
-        rule = ?record.rule,
-        reason = ?record.reason,
-        bytes_up = record.bytes_up,
-        bytes_down = record.bytes_down,
-                "egress connection"
-            )
-        };
-    }
-    if level_info {
-        log!(info);
+    if record.decision == Decision::Deny {
+        tracing::info!(
+            %peer,
+            protocol = ?record.protocol,
+            host = %record.host,
+            port = record.port,
+            address = ?record.address,
+            reason = ?record.reason,
+            "egress connection refused"
+        );
     } else {
-        log!(debug);
+        tracing::debug!(
+            %peer,
+            protocol = ?record.protocol,
+            host = %record.host,
+            port = record.port,
+            address = ?record.address,
+            rule = ?record.rule,
+            reason = ?record.reason,
+            bytes_up = record.bytes_up,
+            bytes_down = record.bytes_down,
+            "egress connection"
+        );
     }
     // A dropped receiver stops `serve`; nothing to do here.
     let _ = shared.records.send(record);
@@ -349,7 +350,8 @@ async fn open(
     let config = &shared.config;
     let allow = &config.allow;
     let own = interface_addresses();
-    let candidates: Vec<SocketAddr> = match host {
+    // Each address to try, with the CIDR/IP entry that lifted a default ban on it.
+    let candidates: Vec<(SocketAddr, Option<String>)> = match host {
         Host::Ip(ip) => {
             let addr = SocketAddr::new(*ip, port);
             attempt.address = Some(addr);
@@ -368,7 +370,7 @@ async fn open(
                     }
                 },
             }
-            vec![addr]
+            vec![(addr, None)]
         }
         Host::Name(name) => {
             let Some(rule) = allow.match_name(name, port) else {
@@ -397,14 +399,9 @@ async fn open(
             let mut refused: Option<(SocketAddr, String)> = None;
             for addr in addrs {
                 match check_with(addr.ip(), &own) {
-                    None => allowed.push(addr),
+                    None => allowed.push((addr, None)),
                     Some(ban) => match lifting_rule(shared, addr.ip(), port, &ban) {
-                        Some(exception) => {
-                            if attempt.exception.is_none() {
-                                attempt.exception = Some(exception);
-                            }
-                            allowed.push(addr);
-                        }
+                        Some(exception) => allowed.push((addr, Some(exception))),
                         None => {
                             if refused.is_none() {
                                 refused = Some((
@@ -432,11 +429,11 @@ async fn open(
             allowed
         }
     };
-    let (candidates, loops): (Vec<SocketAddr>, Vec<SocketAddr>) = candidates
+    let (candidates, loops): (Vec<_>, Vec<_>) = candidates
         .into_iter()
-        .partition(|a| !shared.is_self(*a, &own));
+        .partition(|(a, _)| !shared.is_self(*a, &own));
     if candidates.is_empty() {
-        if let Some(addr) = loops.first() {
+        if let Some((addr, _)) = loops.first() {
             attempt.address = Some(*addr);
             return Err(Refusal::Denied(format!(
                 "{addr} is the egress proxy itself"
@@ -444,8 +441,9 @@ async fn open(
         }
     }
     let mut last: Option<(String, io::ErrorKind)> = None;
-    for addr in candidates {
+    for (addr, exception) in candidates {
         attempt.address = Some(addr);
+        attempt.exception = exception;
         match timeout(config.connect_timeout, TcpStream::connect(addr)).await {
             Ok(Ok(stream)) => {
                 let _ = stream.set_nodelay(true);
