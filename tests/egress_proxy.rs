@@ -869,6 +869,12 @@ fn connection_limit_head_timeout_and_idle_timeout() {
     let r = proxy.record();
     assert_denied(&r, "127.0.0.1", "too many connections");
 
+    // ...and a SOCKS5 one gets reply 0x01.
+    let p = silent_port.to_be_bytes();
+    let (code, _) = socks(&proxy, &[5, 1, 0, 1, 127, 0, 0, 1, p[0], p[1]]);
+    assert_eq!(code, 0x01);
+    assert_denied(&proxy.record(), "127.0.0.1", "too many connections");
+
     // The idle tunnel closes after about a second without traffic.
     let started = Instant::now();
     let rest = read_all(&mut first);
@@ -901,4 +907,42 @@ fn serve_stops_when_the_records_receiver_is_dropped() {
         assert!(Instant::now() < deadline, "the proxy kept listening");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// `serve` on the caller's own runtime (what `spawn_thread` wraps).
+#[tokio::test]
+async fn serve_on_the_callers_runtime() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let config = std::sync::Arc::new(ProxyConfig::new(
+        AllowList::parse(&["allowed.test"]).unwrap(),
+    ));
+    let server = tokio::spawn(mcp_guard::egress::serve(
+        listener,
+        config,
+        InFlightCalls::new(),
+        tx,
+    ));
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    s.write_all(b"CONNECT other.test:443 HTTP/1.1\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(WAIT, s.read_to_end(&mut answer))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(text(&answer).starts_with("HTTP/1.1 403 "));
+    let r = tokio::time::timeout(WAIT, rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.decision, Decision::Deny);
+    drop(rx);
+    let stopped = tokio::time::timeout(WAIT, server).await.unwrap().unwrap();
+    assert!(stopped.is_ok());
 }
