@@ -41,6 +41,21 @@ struct Shared {
     config: Arc<ProxyConfig>,
     calls: InFlightCalls,
     records: mpsc::UnboundedSender<ConnectionRecord>,
+    /// The proxy's own listening address: never a destination.
+    listen: Option<SocketAddr>,
+}
+
+impl Shared {
+    /// Whether `addr` is this proxy's listener (a loop through the proxy itself).
+    fn is_self(&self, addr: SocketAddr, own: &[IpAddr]) -> bool {
+        let Some(listen) = self.listen else {
+            return false;
+        };
+        addr.port() == listen.port()
+            && (addr.ip() == listen.ip()
+                || (listen.ip().is_unspecified()
+                    && (own.contains(&addr.ip()) || addr.ip().is_loopback())))
+    }
 }
 
 /// Accepts and serves connections until the listener fails (`Err`) or `records`' receiver is
@@ -57,6 +72,7 @@ pub(super) async fn serve(
         config,
         calls,
         records: records.clone(),
+        listen: listener.local_addr().ok(),
     });
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, rules = shared.config.allow.rules().len(), "egress proxy listening");
@@ -190,31 +206,34 @@ async fn handle(mut client: TcpStream, peer: SocketAddr, shared: &Shared, overlo
         http(&mut client, shared, &mut attempt, overloaded).await;
     }
     let record = attempt.into_record();
-    // Refusals are worth a line on stderr; allowed connections only with -v (all are audited).
-    macro_rules! log_connection {
-        ($level:ident) => {
-            tracing::$level!(
-                %peer,
-                protocol = ?record.protocol,
-                host = %record.host,
-                port = record.port,
-                address = ?record.address,
-                decision = ?record.decision,
-                rule = ?record.rule,
-                reason = ?record.reason,
-                bytes_up = record.bytes_up,
-                bytes_down = record.bytes_down,
-                "egress connection"
-            )
-        };
-    }
-    if record.decision == crate::egress::Decision::Deny {
-        log_connection!(info);
+    if record.decision == Decision::Deny {
+        tracing::info!(
+            %peer,
+            protocol = ?record.protocol,
+            host = %record.host,
+            port = record.port,
+            address = ?record.address,
+            reason = ?record.reason,
+            "egress connection refused"
+        );
     } else {
-        log_connection!(debug);
+        tracing::debug!(
+            %peer,
+            protocol = ?record.protocol,
+            host = %record.host,
+            port = record.port,
+            address = ?record.address,
+            rule = ?record.rule,
+            reason = ?record.reason,
+            bytes_up = record.bytes_up,
+            bytes_down = record.bytes_down,
+            "egress connection"
+        );
     }
     // A dropped receiver stops `serve`; nothing to do here.
     let _ = shared.records.send(record);
+    // After the record: refusals are reported at once, the client still gets time to read them.
+    linger_close(&mut client, head_timeout).await;
 }
 
 /// A requested destination host.
@@ -331,7 +350,8 @@ async fn open(
     let config = &shared.config;
     let allow = &config.allow;
     let own = interface_addresses();
-    let candidates: Vec<SocketAddr> = match host {
+    // Each address to try, with the CIDR/IP entry that lifted a default ban on it.
+    let candidates: Vec<(SocketAddr, Option<String>)> = match host {
         Host::Ip(ip) => {
             let addr = SocketAddr::new(*ip, port);
             attempt.address = Some(addr);
@@ -350,7 +370,7 @@ async fn open(
                     }
                 },
             }
-            vec![addr]
+            vec![(addr, None)]
         }
         Host::Name(name) => {
             let Some(rule) = allow.match_name(name, port) else {
@@ -379,14 +399,9 @@ async fn open(
             let mut refused: Option<(SocketAddr, String)> = None;
             for addr in addrs {
                 match check_with(addr.ip(), &own) {
-                    None => allowed.push(addr),
+                    None => allowed.push((addr, None)),
                     Some(ban) => match lifting_rule(shared, addr.ip(), port, &ban) {
-                        Some(exception) => {
-                            if attempt.exception.is_none() {
-                                attempt.exception = Some(exception);
-                            }
-                            allowed.push(addr);
-                        }
+                        Some(exception) => allowed.push((addr, Some(exception))),
                         None => {
                             if refused.is_none() {
                                 refused = Some((
@@ -414,9 +429,21 @@ async fn open(
             allowed
         }
     };
+    let (candidates, loops): (Vec<_>, Vec<_>) = candidates
+        .into_iter()
+        .partition(|(a, _)| !shared.is_self(*a, &own));
+    if candidates.is_empty() {
+        if let Some((addr, _)) = loops.first() {
+            attempt.address = Some(*addr);
+            return Err(Refusal::Denied(format!(
+                "{addr} is the egress proxy itself"
+            )));
+        }
+    }
     let mut last: Option<(String, io::ErrorKind)> = None;
-    for addr in candidates {
+    for (addr, exception) in candidates {
         attempt.address = Some(addr);
+        attempt.exception = exception;
         match timeout(config.connect_timeout, TcpStream::connect(addr)).await {
             Ok(Ok(stream)) => {
                 let _ = stream.set_nodelay(true);
@@ -554,17 +581,7 @@ fn split_absolute(target: &str) -> Result<(&str, String), String> {
 /// The head sent upstream: origin-form target, `Host` from the URL, no `Proxy-*`, hop-by-hop or
 /// `Connection`-listed fields, `Connection: close`.
 fn rewrite_head(head: &Head, authority: &str, path: &str) -> Vec<u8> {
-    let listed: Vec<String> = head
-        .headers
-        .iter()
-        .filter(|(n, _)| n.eq_ignore_ascii_case("connection"))
-        .flat_map(|(_, v)| {
-            String::from_utf8_lossy(v)
-                .split(',')
-                .map(|t| t.trim().to_ascii_lowercase())
-                .collect::<Vec<_>>()
-        })
-        .collect();
+    let listed = connection_tokens(head.headers.iter().map(|(n, v)| (n.as_str(), v.as_slice())));
     let mut out = Vec::with_capacity(512);
     out.extend_from_slice(head.method.as_bytes());
     out.push(b' ');
@@ -574,11 +591,7 @@ fn rewrite_head(head: &Head, authority: &str, path: &str) -> Vec<u8> {
     out.extend_from_slice(authority.as_bytes());
     out.extend_from_slice(b"\r\n");
     for (name, value) in &head.headers {
-        let lower = name.to_ascii_lowercase();
-        if lower.starts_with("proxy-")
-            || matches!(lower.as_str(), "connection" | "keep-alive" | "host")
-            || listed.contains(&lower)
-        {
+        if hop_by_hop(name, &listed) || name.eq_ignore_ascii_case("host") {
             continue;
         }
         out.extend_from_slice(name.as_bytes());
@@ -588,6 +601,27 @@ fn rewrite_head(head: &Head, authority: &str, path: &str) -> Vec<u8> {
     }
     out.extend_from_slice(b"Connection: close\r\n\r\n");
     out
+}
+
+/// The field names listed in `Connection` headers, lower case.
+fn connection_tokens<'a>(headers: impl Iterator<Item = (&'a str, &'a [u8])>) -> Vec<String> {
+    headers
+        .filter(|(n, _)| n.eq_ignore_ascii_case("connection"))
+        .flat_map(|(_, v)| {
+            String::from_utf8_lossy(v)
+                .split(',')
+                .map(|t| t.trim().to_ascii_lowercase())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// Fields that concern one hop only: never forwarded by the proxy.
+fn hop_by_hop(name: &str, listed: &[String]) -> bool {
+    let lower = name.to_ascii_lowercase();
+    lower.starts_with("proxy-")
+        || matches!(lower.as_str(), "connection" | "keep-alive")
+        || listed.contains(&lower)
 }
 
 /// Printable ASCII only, at most 300 characters: safe in a header and a text body.
@@ -619,13 +653,13 @@ async fn http_refuse(
     );
     let mut out = head.into_bytes();
     out.extend_from_slice(body.as_bytes());
-    let _ = timeout(wait, async {
-        client.write_all(&out).await?;
-        client.shutdown().await
-    })
-    .await;
-    // Read what the client still sends for a moment so that closing does not reset the
-    // connection before it has read the answer.
+    let _ = timeout(wait, client.write_all(&out)).await;
+}
+
+/// Ends our side, then reads what the client still sends for a moment, so that closing with
+/// unread bytes does not reset the connection before the client has read our answer.
+async fn linger_close(client: &mut TcpStream, wait: Duration) {
+    let _ = timeout(wait, client.shutdown()).await;
     let mut sink = [0u8; 4096];
     let _ = timeout(Duration::from_millis(500), async {
         let mut total = 0usize;
@@ -754,7 +788,8 @@ async fn http(client: &mut TcpStream, shared: &Shared, attempt: &mut Attempt, ov
             }
         }
     }
-    tunnel(client, &mut upstream, config.idle_timeout, attempt).await;
+    let rewrite = forward.is_some();
+    tunnel(client, &mut upstream, config.idle_timeout, attempt, rewrite).await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -902,7 +937,7 @@ async fn socks5(client: &mut TcpStream, shared: &Shared, attempt: &mut Attempt, 
         attempt.reason = Some("the client went away before the tunnel opened".to_string());
         return;
     }
-    tunnel(client, &mut upstream, config.idle_timeout, attempt).await;
+    tunnel(client, &mut upstream, config.idle_timeout, attempt, false).await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -954,12 +989,157 @@ impl AsyncWrite for Metered<'_> {
     }
 }
 
+/// Plain-HTTP responses: rewrites the first final response head (`Connection: close`, no
+/// `Keep-Alive`, `Proxy-*` or `Connection`-listed fields) so that the client does not reuse the
+/// connection for another request; interim `1xx` heads pass unchanged, and so does everything
+/// after the head. A head that does not parse or exceeds [`MAX_HEAD`] passes unchanged too.
+struct ResponseHead<S> {
+    inner: S,
+    /// `Some`: still reading the head, with the bytes so far.
+    head: Option<Vec<u8>>,
+    pending: Vec<u8>,
+    sent: usize,
+}
+
+enum HeadParse {
+    NeedMore,
+    /// Pass everything from here on unchanged.
+    GiveUp,
+    /// An interim head of this length: pass it and look for the next.
+    Interim(usize),
+    /// The final head: its length and the rewritten head.
+    Final(usize, Vec<u8>),
+}
+
+impl<S> ResponseHead<S> {
+    fn new(inner: S, rewrite: bool) -> ResponseHead<S> {
+        ResponseHead {
+            inner,
+            head: rewrite.then(Vec::new),
+            pending: Vec::new(),
+            sent: 0,
+        }
+    }
+
+    fn parse(buf: &[u8]) -> HeadParse {
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut resp = httparse::Response::new(&mut headers);
+        let len = match resp.parse(buf) {
+            Ok(httparse::Status::Complete(len)) => len,
+            Ok(httparse::Status::Partial) if buf.len() <= MAX_HEAD => return HeadParse::NeedMore,
+            _ => return HeadParse::GiveUp,
+        };
+        match resp.code {
+            Some(101) => return HeadParse::GiveUp,
+            Some(code) if (100..200).contains(&code) => return HeadParse::Interim(len),
+            _ => {}
+        }
+        let status_end = buf.windows(2).position(|w| w == b"\r\n").unwrap_or(0);
+        let listed = connection_tokens(resp.headers.iter().map(|h| (h.name, h.value)));
+        let mut out = Vec::with_capacity(len + 20);
+        out.extend_from_slice(&buf[..status_end]);
+        out.extend_from_slice(b"\r\n");
+        for h in resp.headers.iter() {
+            if hop_by_hop(h.name, &listed) {
+                continue;
+            }
+            out.extend_from_slice(h.name.as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(h.value);
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b"Connection: close\r\n\r\n");
+        HeadParse::Final(len, out)
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for ResponseHead<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        out: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        loop {
+            if this.sent < this.pending.len() {
+                let n = out.remaining().min(this.pending.len() - this.sent);
+                out.put_slice(&this.pending[this.sent..this.sent + n]);
+                this.sent += n;
+                if this.sent == this.pending.len() {
+                    this.pending.clear();
+                    this.sent = 0;
+                }
+                return Poll::Ready(Ok(()));
+            }
+            let Some(buf) = this.head.as_mut() else {
+                return Pin::new(&mut this.inner).poll_read(cx, out);
+            };
+            if !buf.is_empty() {
+                match ResponseHead::<S>::parse(buf) {
+                    HeadParse::NeedMore => {}
+                    HeadParse::GiveUp => {
+                        this.pending = std::mem::take(buf);
+                        this.head = None;
+                        continue;
+                    }
+                    HeadParse::Interim(len) => {
+                        this.pending = buf.drain(..len).collect();
+                        continue;
+                    }
+                    HeadParse::Final(len, mut rewritten) => {
+                        rewritten.extend_from_slice(&buf[len..]);
+                        this.pending = rewritten;
+                        this.head = None;
+                        continue;
+                    }
+                }
+            }
+            let mut chunk = [0u8; 4096];
+            let mut rb = ReadBuf::new(&mut chunk);
+            match Pin::new(&mut this.inner).poll_read(cx, &mut rb) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Ready(Ok(())) => {}
+            }
+            if rb.filled().is_empty() {
+                // The upstream ended inside the head: pass what there is, then the end.
+                this.pending = std::mem::take(buf);
+                this.head = None;
+                if this.pending.is_empty() {
+                    return Poll::Ready(Ok(()));
+                }
+                continue;
+            }
+            buf.extend_from_slice(rb.filled());
+        }
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for ResponseHead<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
 /// Copies both ways until both sides have closed, an error, or `idle` without a byte.
 async fn tunnel(
     client: &mut TcpStream,
     upstream: &mut TcpStream,
     idle: Duration,
     attempt: &mut Attempt,
+    rewrite_response: bool,
 ) {
     let base = Instant::now();
     let up = Arc::new(AtomicU64::new(0));
@@ -971,15 +1151,24 @@ async fn tunnel(
         last: last.clone(),
         base,
     };
-    let mut u = Metered {
-        inner: upstream,
-        read: down.clone(),
-        last: last.clone(),
-        base,
-    };
+    let mut u = ResponseHead::new(
+        Metered {
+            inner: upstream,
+            read: down.clone(),
+            last: last.clone(),
+            base,
+        },
+        rewrite_response,
+    );
     let watch = async {
         loop {
-            let deadline = base + Duration::from_millis(last.load(Ordering::Relaxed)) + idle;
+            let deadline = base
+                .checked_add(Duration::from_millis(last.load(Ordering::Relaxed)))
+                .and_then(|t| t.checked_add(idle));
+            let Some(deadline) = deadline else {
+                // An idle timeout beyond the clock's range: never.
+                return std::future::pending::<()>().await;
+            };
             if Instant::now() >= deadline {
                 return;
             }
@@ -1084,10 +1273,89 @@ mod tests {
         );
     }
 
+    async fn through_response_head(pieces: &[&[u8]], rewrite: bool) -> Vec<u8> {
+        let (mut w, r) = tokio::io::duplex(64);
+        let pieces: Vec<Vec<u8>> = pieces.iter().map(|p| p.to_vec()).collect();
+        let writer = tokio::spawn(async move {
+            for p in pieces {
+                w.write_all(&p).await.unwrap();
+                tokio::task::yield_now().await;
+            }
+        });
+        let mut rh = ResponseHead::new(r, rewrite);
+        let mut out = Vec::new();
+        rh.read_to_end(&mut out).await.unwrap();
+        writer.await.unwrap();
+        out
+    }
+
+    #[tokio::test]
+    async fn response_head_gets_connection_close() {
+        let out = through_response_head(
+            &[
+                b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nConne",
+                b"ction: keep-alive, X-Hop\r\nKeep-Alive: timeout=5\r\nX-Hop: 1\r\nContent-Length: 5\r\n",
+                b"\r\nhello",
+            ],
+            true,
+        )
+        .await;
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello"
+        );
+        // Not rewriting, unparsable, cut short, switching protocols: unchanged.
+        let raw: &[u8] = b"HTTP/1.1 200 OK\r\nConnection: keep-alive\r\n\r\nx";
+        assert_eq!(through_response_head(&[raw], false).await, raw);
+        for raw in [
+            &b"NOT HTTP AT ALL\r\n\r\n"[..],
+            b"HTTP/1.1 200 OK\r\nContent-Le",
+            b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\n\r\n\x81\x00",
+            b"",
+        ] {
+            assert_eq!(through_response_head(&[raw], true).await, raw);
+        }
+    }
+
     #[test]
     fn printable_reasons() {
         assert_eq!(printable("a\r\nb\u{7f}é"), "a??b??");
         assert_eq!(printable(&"x".repeat(1000)).len(), 300);
         assert_eq!(quote("a\nb"), "\"a\\nb\"");
+    }
+}
+
+#[cfg(test)]
+mod no_panics {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn request_parsing_never_panics(text in "\\PC{0,80}", bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = Host::parse(&text);
+            let _ = split_authority(&text, None);
+            let _ = split_authority(&text, Some(80));
+            let _ = split_absolute(&text);
+            let _ = crate::egress::AllowList::parse(&[text.as_str()]);
+            if let Ok(head) = parse_head(&bytes) {
+                let _ = rewrite_head(&head, "h", "/");
+            }
+            let _ = ResponseHead::<()>::parse(&bytes);
+            let _ = printable(&text);
+        }
+
+        #[test]
+        fn address_checks_never_panic(bits in any::<u128>(), v4 in any::<u32>(), port in any::<u16>()) {
+            let list = crate::egress::AllowList::parse(&["10.0.0.0/8:*", "[::ffff:0:0/96]:443", "0.0.0.0/0"]).unwrap();
+            for ip in [IpAddr::from(std::net::Ipv6Addr::from_bits(bits)), IpAddr::from(std::net::Ipv4Addr::from_bits(v4))] {
+                if let Some(ban) = check_with(ip, &[]) {
+                    let _ = ban.to_string();
+                    for r in list.ip_rules(ip, port) {
+                        let _ = r.net().map(|n| ban.lifted_by(n));
+                    }
+                }
+            }
+        }
     }
 }

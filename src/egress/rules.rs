@@ -639,6 +639,14 @@ mod tests {
     }
 
     #[test]
+    fn parses_a_policy_vec_of_strings() {
+        let entries: Vec<String> = vec!["a.example".into(), "10.0.0.0/8:5432".into()];
+        assert_eq!(AllowList::parse(&entries).unwrap().rules().len(), 2);
+        let none: Vec<String> = Vec::new();
+        assert!(AllowList::parse(&none).unwrap().is_empty());
+    }
+
+    #[test]
     fn first_error_wins_and_names_the_entry() {
         let e = AllowList::parse(&["ok.example", "bad host", "also bad"]).unwrap_err();
         assert!(e.to_string().contains("`bad host`"), "{e}");
