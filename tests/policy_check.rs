@@ -53,9 +53,11 @@ deny = ["${HOME}/.ssh"]
 create = ["${XDG_DATA_HOME}/x"]
 arg_paths = "read"
 [network]
-mode = "ports"
-connect = [443]
-bind = [8080]
+mode = "hosts"
+allow = ["api.github.com", "*.githubusercontent.com:443", "10.20.0.0/16:5432", "[::1]:8080"]
+udp = ["10.0.0.53:53"]
+unix = ["/run/user/1000/agent.sock"]
+isolation = "broker"
 [limits]
 memory = "512MiB"
 pids = 64
@@ -224,8 +226,8 @@ fn check_bad_enum_value_lists_the_choices() {
         "version = 1\n[network]\nmode = \"closed\"\n",
         &[
             "p.toml:3:8",
-            "unknown variant `closed`, expected one of `off`, `ports`, `open`",
-            "mode = \"ports\"",
+            "unknown variant `closed`, expected one of `off`, `hosts`, `ports`, `open`",
+            "mode = \"hosts\"",
         ],
     );
     refused(
@@ -488,4 +490,27 @@ fn check_reports_every_problem_and_every_file() {
         "{stderr}"
     );
     assert!(!Path::new("absent.toml").exists());
+}
+
+#[test]
+fn check_calls_ports_mode_weak_and_says_what_to_write() {
+    let (code, out, err) = check(&[(
+        "p.toml",
+        "version = 1\n[network]\nmode = \"ports\"\nconnect = [443]\n",
+    )]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("is weak"), "{out}");
+    assert!(out.contains("allow = [\"api.example.com\"]"), "{out}");
+}
+
+#[test]
+fn check_refuses_a_bad_host_rule_where_it_is() {
+    refused(
+        "version = 1\n[network]\nallow = [\"api.github.com\", \"https://evil.example/x\"]\n",
+        &["[network] allow", "p.toml:3:"],
+    );
+    refused(
+        "version = 1\n[network]\nmode = \"off\"\nallow = [\"api.github.com\"]\n",
+        &["have no effect with `mode = \"off\"`"],
+    );
 }
