@@ -50,12 +50,15 @@ for a in json.loads(sys.argv[1]):
         if "chdir" in a:
             os.chdir(a["chdir"])
         if k == "bench":
-            start = time.perf_counter()
-            for _ in range(a["n"]):
-                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-                s.connect((a["host"], a["port"]))
-                s.close()
-            r["us_per_connect"] = (time.perf_counter() - start) * 1e6 / a["n"]
+            rounds = []
+            for _ in range(a["rounds"]):
+                start = time.perf_counter()
+                for _ in range(a["n"]):
+                    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                    s.connect((a["host"], a["port"]))
+                    s.close()
+                rounds.append((time.perf_counter() - start) * 1e6 / a["n"])
+            r["us_per_connect"] = min(rounds)
             r["ok"] = True
             print(json.dumps(r), flush=True)
             continue
@@ -613,20 +616,31 @@ fn accept_within(listener: &UnixListener) -> (UnixStream, std::os::unix::net::So
 }
 
 /// Not asserted: what one brokered connect costs against a direct one (printed with
-/// `--nocapture`).
+/// `--nocapture`): the best of three rounds of `N` connect + close.
 #[test]
 fn brokered_connect_cost() {
     const N: u64 = 200;
-    let (_proxy, proxy_addr) = Sink::tcp("127.0.0.1:0");
-    let actions = json!([{"name": "bench", "kind": "bench", "host": proxy_addr.ip().to_string(), "port": proxy_addr.port(), "n": N}]);
+    const ROUNDS: u64 = 3;
+    // A proxy that only accepts and closes, on a blocking thread, so its backlog never fills.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let proxy_addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for _ in 0..2 * N * ROUNDS {
+            if listener.accept().is_err() {
+                break;
+            }
+        }
+    });
+    let actions = json!([{"name": "bench", "kind": "bench", "host": proxy_addr.ip().to_string(),
+        "port": proxy_addr.port(), "n": N, "rounds": ROUNDS}]);
     let direct = run_client(&actions, None);
     let brokered = run_client(&actions, Some(&rules(proxy_addr, Vec::new())));
     assert!(direct.ok("bench") && brokered.ok("bench"));
-    assert_eq!(brokered.decisions.len() as u64, N);
+    assert_eq!(brokered.decisions.len() as u64, N * ROUNDS);
     let d = direct.result("bench")["us_per_connect"].as_f64().unwrap();
     let b = brokered.result("bench")["us_per_connect"].as_f64().unwrap();
     eprintln!(
-        "connect + close, {N} times: direct {d:.1} µs, brokered {b:.1} µs per connect (+{:.1} µs)",
+        "connect + close, best of {ROUNDS} x {N}: direct {d:.1} µs, brokered {b:.1} µs per connect (+{:.1} µs)",
         b - d
     );
 }
