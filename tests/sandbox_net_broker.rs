@@ -598,6 +598,82 @@ fn rewriting_the_address_during_connect_never_escapes() {
     assert!(twin.got_nothing(), "a connection reached 127.0.0.2");
 }
 
+/// Calls the kernel would refuse get the kernel's own errno from the broker, and every one
+/// of them is answered (no hang); a good connect still works afterwards.
+const MISUSE: &str = r#"
+import ctypes, json, os, socket, struct, sys
+libc = ctypes.CDLL(None, use_errno=True)
+port = int(sys.argv[1])
+def err(rc):
+    return 0 if rc == 0 else ctypes.get_errno()
+good = struct.pack("=H", socket.AF_INET) + struct.pack("!H", port) + socket.inet_aton("127.0.0.1") + bytes(8)
+r = {}
+s = socket.socket()
+r["bad fd"] = err(libc.connect(9999, good, 16))
+r["bad pointer"] = err(libc.connect(s.fileno(), ctypes.c_void_p(1), 16))
+r["too long"] = err(libc.connect(s.fileno(), good, 200))
+r["too short"] = err(libc.connect(s.fileno(), good, 8))
+rd, wr = os.pipe()
+r["not a socket"] = err(libc.connect(rd, good, 16))
+u = socket.socket(socket.AF_UNIX)
+r["inet address, unix socket"] = err(libc.connect(u.fileno(), good, 16))
+s6 = socket.socket(socket.AF_INET6)
+r["inet address, inet6 socket"] = err(libc.connect(s6.fileno(), good, 16))
+r["long inet address, inet6 socket"] = err(libc.connect(s6.fileno(), good + bytes(12), 28))
+r["inet6 address, inet socket"] = err(libc.connect(s.fileno(), struct.pack("=H", socket.AF_INET6) + bytes(26), 28))
+r["no address"] = err(libc.connect(s.fileno(), None, 0))
+r["not a socket, bad pointer"] = err(libc.connect(rd, ctypes.c_void_p(1), 16))
+r["unspec"] = err(libc.connect(s.fileno(), struct.pack("=H", 0) + bytes(14), 16))
+r["good"] = err(libc.connect(s.fileno(), good, 16))
+print(json.dumps(r))
+"#;
+
+#[test]
+fn misuse_gets_the_kernels_errors() {
+    let (_proxy, proxy_addr) = Sink::tcp("127.0.0.1:0");
+    let args = [proxy_addr.port().to_string()];
+    let control = run_script(MISUSE, &args, None);
+    let guarded = run_script(MISUSE, &args, Some(&rules(proxy_addr, Vec::new())));
+    eprintln!(
+        "misuse, unguarded: {}\nmisuse, brokered: {}",
+        control[0], guarded[0]
+    );
+    let (control, guarded) = (
+        control[0].as_object().unwrap(),
+        guarded[0].as_object().unwrap(),
+    );
+    for (name, errno) in control {
+        // AF_UNSPEC on an unconnected TCP socket is a no-op for the kernel; the broker refuses it.
+        if name == "unspec" {
+            assert_eq!(guarded[name], libc::EAFNOSUPPORT, "{name}");
+            continue;
+        }
+        assert_eq!(&guarded[name], errno, "{name}");
+    }
+    assert_eq!(guarded["good"], 0);
+}
+
+/// An allowed destination that does not answer: the broker's own connect error reaches the
+/// client.
+#[test]
+fn proxy_down_is_connection_refused() {
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let actions = json!([tcp("down", "tcp4", closed, "x")]);
+    let control = run_client(&actions, None);
+    assert_eq!(control.errno("down"), Some(libc::ECONNREFUSED as i64));
+    let run = run_client(&actions, Some(&rules(closed, Vec::new())));
+    assert_eq!(
+        run.errno("down"),
+        Some(libc::ECONNREFUSED as i64),
+        "{:?}",
+        run.results
+    );
+    assert!(!run.decisions[0].allowed);
+}
+
 fn accept_within(listener: &UnixListener) -> (UnixStream, std::os::unix::net::SocketAddr) {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {

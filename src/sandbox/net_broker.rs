@@ -268,31 +268,36 @@ impl Destination {
     }
 }
 
-/// Decode a `struct sockaddr` of `bytes.len()` bytes the way the kernel's `connect()` would;
-/// `Err(errno)` for what the kernel refuses with that errno.
-fn decode_sockaddr(bytes: &[u8]) -> Result<Destination, i32> {
+/// Decode the `struct sockaddr` in `bytes` (its length as passed) for a socket of `domain`,
+/// with the checks, in the order, of the kernel's `connect()` for that domain; `Err(errno)` for
+/// what the kernel would refuse, with the kernel's errno.
+fn decode_sockaddr(bytes: &[u8], domain: libc::c_int) -> Result<Destination, i32> {
     let family = match bytes {
         [a, b, ..] => u16::from_ne_bytes([*a, *b]),
         _ => return Err(libc::EINVAL),
     };
-    match libc::c_int::from(family) {
-        libc::AF_UNSPEC => Ok(Destination::Unspec),
-        libc::AF_INET => {
-            if bytes.len() < std::mem::size_of::<libc::sockaddr_in>() {
+    let family_int = libc::c_int::from(family);
+    match domain {
+        libc::AF_INET | libc::AF_INET6 => {
+            if family_int == libc::AF_UNSPEC {
+                return Ok(Destination::Unspec);
+            }
+            // tcp_v4_connect / ip4_datagram_connect; tcp_v6_connect / ip6_datagram_connect
+            // (SIN6_LEN_RFC2133: the scope id is optional).
+            let min = if domain == libc::AF_INET { 16 } else { 24 };
+            if bytes.len() < min {
                 return Err(libc::EINVAL);
             }
-            let port = u16::from_be_bytes([bytes[2], bytes[3]]);
-            let ip = Ipv4Addr::new(bytes[4], bytes[5], bytes[6], bytes[7]);
-            Ok(Destination::Inet(SocketAddr::V4(SocketAddrV4::new(
-                ip, port,
-            ))))
-        }
-        libc::AF_INET6 => {
-            // SIN6_LEN_RFC2133: the scope id is optional.
-            if bytes.len() < 24 {
-                return Err(libc::EINVAL);
+            if family_int != domain {
+                return Err(libc::EAFNOSUPPORT);
             }
             let port = u16::from_be_bytes([bytes[2], bytes[3]]);
+            if domain == libc::AF_INET {
+                let ip = Ipv4Addr::new(bytes[4], bytes[5], bytes[6], bytes[7]);
+                return Ok(Destination::Inet(SocketAddr::V4(SocketAddrV4::new(
+                    ip, port,
+                ))));
+            }
             let flowinfo = u32::from_be_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]);
             let mut octets = [0u8; 16];
             octets.copy_from_slice(&bytes[8..24]);
@@ -308,17 +313,18 @@ fn decode_sockaddr(bytes: &[u8]) -> Result<Destination, i32> {
             ))))
         }
         libc::AF_UNIX => {
-            let path = &bytes[2..];
-            match path.first() {
-                None => Err(libc::EINVAL), // unnamed: connect() refuses it
-                Some(0) => Ok(Destination::UnixAbstract(path[1..].to_vec())),
-                Some(_) => {
-                    let end = path.iter().position(|&b| b == 0).unwrap_or(path.len());
-                    Ok(Destination::UnixPath(PathBuf::from(OsStr::from_bytes(
-                        &path[..end],
-                    ))))
-                }
+            // unix_validate_addr: a name, and the right family.
+            if bytes.len() <= 2 || family_int != libc::AF_UNIX {
+                return Err(libc::EINVAL);
             }
+            let path = &bytes[2..];
+            if path[0] == 0 {
+                return Ok(Destination::UnixAbstract(path[1..].to_vec()));
+            }
+            let end = path.iter().position(|&b| b == 0).unwrap_or(path.len());
+            Ok(Destination::UnixPath(PathBuf::from(OsStr::from_bytes(
+                &path[..end],
+            ))))
         }
         _ => Ok(Destination::Other(family)),
     }
@@ -618,6 +624,19 @@ fn gather(notif: &libc::seccomp_notif) -> Result<Call, GatherError> {
     // arguments as 32 bits.
     let fd = notif.data.args[0] as u32 as i32;
     let len = notif.data.args[2] as u32 as i32;
+    // The kernel's order: the descriptor (EBADF), the address copy (EINVAL, EFAULT), the
+    // descriptor being a socket (ENOTSOCK), then the protocol's checks.
+    let kind = socket_kind(pid, fd).map_err(|e| {
+        let errno = match e.raw_os_error() {
+            Some(libc::EBADF) => libc::EBADF,
+            _ => libc::EACCES,
+        };
+        (
+            errno,
+            unknown,
+            format!("cannot inspect the caller's socket: {e}"),
+        )
+    })?;
     if !(0..=MAX_ADDR_LEN as i32).contains(&len) {
         return Err((libc::EINVAL, unknown, format!("address length {len}")));
     }
@@ -634,21 +653,12 @@ fn gather(notif: &libc::seccomp_notif) -> Result<Call, GatherError> {
             format!("cannot read the address from the caller: {e}"),
         )
     })?;
-    let dest =
-        decode_sockaddr(raw).map_err(|errno| (errno, unknown, "malformed address".to_owned()))?;
+    let Some((domain, sock_type)) = kind else {
+        return Err((libc::ENOTSOCK, unknown, "not a socket".into()));
+    };
+    let dest = decode_sockaddr(raw, domain)
+        .map_err(|errno| (errno, unknown, "malformed address".to_owned()))?;
     let family = dest.family();
-    let (domain, sock_type) = socket_kind(pid, fd).map_err(|e| {
-        let errno = match e.raw_os_error() {
-            Some(libc::EBADF) => libc::EBADF,
-            Some(libc::ENOTSOCK) => libc::ENOTSOCK,
-            _ => libc::EACCES,
-        };
-        (
-            errno,
-            family,
-            format!("cannot inspect the caller's socket: {e}"),
-        )
-    })?;
     let flags = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}"))
         .ok()
         .and_then(|text| parse_fdinfo(&text))
@@ -690,17 +700,6 @@ enum Target {
 fn decide(call: &Call, rules: &BrokerRules) -> Result<(Target, String), (i32, String)> {
     match &call.dest {
         Destination::Inet(addr) => {
-            let expected = if addr.is_ipv4() {
-                libc::AF_INET
-            } else {
-                libc::AF_INET6
-            };
-            if call.domain != expected {
-                return Err((
-                    libc::EAFNOSUPPORT,
-                    "address family differs from the socket's".into(),
-                ));
-            }
             if !is_proxy(*addr, rules.proxy) {
                 return Err((
                     libc::EACCES,
@@ -720,12 +719,6 @@ fn decide(call: &Call, rules: &BrokerRules) -> Result<(Target, String), (i32, St
             Ok((Target::Inet(target), "egress proxy".into()))
         }
         Destination::UnixPath(path) => {
-            if call.domain != libc::AF_UNIX {
-                return Err((
-                    libc::EAFNOSUPPORT,
-                    "address family differs from the socket's".into(),
-                ));
-            }
             let absolute = match &call.cwd {
                 Some(cwd) => cwd.join(path),
                 None => path.clone(),
@@ -874,8 +867,8 @@ fn read_memory(pid: u32, addr: u64, buf: &mut [u8]) -> io::Result<()> {
 }
 
 /// `SO_DOMAIN` and `SO_TYPE` of descriptor `fd` in thread `pid`, through a duplicate taken
-/// with `pidfd_getfd` (closed on return).
-fn socket_kind(pid: u32, fd: RawFd) -> io::Result<(libc::c_int, libc::c_int)> {
+/// with `pidfd_getfd` (closed on return); `None` when it is not a socket.
+fn socket_kind(pid: u32, fd: RawFd) -> io::Result<Option<(libc::c_int, libc::c_int)>> {
     let pidfd = pidfd_open(pid)?;
     // SAFETY: pidfd_getfd with a pidfd we own; returns a new descriptor or -1.
     let dup = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), fd, 0) };
@@ -884,10 +877,12 @@ fn socket_kind(pid: u32, fd: RawFd) -> io::Result<(libc::c_int, libc::c_int)> {
     }
     // SAFETY: a new descriptor that nothing else owns.
     let dup = unsafe { OwnedFd::from_raw_fd(dup as RawFd) };
-    Ok((
-        getsockopt_int(&dup, SO_DOMAIN)?,
-        getsockopt_int(&dup, libc::SO_TYPE)?,
-    ))
+    let domain = match getsockopt_int(&dup, SO_DOMAIN) {
+        Ok(domain) => domain,
+        Err(e) if e.raw_os_error() == Some(libc::ENOTSOCK) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    Ok(Some((domain, getsockopt_int(&dup, libc::SO_TYPE)?)))
 }
 
 /// A pidfd for thread `tid` (the notification names the calling thread): `PIDFD_THREAD` on
@@ -954,13 +949,17 @@ mod tests {
         b
     }
 
+    const INET: libc::c_int = libc::AF_INET;
+    const INET6: libc::c_int = libc::AF_INET6;
+    const UNIX: libc::c_int = libc::AF_UNIX;
+
     #[test]
     fn decode_inet() {
-        let dest = decode_sockaddr(&sockaddr_in([127, 0, 0, 1], 8080)).unwrap();
+        let dest = decode_sockaddr(&sockaddr_in([127, 0, 0, 1], 8080), INET).unwrap();
         assert_eq!(dest, Destination::Inet("127.0.0.1:8080".parse().unwrap()));
         assert_eq!(dest.family(), SocketFamily::Inet);
         assert_eq!(
-            decode_sockaddr(&sockaddr_in([127, 0, 0, 1], 8080)[..15]),
+            decode_sockaddr(&sockaddr_in([127, 0, 0, 1], 8080)[..15], INET),
             Err(libc::EINVAL)
         );
     }
@@ -969,38 +968,70 @@ mod tests {
     fn decode_inet6_with_and_without_scope() {
         let ip: Ipv6Addr = "::ffff:127.0.0.1".parse().unwrap();
         let full = sockaddr_in6(ip, 443);
-        let Destination::Inet(addr) = decode_sockaddr(&full).unwrap() else {
+        let Destination::Inet(addr) = decode_sockaddr(&full, INET6).unwrap() else {
             panic!("not inet")
         };
         assert_eq!(addr, "[::ffff:127.0.0.1]:443".parse().unwrap());
-        assert!(decode_sockaddr(&full[..24]).is_ok(), "RFC 2133 length");
-        assert_eq!(decode_sockaddr(&full[..23]), Err(libc::EINVAL));
+        assert!(
+            decode_sockaddr(&full[..24], INET6).is_ok(),
+            "RFC 2133 length"
+        );
+        assert_eq!(decode_sockaddr(&full[..23], INET6), Err(libc::EINVAL));
+    }
+
+    /// The kernel's answers when the address does not fit the socket.
+    #[test]
+    fn decode_family_mismatch() {
+        let v4 = sockaddr_in([127, 0, 0, 1], 80);
+        let mut v4_long = v4.clone();
+        v4_long.resize(28, 0);
+        let v6 = sockaddr_in6(Ipv6Addr::LOCALHOST, 80);
+        assert_eq!(
+            decode_sockaddr(&v4, INET6),
+            Err(libc::EINVAL),
+            "short for inet6"
+        );
+        assert_eq!(decode_sockaddr(&v4_long, INET6), Err(libc::EAFNOSUPPORT));
+        assert_eq!(decode_sockaddr(&v6, INET), Err(libc::EAFNOSUPPORT));
+        assert_eq!(decode_sockaddr(&v4, UNIX), Err(libc::EINVAL));
+        assert_eq!(
+            decode_sockaddr(&sockaddr_un(b"/x"), INET),
+            Err(libc::EINVAL)
+        );
+        assert_eq!(
+            decode_sockaddr(&v4, libc::AF_NETLINK),
+            Ok(Destination::Other(libc::AF_INET as u16))
+        );
     }
 
     #[test]
     fn decode_unix_path_abstract_unnamed() {
         assert_eq!(
-            decode_sockaddr(&sockaddr_un(b"/run/x.sock\0garbage")).unwrap(),
+            decode_sockaddr(&sockaddr_un(b"/run/x.sock\0garbage"), UNIX).unwrap(),
             Destination::UnixPath("/run/x.sock".into())
         );
         assert_eq!(
-            decode_sockaddr(&sockaddr_un(b"rel.sock")).unwrap(),
+            decode_sockaddr(&sockaddr_un(b"rel.sock"), UNIX).unwrap(),
             Destination::UnixPath("rel.sock".into())
         );
         assert_eq!(
-            decode_sockaddr(&sockaddr_un(b"\0name")).unwrap(),
+            decode_sockaddr(&sockaddr_un(b"\0name"), UNIX).unwrap(),
             Destination::UnixAbstract(b"name".to_vec())
         );
-        assert_eq!(decode_sockaddr(&sockaddr_un(b"")), Err(libc::EINVAL));
-        assert_eq!(decode_sockaddr(&[1]), Err(libc::EINVAL));
+        assert_eq!(decode_sockaddr(&sockaddr_un(b""), UNIX), Err(libc::EINVAL));
+        assert_eq!(decode_sockaddr(&[1], UNIX), Err(libc::EINVAL));
     }
 
     #[test]
     fn decode_unspec_and_other() {
-        assert_eq!(decode_sockaddr(&[0, 0, 1, 2]).unwrap(), Destination::Unspec);
+        assert_eq!(
+            decode_sockaddr(&[0, 0, 1, 2], INET).unwrap(),
+            Destination::Unspec
+        );
+        assert_eq!(decode_sockaddr(&[0, 0, 1, 2], UNIX), Err(libc::EINVAL));
         let packet = (libc::AF_PACKET as u16).to_ne_bytes();
         assert_eq!(
-            decode_sockaddr(&packet).unwrap(),
+            decode_sockaddr(&packet, libc::AF_PACKET).unwrap(),
             Destination::Other(libc::AF_PACKET as u16)
         );
     }
