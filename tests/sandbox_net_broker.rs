@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use mcp_guard::sandbox::fd_passing::{recv_fd, send_fd};
 use mcp_guard::sandbox::net_broker::{self, BrokerDecision, BrokerRules};
+use mcp_guard::sandbox::{self, NetworkMode, Plan, SandboxConfig};
 use serde_json::{json, Value};
 
 const CHILD_TIMEOUT: Duration = Duration::from_secs(30);
@@ -135,10 +136,14 @@ fn run_script(script: &str, args: &[String], rules: Option<&BrokerRules>) -> Vec
 
 fn run_python(script: &str, args: &[String], rules: Option<&BrokerRules>) -> Run {
     let mut command = Command::new("python3");
+    command.arg("-c").arg(script).args(args);
+    run(command, rules, None)
+}
+
+/// Run `command`, guarded by the broker with `rules` when given, and confined by every other
+/// layer of `plan` when given (applied after the notifier, as the supervisor's child would).
+fn run(mut command: Command, rules: Option<&BrokerRules>, plan: Option<Plan>) -> Run {
     command
-        .arg("-c")
-        .arg(script)
-        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
@@ -164,6 +169,10 @@ fn run_python(script: &str, args: &[String], rules: Option<&BrokerRules>) -> Run
             // The listener must not reach the server (it could answer its own notifications);
             // it is close-on-exec anyway.
             drop(notify);
+            if let Some(plan) = &plan {
+                sandbox::apply_to_current_process(plan)
+                    .map_err(|e| std::io::Error::other(e.to_string()))?;
+            }
             Ok(())
         });
     }
@@ -672,6 +681,73 @@ fn proxy_down_is_connection_refused() {
         run.results
     );
     assert!(!run.decisions[0].allowed);
+}
+
+/// The broker under the other layers: landlock allows no TCP port at all and the main seccomp
+/// filter is stacked on the notifier. The server's own connect never runs in the kernel, so
+/// the proxy is reached (by the broker's socket) while landlock would refuse every port.
+#[test]
+fn broker_works_under_landlock_and_the_main_filter() {
+    let (proxy, proxy_addr) = Sink::tcp("127.0.0.1:0");
+    let (twin, _) = Sink::tcp(&format!("127.0.0.2:{}", proxy_addr.port()));
+    let twin_addr: SocketAddr = format!("127.0.0.2:{}", proxy_addr.port()).parse().unwrap();
+    let actions = json!([
+        tcp("proxy", "tcp4", proxy_addr, "layered-proxy"),
+        tcp("twin", "tcp4", twin_addr, "layered-twin"),
+    ]);
+    let mut config = SandboxConfig::default();
+    // `ports` with no port: landlock handles TCP connect and allows none; seccomp allows inet
+    // sockets.
+    config.network.mode = NetworkMode::Ports;
+    let python = Path::new("/usr/bin/python3");
+    let argv = [
+        python.as_os_str().to_owned(),
+        "-c".into(),
+        CLIENT.into(),
+        actions.to_string().into(),
+    ];
+    let confined = |rules: Option<&BrokerRules>| {
+        let plan = sandbox::prepare(&config, &argv).expect("plan");
+        let private_dir = plan.private_dir.clone();
+        let mut command = Command::new(&plan.program);
+        command
+            .args(&plan.argv[1..])
+            .env_clear()
+            .envs(&plan.env)
+            .current_dir(&plan.cwd);
+        let run = match rules {
+            Some(rules) => run(command, Some(rules), Some(plan)),
+            None => {
+                // Landlock alone, without the broker: the control.
+                // SAFETY: as in `run`.
+                unsafe {
+                    command.pre_exec(move || {
+                        sandbox::apply_to_current_process(&plan)
+                            .map(drop)
+                            .map_err(|e| std::io::Error::other(e.to_string()))
+                    });
+                }
+                run(command, None, None)
+            }
+        };
+        if let Some(dir) = private_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        run
+    };
+
+    let control = confined(None);
+    assert_eq!(
+        control.errno("proxy"),
+        Some(libc::EACCES as i64),
+        "landlock alone refuses the proxy's port too: {:?}",
+        control.results
+    );
+    let guarded = confined(Some(&rules(proxy_addr, Vec::new())));
+    assert!(guarded.ok("proxy"), "{:?}", guarded.results);
+    assert!(proxy.got("layered-proxy"));
+    assert_eq!(guarded.errno("twin"), Some(libc::EACCES as i64));
+    assert!(twin.got_nothing());
 }
 
 fn accept_within(listener: &UnixListener) -> (UnixStream, std::os::unix::net::SocketAddr) {
