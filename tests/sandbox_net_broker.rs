@@ -591,9 +591,13 @@ fn rewriting_the_address_during_connect_never_escapes() {
     let twin_addr = format!("127.0.0.2:{}", proxy_addr.port());
     let (twin, _) = Sink::tcp(&twin_addr);
     let args = [proxy_addr.port().to_string(), N.to_string()];
-    let control = run_script(RACE, &args, None);
-    eprintln!("race, unguarded: {}", control[0]);
-    assert!(control[0]["elsewhere"].as_u64().unwrap() > 0);
+    // The control: unguarded, the flips do reach the kernel (a race, so up to three tries).
+    let escaped = (0..3).any(|_| {
+        let control = run_script(RACE, &args, None);
+        eprintln!("race, unguarded: {}", control[0]);
+        control[0]["elsewhere"].as_u64().unwrap() > 0
+    });
+    assert!(escaped, "the unguarded race never reached 127.0.0.2");
     assert!(twin.got("race"));
     twin.clear();
     proxy.clear();
