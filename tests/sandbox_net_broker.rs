@@ -74,6 +74,8 @@ for a in json.loads(sys.argv[1]):
         else:
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             target = (a["host"], a["port"])
+        if a.get("nodelay"):
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if k == "fastopen":
             s.sendto(a["payload"].encode(), socket.MSG_FASTOPEN, target)
         elif a.get("nonblocking"):
@@ -90,6 +92,8 @@ for a in json.loads(sys.argv[1]):
         r["nonblock"] = bool(fcntl.fcntl(s.fileno(), fcntl.F_GETFL) & os.O_NONBLOCK)
         r["inheritable"] = os.get_inheritable(s.fileno())
         r["peer"] = str(s.getpeername())
+        if k != "unix":
+            r["nodelay"] = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
         if k != "fastopen":
             s.setblocking(True)
             s.sendall(a["payload"].encode())
@@ -347,7 +351,10 @@ fn proxy_connect_is_brokered_and_data_flows() {
     let mapped: SocketAddr = format!("[::ffff:127.0.0.1]:{}", proxy_addr.port())
         .parse()
         .unwrap();
+    let mut nodelay = tcp("nodelay", "tcp4", proxy_addr, "to-proxy-nodelay");
+    nodelay["nodelay"] = json!(true);
     let actions = json!([
+        nodelay,
         tcp("v4", "tcp4", proxy_addr, "to-proxy-v4"),
         tcp("v6-mapped", "tcp6", mapped, "to-proxy-v6"),
         {"name": "fds", "kind": "fds"},
@@ -362,7 +369,10 @@ fn proxy_connect_is_brokered_and_data_flows() {
     assert!(run.decisions.iter().all(|d| d.allowed
         && d.pid > 0
         && d.destination.ends_with(&proxy_addr.port().to_string())));
-    assert_eq!(run.decisions.len(), 2, "{:?}", run.decisions);
+    assert_eq!(run.decisions.len(), 3, "{:?}", run.decisions);
+    assert_eq!(run.result("nodelay")["nodelay"], true, "TCP_NODELAY copied");
+    assert_eq!(run.result("v4")["nodelay"], false);
+    assert!(proxy.got("to-proxy-nodelay"));
     let fds = run.result("fds")["fds"].as_array().unwrap();
     assert!(
         !fds.iter().any(|f| f.as_str().unwrap().contains("seccomp")),

@@ -530,6 +530,8 @@ enum Answer {
 
 /// What the broker learned about the call before deciding.
 struct Call {
+    /// The caller's own (unconnected) socket, duplicated: its options are copied.
+    original: OwnedFd,
     fd: RawFd,
     dest: Destination,
     /// `SO_DOMAIN`, `SO_TYPE` of the server's socket.
@@ -653,7 +655,7 @@ fn gather(notif: &libc::seccomp_notif) -> Result<Call, GatherError> {
             format!("cannot read the address from the caller: {e}"),
         )
     })?;
-    let Some((domain, sock_type)) = kind else {
+    let Some((original, domain, sock_type)) = kind else {
         return Err((libc::ENOTSOCK, unknown, "not a socket".into()));
     };
     let dest = decode_sockaddr(raw, domain)
@@ -682,6 +684,7 @@ fn gather(notif: &libc::seccomp_notif) -> Result<Call, GatherError> {
         _ => None,
     };
     Ok(Call {
+        original,
         fd,
         dest,
         domain,
@@ -762,6 +765,7 @@ fn connect_own(call: &Call, target: &Target) -> io::Result<OwnedFd> {
     }
     // SAFETY: a new descriptor that nothing else owns.
     let sock = unsafe { OwnedFd::from_raw_fd(raw) };
+    copy_options(&call.original, &sock, target);
     // A blocking connect honours SO_SNDTIMEO (TCP and unix stream): a full backlog cannot
     // stall the broker for long.
     set_send_timeout(&sock, Some(CONNECT_TIMEOUT))?;
@@ -790,6 +794,38 @@ fn connect_own(call: &Call, target: &Target) -> io::Result<OwnedFd> {
         }
     }
     Ok(sock)
+}
+
+/// Integer options a client commonly sets before `connect()` and would silently lose with the
+/// replaced socket: Nagle off (HTTP clients such as urllib3 set it before connecting),
+/// keep-alive, credentials passing on unix sockets. Best effort: a failure leaves the default.
+fn copy_options(from: &OwnedFd, to: &OwnedFd, target: &Target) {
+    let tcp: &[(libc::c_int, libc::c_int)] = &[
+        (libc::SOL_SOCKET, libc::SO_KEEPALIVE),
+        (libc::IPPROTO_TCP, libc::TCP_NODELAY),
+        (libc::IPPROTO_TCP, libc::TCP_KEEPIDLE),
+        (libc::IPPROTO_TCP, libc::TCP_KEEPINTVL),
+        (libc::IPPROTO_TCP, libc::TCP_KEEPCNT),
+    ];
+    let unix: &[(libc::c_int, libc::c_int)] = &[(libc::SOL_SOCKET, libc::SO_PASSCRED)];
+    let options = match target {
+        Target::Inet(_) => tcp,
+        Target::Unix(_) => unix,
+    };
+    for &(level, option) in options {
+        if let Ok(value) = getsockopt_int(from, level, option) {
+            // SAFETY: setsockopt with an int of the size passed.
+            unsafe {
+                libc::setsockopt(
+                    to.as_raw_fd(),
+                    level,
+                    option,
+                    (&value as *const libc::c_int).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                );
+            }
+        }
+    }
 }
 
 fn set_send_timeout(sock: &OwnedFd, timeout: Option<Duration>) -> io::Result<()> {
@@ -867,8 +903,8 @@ fn read_memory(pid: u32, addr: u64, buf: &mut [u8]) -> io::Result<()> {
 }
 
 /// `SO_DOMAIN` and `SO_TYPE` of descriptor `fd` in thread `pid`, through a duplicate taken
-/// with `pidfd_getfd` (closed on return); `None` when it is not a socket.
-fn socket_kind(pid: u32, fd: RawFd) -> io::Result<Option<(libc::c_int, libc::c_int)>> {
+/// with `pidfd_getfd`, returned too; `None` when it is not a socket.
+fn socket_kind(pid: u32, fd: RawFd) -> io::Result<Option<(OwnedFd, libc::c_int, libc::c_int)>> {
     let pidfd = pidfd_open(pid)?;
     // SAFETY: pidfd_getfd with a pidfd we own; returns a new descriptor or -1.
     let dup = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), fd, 0) };
@@ -877,12 +913,13 @@ fn socket_kind(pid: u32, fd: RawFd) -> io::Result<Option<(libc::c_int, libc::c_i
     }
     // SAFETY: a new descriptor that nothing else owns.
     let dup = unsafe { OwnedFd::from_raw_fd(dup as RawFd) };
-    let domain = match getsockopt_int(&dup, SO_DOMAIN) {
+    let domain = match getsockopt_int(&dup, libc::SOL_SOCKET, SO_DOMAIN) {
         Ok(domain) => domain,
         Err(e) if e.raw_os_error() == Some(libc::ENOTSOCK) => return Ok(None),
         Err(e) => return Err(e),
     };
-    Ok(Some((domain, getsockopt_int(&dup, libc::SO_TYPE)?)))
+    let sock_type = getsockopt_int(&dup, libc::SOL_SOCKET, libc::SO_TYPE)?;
+    Ok(Some((dup, domain, sock_type)))
 }
 
 /// A pidfd for thread `tid` (the notification names the calling thread): `PIDFD_THREAD` on
@@ -904,14 +941,18 @@ fn pidfd_open(tid: u32) -> io::Result<OwnedFd> {
     Err(last)
 }
 
-fn getsockopt_int(sock: &OwnedFd, option: libc::c_int) -> io::Result<libc::c_int> {
+fn getsockopt_int(
+    sock: &OwnedFd,
+    level: libc::c_int,
+    option: libc::c_int,
+) -> io::Result<libc::c_int> {
     let mut value: libc::c_int = 0;
     let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
     // SAFETY: getsockopt into an int of the size passed.
     let rc = unsafe {
         libc::getsockopt(
             sock.as_raw_fd(),
-            libc::SOL_SOCKET,
+            level,
             option,
             (&mut value as *mut libc::c_int).cast(),
             &mut len,
