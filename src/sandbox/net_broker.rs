@@ -25,7 +25,36 @@
 //!
 //! Every notification gets an answer (an internal failure answers `EACCES`), so no server
 //! thread hangs. If the broker itself stops, dropping the listener makes the kernel fail every
-//! pending and later `connect()` with `ENOSYS`: the failure is closed, never open.
+//! pending and later `connect()` with `ENOSYS`: the failure is closed, never open. Calls the
+//! kernel itself would refuse (bad descriptor, bad pointer, wrong length or family) get the
+//! kernel's errno, in the kernel's order.
+//!
+//! Where the calls go (the supervisor, see `crate::launch::supervisor`):
+//! 1. Before `fork`: a socketpair (`UnixStream::pair`, close-on-exec).
+//! 2. In the child, inside `apply_to_current_process`: `no_new_privs` (required without
+//!    CAP_SYS_ADMIN), mark inherited fds close-on-exec, landlock; then
+//!    [`install_connect_notifier`], [`super::fd_passing::send_fd`] of the listener, close the
+//!    listener and the child's end of the socketpair; then rlimits (an open-files limit could
+//!    refuse the listener's descriptor) and the main seccomp filter last. Stacking order does
+//!    not change verdicts (the kernel takes the strictest: the main filter's EPERM beats
+//!    USER_NOTIF, USER_NOTIF beats ALLOW), but the main filter must allow the socket families
+//!    the broker serves (inet, inet6 stream; unix when listed).
+//! 3. In the supervisor after `fork`: close the child's end, [`super::fd_passing::recv_fd`]
+//!    (`None`: the child failed before sending), then run [`serve`] on a thread of its own,
+//!    spawned while the supervisor's signals are blocked. It returns once the server's whole
+//!    tree has exited and been reaped.
+//!
+//! Landlock need not allow the proxy's port in this tier: the server's own `connect()` never
+//! runs in the kernel, the broker's socket is not confined. Allowing no TCP port at all keeps
+//! the network closed if the notifier were ever missing.
+//!
+//! Limits: only the connection is brokered, not the options set on the server's socket before
+//! `connect()` (a few common ones are copied; a `bind()` address is lost); a runtime that adds
+//! the socket to an epoll set *before* `connect()` keeps watching the replaced socket (Go,
+//! libuv, mio/tokio and asyncio all register after); the broker connects one call at a time
+//! (a proxy that does not accept stalls other connects up to 5 s); UDP (`sendto` with an
+//! address) and non-inet families such as netlink are not brokered (UDP `connect()` and
+//! netlink `connect()` are refused).
 
 use std::ffi::OsStr;
 use std::fmt;
