@@ -48,6 +48,21 @@ for a in json.loads(sys.argv[1]):
             r["ok"] = True
             print(json.dumps(r), flush=True)
             continue
+        if k == "forked":
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    c = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                    c.connect((a["host"], a["port"]))
+                    c.sendall(a["payload"].encode())
+                    c.close()
+                    os._exit(0)
+                except OSError as e:
+                    os._exit(100 + (e.errno or 0) % 100)
+            r["exit"] = os.waitpid(pid, 0)[1] >> 8
+            r["ok"] = r["exit"] == 0
+            print(json.dumps(r), flush=True)
+            continue
         if "chdir" in a:
             os.chdir(a["chdir"])
         if k == "bench":
@@ -141,17 +156,28 @@ fn run_script(script: &str, args: &[String], rules: Option<&BrokerRules>) -> Vec
 fn run_python(script: &str, args: &[String], rules: Option<&BrokerRules>) -> Run {
     let mut command = Command::new("python3");
     command.arg("-c").arg(script).args(args);
-    run(command, rules, None)
+    run(command, rules.map_or(Guard::Off, Guard::Broker), None)
+}
+
+/// How the child is started.
+#[derive(Clone, Copy)]
+enum Guard<'a> {
+    /// No notifier: the unguarded control.
+    Off,
+    /// The notifier, served by a broker with these rules.
+    Broker(&'a BrokerRules),
+    /// The notifier, whose listener the test closes without serving it.
+    ListenerClosed,
 }
 
 /// Run `command`, guarded by the broker with `rules` when given, and confined by every other
 /// layer of `plan` when given (applied after the notifier, as the supervisor's child would).
-fn run(mut command: Command, rules: Option<&BrokerRules>, plan: Option<Plan>) -> Run {
+fn run(mut command: Command, guard: Guard<'_>, plan: Option<Plan>) -> Run {
     command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
-    let Some(rules) = rules else {
+    if let Guard::Off = guard {
         let output = wait_output(command.spawn().expect("spawn python3"));
         return Run {
             results: parse(&output),
@@ -187,10 +213,19 @@ fn run(mut command: Command, rules: Option<&BrokerRules>, plan: Option<Plan>) ->
     let notify = recv_fd(&ours)
         .expect("receive the listener")
         .expect("the child sent no listener");
+    let rules = match guard {
+        Guard::Broker(rules) => rules.clone(),
+        Guard::Off | Guard::ListenerClosed => {
+            drop(notify);
+            return Run {
+                results: parse(&wait_output(child)),
+                decisions: Vec::new(),
+            };
+        }
+    };
 
     let (decision_tx, decision_rx) = mpsc::channel();
     let (done_tx, done_rx) = mpsc::channel();
-    let rules = rules.clone();
     std::thread::spawn(move || {
         let result = net_broker::serve(notify, &rules, |d| {
             let _ = decision_tx.send(d.clone());
@@ -358,6 +393,7 @@ fn proxy_connect_is_brokered_and_data_flows() {
         tcp("v4", "tcp4", proxy_addr, "to-proxy-v4"),
         tcp("v6-mapped", "tcp6", mapped, "to-proxy-v6"),
         {"name": "fds", "kind": "fds"},
+        tcp("forked", "forked", proxy_addr, "to-proxy-from-child"),
     ]);
     let run = run_client(&actions, Some(&rules(proxy_addr, Vec::new())));
     assert!(run.ok("v4"), "{:?}", run.results);
@@ -369,7 +405,13 @@ fn proxy_connect_is_brokered_and_data_flows() {
     assert!(run.decisions.iter().all(|d| d.allowed
         && d.pid > 0
         && d.destination.ends_with(&proxy_addr.port().to_string())));
-    assert_eq!(run.decisions.len(), 3, "{:?}", run.decisions);
+    assert!(
+        run.ok("forked"),
+        "a forked child is brokered too: {:?}",
+        run.results
+    );
+    assert!(proxy.got("to-proxy-from-child"));
+    assert_eq!(run.decisions.len(), 4, "{:?}", run.decisions);
     assert_eq!(run.result("nodelay")["nodelay"], true, "TCP_NODELAY copied");
     assert_eq!(run.result("v4")["nodelay"], false);
     assert!(proxy.got("to-proxy-nodelay"));
@@ -730,7 +772,7 @@ fn broker_works_under_landlock_and_the_main_filter() {
             .envs(&plan.env)
             .current_dir(&plan.cwd);
         let run = match rules {
-            Some(rules) => run(command, Some(rules), Some(plan)),
+            Some(rules) => run(command, Guard::Broker(rules), Some(plan)),
             None => {
                 // Landlock alone, without the broker: the control.
                 // SAFETY: as in `run`.
@@ -741,7 +783,7 @@ fn broker_works_under_landlock_and_the_main_filter() {
                             .map_err(|e| std::io::Error::other(e.to_string()))
                     });
                 }
-                run(command, None, None)
+                run(command, Guard::Off, None)
             }
         };
         if let Some(dir) = private_dir {
@@ -762,6 +804,24 @@ fn broker_works_under_landlock_and_the_main_filter() {
     assert!(proxy.got("layered-proxy"));
     assert_eq!(guarded.errno("twin"), Some(libc::EACCES as i64));
     assert!(twin.got_nothing());
+}
+
+/// Fail closed: with the listener closed and nobody serving it, connect() fails (ENOSYS) and
+/// never reaches anything.
+#[test]
+fn closed_listener_fails_closed() {
+    let (proxy, proxy_addr) = Sink::tcp("127.0.0.1:0");
+    let actions = json!([tcp("proxy", "tcp4", proxy_addr, "nobody-serves")]);
+    let mut command = Command::new("python3");
+    command.arg("-c").arg(CLIENT).arg(actions.to_string());
+    let run = run(command, Guard::ListenerClosed, None);
+    assert_eq!(
+        run.errno("proxy"),
+        Some(libc::ENOSYS as i64),
+        "{:?}",
+        run.results
+    );
+    assert!(proxy.got_nothing());
 }
 
 fn accept_within(listener: &UnixListener) -> (UnixStream, std::os::unix::net::SocketAddr) {
