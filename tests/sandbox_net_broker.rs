@@ -172,23 +172,32 @@ enum Guard<'a> {
 
 /// Run `command`, guarded by the broker with `rules` when given, and confined by every other
 /// layer of `plan` when given (applied after the notifier, as the supervisor's child would).
-fn run(mut command: Command, guard: Guard<'_>, plan: Option<Plan>) -> Run {
+fn run(command: Command, guard: Guard<'_>, plan: Option<Plan>) -> Run {
+    let (output, decisions) = run_raw(command, guard, plan);
+    Run {
+        results: parse(&output),
+        decisions,
+    }
+}
+
+/// [`run`], returning the child's output as it is.
+fn run_raw(
+    mut command: Command,
+    guard: Guard<'_>,
+    plan: Option<Plan>,
+) -> (String, Vec<BrokerDecision>) {
     command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
     if let Guard::Off = guard {
-        let output = wait_output(command.spawn().expect("spawn python3"));
-        return Run {
-            results: parse(&output),
-            decisions: Vec::new(),
-        };
+        return (wait_output(command.spawn().expect("spawn")), Vec::new());
     };
 
     let (ours, theirs) = UnixStream::pair().unwrap();
     let theirs_fd = theirs.as_raw_fd();
     // SAFETY: test-only; the child makes a few syscalls (glibc's fork keeps malloc usable) and
-    // then execs python.
+    // then execs the client.
     unsafe {
         command.pre_exec(move || {
             if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
@@ -206,7 +215,7 @@ fn run(mut command: Command, guard: Guard<'_>, plan: Option<Plan>) -> Run {
             Ok(())
         });
     }
-    let child = command.spawn().expect("spawn python3 with the notifier");
+    let child = command.spawn().expect("spawn with the notifier");
     drop(theirs);
     ours.set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
@@ -217,10 +226,7 @@ fn run(mut command: Command, guard: Guard<'_>, plan: Option<Plan>) -> Run {
         Guard::Broker(rules) => rules.clone(),
         Guard::Off | Guard::ListenerClosed => {
             drop(notify);
-            return Run {
-                results: parse(&wait_output(child)),
-                decisions: Vec::new(),
-            };
+            return (wait_output(child), Vec::new());
         }
     };
 
@@ -238,10 +244,7 @@ fn run(mut command: Command, guard: Guard<'_>, plan: Option<Plan>) -> Run {
         Ok(result) => result.expect("the broker failed"),
         Err(_) => panic!("the broker did not end after the child exited"),
     }
-    Run {
-        results: parse(&output),
-        decisions: decision_rx.try_iter().collect(),
-    }
+    (output, decision_rx.try_iter().collect())
 }
 
 fn wait_output(mut child: std::process::Child) -> String {
@@ -822,6 +825,88 @@ fn closed_listener_fails_closed() {
         run.results
     );
     assert!(proxy.got_nothing());
+}
+
+/// A minimal HTTP server: answers every request with `hello`.
+fn http_server(addr: &str) -> SocketAddr {
+    let listener = TcpListener::bind(addr).unwrap();
+    let local = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(64) {
+            let Ok(mut stream) = stream else { break };
+            std::thread::spawn(move || {
+                use std::io::Write;
+                stream
+                    .set_read_timeout(Some(Duration::from_secs(5)))
+                    .unwrap();
+                let mut request = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = stream.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello",
+                );
+            });
+        }
+    });
+    local
+}
+
+/// Real clients with their own connect logic (curl: non-blocking connect + poll; node: libuv)
+/// reach the proxy through the broker and are refused elsewhere; curl runs as a child of `sh`.
+#[test]
+fn curl_and_node_through_the_broker() {
+    let proxy_addr = http_server("127.0.0.1:0");
+    let twin_addr = http_server(&format!("127.0.0.2:{}", proxy_addr.port()));
+    let script = format!(
+        "curl -sS -m 5 http://{proxy_addr}/ ; echo \" curl-proxy=$?\"; \
+         curl -sS -m 5 http://{twin_addr}/ 2>/dev/null; echo \" curl-twin=$?\"; \
+         node -e '
+           const http = require(\"http\");
+           const get = (url) => new Promise((done) => http.get(url, (res) => {{
+               let body = \"\"; res.on(\"data\", (c) => body += c); res.on(\"end\", () => done(body));
+             }}).on(\"error\", (e) => done(e.code)));
+           (async () => {{
+             console.log(\"node-proxy=\" + await get(\"http://{proxy_addr}/\"));
+             console.log(\"node-twin=\" + await get(\"http://{twin_addr}/\"));
+           }})();'"
+    );
+    let sh = || {
+        let mut command = Command::new("sh");
+        command.arg("-c").arg(&script);
+        command
+    };
+    let (control, _) = run_raw(sh(), Guard::Off, None);
+    eprintln!("unguarded:\n{control}");
+    for line in [
+        "hello curl-proxy=0",
+        "curl-twin=0",
+        "node-proxy=hello",
+        "node-twin=hello",
+    ] {
+        assert!(control.contains(line), "control lacks {line}: {control}");
+    }
+    let rules = rules(proxy_addr, Vec::new());
+    let (guarded, decisions) = run_raw(sh(), Guard::Broker(&rules), None);
+    eprintln!("brokered:\n{guarded}");
+    // curl exit 7: could not connect.
+    for line in [
+        "hello curl-proxy=0",
+        "curl-twin=7",
+        "node-proxy=hello",
+        "node-twin=EACCES",
+    ] {
+        assert!(guarded.contains(line), "guarded lacks {line}: {guarded}");
+    }
+    assert_eq!(
+        decisions.iter().filter(|d| d.allowed).count(),
+        2,
+        "{decisions:?}"
+    );
 }
 
 fn accept_within(listener: &UnixListener) -> (UnixStream, std::os::unix::net::SocketAddr) {
