@@ -471,48 +471,39 @@ pub fn serve(
         // unaligned-safe.
         let notif: libc::seccomp_notif =
             unsafe { std::ptr::read_unaligned(notif_buf.as_ptr().cast()) };
-        let (answer, decision) = handle(listener, &notif, rules);
-        let resp = libc::seccomp_notif_resp {
-            id: notif.id,
-            val: 0,
-            error: match answer {
-                Answer::Connected => 0,
-                Answer::Errno(errno) => -errno,
-                Answer::Gone => {
-                    if let Some(decision) = decision {
-                        on_decision(&decision);
-                    }
-                    continue;
+        let (answer, mut decision) = handle(listener, &notif, rules);
+        if let Some(error) = answer.kernel_error() {
+            if let Err(e) = respond(listener, &mut resp_buf, notif.id, error) {
+                // ENOENT: the caller died or was interrupted meanwhile; a restarted connect
+                // comes back as a new notification.
+                if let Some(d) = decision.as_mut() {
+                    d.reason.push_str(&format!(" (answer not delivered: {e})"));
                 }
-            },
-            flags: 0,
-        };
-        resp_buf.fill(0);
-        // SAFETY: the buffer is at least as large as `seccomp_notif_resp` and 8-aligned.
-        unsafe { std::ptr::write_unaligned(resp_buf.as_mut_ptr().cast(), resp) };
-        // SAFETY: the buffer is at least the kernel's `struct seccomp_notif_resp` size.
-        let sent = unsafe {
-            libc::ioctl(
-                listener,
-                libc::SECCOMP_IOCTL_NOTIF_SEND,
-                resp_buf.as_mut_ptr(),
-            )
-        };
-        let mut decision = decision;
-        if sent < 0 {
-            // ENOENT: the caller died or was interrupted meanwhile; a restarted connect
-            // comes back as a new notification.
-            if let Some(d) = decision.as_mut() {
-                d.reason.push_str(&format!(
-                    " (answer not delivered: {})",
-                    io::Error::last_os_error()
-                ));
             }
         }
         if let Some(decision) = decision {
             on_decision(&decision);
         }
     }
+}
+
+/// Answer notification `id`: the syscall returns 0 (`error` 0) or fails with `-error`.
+fn respond(listener: RawFd, buf: &mut [u64], id: u64, error: i32) -> io::Result<()> {
+    let resp = libc::seccomp_notif_resp {
+        id,
+        val: 0,
+        error,
+        flags: 0,
+    };
+    buf.fill(0);
+    // SAFETY: `buf` is at least as large as `seccomp_notif_resp` (see `buffer_words`).
+    unsafe { std::ptr::write_unaligned(buf.as_mut_ptr().cast(), resp) };
+    // SAFETY: `buf` is at least the kernel's `struct seccomp_notif_resp` size.
+    let sent = unsafe { libc::ioctl(listener, libc::SECCOMP_IOCTL_NOTIF_SEND, buf.as_mut_ptr()) };
+    if sent < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 fn size_of_notif() -> u16 {
@@ -555,6 +546,17 @@ enum Answer {
     Errno(i32),
     /// The notification is no longer valid (the caller died or was interrupted): no answer.
     Gone,
+}
+
+impl Answer {
+    /// The `error` field of the response (0 or a negative errno); `None`: nothing to answer.
+    fn kernel_error(&self) -> Option<i32> {
+        match self {
+            Answer::Connected => Some(0),
+            Answer::Errno(errno) => Some(-errno),
+            Answer::Gone => None,
+        }
+    }
 }
 
 /// What the broker learned about the call before deciding.
@@ -1104,6 +1106,18 @@ mod tests {
             decode_sockaddr(&packet, libc::AF_PACKET).unwrap(),
             Destination::Other(libc::AF_PACKET as u16)
         );
+    }
+
+    proptest::proptest! {
+        /// The address comes from a hostile process: any bytes, any length up to the cap, any
+        /// socket domain, never a panic.
+        #[test]
+        fn decode_never_panics(
+            bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..=MAX_ADDR_LEN),
+            domain in proptest::sample::select(vec![INET, INET6, UNIX, libc::AF_NETLINK, 0]),
+        ) {
+            let _ = decode_sockaddr(&bytes, domain);
+        }
     }
 
     #[test]
