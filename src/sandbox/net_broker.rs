@@ -953,23 +953,41 @@ fn socket_kind(pid: u32, fd: RawFd) -> io::Result<Option<(OwnedFd, libc::c_int, 
     Ok(Some((dup, domain, sock_type)))
 }
 
-/// A pidfd for thread `tid` (the notification names the calling thread): `PIDFD_THREAD` on
-/// Linux 6.9+, else a plain pidfd, which works when the caller is the main thread.
+/// A pidfd whose descriptor table is that of thread `tid` (the notification names the calling
+/// thread): `PIDFD_THREAD` on Linux 6.9+; before, a pidfd of the thread-group leader, whose
+/// table the thread shares (threads are created with CLONE_FILES).
 fn pidfd_open(tid: u32) -> io::Result<OwnedFd> {
-    let mut last = io::Error::from_raw_os_error(libc::EINVAL);
-    for flags in [PIDFD_THREAD, 0] {
+    let open = |pid: u32, flags: libc::c_uint| -> io::Result<OwnedFd> {
         // SAFETY: pidfd_open(2) with integer arguments.
-        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, tid as libc::pid_t, flags) };
-        if fd >= 0 {
-            // SAFETY: a new descriptor that nothing else owns.
-            return Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) });
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, flags) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
         }
-        last = io::Error::last_os_error();
-        if last.raw_os_error() != Some(libc::EINVAL) {
-            break;
-        }
+        // SAFETY: a new descriptor that nothing else owns.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+    };
+    let not_supported = |e: &io::Error| e.raw_os_error() == Some(libc::EINVAL);
+    match open(tid, PIDFD_THREAD) {
+        Err(e) if not_supported(&e) => {}
+        other => return other,
     }
-    Err(last)
+    match open(tid, 0) {
+        Err(e) if not_supported(&e) => {}
+        other => return other,
+    }
+    let status = std::fs::read_to_string(format!("/proc/{tid}/status"))?;
+    let tgid = parse_tgid(&status).ok_or_else(|| io::Error::from_raw_os_error(libc::ESRCH))?;
+    open(tgid, 0)
+}
+
+/// The `Tgid:` line of `/proc/TID/status`.
+fn parse_tgid(status: &str) -> Option<u32> {
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("Tgid:"))?
+        .trim()
+        .parse()
+        .ok()
 }
 
 fn getsockopt_int(
@@ -1163,6 +1181,13 @@ mod tests {
         );
         assert_eq!(parse_fdinfo("pos:\t0\n"), None);
         assert_eq!(parse_fdinfo("flags:\tzz\n"), None);
+    }
+
+    #[test]
+    fn tgid_from_status() {
+        let status = "Name:\tpython3\nUmask:\t0022\nState:\tS (sleeping)\nTgid:\t4242\nNgid:\t0\nPid:\t4250\n";
+        assert_eq!(parse_tgid(status), Some(4242));
+        assert_eq!(parse_tgid("Pid:\t1\n"), None);
     }
 
     /// Run the notifier program over `seccomp_data` {nr, arch, args}, like the kernel.
