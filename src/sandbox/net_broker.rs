@@ -971,8 +971,9 @@ fn pidfd_open(tid: u32) -> io::Result<OwnedFd> {
         Err(e) if not_supported(&e) => {}
         other => return other,
     }
+    // A non-leader thread: EINVAL before 6.9, ENOENT after.
     match open(tid, 0) {
-        Err(e) if not_supported(&e) => {}
+        Err(e) if not_supported(&e) || e.raw_os_error() == Some(libc::ENOENT) => {}
         other => return other,
     }
     let status = std::fs::read_to_string(format!("/proc/{tid}/status"))?;
