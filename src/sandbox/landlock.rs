@@ -46,9 +46,7 @@ pub fn prepare(plan: &Plan) -> Prepared {
         fs: filesystem_ruleset(plan),
         net: match plan.config.network.mode {
             NetworkMode::Open => None,
-            NetworkMode::Off | NetworkMode::Hosts | NetworkMode::Ports => {
-                Some(network_ruleset(plan))
-            }
+            NetworkMode::Off | NetworkMode::Hosts | NetworkMode::Ports => Some(network_ruleset(plan)),
         },
         scope: Ruleset::default()
             .set_compatibility(level(plan, Layer::LandlockScope))
@@ -173,9 +171,7 @@ fn network_ruleset(plan: &Plan) -> Result<RulesetCreated, RulesetError> {
     // (a UDP port list would also have to let DNS through: a policy question).
     let all = match rules.mode {
         NetworkMode::Ports => AccessNet::from_all(ABI::V9),
-        NetworkMode::Off | NetworkMode::Hosts | NetworkMode::Open => {
-            AccessNet::from_all(TARGET_ABI)
-        }
+        NetworkMode::Off | NetworkMode::Hosts | NetworkMode::Open => AccessNet::from_all(TARGET_ABI),
     };
     let ruleset = Ruleset::default()
         .set_compatibility(level(plan, Layer::LandlockNetwork))

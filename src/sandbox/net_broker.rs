@@ -25,7 +25,36 @@
 //!
 //! Every notification gets an answer (an internal failure answers `EACCES`), so no server
 //! thread hangs. If the broker itself stops, dropping the listener makes the kernel fail every
-//! pending and later `connect()` with `ENOSYS`: the failure is closed, never open.
+//! pending and later `connect()` with `ENOSYS`: the failure is closed, never open. Calls the
+//! kernel itself would refuse (bad descriptor, bad pointer, wrong length or family) get the
+//! kernel's errno, in the kernel's order.
+//!
+//! Where the calls go (the supervisor, see `crate::launch::supervisor`):
+//! 1. Before `fork`: a socketpair (`UnixStream::pair`, close-on-exec).
+//! 2. In the child, inside `apply_to_current_process`: `no_new_privs` (required without
+//!    CAP_SYS_ADMIN), mark inherited fds close-on-exec, landlock; then
+//!    [`install_connect_notifier`], [`super::fd_passing::send_fd`] of the listener, close the
+//!    listener and the child's end of the socketpair; then rlimits (an open-files limit could
+//!    refuse the listener's descriptor) and the main seccomp filter last. Stacking order does
+//!    not change verdicts (the kernel takes the strictest: the main filter's EPERM beats
+//!    USER_NOTIF, USER_NOTIF beats ALLOW), but the main filter must allow the socket families
+//!    the broker serves (inet, inet6 stream; unix when listed).
+//! 3. In the supervisor after `fork`: close the child's end, [`super::fd_passing::recv_fd`]
+//!    (`None`: the child failed before sending), then run [`serve`] on a thread of its own,
+//!    spawned while the supervisor's signals are blocked. It returns once the server's whole
+//!    tree has exited and been reaped.
+//!
+//! Landlock need not allow the proxy's port in this tier: the server's own `connect()` never
+//! runs in the kernel, the broker's socket is not confined. Allowing no TCP port at all keeps
+//! the network closed if the notifier were ever missing.
+//!
+//! Limits: only the connection is brokered, not the options set on the server's socket before
+//! `connect()` (a few common ones are copied; a `bind()` address is lost); a runtime that adds
+//! the socket to an epoll set *before* `connect()` keeps watching the replaced socket (Go,
+//! libuv, mio/tokio and asyncio all register after); the broker connects one call at a time
+//! (a proxy that does not accept stalls other connects up to 5 s); UDP (`sendto` with an
+//! address) and non-inet families such as netlink are not brokered (UDP `connect()` and
+//! netlink `connect()` are refused).
 
 use std::ffi::OsStr;
 use std::fmt;
@@ -268,31 +297,36 @@ impl Destination {
     }
 }
 
-/// Decode a `struct sockaddr` of `bytes.len()` bytes the way the kernel's `connect()` would;
-/// `Err(errno)` for what the kernel refuses with that errno.
-fn decode_sockaddr(bytes: &[u8]) -> Result<Destination, i32> {
+/// Decode the `struct sockaddr` in `bytes` (its length as passed) for a socket of `domain`,
+/// with the checks, in the order, of the kernel's `connect()` for that domain; `Err(errno)` for
+/// what the kernel would refuse, with the kernel's errno.
+fn decode_sockaddr(bytes: &[u8], domain: libc::c_int) -> Result<Destination, i32> {
     let family = match bytes {
         [a, b, ..] => u16::from_ne_bytes([*a, *b]),
         _ => return Err(libc::EINVAL),
     };
-    match libc::c_int::from(family) {
-        libc::AF_UNSPEC => Ok(Destination::Unspec),
-        libc::AF_INET => {
-            if bytes.len() < std::mem::size_of::<libc::sockaddr_in>() {
+    let family_int = libc::c_int::from(family);
+    match domain {
+        libc::AF_INET | libc::AF_INET6 => {
+            if family_int == libc::AF_UNSPEC {
+                return Ok(Destination::Unspec);
+            }
+            // tcp_v4_connect / ip4_datagram_connect; tcp_v6_connect / ip6_datagram_connect
+            // (SIN6_LEN_RFC2133: the scope id is optional).
+            let min = if domain == libc::AF_INET { 16 } else { 24 };
+            if bytes.len() < min {
                 return Err(libc::EINVAL);
             }
-            let port = u16::from_be_bytes([bytes[2], bytes[3]]);
-            let ip = Ipv4Addr::new(bytes[4], bytes[5], bytes[6], bytes[7]);
-            Ok(Destination::Inet(SocketAddr::V4(SocketAddrV4::new(
-                ip, port,
-            ))))
-        }
-        libc::AF_INET6 => {
-            // SIN6_LEN_RFC2133: the scope id is optional.
-            if bytes.len() < 24 {
-                return Err(libc::EINVAL);
+            if family_int != domain {
+                return Err(libc::EAFNOSUPPORT);
             }
             let port = u16::from_be_bytes([bytes[2], bytes[3]]);
+            if domain == libc::AF_INET {
+                let ip = Ipv4Addr::new(bytes[4], bytes[5], bytes[6], bytes[7]);
+                return Ok(Destination::Inet(SocketAddr::V4(SocketAddrV4::new(
+                    ip, port,
+                ))));
+            }
             let flowinfo = u32::from_be_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]);
             let mut octets = [0u8; 16];
             octets.copy_from_slice(&bytes[8..24]);
@@ -308,17 +342,18 @@ fn decode_sockaddr(bytes: &[u8]) -> Result<Destination, i32> {
             ))))
         }
         libc::AF_UNIX => {
-            let path = &bytes[2..];
-            match path.first() {
-                None => Err(libc::EINVAL), // unnamed: connect() refuses it
-                Some(0) => Ok(Destination::UnixAbstract(path[1..].to_vec())),
-                Some(_) => {
-                    let end = path.iter().position(|&b| b == 0).unwrap_or(path.len());
-                    Ok(Destination::UnixPath(PathBuf::from(OsStr::from_bytes(
-                        &path[..end],
-                    ))))
-                }
+            // unix_validate_addr: a name, and the right family.
+            if bytes.len() <= 2 || family_int != libc::AF_UNIX {
+                return Err(libc::EINVAL);
             }
+            let path = &bytes[2..];
+            if path[0] == 0 {
+                return Ok(Destination::UnixAbstract(path[1..].to_vec()));
+            }
+            let end = path.iter().position(|&b| b == 0).unwrap_or(path.len());
+            Ok(Destination::UnixPath(PathBuf::from(OsStr::from_bytes(
+                &path[..end],
+            ))))
         }
         _ => Ok(Destination::Other(family)),
     }
@@ -436,48 +471,39 @@ pub fn serve(
         // unaligned-safe.
         let notif: libc::seccomp_notif =
             unsafe { std::ptr::read_unaligned(notif_buf.as_ptr().cast()) };
-        let (answer, decision) = handle(listener, &notif, rules);
-        let resp = libc::seccomp_notif_resp {
-            id: notif.id,
-            val: 0,
-            error: match answer {
-                Answer::Connected => 0,
-                Answer::Errno(errno) => -errno,
-                Answer::Gone => {
-                    if let Some(decision) = decision {
-                        on_decision(&decision);
-                    }
-                    continue;
+        let (answer, mut decision) = handle(listener, &notif, rules);
+        if let Some(error) = answer.kernel_error() {
+            if let Err(e) = respond(listener, &mut resp_buf, notif.id, error) {
+                // ENOENT: the caller died or was interrupted meanwhile; a restarted connect
+                // comes back as a new notification.
+                if let Some(d) = decision.as_mut() {
+                    d.reason.push_str(&format!(" (answer not delivered: {e})"));
                 }
-            },
-            flags: 0,
-        };
-        resp_buf.fill(0);
-        // SAFETY: the buffer is at least as large as `seccomp_notif_resp` and 8-aligned.
-        unsafe { std::ptr::write_unaligned(resp_buf.as_mut_ptr().cast(), resp) };
-        // SAFETY: the buffer is at least the kernel's `struct seccomp_notif_resp` size.
-        let sent = unsafe {
-            libc::ioctl(
-                listener,
-                libc::SECCOMP_IOCTL_NOTIF_SEND,
-                resp_buf.as_mut_ptr(),
-            )
-        };
-        let mut decision = decision;
-        if sent < 0 {
-            // ENOENT: the caller died or was interrupted meanwhile; a restarted connect
-            // comes back as a new notification.
-            if let Some(d) = decision.as_mut() {
-                d.reason.push_str(&format!(
-                    " (answer not delivered: {})",
-                    io::Error::last_os_error()
-                ));
             }
         }
         if let Some(decision) = decision {
             on_decision(&decision);
         }
     }
+}
+
+/// Answer notification `id`: the syscall returns 0 (`error` 0) or fails with `-error`.
+fn respond(listener: RawFd, buf: &mut [u64], id: u64, error: i32) -> io::Result<()> {
+    let resp = libc::seccomp_notif_resp {
+        id,
+        val: 0,
+        error,
+        flags: 0,
+    };
+    buf.fill(0);
+    // SAFETY: `buf` is at least as large as `seccomp_notif_resp` (see `buffer_words`).
+    unsafe { std::ptr::write_unaligned(buf.as_mut_ptr().cast(), resp) };
+    // SAFETY: `buf` is at least the kernel's `struct seccomp_notif_resp` size.
+    let sent = unsafe { libc::ioctl(listener, libc::SECCOMP_IOCTL_NOTIF_SEND, buf.as_mut_ptr()) };
+    if sent < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 fn size_of_notif() -> u16 {
@@ -522,8 +548,21 @@ enum Answer {
     Gone,
 }
 
+impl Answer {
+    /// The `error` field of the response (0 or a negative errno); `None`: nothing to answer.
+    fn kernel_error(&self) -> Option<i32> {
+        match self {
+            Answer::Connected => Some(0),
+            Answer::Errno(errno) => Some(-errno),
+            Answer::Gone => None,
+        }
+    }
+}
+
 /// What the broker learned about the call before deciding.
 struct Call {
+    /// The caller's own (unconnected) socket, duplicated: its options are copied.
+    original: OwnedFd,
     fd: RawFd,
     dest: Destination,
     /// `SO_DOMAIN`, `SO_TYPE` of the server's socket.
@@ -618,6 +657,19 @@ fn gather(notif: &libc::seccomp_notif) -> Result<Call, GatherError> {
     // arguments as 32 bits.
     let fd = notif.data.args[0] as u32 as i32;
     let len = notif.data.args[2] as u32 as i32;
+    // The kernel's order: the descriptor (EBADF), the address copy (EINVAL, EFAULT), the
+    // descriptor being a socket (ENOTSOCK), then the protocol's checks.
+    let kind = socket_kind(pid, fd).map_err(|e| {
+        let errno = match e.raw_os_error() {
+            Some(libc::EBADF) => libc::EBADF,
+            _ => libc::EACCES,
+        };
+        (
+            errno,
+            unknown,
+            format!("cannot inspect the caller's socket: {e}"),
+        )
+    })?;
     if !(0..=MAX_ADDR_LEN as i32).contains(&len) {
         return Err((libc::EINVAL, unknown, format!("address length {len}")));
     }
@@ -634,21 +686,12 @@ fn gather(notif: &libc::seccomp_notif) -> Result<Call, GatherError> {
             format!("cannot read the address from the caller: {e}"),
         )
     })?;
-    let dest =
-        decode_sockaddr(raw).map_err(|errno| (errno, unknown, "malformed address".to_owned()))?;
+    let Some((original, domain, sock_type)) = kind else {
+        return Err((libc::ENOTSOCK, unknown, "not a socket".into()));
+    };
+    let dest = decode_sockaddr(raw, domain)
+        .map_err(|errno| (errno, unknown, "malformed address".to_owned()))?;
     let family = dest.family();
-    let (domain, sock_type) = socket_kind(pid, fd).map_err(|e| {
-        let errno = match e.raw_os_error() {
-            Some(libc::EBADF) => libc::EBADF,
-            Some(libc::ENOTSOCK) => libc::ENOTSOCK,
-            _ => libc::EACCES,
-        };
-        (
-            errno,
-            family,
-            format!("cannot inspect the caller's socket: {e}"),
-        )
-    })?;
     let flags = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}"))
         .ok()
         .and_then(|text| parse_fdinfo(&text))
@@ -672,6 +715,7 @@ fn gather(notif: &libc::seccomp_notif) -> Result<Call, GatherError> {
         _ => None,
     };
     Ok(Call {
+        original,
         fd,
         dest,
         domain,
@@ -690,17 +734,6 @@ enum Target {
 fn decide(call: &Call, rules: &BrokerRules) -> Result<(Target, String), (i32, String)> {
     match &call.dest {
         Destination::Inet(addr) => {
-            let expected = if addr.is_ipv4() {
-                libc::AF_INET
-            } else {
-                libc::AF_INET6
-            };
-            if call.domain != expected {
-                return Err((
-                    libc::EAFNOSUPPORT,
-                    "address family differs from the socket's".into(),
-                ));
-            }
             if !is_proxy(*addr, rules.proxy) {
                 return Err((
                     libc::EACCES,
@@ -720,12 +753,6 @@ fn decide(call: &Call, rules: &BrokerRules) -> Result<(Target, String), (i32, St
             Ok((Target::Inet(target), "egress proxy".into()))
         }
         Destination::UnixPath(path) => {
-            if call.domain != libc::AF_UNIX {
-                return Err((
-                    libc::EAFNOSUPPORT,
-                    "address family differs from the socket's".into(),
-                ));
-            }
             let absolute = match &call.cwd {
                 Some(cwd) => cwd.join(path),
                 None => path.clone(),
@@ -769,6 +796,7 @@ fn connect_own(call: &Call, target: &Target) -> io::Result<OwnedFd> {
     }
     // SAFETY: a new descriptor that nothing else owns.
     let sock = unsafe { OwnedFd::from_raw_fd(raw) };
+    copy_options(&call.original, &sock, target);
     // A blocking connect honours SO_SNDTIMEO (TCP and unix stream): a full backlog cannot
     // stall the broker for long.
     set_send_timeout(&sock, Some(CONNECT_TIMEOUT))?;
@@ -797,6 +825,38 @@ fn connect_own(call: &Call, target: &Target) -> io::Result<OwnedFd> {
         }
     }
     Ok(sock)
+}
+
+/// Integer options a client commonly sets before `connect()` and would silently lose with the
+/// replaced socket: Nagle off (HTTP clients such as urllib3 set it before connecting),
+/// keep-alive, credentials passing on unix sockets. Best effort: a failure leaves the default.
+fn copy_options(from: &OwnedFd, to: &OwnedFd, target: &Target) {
+    let tcp: &[(libc::c_int, libc::c_int)] = &[
+        (libc::SOL_SOCKET, libc::SO_KEEPALIVE),
+        (libc::IPPROTO_TCP, libc::TCP_NODELAY),
+        (libc::IPPROTO_TCP, libc::TCP_KEEPIDLE),
+        (libc::IPPROTO_TCP, libc::TCP_KEEPINTVL),
+        (libc::IPPROTO_TCP, libc::TCP_KEEPCNT),
+    ];
+    let unix: &[(libc::c_int, libc::c_int)] = &[(libc::SOL_SOCKET, libc::SO_PASSCRED)];
+    let options = match target {
+        Target::Inet(_) => tcp,
+        Target::Unix(_) => unix,
+    };
+    for &(level, option) in options {
+        if let Ok(value) = getsockopt_int(from, level, option) {
+            // SAFETY: setsockopt with an int of the size passed.
+            unsafe {
+                libc::setsockopt(
+                    to.as_raw_fd(),
+                    level,
+                    option,
+                    (&value as *const libc::c_int).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                );
+            }
+        }
+    }
 }
 
 fn set_send_timeout(sock: &OwnedFd, timeout: Option<Duration>) -> io::Result<()> {
@@ -874,8 +934,8 @@ fn read_memory(pid: u32, addr: u64, buf: &mut [u8]) -> io::Result<()> {
 }
 
 /// `SO_DOMAIN` and `SO_TYPE` of descriptor `fd` in thread `pid`, through a duplicate taken
-/// with `pidfd_getfd` (closed on return).
-fn socket_kind(pid: u32, fd: RawFd) -> io::Result<(libc::c_int, libc::c_int)> {
+/// with `pidfd_getfd`, returned too; `None` when it is not a socket.
+fn socket_kind(pid: u32, fd: RawFd) -> io::Result<Option<(OwnedFd, libc::c_int, libc::c_int)>> {
     let pidfd = pidfd_open(pid)?;
     // SAFETY: pidfd_getfd with a pidfd we own; returns a new descriptor or -1.
     let dup = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), fd, 0) };
@@ -884,39 +944,65 @@ fn socket_kind(pid: u32, fd: RawFd) -> io::Result<(libc::c_int, libc::c_int)> {
     }
     // SAFETY: a new descriptor that nothing else owns.
     let dup = unsafe { OwnedFd::from_raw_fd(dup as RawFd) };
-    Ok((
-        getsockopt_int(&dup, SO_DOMAIN)?,
-        getsockopt_int(&dup, libc::SO_TYPE)?,
-    ))
+    let domain = match getsockopt_int(&dup, libc::SOL_SOCKET, SO_DOMAIN) {
+        Ok(domain) => domain,
+        Err(e) if e.raw_os_error() == Some(libc::ENOTSOCK) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let sock_type = getsockopt_int(&dup, libc::SOL_SOCKET, libc::SO_TYPE)?;
+    Ok(Some((dup, domain, sock_type)))
 }
 
-/// A pidfd for thread `tid` (the notification names the calling thread): `PIDFD_THREAD` on
-/// Linux 6.9+, else a plain pidfd, which works when the caller is the main thread.
+/// A pidfd whose descriptor table is that of thread `tid` (the notification names the calling
+/// thread): `PIDFD_THREAD` on Linux 6.9+; before, a pidfd of the thread-group leader, whose
+/// table the thread shares (threads are created with CLONE_FILES).
 fn pidfd_open(tid: u32) -> io::Result<OwnedFd> {
-    let mut last = io::Error::from_raw_os_error(libc::EINVAL);
-    for flags in [PIDFD_THREAD, 0] {
+    let open = |pid: u32, flags: libc::c_uint| -> io::Result<OwnedFd> {
         // SAFETY: pidfd_open(2) with integer arguments.
-        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, tid as libc::pid_t, flags) };
-        if fd >= 0 {
-            // SAFETY: a new descriptor that nothing else owns.
-            return Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) });
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, flags) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
         }
-        last = io::Error::last_os_error();
-        if last.raw_os_error() != Some(libc::EINVAL) {
-            break;
-        }
+        // SAFETY: a new descriptor that nothing else owns.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+    };
+    let not_supported = |e: &io::Error| e.raw_os_error() == Some(libc::EINVAL);
+    match open(tid, PIDFD_THREAD) {
+        Err(e) if not_supported(&e) => {}
+        other => return other,
     }
-    Err(last)
+    // A non-leader thread: EINVAL before 6.9, ENOENT after.
+    match open(tid, 0) {
+        Err(e) if not_supported(&e) || e.raw_os_error() == Some(libc::ENOENT) => {}
+        other => return other,
+    }
+    let status = std::fs::read_to_string(format!("/proc/{tid}/status"))?;
+    let tgid = parse_tgid(&status).ok_or_else(|| io::Error::from_raw_os_error(libc::ESRCH))?;
+    open(tgid, 0)
 }
 
-fn getsockopt_int(sock: &OwnedFd, option: libc::c_int) -> io::Result<libc::c_int> {
+/// The `Tgid:` line of `/proc/TID/status`.
+fn parse_tgid(status: &str) -> Option<u32> {
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("Tgid:"))?
+        .trim()
+        .parse()
+        .ok()
+}
+
+fn getsockopt_int(
+    sock: &OwnedFd,
+    level: libc::c_int,
+    option: libc::c_int,
+) -> io::Result<libc::c_int> {
     let mut value: libc::c_int = 0;
     let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
     // SAFETY: getsockopt into an int of the size passed.
     let rc = unsafe {
         libc::getsockopt(
             sock.as_raw_fd(),
-            libc::SOL_SOCKET,
+            level,
             option,
             (&mut value as *mut libc::c_int).cast(),
             &mut len,
@@ -954,13 +1040,17 @@ mod tests {
         b
     }
 
+    const INET: libc::c_int = libc::AF_INET;
+    const INET6: libc::c_int = libc::AF_INET6;
+    const UNIX: libc::c_int = libc::AF_UNIX;
+
     #[test]
     fn decode_inet() {
-        let dest = decode_sockaddr(&sockaddr_in([127, 0, 0, 1], 8080)).unwrap();
+        let dest = decode_sockaddr(&sockaddr_in([127, 0, 0, 1], 8080), INET).unwrap();
         assert_eq!(dest, Destination::Inet("127.0.0.1:8080".parse().unwrap()));
         assert_eq!(dest.family(), SocketFamily::Inet);
         assert_eq!(
-            decode_sockaddr(&sockaddr_in([127, 0, 0, 1], 8080)[..15]),
+            decode_sockaddr(&sockaddr_in([127, 0, 0, 1], 8080)[..15], INET),
             Err(libc::EINVAL)
         );
     }
@@ -969,40 +1059,84 @@ mod tests {
     fn decode_inet6_with_and_without_scope() {
         let ip: Ipv6Addr = "::ffff:127.0.0.1".parse().unwrap();
         let full = sockaddr_in6(ip, 443);
-        let Destination::Inet(addr) = decode_sockaddr(&full).unwrap() else {
+        let Destination::Inet(addr) = decode_sockaddr(&full, INET6).unwrap() else {
             panic!("not inet")
         };
         assert_eq!(addr, "[::ffff:127.0.0.1]:443".parse().unwrap());
-        assert!(decode_sockaddr(&full[..24]).is_ok(), "RFC 2133 length");
-        assert_eq!(decode_sockaddr(&full[..23]), Err(libc::EINVAL));
+        assert!(
+            decode_sockaddr(&full[..24], INET6).is_ok(),
+            "RFC 2133 length"
+        );
+        assert_eq!(decode_sockaddr(&full[..23], INET6), Err(libc::EINVAL));
+    }
+
+    /// The kernel's answers when the address does not fit the socket.
+    #[test]
+    fn decode_family_mismatch() {
+        let v4 = sockaddr_in([127, 0, 0, 1], 80);
+        let mut v4_long = v4.clone();
+        v4_long.resize(28, 0);
+        let v6 = sockaddr_in6(Ipv6Addr::LOCALHOST, 80);
+        assert_eq!(
+            decode_sockaddr(&v4, INET6),
+            Err(libc::EINVAL),
+            "short for inet6"
+        );
+        assert_eq!(decode_sockaddr(&v4_long, INET6), Err(libc::EAFNOSUPPORT));
+        assert_eq!(decode_sockaddr(&v6, INET), Err(libc::EAFNOSUPPORT));
+        assert_eq!(decode_sockaddr(&v4, UNIX), Err(libc::EINVAL));
+        assert_eq!(
+            decode_sockaddr(&sockaddr_un(b"/x"), INET),
+            Err(libc::EINVAL)
+        );
+        assert_eq!(
+            decode_sockaddr(&v4, libc::AF_NETLINK),
+            Ok(Destination::Other(libc::AF_INET as u16))
+        );
     }
 
     #[test]
     fn decode_unix_path_abstract_unnamed() {
         assert_eq!(
-            decode_sockaddr(&sockaddr_un(b"/run/x.sock\0garbage")).unwrap(),
+            decode_sockaddr(&sockaddr_un(b"/run/x.sock\0garbage"), UNIX).unwrap(),
             Destination::UnixPath("/run/x.sock".into())
         );
         assert_eq!(
-            decode_sockaddr(&sockaddr_un(b"rel.sock")).unwrap(),
+            decode_sockaddr(&sockaddr_un(b"rel.sock"), UNIX).unwrap(),
             Destination::UnixPath("rel.sock".into())
         );
         assert_eq!(
-            decode_sockaddr(&sockaddr_un(b"\0name")).unwrap(),
+            decode_sockaddr(&sockaddr_un(b"\0name"), UNIX).unwrap(),
             Destination::UnixAbstract(b"name".to_vec())
         );
-        assert_eq!(decode_sockaddr(&sockaddr_un(b"")), Err(libc::EINVAL));
-        assert_eq!(decode_sockaddr(&[1]), Err(libc::EINVAL));
+        assert_eq!(decode_sockaddr(&sockaddr_un(b""), UNIX), Err(libc::EINVAL));
+        assert_eq!(decode_sockaddr(&[1], UNIX), Err(libc::EINVAL));
     }
 
     #[test]
     fn decode_unspec_and_other() {
-        assert_eq!(decode_sockaddr(&[0, 0, 1, 2]).unwrap(), Destination::Unspec);
+        assert_eq!(
+            decode_sockaddr(&[0, 0, 1, 2], INET).unwrap(),
+            Destination::Unspec
+        );
+        assert_eq!(decode_sockaddr(&[0, 0, 1, 2], UNIX), Err(libc::EINVAL));
         let packet = (libc::AF_PACKET as u16).to_ne_bytes();
         assert_eq!(
-            decode_sockaddr(&packet).unwrap(),
+            decode_sockaddr(&packet, libc::AF_PACKET).unwrap(),
             Destination::Other(libc::AF_PACKET as u16)
         );
+    }
+
+    proptest::proptest! {
+        /// The address comes from a hostile process: any bytes, any length up to the cap, any
+        /// socket domain, never a panic.
+        #[test]
+        fn decode_never_panics(
+            bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..=MAX_ADDR_LEN),
+            domain in proptest::sample::select(vec![INET, INET6, UNIX, libc::AF_NETLINK, 0]),
+        ) {
+            let _ = decode_sockaddr(&bytes, domain);
+        }
     }
 
     #[test]
@@ -1048,6 +1182,13 @@ mod tests {
         );
         assert_eq!(parse_fdinfo("pos:\t0\n"), None);
         assert_eq!(parse_fdinfo("flags:\tzz\n"), None);
+    }
+
+    #[test]
+    fn tgid_from_status() {
+        let status = "Name:\tpython3\nUmask:\t0022\nState:\tS (sleeping)\nTgid:\t4242\nNgid:\t0\nPid:\t4250\n";
+        assert_eq!(parse_tgid(status), Some(4242));
+        assert_eq!(parse_tgid("Pid:\t1\n"), None);
     }
 
     /// Run the notifier program over `seccomp_data` {nr, arch, args}, like the kernel.
