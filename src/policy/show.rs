@@ -329,43 +329,6 @@ fn layer_name(l: crate::sandbox::Layer) -> String {
         .unwrap_or_default()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::policy::{load_layers, merge, parse_policy};
-
-    #[test]
-    fn show_output_is_a_valid_policy() {
-        for profile in crate::policy::profiles::names() {
-            let eff = merge(load_layers(Some(profile), None).unwrap());
-            let vars = Vars::from_pairs(&[("HOME", "/home/u"), ("CWD", "/w"), ("TMPDIR", "/tmp")]);
-            let text = render(&eff, &vars, None).unwrap();
-            if let Err(e) = parse_policy("show", &text) {
-                panic!(
-                    "`policy show --profile {profile}` is not a valid policy:\n{e}\n---\n{text}"
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn show_annotates_origins() {
-        let mut layers = load_layers(Some("strict"), None).unwrap();
-        layers.push((
-            Origin::Flags,
-            parse_policy("f", "version = 1\n[limits]\npids = 7").unwrap(),
-        ));
-        let text = render(&merge(layers), &Vars::from_pairs(&[("HOME", "/h")]), None).unwrap();
-        assert!(
-            text.contains("pids = 7")
-                && text
-                    .lines()
-                    .any(|l| l.starts_with("pids = 7") && l.ends_with("# flags")),
-            "{text}"
-        );
-    }
-}
-
 /// What the server can reach, in words, under the `[network]` section of `policy show`.
 fn egress_summary(net: &super::model::Network) -> Vec<String> {
     use crate::sandbox::NetworkMode;
@@ -404,7 +367,45 @@ fn egress_summary(net: &super::model::Network) -> Vec<String> {
     lines.push(if net.unix.is_empty() {
         "Unix sockets: none (socketpair stays allowed).".to_owned()
     } else {
-        "Unix sockets: allowed (below landlock ABI 9 the kernel cannot tell paths apart).".to_owned()
+        "Unix sockets: allowed (below landlock ABI 9 the kernel cannot tell paths apart)."
+            .to_owned()
     });
     lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::{load_layers, merge, parse_policy};
+
+    #[test]
+    fn show_output_is_a_valid_policy() {
+        for profile in crate::policy::profiles::names() {
+            let eff = merge(load_layers(Some(profile), None).unwrap());
+            let vars = Vars::from_pairs(&[("HOME", "/home/u"), ("CWD", "/w"), ("TMPDIR", "/tmp")]);
+            let text = render(&eff, &vars, None).unwrap();
+            if let Err(e) = parse_policy("show", &text) {
+                panic!(
+                    "`policy show --profile {profile}` is not a valid policy:\n{e}\n---\n{text}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn show_annotates_origins() {
+        let mut layers = load_layers(Some("strict"), None).unwrap();
+        layers.push((
+            Origin::Flags,
+            parse_policy("f", "version = 1\n[limits]\npids = 7").unwrap(),
+        ));
+        let text = render(&merge(layers), &Vars::from_pairs(&[("HOME", "/h")]), None).unwrap();
+        assert!(
+            text.contains("pids = 7")
+                && text
+                    .lines()
+                    .any(|l| l.starts_with("pids = 7") && l.ends_with("# flags")),
+            "{text}"
+        );
+    }
 }

@@ -41,12 +41,16 @@ fn level(plan: &Plan, layer: Layer) -> CompatLevel {
 }
 
 /// Open every path of `plan.fs_grants` (and this process's own /proc entry) and build the rulesets.
-pub fn prepare(plan: &Plan) -> Prepared {
+/// `broker_tier`: the server's connects are performed by the supervisor's broker, so landlock
+/// allows no TCP port at all (were the notifier ever missing, the network stays shut).
+pub fn prepare(plan: &Plan, broker_tier: bool) -> Prepared {
     Prepared {
         fs: filesystem_ruleset(plan),
         net: match plan.config.network.mode {
             NetworkMode::Open => None,
-            NetworkMode::Off | NetworkMode::Hosts | NetworkMode::Ports => Some(network_ruleset(plan)),
+            NetworkMode::Off | NetworkMode::Hosts | NetworkMode::Ports => {
+                Some(network_ruleset(plan, broker_tier))
+            }
         },
         scope: Ruleset::default()
             .set_compatibility(level(plan, Layer::LandlockScope))
@@ -165,13 +169,15 @@ fn rights(access: FsAccess, path: &Path) -> BitFlags<AccessFs> {
     }
 }
 
-fn network_ruleset(plan: &Plan) -> Result<RulesetCreated, RulesetError> {
+fn network_ruleset(plan: &Plan, broker_tier: bool) -> Result<RulesetCreated, RulesetError> {
     let rules = &plan.config.network;
     // With the network off, UDP too where the kernel can (ABI 10); with a port list, TCP only
     // (a UDP port list would also have to let DNS through: a policy question).
     let all = match rules.mode {
         NetworkMode::Ports => AccessNet::from_all(ABI::V9),
-        NetworkMode::Off | NetworkMode::Hosts | NetworkMode::Open => AccessNet::from_all(TARGET_ABI),
+        NetworkMode::Off | NetworkMode::Hosts | NetworkMode::Open => {
+            AccessNet::from_all(TARGET_ABI)
+        }
     };
     let ruleset = Ruleset::default()
         .set_compatibility(level(plan, Layer::LandlockNetwork))
@@ -179,8 +185,8 @@ fn network_ruleset(plan: &Plan) -> Result<RulesetCreated, RulesetError> {
         .set_compatibility(CompatLevel::BestEffort)
         .handle_access(all)?;
     let mut ruleset = permit_reparenting(ruleset)?;
-    if let (NetworkMode::Hosts, Some(egress)) = (rules.mode, plan.egress) {
-        // The proxy's port only (in the broker tier, the broker checks the address too).
+    if let (NetworkMode::Hosts, Some(egress), false) = (rules.mode, plan.egress, broker_tier) {
+        // The namespace tier: the proxy's port, the only listener in the server's namespace.
         ruleset = ruleset.add_rule(NetPort::new(egress.proxy_port, AccessNet::ConnectTcp))?;
     }
     if rules.mode == NetworkMode::Ports {

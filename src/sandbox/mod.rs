@@ -338,7 +338,7 @@ pub fn apply_with_broker(
         // Order matters. 1. Open the landlock rule paths while root still sees everything, drop
         // capabilities, set no_new_privs (landlock and seccomp need it), mark inherited fds
         // close-on-exec, then restrict: filesystem, network, scope.
-        let landlock_rules = landlock::prepare(plan);
+        let landlock_rules = landlock::prepare(plan, broker.is_some());
         privileges::drop_capabilities(
             &mut report,
             plan.config.require.contains(&Layer::Capabilities),
@@ -365,12 +365,13 @@ pub fn apply_with_broker(
             report.not_enforced.push((layer, reason.into()));
         }
     }
-    // 2. rlimits, the broker's notifier (after no_new_privs, under the main filter, whose
-    // refusals then take precedence), then seccomp last: it may deny what the others need.
-    report.limits = Some(limits::apply_to_current_process(plan, &mut report)?);
+    // 2. The broker's notifier (after no_new_privs; before rlimits, so an open-files limit
+    // cannot refuse its descriptor; under the main filter, whose refusals then take
+    // precedence), rlimits, then seccomp last: its filter may deny what the others need.
     if let Some(channel) = broker {
         install_broker(channel)?;
     }
+    report.limits = Some(limits::apply_to_current_process(plan, &mut report)?);
     seccomp::apply_to_current_process(plan, &mut report)?;
     Ok(report)
 }
