@@ -79,6 +79,7 @@ fn check_text_names_each_layer_and_limit() {
         "would enforce by default",
         "memory",
         "processes",
+        "egress (hosts)",
     ] {
         assert!(
             stdout.contains(needle),
@@ -100,5 +101,19 @@ fn check_this_machine_enforces_everything() {
         assert!(status.success(), "a layer is missing:\n{stdout}");
     } else {
         eprintln!("not a fully capable machine; check says:\n{stdout}");
+    }
+}
+
+/// `check` names the tier `hosts` mode would use, and it is the one `run` then uses.
+#[test]
+fn check_names_the_egress_tier() {
+    let probe: Value = serde_json::from_str(&check(&["--json"]).1).expect("json");
+    let tier = &probe["egress"]["tier"];
+    assert!(
+        tier == "namespace" || tier == "broker" || tier.is_null(),
+        "{probe:#}"
+    );
+    if probe["user_namespaces"]["unprivileged_allowed"] == true {
+        assert_eq!(tier, "namespace", "{probe:#}");
     }
 }

@@ -149,3 +149,41 @@ fn scan_server_everything_has_no_high_findings() {
         "{report:#}"
     );
 }
+
+#[test]
+fn scan_lists_the_hosts_a_server_tried_to_reach() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("hosts.toml");
+    std::fs::write(
+        &policy,
+        "version = 1\nextends = [\"strict\"]\n[network]\nmode = \"hosts\"\nallow = [\"api.example.org\"]\n",
+    )
+    .unwrap();
+    let out = scan(
+        &[
+            "--format",
+            "json",
+            "--call-tools",
+            "--policy",
+            policy.to_str().unwrap(),
+        ],
+        &[&shady()],
+    );
+    let report = json_of(&out);
+    let attempt = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["rule"] == "MCPG012")
+        .unwrap_or_else(|| panic!("no network attempt reported: {report:#}"));
+    assert!(
+        attempt["location"].as_str().unwrap().starts_with("tool "),
+        "the attempt names the tool call it came from: {attempt}"
+    );
+    let message = attempt["message"].as_str().unwrap();
+    assert!(
+        message.contains("exfil.example:443") && message.contains("refused"),
+        "{message}"
+    );
+    assert_eq!(attempt["severity"], "medium");
+}

@@ -281,6 +281,34 @@ fn read_audit(path: &Path, findings: &mut Vec<Finding>) {
                         .with_severity(severity),
                 );
             }
+            "egress" => {
+                // Which hosts the server reaches for, and from which tool: a reviewer's first
+                // question about a server that wants the network.
+                let tool = event["calls"]
+                    .as_array()
+                    .and_then(|calls| calls.iter().find_map(|c| c["tool"].as_str()))
+                    .map_or_else(|| "server".to_owned(), |t| format!("tool {t}"));
+                let port = event["port"]
+                    .as_u64()
+                    .map(|p| format!(":{p}"))
+                    .unwrap_or_default();
+                let target = format!("{}{port}", s("host"));
+                let finding = if s("decision") == "deny" {
+                    Finding::new(
+                        findings::NETWORK_ATTEMPT,
+                        tool,
+                        format!("tried to reach {target}: refused ({})", s("reason")),
+                    )
+                    .with_severity(Severity::Medium)
+                } else {
+                    Finding::new(
+                        findings::NETWORK_ATTEMPT,
+                        tool,
+                        format!("reached {target} (allowed by `{}`)", s("rule")),
+                    )
+                };
+                findings.push(finding);
+            }
             "limit" => findings.push(Finding::new(
                 findings::LIMIT_HIT,
                 "server",

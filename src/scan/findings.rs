@@ -43,6 +43,8 @@ rules! {
         "The server failed while being scanned (exited, timed out, or refused a standard request).";
     GUARD_REFUSAL = "MCPG011", "guard-refusal", Medium,
         "The guard's firewall refused or flagged a message from the server.";
+    NETWORK_ATTEMPT = "MCPG012", "network-attempt", Low,
+        "The server opened (or tried to open) a network connection; the finding names the host, the tool call in flight and whether the policy allowed it. A refused attempt is rated medium.";
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
