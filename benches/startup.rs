@@ -5,6 +5,7 @@
 //! - under `mcp-guard run --allow-unsandboxed` (relay and firewall, no sandbox),
 //! - under `mcp-guard run` (the default sandbox: landlock, seccomp, limits),
 //! - under `mcp-guard run` with the audit log written to a file,
+//! - under `mcp-guard run` in `hosts` network mode, in each isolation tier (namespace, broker),
 //!
 //! measured in alternation (one of each per round, so load bursts hit all alike), median and
 //! p90 over N rounds. Also the cost of starting the guard binary at all (`mcp-guard --version`)
@@ -79,6 +80,27 @@ fn main() {
     variants.push(Variant {
         name: "guard (sandboxed, audit)",
         argv: run(&["--audit-log", &audit_arg]),
+    });
+    // `hosts` mode: the egress proxy's thread and port, plus each isolation tier.
+    variants.push(Variant {
+        name: "guard, hosts mode, namespace tier",
+        argv: run(&[
+            "--no-audit",
+            "--allow-host",
+            "api.example.org",
+            "--network-isolation",
+            "namespace",
+        ]),
+    });
+    variants.push(Variant {
+        name: "guard, hosts mode, broker tier",
+        argv: run(&[
+            "--no-audit",
+            "--allow-host",
+            "api.example.org",
+            "--network-isolation",
+            "broker",
+        ]),
     });
 
     // Each variant must work before it is timed.
