@@ -45,9 +45,17 @@ pub fn start(
     std::thread::Builder::new()
         .name("mcp-guard-egress".into())
         .spawn(move || {
+            let EgressSetup {
+                host_listener,
+                config,
+            } = setup;
             let listener = match fd_passing::recv_tagged(channel.as_fd()) {
-                Ok(Some((TAG_NAMESPACE, Some(fd)))) => std::net::TcpListener::from(fd),
-                Ok(Some((TAG_BROKER, _))) => setup.host_listener,
+                // The host's port stays closed: nothing may reach the proxy from outside.
+                Ok(Some((TAG_NAMESPACE, Some(fd)))) => {
+                    drop(host_listener);
+                    std::net::TcpListener::from(fd)
+                }
+                Ok(Some((TAG_BROKER, _))) => host_listener,
                 Ok(other) => {
                     tracing::debug!("egress: no tier from the server's child ({other:?})");
                     return;
@@ -58,7 +66,7 @@ pub fn start(
                 }
             };
             drop(channel);
-            if let Err(e) = super::serve_blocking(listener, setup.config, calls, records) {
+            if let Err(e) = super::serve_blocking(listener, config, calls, records) {
                 tracing::error!("the egress proxy stopped: {e}");
             }
         })
