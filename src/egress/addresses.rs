@@ -3,11 +3,16 @@
 //!
 //! The set: loopback, unspecified / "this network", link-local (all of `169.254.0.0/16` and
 //! `fe80::/10`), private (RFC 1918, `fc00::/7`, the deprecated site-local `fec0::/10`), CGNAT
-//! `100.64.0.0/10`, multicast, broadcast, the reserved `240.0.0.0/4`, documentation and
-//! benchmarking ranges, IETF protocol assignments `192.0.0.0/24`, the discard prefix `100::/64`,
+//! `100.64.0.0/10`, multicast, broadcast, the reserved `240.0.0.0/4`, IETF protocol assignments
+//! `192.0.0.0/24`, the discard prefix `100::/64`,
 //! Teredo `2001::/32` (it hides an IPv4 address), the local-use NAT64 prefix `64:ff9b:1::/48`,
 //! the cloud metadata addresses outside link-local (`100.100.100.200`, `168.63.129.16`,
 //! `192.0.0.192`, `fd00:ec2::/32`) and the host's own interface addresses.
+//!
+//! Not banned: the documentation and benchmarking ranges (`192.0.2.0/24`, `198.51.100.0/24`,
+//! `203.0.113.0/24`, `198.18.0.0/15`, `2001:db8::/32`). They hold no secrets, never appear on
+//! the public internet, and private networks do use them (package mirrors, VPN fake-IP
+//! resolvers): a ban would break those users for no protection.
 //!
 //! IPv6 forms that carry an IPv4 address — IPv4-mapped `::ffff:0:0/96`, IPv4-compatible `::/96`,
 //! IPv4-translated `::ffff:0:0:0/96`, NAT64 `64:ff9b::/96` and 6to4 `2002::/16` — are unwrapped
@@ -48,10 +53,6 @@ const V4_BANNED: &[(Ipv4Net, &str)] = &[
     (v4(100, 64, 0, 0, 10), "shared address space (CGNAT)"),
     (v4(169, 254, 0, 0, 16), "link-local"),
     (v4(192, 0, 0, 0, 24), "IETF protocol assignments"),
-    (v4(192, 0, 2, 0, 24), "documentation"),
-    (v4(198, 51, 100, 0, 24), "documentation"),
-    (v4(203, 0, 113, 0, 24), "documentation"),
-    (v4(198, 18, 0, 0, 15), "benchmarking"),
     (v4(192, 88, 99, 0, 24), "6to4 relay anycast (reserved)"),
     (v4(224, 0, 0, 0, 4), "multicast"),
     (v4(255, 255, 255, 255, 32), "broadcast"),
@@ -65,9 +66,6 @@ const V6_BANNED: &[(Ipv6Net, &str)] = &[
     (v6(0xfd00_0ec2 << 96, 32), METADATA),
     (v6(0x0064_ff9b_0001 << 80, 48), "local-use NAT64"),
     (v6(0x0100 << 112, 64), "discard-only"),
-    (v6(0x2001_0db8 << 96, 32), "documentation"),
-    (v6(0x3fff << 112, 20), "documentation"),
-    (v6(0x2001_0002 << 96, 48), "benchmarking"),
     (v6(0x2001 << 112, 32), "Teredo (hides an IPv4 address)"),
     (v6(0xfc00 << 112, 7), "unique local (private)"),
     (v6(0xfe80 << 112, 10), "link-local"),
@@ -311,7 +309,11 @@ mod tests {
         assert_eq!(reason("224.0.0.251"), Some("multicast"));
         assert_eq!(reason("255.255.255.255"), Some("broadcast"));
         assert_eq!(reason("250.1.1.1"), Some("reserved"));
-        assert_eq!(reason("192.0.2.1"), Some("documentation"));
+        assert_eq!(
+            reason("192.0.2.1"),
+            None,
+            "documentation ranges are not banned"
+        );
         for m in ["100.100.100.200", "168.63.129.16", "192.0.0.192"] {
             assert_eq!(reason(m), Some(METADATA), "{m}");
         }
@@ -336,7 +338,7 @@ mod tests {
         assert_eq!(reason("fd12:3456::1"), Some("unique local (private)"));
         assert_eq!(reason("fd00:ec2::254"), Some(METADATA));
         assert_eq!(reason("ff02::1"), Some("multicast"));
-        assert_eq!(reason("2001:db8::1"), Some("documentation"));
+        assert_eq!(reason("2001:db8::1"), None);
         assert_eq!(
             reason("2001:0:4136:e378::1"),
             Some("Teredo (hides an IPv4 address)")

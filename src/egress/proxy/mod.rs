@@ -83,7 +83,7 @@ pub(super) async fn serve(
         listen: listener.local_addr().ok(),
     });
     if let Ok(addr) = listener.local_addr() {
-        tracing::info!(%addr, rules = shared.config.allow.rules().len(), "egress proxy listening");
+        tracing::debug!(%addr, rules = shared.config.allow.rules().len(), "egress proxy listening");
     }
     let mut tasks = JoinSet::new();
     loop {
