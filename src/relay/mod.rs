@@ -371,7 +371,7 @@ impl EventReader {
                     tracing::debug!("sandbox limits: {limits}");
                 }
                 if let Some(tier) = report.network_isolation {
-                    tracing::info!(
+                    tracing::debug!(
                         "egress: only through the guard's proxy ({} tier)",
                         tier.as_str()
                     );
