@@ -46,8 +46,9 @@ pub struct PolicyFlags {
     #[arg(long = "allow-exec", value_name = "PATH", value_parser = parse_path)]
     pub allow_exec: Vec<PathPattern>,
 
-    /// Network access: TCP ports to connect to (443), `bind:PORT` to listen, `open` for no
-    /// restriction, `off` for none. Comma-separated or repeated.
+    /// Weak, for old setups: TCP ports the server may connect to on ANY host (443),
+    /// `bind:PORT` to listen, `hosts` / `open` / `off` for the mode. Prefer --allow-host.
+    /// Comma-separated or repeated.
     #[arg(long = "allow-net", value_name = "PORTS", value_delimiter = ',', value_parser = parse_net)]
     pub allow_net: Vec<NetFlag>,
 

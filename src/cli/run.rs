@@ -16,10 +16,14 @@ Examples:
   mcp-guard run --profile everything -- npx -y @modelcontextprotocol/server-everything
   mcp-guard run --profile filesystem -- npx -y @modelcontextprotocol/server-filesystem ~/notes
   mcp-guard run --policy my-server.toml --request-timeout 5m -- uvx my-server
-  mcp-guard run --allow-read ~/data --allow-net 443 --memory 512MiB -- python3 -m my_server
+  mcp-guard run --allow-read ~/data --allow-host api.example.com --memory 512MiB -- python3 -m my_server
+  mcp-guard run --profile node --allow-host api.github.com -- npx -y @modelcontextprotocol/server-github
 
 In a host config (Claude Desktop, Cursor, VS Code), put `mcp-guard` as the command and
 `run`, its options, `--`, then the original command and its arguments as the args.
+`env NAME=VALUE… CMD` is looked through: CMD is launched and judged, with the variables.
+With --allow-host (or a policy's `[network] allow`), the server reaches only those hosts,
+through the guard's egress proxy; each connection is in the audit log with its tool call.
 What the sandbox could not enforce on this kernel is said once on stderr; `--require` makes
 that fatal. Decisions are logged as JSON lines to $XDG_STATE_HOME/mcp-guard/audit.jsonl
 (`--audit-log`, `--no-audit`).
