@@ -9,6 +9,8 @@
 //! freely: nothing between fork and exec has to be async-signal-safe.
 
 mod baseline;
+#[cfg(test)]
+mod bpf_eval;
 mod env;
 pub mod exec;
 pub mod fd_passing;

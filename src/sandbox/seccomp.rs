@@ -642,41 +642,8 @@ mod tests {
     /// Run `program` over seccomp_data {nr, arch, args} like the kernel (only the opcodes we and
     /// seccompiler emit).
     fn eval(program: &[seccompiler::sock_filter], nr: u32, arch: u32, args: [u64; 6]) -> u32 {
-        let word = |offset: u32| -> u32 {
-            match offset {
-                0 => nr,
-                4 => arch,
-                o if (16..64).contains(&o) => {
-                    let arg = args[((o - 16) / 8) as usize];
-                    if (o - 16) % 8 == 0 {
-                        arg as u32
-                    } else {
-                        (arg >> 32) as u32
-                    }
-                }
-                o => panic!("load at {o}"),
-            }
-        };
-        let (mut a, mut pc) = (0u32, 0usize);
-        loop {
-            let i = &program[pc];
-            pc += 1;
-            match i.code {
-                0x20 => a = word(i.k),
-                0x54 => a &= i.k,
-                0x05 => pc += i.k as usize,
-                0x06 => return i.k,
-                0x15 | 0x35 | 0x25 => {
-                    let hit = match i.code {
-                        0x15 => a == i.k,
-                        0x35 => a >= i.k,
-                        _ => a > i.k,
-                    };
-                    pc += usize::from(if hit { i.jt } else { i.jf });
-                }
-                code => panic!("opcode {code:#x}"),
-            }
-        }
+        let program: Vec<_> = program.iter().map(|i| (i.code, i.jt, i.jf, i.k)).collect();
+        crate::sandbox::bpf_eval::eval(&program, nr, arch, args)
     }
 
     #[cfg(target_arch = "x86_64")]

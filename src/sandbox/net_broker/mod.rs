@@ -560,35 +560,8 @@ mod tests {
 
     /// Run the notifier program over `seccomp_data` {nr, arch, args}, like the kernel.
     fn eval(program: &[libc::sock_filter], nr: u32, arch: u32, args: [u64; 6]) -> u32 {
-        let word = |offset: u32| -> u32 {
-            match offset {
-                0 => nr,
-                4 => arch,
-                o if (16..64).contains(&o) && (o - 16) % 8 == 0 => {
-                    args[((o - 16) / 8) as usize] as u32
-                }
-                o => panic!("load at {o}"),
-            }
-        };
-        let (mut a, mut pc) = (0u32, 0usize);
-        loop {
-            let i = &program[pc];
-            pc += 1;
-            match i.code {
-                BPF_LD_W_ABS => a = word(i.k),
-                BPF_JMP_JA => pc += i.k as usize,
-                BPF_RET_K => return i.k,
-                BPF_JMP_JEQ_K | BPF_JMP_JGE_K | BPF_JMP_JSET_K => {
-                    let hit = match i.code {
-                        BPF_JMP_JEQ_K => a == i.k,
-                        BPF_JMP_JGE_K => a >= i.k,
-                        _ => a & i.k != 0,
-                    };
-                    pc += usize::from(if hit { i.jt } else { i.jf });
-                }
-                code => panic!("opcode {code:#x}"),
-            }
-        }
+        let program: Vec<_> = program.iter().map(|i| (i.code, i.jt, i.jf, i.k)).collect();
+        crate::sandbox::bpf_eval::eval(&program, nr, arch, args)
     }
 
     #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
