@@ -5,7 +5,7 @@
 //! - throughput: a 100 MB download, direct vs through the proxy.
 //!
 //! The proxy runs in-process on its own thread, exactly as `mcp-guard run` runs it (allow list
-//! `127.0.0.1/32`, which names loopback explicitly). The isolation tiers' start-up cost is in
+//! `127.0.0.1/32:*`, which names loopback explicitly). The isolation tiers' start-up cost is in
 //! the `startup` bench.
 //!
 //! ```text
@@ -35,7 +35,7 @@ fn main() {
 
     let proxy = TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
     let proxy_port = proxy.local_addr().expect("addr").port();
-    let allow = AllowList::parse(&["127.0.0.1/32"]).expect("allow list");
+    let allow = AllowList::parse(&["127.0.0.1/32:*"]).expect("allow list");
     let (records, mut receiver) = tokio::sync::mpsc::unbounded_channel();
     egress::spawn_thread(
         proxy,
