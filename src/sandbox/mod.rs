@@ -409,12 +409,18 @@ fn protect_paths(plan: &Plan, report: &mut EnforcementReport) -> Result<(), Sand
         Ok(()) => {
             report.enforced.push(layer);
             if !p.missing.is_empty() {
+                let example = p
+                    .missing
+                    .iter()
+                    .find(|m| m.ends_with(".mcp.json"))
+                    .unwrap_or(&p.missing[0]);
                 report.partial.push((
                     layer,
                     format!(
-                        "{} protected name(s) do not exist and could be created (e.g. {}); see SECURITY.md",
+                        "existing protected entries are read-only; {} protected name(s) that do \
+                         not exist yet can still be created (e.g. {}); see SECURITY.md",
                         p.missing.len(),
-                        p.missing[0].display()
+                        example.display()
                     ),
                 ));
             }
