@@ -504,3 +504,53 @@ fn profile_git_commit() {
     assert!(!refused(call(&doc, 0)) && !refused(call(&doc, 1)), "{doc}");
     assert!(git(repo.path(), &["log", "--format=%s", "-1"]).contains("through the guard"));
 }
+
+/// Protected paths (SECURITY.md): under the git profile `.git/hooks` and `.git/config` are
+/// read-only to the server, yet mcp-server-git's add, commit, branch and checkout work — git's
+/// own writes in `.git` (objects, refs, index, HEAD, logs and their lock-file renames) pass.
+#[test]
+fn profile_git_branch_checkout_with_protected_paths() {
+    let home = TestHome::new();
+    let peers = Peers::get();
+    let repo = tempfile::tempdir().expect("tempdir");
+    let r = repo.path().to_str().expect("utf-8 temp path");
+    git(repo.path(), &["init", "-q", "-b", "main"]);
+    git(
+        repo.path(),
+        &["commit", "-q", "--allow-empty", "-m", "initial commit"],
+    );
+    let config_before = std::fs::read(repo.path().join(".git/config")).expect("config");
+    let server = path_cmd(&peers.venv_bin("mcp-server-git"), &["--repository", r]);
+    std::fs::write(repo.path().join("notes.txt"), "guarded\n").expect("write notes");
+    let calls = json!([
+        {"name": "git_create_branch", "arguments": {"repo_path": r, "branch_name": "feature"}},
+        {"name": "git_checkout", "arguments": {"repo_path": r, "branch_name": "feature"}},
+        {"name": "git_add", "arguments": {"repo_path": r, "files": ["notes.txt"]}},
+        {"name": "git_commit", "arguments": {"repo_path": r, "message": "on the branch"}},
+        {"name": "git_checkout", "arguments": {"repo_path": r, "branch_name": "main"}},
+    ]);
+    let mut driver = in_home(peers.call_tools(&calls, &[]), &home);
+    for kv in [
+        "GIT_AUTHOR_NAME=Profile Test",
+        "GIT_AUTHOR_EMAIL=profile@example.invalid",
+        "GIT_COMMITTER_NAME=Profile Test",
+        "GIT_COMMITTER_EMAIL=profile@example.invalid",
+    ] {
+        driver.extend(strings(&["--env", kv]));
+    }
+    let doc = run_json(
+        "git: branch, checkout, add, commit, checkout",
+        &with_server(&driver, &guarded(&["--profile", "git"], &server)),
+    );
+    for i in 0..5 {
+        assert!(!refused(call(&doc, i)), "call {i}: {doc}");
+    }
+    assert!(git(repo.path(), &["log", "--format=%s", "-1", "feature"]).contains("on the branch"));
+    assert!(git(repo.path(), &["rev-parse", "--abbrev-ref", "HEAD"]).contains("main"));
+    // Back on main, the file committed on the branch left the work tree.
+    assert!(!repo.path().join("notes.txt").exists());
+    assert_eq!(
+        std::fs::read(repo.path().join(".git/config")).expect("config"),
+        config_before
+    );
+}

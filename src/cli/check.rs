@@ -178,6 +178,7 @@ fn render(p: &Probe) -> String {
             crate::sandbox::Layer::Seccomp => "seccomp",
             crate::sandbox::Layer::Limits => "limits",
             crate::sandbox::Layer::Capabilities => "capabilities",
+            crate::sandbox::Layer::ProtectedPaths => "protected-paths",
         })
         .collect();
     if missing.is_empty() {

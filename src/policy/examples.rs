@@ -27,6 +27,10 @@ const EXAMPLES: &[(&str, &str)] = &[
         "create = [\"${XDG_DATA_HOME}/mcp-guard/memory\"]",
     ),
     (
+        "filesystem.protect",
+        "protect = [\".terraformrc\", \"tools/hooks\"]",
+    ),
+    (
         "filesystem.arg_paths",
         "arg_paths = \"write\"   # or \"read\", \"none\"",
     ),

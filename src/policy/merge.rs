@@ -118,6 +118,7 @@ merge_fields!(Filesystem {
     exec,
     deny,
     create,
+    protect,
     arg_paths
 });
 merge_fields!(Network {

@@ -11,7 +11,7 @@ use serde::de::{self, Deserializer};
 use serde::Deserialize;
 
 use super::firewall::{Audit, Errors, Items, Redaction, Resources, ServerRequests, Validation};
-use super::values::{Count, Cpus, DurationText, EnvName, Size, SyscallName, Val};
+use super::values::{Count, Cpus, DurationText, EnvName, ProtectName, Size, SyscallName, Val};
 use super::vars::{PathPattern, Template};
 use crate::sandbox::{Isolation, Layer, NetworkMode};
 
@@ -119,6 +119,10 @@ pub struct Filesystem {
     pub deny: Vec<Val<PathPattern>>,
     /// Directories created (mode 0700) before launch; they are also writable.
     pub create: Vec<Val<PathPattern>>,
+    /// Names, relative to every writable directory, the server may read but not change,
+    /// besides the built-in list (`.git/hooks`, `.bashrc`, ...). A path written exactly in
+    /// `write` is not protected.
+    pub protect: Vec<Val<ProtectName>>,
     /// Access granted to server arguments that are existing absolute paths (the roots a
     /// filesystem or git server is given on its command line).
     pub arg_paths: Option<Val<ArgAccess>>,

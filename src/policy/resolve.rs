@@ -361,6 +361,7 @@ impl EffectivePolicy {
                 Layer::Seccomp,
                 Layer::Limits,
                 Layer::Capabilities,
+                Layer::ProtectedPaths,
             ]);
             // Nothing to enforce on the network when it is open.
             if mode != NetworkMode::Open {
@@ -375,6 +376,12 @@ impl EffectivePolicy {
             write: strip(write),
             exec: strip(fs.exec),
             deny: strip(fs.deny),
+            protect: p
+                .filesystem
+                .protect
+                .iter()
+                .map(|v| PathBuf::from(&v.value.0))
+                .collect(),
         };
         let sandbox = SandboxConfig {
             fs,

@@ -82,6 +82,15 @@ pub fn render(
     o.list("exec", &paths(&fs.exec));
     o.list("deny", &paths(&fs.deny));
     o.list("create", &paths(&fs.create));
+    o.comment(&format!(
+        "protected in every writable directory (read-only to the server): {}",
+        crate::sandbox::protect::DEFAULT_PROTECTED
+            .iter()
+            .map(|(name, _)| *name)
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    o.vals("protect", &p.filesystem.protect, |n| quote(&n.0));
     o.opt("arg_paths", &p.filesystem.arg_paths, |a| quote(a.as_str()));
 
     o.section("network");

@@ -379,6 +379,21 @@ impl<'de> Deserialize<'de> for EnvName {
     }
 }
 
+/// A protected name, relative to each writable root: `.vscode`, `.config/fish` (no `..`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ProtectName(pub String);
+
+impl<'de> Deserialize<'de> for ProtectName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        if crate::sandbox::protect::is_relative_name(std::path::Path::new(&s)) {
+            Ok(ProtectName(s))
+        } else {
+            Err(de::Error::custom(format!("`{s}` is not a protected name; write a path relative to each writable directory, going down only, e.g. \".vscode\" or \"tools/hooks\"")))
+        }
+    }
+}
+
 /// A syscall name as in `man 2 syscalls`: lower-case letters, digits and `_`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct SyscallName(pub String);

@@ -26,6 +26,7 @@ pub mod network_tier;
 #[cfg(target_os = "linux")]
 mod privileges;
 pub mod probe;
+pub mod protect;
 pub mod seccomp;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -47,6 +48,8 @@ pub enum Layer {
     Seccomp,
     Limits,
     Capabilities,
+    /// Protected paths inside writable directories (a private mount namespace, see [`protect`]).
+    ProtectedPaths,
 }
 
 /// What the user (policy, profile or flags) asked for; paths may still be relative to the CWD.
@@ -70,6 +73,10 @@ pub struct FsRules {
     pub exec: Vec<PathBuf>,
     /// Paths that no allow rule may open up; a deny always wins.
     pub deny: Vec<PathBuf>,
+    /// Names protected in every writable root besides [`protect::DEFAULT_PROTECTED`]
+    /// (relative: `.vscode`, `.config/fish`). A path named exactly in `write` is not protected.
+    #[serde(default)]
+    pub protect: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -179,6 +186,9 @@ pub struct Plan {
     /// `landlock.rs`); false when a deny covers `/proc/self`.
     #[serde(default)]
     pub proc_self: bool,
+    /// Entries of the writable directories the server may read but not change (see [`protect`]).
+    #[serde(default)]
+    pub protect: protect::ProtectPlan,
     /// `hosts` mode: how the server reaches the guard's egress proxy (filled in by the guard
     /// once it has chosen the isolation tier and the proxy's port).
     #[serde(default)]
@@ -268,6 +278,7 @@ pub fn prepare(config: &SandboxConfig, command: &[OsString]) -> Result<Plan, San
             config: config.clone(),
             fs_grants: Vec::new(),
             proc_self: false,
+            protect: protect::ProtectPlan::default(),
             egress: None,
         });
     }
@@ -301,6 +312,13 @@ pub fn prepare(config: &SandboxConfig, command: &[OsString]) -> Result<Plan, San
             || d.starts_with("/proc/self")
             || d.starts_with("/proc/thread-self")
     });
+    let write_roots: Vec<PathBuf> = config
+        .fs
+        .write
+        .iter()
+        .filter_map(|p| std::fs::canonicalize(cwd.join(p)).ok())
+        .collect();
+    let protect = protect::plan(&write_roots, &config.fs.protect, &write_roots);
     let private_dir = env::create_private_dir()?;
     grants.extend(FsGrant::new(&private_dir, FsAccess::Write));
     let fs_grants = fs_rules::apply_denies(grants, &denies);
@@ -314,6 +332,7 @@ pub fn prepare(config: &SandboxConfig, command: &[OsString]) -> Result<Plan, San
         config: config.clone(),
         fs_grants,
         proc_self,
+        protect,
         egress: None,
     })
 }
@@ -339,7 +358,9 @@ pub fn apply_with_broker(
     {
         // Order matters. 1. Open the landlock rule paths while root still sees everything, drop
         // capabilities, set no_new_privs (landlock and seccomp need it), mark inherited fds
-        // close-on-exec, then restrict: filesystem, network, scope.
+        // close-on-exec, then restrict: filesystem, network, scope. Before all of them, the
+        // protected paths' mount namespace (it needs the capabilities about to be dropped).
+        protect_paths(plan, &mut report)?;
         let landlock_rules = landlock::prepare(plan, broker.is_some());
         privileges::drop_capabilities(
             &mut report,
@@ -376,6 +397,45 @@ pub fn apply_with_broker(
     report.limits = Some(limits::apply_to_current_process(plan, &mut report)?);
     seccomp::apply_to_current_process(plan, &mut report)?;
     Ok(report)
+}
+
+/// Enter the protected paths' mount namespace and record the outcome.
+#[cfg(target_os = "linux")]
+fn protect_paths(plan: &Plan, report: &mut EnforcementReport) -> Result<(), SandboxError> {
+    let layer = Layer::ProtectedPaths;
+    let p = &plan.protect;
+    if p.is_empty() && p.missing.is_empty() {
+        return Ok(());
+    }
+    match protect::enter(p) {
+        Ok(()) => {
+            report.enforced.push(layer);
+            if !p.missing.is_empty() {
+                let example = p
+                    .missing
+                    .iter()
+                    .find(|m| m.ends_with(".mcp.json"))
+                    .unwrap_or(&p.missing[0]);
+                report.partial.push((
+                    layer,
+                    format!(
+                        "existing protected entries are read-only; {} protected name(s) that do \
+                         not exist yet can still be created (e.g. {}); see SECURITY.md",
+                        p.missing.len(),
+                        example.display()
+                    ),
+                ));
+            }
+            Ok(())
+        }
+        Err(reason) if plan.config.require.contains(&layer) => {
+            Err(SandboxError::Required { layer, reason })
+        }
+        Err(reason) => {
+            report.not_enforced.push((layer, reason));
+            Ok(())
+        }
+    }
 }
 
 /// The broker tier, in the child: the notifier's listener goes to the supervisor, and the

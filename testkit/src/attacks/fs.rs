@@ -19,6 +19,7 @@ pub const NAMES: &[&str] = &[
     "read_file",
     "list_dir",
     "write_file",
+    "write_file_mkdirs",
     "rename_file",
     "truncate_file",
     "delete_file",
@@ -78,6 +79,24 @@ pub fn run(name: &str, args: &Value) -> Option<Outcome> {
                 .and_then(|mut f| f.write_all(b"pwned\n"))
                 .map(|()| format!("wrote {}", target.display()))
                 .map_err(|e| e.to_string())
+        }
+        // Create the missing directories on the way, then create or append to the file
+        // (`DIR/.vscode/settings.json`, `DIR/.github/workflows/x.yml`).
+        "write_file_mkdirs" => {
+            let target = path("path");
+            target
+                .parent()
+                .map_or(Ok(()), std::fs::create_dir_all)
+                .map_err(|e| format!("mkdir: {e}"))
+                .and_then(|()| {
+                    std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(&target)
+                        .and_then(|mut f| f.write_all(b"pwned\n"))
+                        .map(|()| format!("wrote {}", target.display()))
+                        .map_err(|e| e.to_string())
+                })
         }
         "rename_file" => std::fs::rename(path("from"), path("to"))
             .map(|()| "renamed".to_owned())
