@@ -197,7 +197,7 @@ fn real_clients_reach_a_listed_host_through_the_proxy() {
             let git = server.attack(
                 "exec",
                 json!({"path": "/usr/bin/git",
-                       "args": ["-c", format!("http.sslCAInfo={cert}"), "ls-remote",
+                       "args": ["-C", "/", "-c", format!("http.sslCAInfo={cert}"), "ls-remote",
                                 site.url("repo.git")]}),
             );
             assert_succeeded(&git);
