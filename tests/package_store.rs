@@ -153,7 +153,6 @@ fn mcp_exchange(mut cmd: Command, tool: &str, arguments: Value) -> (Value, Value
             "params": {"name": tool, "arguments": arguments}}));
         call = read(2);
     }
-    drop(send);
     drop(stdin);
     let out = child.wait_with_output().expect("wait");
     (
