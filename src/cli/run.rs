@@ -18,6 +18,12 @@ Examples:
   mcp-guard run --policy my-server.toml --request-timeout 5m -- uvx my-server
   mcp-guard run --allow-read ~/data --allow-net 443 --memory 512MiB -- python3 -m my_server
 
+`npx -y PKG` / `npm exec` / `uvx PKG` / `uv tool run` run from mcp-guard's package store: the
+first start fetches the package under a sandbox (registry hosts only, writes only the store,
+$XDG_CACHE_HOME/mcp-guard/store) and locks its version and content hash
+($XDG_STATE_HOME/mcp-guard/packages.lock); later starts are offline, refuse a changed entry, and
+keep the locked version until `mcp-guard update`.
+
 In a host config (Claude Desktop, Cursor, VS Code), put `mcp-guard` as the command and
 `run`, its options, `--`, then the original command and its arguments as the args.
 What the sandbox could not enforce on this kernel is said once on stderr; `--require` makes
