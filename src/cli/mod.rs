@@ -9,11 +9,13 @@ mod policy_args;
 mod run;
 mod scan;
 mod supervise;
+mod update;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub(crate) use run::prepare_egress;
 pub use run::RunArgs;
 
 const AFTER_HELP: &str = "\
@@ -58,6 +60,8 @@ pub enum Command {
     Pin(pin::PinArgs),
     /// Run a server under the guard as a client would and report what looks wrong.
     Scan(scan::ScanArgs),
+    /// Fetch the packages `npx -y` / `uvx` servers run from again, and lock the new versions.
+    Update(update::UpdateArgs),
     /// Internal: the supervisor process that confines and execs the server.
     #[command(name = "__supervise", hide = true)]
     Supervise(supervise::SuperviseArgs),
@@ -73,6 +77,7 @@ pub fn main() -> ExitCode {
         Command::Audit(args) => audit::execute(args),
         Command::Pin(args) => pin::execute(args),
         Command::Scan(args) => scan::execute(args),
+        Command::Update(args) => update::execute(args),
         Command::Supervise(args) => supervise::execute(args),
     };
     match result {

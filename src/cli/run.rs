@@ -19,6 +19,12 @@ Examples:
   mcp-guard run --allow-read ~/data --allow-host api.example.com --memory 512MiB -- python3 -m my_server
   mcp-guard run --profile node --allow-host api.github.com -- npx -y @modelcontextprotocol/server-github
 
+`npx -y PKG` / `npm exec` / `uvx PKG` / `uv tool run` run from mcp-guard's package store: the
+first start fetches the package under a sandbox (registry hosts only, writes only the store,
+$XDG_CACHE_HOME/mcp-guard/store) and locks its version and content hash
+($XDG_STATE_HOME/mcp-guard/packages.lock); later starts are offline, refuse a changed entry, and
+keep the locked version until `mcp-guard update`.
+
 In a host config (Claude Desktop, Cursor, VS Code), put `mcp-guard` as the command and
 `run`, its options, `--`, then the original command and its arguments as the args.
 `env NAME=VALUE… CMD` is looked through: CMD is launched and judged, with the variables.
@@ -113,6 +119,16 @@ pub fn execute(args: RunArgs) -> anyhow::Result<ExitCode> {
     let command = env_launch
         .as_ref()
         .map_or_else(|| args.command.clone(), |l| l.command.clone());
+    // `npx -y PKG` / `uvx PKG`: run the package from the guard's store (fetched under the
+    // sandbox the first time, checked against the lock every time).
+    let package = match crate::launchers::look_through_package(&command)? {
+        Some(launch) => Some(
+            crate::launchers::package::prepare(&launch)
+                .with_context(|| format!("cannot start `{} {}`", launch.launcher, launch.spec()))?,
+        ),
+        None => None,
+    };
+    let command = package.as_ref().map_or(command, |p| p.command.clone());
     // Merged once; the sandbox, the firewall and the audit all read this one policy.
     let effective = args.policy.effective()?;
     let resolved =
@@ -121,6 +137,11 @@ pub fn execute(args: RunArgs) -> anyhow::Result<ExitCode> {
     config.disabled |= args.allow_unsandboxed;
     if let Some(launch) = &env_launch {
         apply_env_launch(&mut config.env, launch);
+    }
+    if let Some(package) = &package {
+        // The store entry: read-only and executable, nothing more.
+        config.fs.read.push(package.entry.clone());
+        config.fs.exec.push(package.entry.clone());
     }
     let mut plan =
         crate::sandbox::prepare(&config, &command).context("cannot launch the server")?;
@@ -169,7 +190,7 @@ fn apply_env_launch(env: &mut crate::sandbox::EnvRules, launch: &crate::launcher
 }
 
 /// `hosts` mode: open the egress proxy's port, and point the server at it.
-fn prepare_egress(plan: &mut Plan) -> anyhow::Result<Option<EgressSetup>> {
+pub(crate) fn prepare_egress(plan: &mut Plan) -> anyhow::Result<Option<EgressSetup>> {
     let network = &plan.config.network;
     if plan.config.disabled || network.mode != NetworkMode::Hosts {
         return Ok(None);

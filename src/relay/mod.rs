@@ -7,6 +7,7 @@
 //! fires only when the guard really dies; and the two directions share state without locks.
 
 mod activity;
+pub mod batch;
 mod output;
 pub mod pipeline;
 

@@ -1,0 +1,285 @@
+//! The npm family: `npx [-y|--yes] [-p PKG] PKG[@VER] ARGS…` and `npm exec|x [-y] [--package=PKG]
+//! [--] PKG[@VER] ARGS…`, as host configs write them.
+//!
+//! Fetch: `npm install --prefix ENTRY PKG@VER` under the sandbox, npm's cache inside the staging
+//! directory (thrown away afterwards), never the user's `~/.npm`. Run: `node
+//! ENTRY/node_modules/PKG/BIN ARGS…` (the bin's own `#!/usr/bin/env node` is not needed, so
+//! neither `env` nor a shell is).
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+
+use super::package::{find_on_path, split_npm_spec, Family, FetchStep, PackageLaunch};
+
+/// `npx …` / `npm exec …` / `npm x …`, understood; `None` for other commands.
+pub fn parse(command: &[OsString]) -> anyhow::Result<Option<PackageLaunch>> {
+    let Some(first) = command.first().and_then(|a| a.to_str()) else {
+        return Ok(None);
+    };
+    let name = Path::new(first)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("");
+    let (launcher, rest) = match name {
+        "npx" => ("npx".to_owned(), &command[1..]),
+        "npm" => match command.get(1).and_then(|a| a.to_str()) {
+            Some(sub @ ("exec" | "x")) => (format!("npm {sub}"), &command[2..]),
+            _ => return Ok(None),
+        },
+        _ => return Ok(None),
+    };
+    let mut package: Option<String> = None;
+    let mut i = 0;
+    let mut options_done = false;
+    while i < rest.len() {
+        let text = rest[i]
+            .to_str()
+            .with_context(|| format!("`{launcher}` arguments must be valid UTF-8"))?;
+        if !options_done && text.starts_with('-') {
+            match text {
+                "--" => options_done = true,
+                "-y" | "--yes" | "-q" | "--quiet" | "--no-install=false" => {}
+                "-p" | "--package" => {
+                    i += 1;
+                    let value = rest
+                        .get(i)
+                        .and_then(|a| a.to_str())
+                        .with_context(|| format!("`{launcher} {text}` needs a package after it"))?;
+                    set_package(&mut package, value, &launcher)?;
+                }
+                _ if text.starts_with("--package=") => {
+                    set_package(&mut package, &text["--package=".len()..], &launcher)?
+                }
+                _ => bail!(
+                    "`{launcher} {text}` is not understood by mcp-guard, which runs npm \
+                     packages from its own store: write `{launcher} -y PACKAGE[@VERSION] ARGS…` \
+                     (options -y/--yes, -p/--package, -q)"
+                ),
+            }
+            i += 1;
+            continue;
+        }
+        // The first operand: the package (or, with -p, the command to run from it).
+        let args = rest[i + 1..].to_vec();
+        let args = match args.first().and_then(|a| a.to_str()) {
+            Some("--") if launcher != "npx" => args[1..].to_vec(),
+            _ => args,
+        };
+        let (package, requested, command) = match package {
+            Some(spec) => {
+                let (p, v) = split_npm_spec(&spec);
+                (p, v, Some(text.to_owned()))
+            }
+            None => {
+                check_registry_spec(text, &launcher)?;
+                let (p, v) = split_npm_spec(text);
+                (p, v, None)
+            }
+        };
+        return Ok(Some(PackageLaunch {
+            family: Family::Npm,
+            launcher,
+            package,
+            requested,
+            command,
+            args,
+        }));
+    }
+    bail!("`{launcher}` with no package to run: write `{launcher} -y PACKAGE[@VERSION] ARGS…`")
+}
+
+fn set_package(slot: &mut Option<String>, spec: &str, launcher: &str) -> anyhow::Result<()> {
+    check_registry_spec(spec, launcher)?;
+    if slot.replace(spec.to_owned()).is_some() {
+        bail!("`{launcher}` with more than one --package is not supported by mcp-guard");
+    }
+    Ok(())
+}
+
+/// Only registry packages: no paths, tarballs, git or URL specs (they have no registry version
+/// to lock, and would need other hosts).
+fn check_registry_spec(spec: &str, launcher: &str) -> anyhow::Result<()> {
+    let (name, _) = split_npm_spec(spec);
+    let slashes = name.matches('/').count();
+    let ok = !name.is_empty()
+        && !name.contains(':')
+        && !name.starts_with('.')
+        && !name.ends_with(".tgz")
+        && ((name.starts_with('@') && slashes == 1) || (!name.starts_with('@') && slashes == 0));
+    if !ok {
+        bail!(
+            "`{launcher} {spec}`: mcp-guard runs only npm registry packages (NAME[@VERSION] or \
+             @SCOPE/NAME[@VERSION]) from its store; for a local package, run it with node \
+             directly (`node path/to/server.js`)"
+        );
+    }
+    Ok(())
+}
+
+/// The fetch: one `npm install` into `staging/entry`.
+pub fn fetch_steps(launch: &PackageLaunch, staging: &Path) -> anyhow::Result<Vec<FetchStep>> {
+    let npm =
+        find_on_path("npm").context("npm is not on PATH; it is needed to fetch the package")?;
+    let node =
+        find_on_path("node").context("node is not on PATH; it is needed to fetch the package")?;
+    let mut read = vec![
+        PathBuf::from("/etc/npmrc"),
+        PathBuf::from("/usr/etc/npmrc"),
+        PathBuf::from("/usr/local/etc/npmrc"),
+    ];
+    // npm's own package (/usr/lib/node_modules/npm for /usr/bin/npm -> …/npm/bin/npm-cli.js).
+    if let Some(root) = std::fs::canonicalize(&npm)
+        .ok()
+        .and_then(|p| p.parent()?.parent().map(Path::to_owned))
+    {
+        read.push(root);
+    }
+    let entry = staging.join("entry");
+    std::fs::create_dir_all(&entry)?;
+    let spec = match &launch.requested {
+        Some(v) => format!("{}@{v}", launch.package),
+        None => launch.package.clone(),
+    };
+    Ok(vec![FetchStep {
+        command: [
+            "npm",
+            "install",
+            "--prefix",
+            &entry.to_string_lossy(),
+            "--no-audit",
+            "--no-fund",
+            "--loglevel=warn",
+            &spec,
+        ]
+        .iter()
+        .map(OsString::from)
+        .collect(),
+        launch: vec!["npm".into(), "node".into()],
+        read,
+        // Install scripts run through sh, and bins start with `#!/usr/bin/env node`.
+        exec: vec![
+            node,
+            PathBuf::from("/bin/sh"),
+            PathBuf::from("/usr/bin/env"),
+        ],
+        env_pass: vec!["NODE_EXTRA_CA_CERTS", "SSL_CERT_FILE", "SSL_CERT_DIR"],
+        env_set: vec![
+            (
+                "npm_config_cache",
+                staging.join("cache").to_string_lossy().into_owned(),
+            ),
+            ("npm_config_update_notifier", "false".into()),
+            ("npm_config_fund", "false".into()),
+            ("npm_config_audit", "false".into()),
+        ],
+    }])
+}
+
+/// The version npm installed, from the package's own package.json.
+pub fn installed_version(launch: &PackageLaunch, entry: &Path) -> anyhow::Result<String> {
+    let manifest = read_manifest(launch, entry)?;
+    manifest["version"]
+        .as_str()
+        .map(str::to_owned)
+        .with_context(|| format!("{} has no version in its package.json", launch.package))
+}
+
+fn read_manifest(launch: &PackageLaunch, entry: &Path) -> anyhow::Result<serde_json::Value> {
+    let path = package_dir(launch, entry).join("package.json");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("the fetched package has no {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))
+}
+
+fn package_dir(launch: &PackageLaunch, entry: &Path) -> PathBuf {
+    entry.join("node_modules").join(&launch.package)
+}
+
+/// `node ENTRY/node_modules/PKG/BIN ARGS…`: the bin npx would have run.
+pub fn command(launch: &PackageLaunch, entry: &Path) -> anyhow::Result<Vec<OsString>> {
+    let manifest = read_manifest(launch, entry)?;
+    let short = launch.package.rsplit('/').next().unwrap_or(&launch.package);
+    let bin = match &manifest["bin"] {
+        serde_json::Value::String(path) => path.clone(),
+        serde_json::Value::Object(bins) => {
+            let wanted = launch.command.as_deref().unwrap_or(short);
+            let found = bins.get(wanted).or_else(|| {
+                // npx runs the only bin when there is one (and no -p command was given).
+                (launch.command.is_none() && bins.len() == 1)
+                    .then(|| bins.values().next())
+                    .flatten()
+            });
+            match found.and_then(|v| v.as_str()) {
+                Some(path) => path.to_owned(),
+                None => bail!(
+                    "{} has no bin named `{wanted}` (it has: {}); name one with `-p {} BIN`",
+                    launch.package,
+                    bins.keys().cloned().collect::<Vec<_>>().join(", "),
+                    launch.package
+                ),
+            }
+        }
+        _ => bail!(
+            "{} has no `bin` in its package.json: it cannot be run with npx",
+            launch.package
+        ),
+    };
+    let script = package_dir(launch, entry).join(bin);
+    let mut command = vec![OsString::from("node"), script.into_os_string()];
+    command.extend(launch.args.iter().cloned());
+    Ok(command)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn os(args: &[&str]) -> Vec<OsString> {
+        args.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn npx_forms() {
+        let l = parse(&os(&["npx", "-y", "@m/server-x@1.2", "/tmp", "--flag"]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (l.package.as_str(), l.requested.as_deref()),
+            ("@m/server-x", Some("1.2"))
+        );
+        assert_eq!(l.args, os(&["/tmp", "--flag"]));
+        let l = parse(&os(&["/usr/bin/npx", "--yes", "pkg"]))
+            .unwrap()
+            .unwrap();
+        assert_eq!((l.package.as_str(), l.requested), ("pkg", None));
+        let l = parse(&os(&["npm", "exec", "-y", "--", "pkg@2", "--", "a"]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(l.requested.as_deref(), Some("2"));
+        assert_eq!(l.args, os(&["a"]));
+        let l = parse(&os(&["npx", "-y", "-p", "@s/tools", "tool-a", "x"]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (l.package.as_str(), l.command.as_deref()),
+            ("@s/tools", Some("tool-a"))
+        );
+        assert_eq!(parse(&os(&["node", "x.js"])).unwrap(), None);
+        assert_eq!(parse(&os(&["npm", "start"])).unwrap(), None);
+    }
+
+    #[test]
+    fn npx_refusals() {
+        for bad in [
+            &["npx", "-y"][..],
+            &["npx", "--registry", "x", "pkg"],
+            &["npx", "-y", "./local"],
+            &["npx", "-y", "github:a/b"],
+            &["npx", "-y", "a/b"],
+        ] {
+            assert!(parse(&os(bad)).is_err(), "{bad:?}");
+        }
+    }
+}

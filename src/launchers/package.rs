@@ -1,0 +1,635 @@
+//! Package launchers (`npx -y PKG`, `uvx PKG`): the guard's own store, the lock, and the fetch
+//! sandbox. The families themselves (how their command lines read, how they install, what
+//! they run) are in `npm.rs` and `uv.rs`.
+//!
+//! - **store**: `$XDG_CACHE_HOME/mcp-guard/store/<npm|uv>/<package>@<version>/`, one directory
+//!   per resolved package version, written only by the fetch sandbox, never by a server (a
+//!   server gets it read-only and executable).
+//! - **fetch**: when the package is not in the store, the real package manager runs *under the
+//!   sandbox* (the same supervisor and layers as a server) with the registry hosts as its only
+//!   network (the egress proxy, `hosts` mode), a private HOME, and one writable directory: a
+//!   staging directory in the store, renamed into place once the install has succeeded.
+//!   Install scripts run there too. The user's `~/.npm` and uv caches are never opened.
+//! - **lock**: `$XDG_STATE_HOME/mcp-guard/packages.lock` (JSON) records, per launcher and
+//!   package spec, the resolved version and a SHA-256 of the store entry's whole tree. Every
+//!   start checks it: an unversioned `npx -y pkg` keeps its locked version until `mcp-guard
+//!   update`, and an entry whose content changed is refused.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::policy::resolve::ServerCommand;
+use crate::policy::{load_layers, merge, parse_policy, Origin, Vars};
+use crate::sandbox::SandboxConfig;
+
+/// Extra `[network] allow` entries for the fetch sandbox, comma-separated: a registry mirror,
+/// or the address range a site's proxy or mirror answers on (`203.0.113.0/24:443`).
+pub const FETCH_ALLOW_ENV: &str = "MCP_GUARD_FETCH_ALLOW";
+
+/// How long one fetch step may take before its whole tree is killed.
+const FETCH_LIMIT: Duration = Duration::from_secs(600);
+
+/// Which package manager a launch belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Family {
+    /// `npx`, `npm exec`: the npm registry.
+    Npm,
+    /// `uvx`, `uv tool run`: PyPI.
+    Uv,
+}
+
+impl Family {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Family::Npm => "npm",
+            Family::Uv => "uv",
+        }
+    }
+
+    /// The registry hosts the fetch sandbox may reach.
+    pub fn registry_hosts(self) -> &'static [&'static str] {
+        match self {
+            Family::Npm => &["registry.npmjs.org"],
+            Family::Uv => &["pypi.org", "files.pythonhosted.org"],
+        }
+    }
+}
+
+/// A package launcher command line, understood.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackageLaunch {
+    pub family: Family,
+    /// The launcher as written (`npx`, `npm exec`, `uvx`, `uv tool run`), for messages.
+    pub launcher: String,
+    /// Registry name (`@scope/name`, `mcp-server-time`).
+    pub package: String,
+    /// The version asked for, if any (`1.2.3`, `^1`, `latest`).
+    pub requested: Option<String>,
+    /// The command to run from the package when it is not the package's default one
+    /// (`npx -p PKG CMD`, `uvx --from PKG CMD`).
+    pub command: Option<String>,
+    /// The server's arguments.
+    pub args: Vec<OsString>,
+}
+
+impl PackageLaunch {
+    /// The lock's key: one entry per launcher family and package spec.
+    pub fn lock_key(&self) -> String {
+        match &self.requested {
+            Some(v) => format!("{}:{}@{v}", self.family.as_str(), self.package),
+            None => format!("{}:{}", self.family.as_str(), self.package),
+        }
+    }
+
+    /// `PKG[@VER]` as the user wrote it.
+    pub fn spec(&self) -> String {
+        match &self.requested {
+            Some(v) => format!("{}@{v}", self.package),
+            None => self.package.clone(),
+        }
+    }
+}
+
+/// When `command` is a package launcher the guard understands, what it asks for.
+pub fn look_through_package(command: &[OsString]) -> anyhow::Result<Option<PackageLaunch>> {
+    if let Some(launch) = super::npm::parse(command)? {
+        return Ok(Some(launch));
+    }
+    super::uv::parse(command)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Locations
+
+/// `$XDG_CACHE_HOME/mcp-guard/store` (else `~/.cache/mcp-guard/store`).
+pub fn store_root() -> anyhow::Result<PathBuf> {
+    xdg_dir("XDG_CACHE_HOME").map(|d| d.join("mcp-guard").join("store"))
+}
+
+/// `$XDG_STATE_HOME/mcp-guard/packages.lock` (else `~/.local/state/mcp-guard/packages.lock`).
+pub fn lock_path() -> anyhow::Result<PathBuf> {
+    xdg_dir("XDG_STATE_HOME").map(|d| d.join("mcp-guard").join("packages.lock"))
+}
+
+fn xdg_dir(name: &str) -> anyhow::Result<PathBuf> {
+    Vars::from_env(None)
+        .get(name)
+        .map(Path::to_owned)
+        .with_context(|| format!("cannot find ${name}: set it or $HOME"))
+}
+
+/// A store entry's directory name: `@scope/name` becomes `@scope+name`.
+fn entry_name(package: &str, version: &str) -> String {
+    format!("{}@{version}", package.replace('/', "+"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// The lock
+
+/// `packages.lock`: JSON, written whole (temporary file + rename).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Lock {
+    pub version: u32,
+    /// By [`PackageLaunch::lock_key`].
+    pub packages: BTreeMap<String, LockEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockEntry {
+    pub family: Family,
+    pub package: String,
+    /// The version spec as written; `null`: whatever was newest at the last fetch or update.
+    pub requested: Option<String>,
+    /// The version the registry resolved it to.
+    pub version: String,
+    /// The store entry, relative to the store root (`npm/@scope+name@1.2.3`).
+    pub entry: String,
+    /// `sha256:` of the entry's tree (see [`hash_tree`]).
+    pub hash: String,
+    /// When it was fetched (RFC 3339, UTC).
+    pub fetched: String,
+}
+
+impl Lock {
+    pub fn load(path: &Path) -> anyhow::Result<Lock> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => serde_json::from_str(&text).with_context(|| {
+                format!(
+                    "the package lock {} is not valid; fix it or remove it (every package is \
+                     then fetched again and locked anew)",
+                    path.display()
+                )
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Lock {
+                version: 1,
+                ..Lock::default()
+            }),
+            Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+        }
+    }
+
+    pub fn save(&self, path: &Path) -> anyhow::Result<()> {
+        let dir = path.parent().context("the lock path has no directory")?;
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let tmp = dir.join(format!(".packages.lock.{}", std::process::id()));
+        let mut text = serde_json::to_string_pretty(self)?;
+        text.push('\n');
+        std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
+        std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The content hash
+
+/// SHA-256 over a directory tree: for every entry in name order, its path relative to `root`,
+/// its kind, and for files the executable bit and the content, for symlinks the target.
+/// Modes other than the executable bit, owners and times are left out (a copy of the store
+/// hashes the same).
+pub fn hash_tree(root: &Path) -> std::io::Result<String> {
+    let mut hasher = Sha256::new();
+    hash_dir(root, Path::new(""), &mut hasher)?;
+    Ok(format!("sha256:{:x}", hasher.finalize()))
+}
+
+fn hash_dir(root: &Path, rel: &Path, hasher: &mut Sha256) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::PermissionsExt;
+    let mut names: Vec<OsString> = std::fs::read_dir(root.join(rel))?
+        .map(|e| e.map(|e| e.file_name()))
+        .collect::<Result<_, _>>()?;
+    names.sort();
+    let mut buf = vec![0u8; 64 * 1024];
+    for name in names {
+        let rel = rel.join(&name);
+        let path = root.join(&rel);
+        let meta = std::fs::symlink_metadata(&path)?;
+        hasher.update(rel.as_os_str().as_bytes());
+        hasher.update([0]);
+        if meta.file_type().is_symlink() {
+            hasher.update(b"l");
+            hasher.update(std::fs::read_link(&path)?.as_os_str().as_bytes());
+            hasher.update([0]);
+        } else if meta.is_dir() {
+            hasher.update(b"d");
+            hash_dir(root, &rel, hasher)?;
+            hasher.update(b"D");
+        } else if meta.is_file() {
+            let exec = meta.permissions().mode() & 0o111 != 0;
+            hasher.update(if exec { b"x" } else { b"f" });
+            hasher.update(meta.len().to_le_bytes());
+            let mut file = std::fs::File::open(&path)?;
+            loop {
+                let n = file.read(&mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                hasher.update(&buf[..n]);
+            }
+        } else {
+            hasher.update(b"o");
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Start: store, lock, fetch
+
+/// What `run` launches for a package launch: the command from the store entry, and the entry
+/// (to be granted read and execute).
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub command: Vec<OsString>,
+    pub entry: PathBuf,
+    pub version: String,
+}
+
+/// Make `launch` ready to run from the store: check the locked entry, or fetch and lock it.
+pub fn prepare(launch: &PackageLaunch) -> anyhow::Result<Prepared> {
+    let store = store_root()?;
+    let lock_file = lock_path()?;
+    let mut lock = Lock::load(&lock_file)?;
+    let key = launch.lock_key();
+    let locked = match lock.packages.get(&key) {
+        Some(locked) => locked.clone(),
+        None => {
+            let locked = fetch(launch, &store, None)?;
+            lock.version = 1;
+            lock.packages.insert(key.clone(), locked.clone());
+            lock.save(&lock_file)?;
+            tracing::info!(
+                "package: {} {} fetched into the store and locked (sha256 of the entry in {})",
+                launch.package,
+                locked.version,
+                lock_file.display()
+            );
+            locked
+        }
+    };
+    let entry = store.join(&locked.entry);
+    verify(launch, &locked, &entry, &lock_file)?;
+    let command = match launch.family {
+        Family::Npm => super::npm::command(launch, &entry)?,
+        Family::Uv => super::uv::command(launch, &entry)?,
+    };
+    Ok(Prepared {
+        command,
+        entry,
+        version: locked.version,
+    })
+}
+
+fn verify(
+    launch: &PackageLaunch,
+    locked: &LockEntry,
+    entry: &Path,
+    lock_file: &Path,
+) -> anyhow::Result<()> {
+    let fix = format!("mcp-guard update {}", launch.package);
+    if !entry.is_dir() {
+        bail!(
+            "{} {} is locked in {} but its store entry {} is gone (was the cache cleared?). \
+             Run `{fix}` to fetch it again",
+            launch.package,
+            locked.version,
+            lock_file.display(),
+            entry.display()
+        );
+    }
+    let hash = hash_tree(entry).with_context(|| format!("cannot read {}", entry.display()))?;
+    if hash != locked.hash {
+        bail!(
+            "refusing to start {} {}: its store entry {} has changed since it was fetched \
+             (content {hash}, locked {} in {}). Something wrote into the store; if you did not \
+             change it yourself, treat this machine's user account as compromised. Run `{fix}` \
+             to fetch the package again and lock the new content",
+            launch.package,
+            locked.version,
+            entry.display(),
+            locked.hash,
+            lock_file.display()
+        );
+    }
+    Ok(())
+}
+
+/// `mcp-guard update [PKG]`: fetch every locked package (or those named `package`) again,
+/// resolving unversioned specs to the newest version, and lock the new entries. Returns the
+/// changes, one line each.
+pub fn update(package: Option<&str>) -> anyhow::Result<Vec<String>> {
+    let store = store_root()?;
+    let lock_file = lock_path()?;
+    let mut lock = Lock::load(&lock_file)?;
+    let keys: Vec<String> = lock
+        .packages
+        .iter()
+        .filter(|(_, e)| package.is_none_or(|p| p == e.package))
+        .map(|(k, _)| k.clone())
+        .collect();
+    if keys.is_empty() {
+        match package {
+            Some(p) => bail!(
+                "`{p}` is not in the package lock {}; it is fetched and locked the first time a \
+                 server starts from it",
+                lock_file.display()
+            ),
+            None => return Ok(vec!["no package is locked yet".into()]),
+        }
+    }
+    let mut lines = Vec::new();
+    for key in keys {
+        let old = lock.packages[&key].clone();
+        let launch = PackageLaunch {
+            family: old.family,
+            launcher: old.family.as_str().into(),
+            package: old.package.clone(),
+            requested: old.requested.clone(),
+            command: None,
+            args: Vec::new(),
+        };
+        let new = fetch(&launch, &store, Some(&old.entry))?;
+        lines.push(if new.version == old.version && new.hash == old.hash {
+            format!("{key}: {} (unchanged)", new.version)
+        } else {
+            format!("{key}: {} -> {} ({})", old.version, new.version, new.hash)
+        });
+        lock.packages.insert(key, new);
+        lock.save(&lock_file)?;
+        // The old entry goes once no lock entry names it any more.
+        if !lock.packages.values().any(|e| e.entry == old.entry) {
+            remove_tree(&store.join(&old.entry));
+        }
+    }
+    Ok(lines)
+}
+
+/// Fetch `launch` into the store under the sandbox; returns the lock entry. `replacing`: the
+/// entry being updated (fetched anew even if the version is the same).
+fn fetch(
+    launch: &PackageLaunch,
+    store: &Path,
+    replacing: Option<&str>,
+) -> anyhow::Result<LockEntry> {
+    let family_dir = store.join(launch.family.as_str());
+    std::fs::create_dir_all(&family_dir)
+        .with_context(|| format!("cannot create the package store {}", family_dir.display()))?;
+    let staging = family_dir.join(format!(
+        ".fetch-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    ));
+    std::fs::create_dir(&staging)
+        .with_context(|| format!("cannot create {}", staging.display()))?;
+    let result = fetch_into(launch, &staging, &family_dir, replacing);
+    remove_tree(&staging);
+    result
+}
+
+fn fetch_into(
+    launch: &PackageLaunch,
+    staging: &Path,
+    family_dir: &Path,
+    replacing: Option<&str>,
+) -> anyhow::Result<LockEntry> {
+    tracing::info!(
+        "package: fetching {} from {} under the sandbox (network: {} only; writes: {} only)",
+        launch.spec(),
+        launch.family.registry_hosts().join(", "),
+        launch.family.registry_hosts().join(", "),
+        staging.display()
+    );
+    let steps = match launch.family {
+        Family::Npm => super::npm::fetch_steps(launch, staging)?,
+        Family::Uv => super::uv::fetch_steps(launch, staging)?,
+    };
+    for step in steps {
+        run_fetch_step(launch, staging, &step)?;
+    }
+    let built = staging.join("entry");
+    let version = match launch.family {
+        Family::Npm => super::npm::installed_version(launch, &built)?,
+        Family::Uv => super::uv::installed_version(launch, &built)?,
+    };
+    let name = entry_name(&launch.package, &version);
+    let entry_rel = format!("{}/{name}", launch.family.as_str());
+    let dest = family_dir.join(&name);
+    if dest.exists() {
+        if replacing == Some(entry_rel.as_str()) || replacing.is_none() {
+            // Replaced by the fresh fetch: an update re-fetches, and an entry no lock names
+            // (a fetch that died before locking) is not trusted.
+            remove_tree(&dest);
+        } else {
+            // Another lock entry's content: keep it, and use it.
+            return Ok(LockEntry {
+                family: launch.family,
+                package: launch.package.clone(),
+                requested: launch.requested.clone(),
+                version,
+                hash: hash_tree(&dest)?,
+                entry: entry_rel,
+                fetched: now_rfc3339(),
+            });
+        }
+    }
+    std::fs::rename(&built, &dest)
+        .with_context(|| format!("cannot move the fetched package to {}", dest.display()))?;
+    Ok(LockEntry {
+        family: launch.family,
+        package: launch.package.clone(),
+        requested: launch.requested.clone(),
+        version,
+        hash: hash_tree(&dest).with_context(|| format!("cannot read {}", dest.display()))?,
+        entry: entry_rel,
+        fetched: now_rfc3339(),
+    })
+}
+
+/// One confined step of a fetch.
+#[derive(Debug, Clone)]
+pub struct FetchStep {
+    pub command: Vec<OsString>,
+    /// Programs the step launches by name (the fetch policy's `[launch] allow`).
+    pub launch: Vec<String>,
+    pub read: Vec<PathBuf>,
+    pub exec: Vec<PathBuf>,
+    pub env_pass: Vec<&'static str>,
+    pub env_set: Vec<(&'static str, String)>,
+}
+
+/// The fetch sandbox, as a policy layered over `default`: the staging directory is the only
+/// writable place (besides the private HOME), the registry hosts the only network.
+fn fetch_config(
+    launch: &PackageLaunch,
+    staging: &Path,
+    step: &FetchStep,
+) -> anyhow::Result<SandboxConfig> {
+    let q = |p: &Path| serde_json::to_string(&p.to_string_lossy()).unwrap_or_default();
+    let list = |v: &[PathBuf]| v.iter().map(|p| q(p)).collect::<Vec<_>>().join(", ");
+    let strs = |v: &[String]| {
+        v.iter()
+            .map(|s| serde_json::to_string(s).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut allow: Vec<String> = launch
+        .family
+        .registry_hosts()
+        .iter()
+        .map(|h| (*h).to_owned())
+        .collect();
+    if let Ok(extra) = std::env::var(FETCH_ALLOW_ENV) {
+        allow.extend(
+            extra
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned),
+        );
+    }
+    let mut text = format!(
+        "version = 1\n\
+         [launch]\nallow = [{}]\n\
+         [filesystem]\nwrite = [{}]\nread = [{}]\nexec = [{}]\n\
+         [network]\nmode = \"hosts\"\nallow = [{}]\n\
+         [limits]\nmemory = \"2GiB\"\npids = 512\nwall_clock = \"10m\"\n\
+         [env]\npass = [{}]\n[env.set]\n",
+        strs(&step.launch),
+        q(staging),
+        list(&step.read),
+        list(&step.exec),
+        strs(&allow),
+        strs(
+            &step
+                .env_pass
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect::<Vec<_>>()
+        ),
+    );
+    for (name, value) in &step.env_set {
+        text.push_str(&format!(
+            "{name} = {}\n",
+            serde_json::to_string(value).unwrap_or_default()
+        ));
+    }
+    let mut layers = load_layers(Some("default"), None)?;
+    layers.push((
+        Origin::Profile("package fetch (built in)".into()),
+        parse_policy("package fetch policy", &text)?,
+    ));
+    let effective = merge(layers);
+    let resolved = effective.resolve(
+        &Vars::from_env(None),
+        Some(&ServerCommand::new(&step.command)),
+    )?;
+    Ok(resolved.sandbox)
+}
+
+fn run_fetch_step(launch: &PackageLaunch, staging: &Path, step: &FetchStep) -> anyhow::Result<()> {
+    let config = fetch_config(launch, staging, step)
+        .with_context(|| format!("cannot build the fetch sandbox for {}", launch.spec()))?;
+    let mut plan = crate::sandbox::prepare(&config, &step.command)
+        .with_context(|| format!("cannot start `{}`", describe(&step.command)))?;
+    let egress = crate::cli::prepare_egress(&mut plan)?;
+    let status = crate::relay::batch::run_batch(&plan, egress, FETCH_LIMIT)?;
+    if status != 0 {
+        bail!(
+            "fetching {} failed: `{}` exited with status {status} under the fetch sandbox \
+             (its output is above). The fetch may reach only {} (more with ${FETCH_ALLOW_ENV}, \
+             e.g. a mirror) and write only the store",
+            launch.spec(),
+            describe(&step.command),
+            launch.family.registry_hosts().join(", ")
+        );
+    }
+    Ok(())
+}
+
+fn describe(command: &[OsString]) -> String {
+    command
+        .iter()
+        .map(|a| a.to_string_lossy())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn remove_tree(path: &Path) {
+    if let Err(e) = std::fs::remove_dir_all(path) {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            tracing::warn!("cannot remove {}: {e}", path.display());
+        }
+    }
+}
+
+fn now_rfc3339() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+}
+
+/// The canonical path of `name` on PATH.
+pub fn find_on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var("PATH").unwrap_or_default();
+    crate::sandbox::exec::resolve_program(name, &path)
+}
+
+/// A registry package spec `NAME[@VERSION]` (`@scope/name@1.2`): name and version.
+pub fn split_npm_spec(spec: &str) -> (String, Option<String>) {
+    let (scope, rest) = match spec.strip_prefix('@') {
+        Some(rest) => ("@", rest),
+        None => ("", spec),
+    };
+    match rest.split_once('@') {
+        Some((name, version)) if !version.is_empty() => {
+            (format!("{scope}{name}"), Some(version.to_owned()))
+        }
+        Some((name, _)) => (format!("{scope}{name}"), None),
+        None => (spec.to_owned(), None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs() {
+        assert_eq!(split_npm_spec("a"), ("a".into(), None));
+        assert_eq!(split_npm_spec("a@1.2"), ("a".into(), Some("1.2".into())));
+        assert_eq!(split_npm_spec("@s/a"), ("@s/a".into(), None));
+        assert_eq!(
+            split_npm_spec("@s/a@^1"),
+            ("@s/a".into(), Some("^1".into()))
+        );
+        assert_eq!(entry_name("@s/a", "1.0.0"), "@s+a@1.0.0");
+    }
+
+    #[test]
+    fn tree_hash_sees_content_mode_and_names() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("mcpg-hash-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("a")).unwrap();
+        std::fs::write(dir.join("a/f"), "x").unwrap();
+        let h1 = hash_tree(&dir).unwrap();
+        assert_eq!(h1, hash_tree(&dir).unwrap());
+        std::fs::write(dir.join("a/f"), "y").unwrap();
+        let h2 = hash_tree(&dir).unwrap();
+        assert_ne!(h1, h2);
+        std::fs::set_permissions(dir.join("a/f"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let h3 = hash_tree(&dir).unwrap();
+        assert_ne!(h2, h3);
+        std::fs::write(dir.join("a/g"), "").unwrap();
+        assert_ne!(h3, hash_tree(&dir).unwrap());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

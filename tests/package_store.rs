@@ -1,0 +1,403 @@
+//! Package launchers run from the guard's store: `npx -y @modelcontextprotocol/server-everything`
+//! and `uvx mcp-server-time`, started exactly as host configs write them, as root and as an
+//! ordinary user. The first start fetches under the sandbox (npm registry / PyPI only) into a
+//! fresh `$XDG_CACHE_HOME/mcp-guard/store`; then a real MCP exchange (initialize, a tool call);
+//! a changed store entry is refused until `mcp-guard update`; a start with no network at all
+//! works from the store. And the cache-poisoning attacks of issue 15 with their unguarded
+//! controls: under the node / python profiles a server cannot append to another package in
+//! `~/.npm/_npx`, `~/.npm/_cacache` or uv's cache.
+//!
+//! Downloads go to registry.npmjs.org and PyPI only. Where those names resolve to a mirror in a
+//! reserved range (this CI's sandbox), the test lists the mirror's address for the fetch with
+//! `MCP_GUARD_FETCH_ALLOW`, as a user behind such a mirror would.
+#![cfg(target_os = "linux")]
+
+#[path = "support/users.rs"]
+mod users;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::ToSocketAddrs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use serde_json::{json, Value};
+use users::{identities, Identity};
+
+fn guard_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_mcp-guard"))
+}
+
+fn peers_bin() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/.venv/bin")
+}
+
+/// The fetch's extra allow entries: the addresses the registries resolve to here.
+fn fetch_allow(hosts: &[&str]) -> String {
+    let mut out = Vec::new();
+    for host in hosts {
+        if let Ok(addrs) = (*host, 443).to_socket_addrs() {
+            for a in addrs {
+                let entry = match a.ip() {
+                    std::net::IpAddr::V4(ip) => format!("{ip}/32:443"),
+                    std::net::IpAddr::V6(ip) => format!("[{ip}/128]:443"),
+                };
+                if !out.contains(&entry) {
+                    out.push(entry);
+                }
+            }
+        }
+    }
+    out.join(",")
+}
+
+/// A fresh cache/state/home for one identity.
+struct Dirs {
+    _root: tempfile::TempDir,
+    cache: PathBuf,
+    state: PathBuf,
+    home: PathBuf,
+}
+
+impl Dirs {
+    fn new(who: &Identity) -> Dirs {
+        let root = who.scratch_dir();
+        let make = |name: &str| {
+            let p = root.path().join(name);
+            std::fs::create_dir_all(&p).expect("mkdir");
+            chown(who, &p);
+            p
+        };
+        Dirs {
+            cache: make("cache"),
+            state: make("state"),
+            home: make("home"),
+            _root: root,
+        }
+    }
+}
+
+fn chown(who: &Identity, path: &Path) {
+    if let Identity::Ordinary { uid, gid, .. } = who {
+        let status = Command::new("chown")
+            .arg("-R")
+            .arg(format!("{uid}:{gid}"))
+            .arg(path)
+            .status()
+            .expect("chown");
+        assert!(status.success());
+    }
+}
+
+/// `mcp-guard ARGS` as `who`, with the test's XDG directories and HOME.
+fn guard(who: &Identity, dirs: &Dirs, args: &[&str]) -> Command {
+    let mut cmd = Command::new(who.binary(&guard_bin()));
+    who.apply(&mut cmd);
+    let path = format!(
+        "{}:{}",
+        peers_bin().display(),
+        match who {
+            Identity::Current => std::env::var("PATH").unwrap_or_default(),
+            Identity::Ordinary { .. } => "/usr/local/bin:/usr/bin:/bin".into(),
+        }
+    );
+    cmd.args(args)
+        .env("PATH", path)
+        .env("HOME", &dirs.home)
+        .env("XDG_CACHE_HOME", &dirs.cache)
+        .env("XDG_STATE_HOME", &dirs.state)
+        .env(
+            "MCP_GUARD_FETCH_ALLOW",
+            fetch_allow(&["registry.npmjs.org", "pypi.org", "files.pythonhosted.org"]),
+        )
+        .current_dir(&dirs.home);
+    cmd
+}
+
+/// initialize, then one tools/call; returns (initialize result, call result, stderr).
+fn mcp_exchange(mut cmd: Command, tool: &str, arguments: Value) -> (Value, Value, String) {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn mcp-guard");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut send = |v: Value| {
+        let _ = writeln!(stdin, "{v}");
+    };
+    send(
+        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {},
+        "clientInfo": {"name": "package-store-test", "version": "1"}}}),
+    );
+    let mut read = |id: u64| -> Value {
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if stdout.read_line(&mut line).unwrap_or(0) == 0 {
+                return Value::Null;
+            }
+            if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                if v["id"] == id {
+                    return v;
+                }
+            }
+        }
+    };
+    let init = read(1);
+    let mut call = Value::Null;
+    if !init.is_null() {
+        send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+        send(json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+            "params": {"name": tool, "arguments": arguments}}));
+        call = read(2);
+    }
+    drop(stdin);
+    let out = child.wait_with_output().expect("wait");
+    (
+        init,
+        call,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+struct Case {
+    profile: &'static str,
+    launch: &'static [&'static str],
+    package: &'static str,
+    tool: &'static str,
+    arguments: Value,
+    expect_text: &'static str,
+}
+
+fn store_lifecycle(case: &Case) {
+    for who in identities() {
+        eprintln!("--- {} as {}", case.launch.join(" "), who.label());
+        let dirs = Dirs::new(&who);
+        let mut args = vec![
+            "run",
+            "--no-audit",
+            "--timeout",
+            "3m",
+            "--profile",
+            case.profile,
+        ];
+        args.push("--");
+        args.extend(case.launch);
+
+        // 1. First start: fetched under the sandbox, locked, then a real exchange.
+        let started = std::time::Instant::now();
+        let (init, call, stderr) =
+            mcp_exchange(guard(&who, &dirs, &args), case.tool, case.arguments.clone());
+        eprintln!("first start (fetch) + exchange: {:?}", started.elapsed());
+        assert!(init["result"]["serverInfo"].is_object(), "{init}\n{stderr}");
+        let text = call["result"]["content"][0]["text"].as_str().unwrap_or("");
+        assert!(text.contains(case.expect_text), "{call}\n{stderr}");
+        assert!(
+            stderr.contains("fetched into the store and locked"),
+            "{stderr}"
+        );
+        let lock: Value = serde_json::from_str(
+            &std::fs::read_to_string(dirs.state.join("mcp-guard/packages.lock")).expect("lock"),
+        )
+        .expect("lock is JSON");
+        let entry = lock["packages"]
+            .as_object()
+            .and_then(|m| m.values().next())
+            .expect("one lock entry")
+            .clone();
+        assert_eq!(entry["package"], case.package, "{lock}");
+        assert!(entry["hash"].as_str().unwrap().starts_with("sha256:"));
+        let entry_dir = dirs
+            .cache
+            .join("mcp-guard/store")
+            .join(entry["entry"].as_str().unwrap());
+        assert!(entry_dir.is_dir(), "{}", entry_dir.display());
+        // Nothing of the user's caches was created or written.
+        for cache in [".npm", ".cache/uv", ".local/share/uv"] {
+            assert!(!dirs.home.join(cache).exists(), "{cache} was created");
+        }
+
+        // 2. Second start, with no network at all (root: a network namespace with nothing in
+        // it): from the store.
+        let mut cmd = guard(&who, &dirs, &args);
+        if matches!(who, Identity::Current) && Path::new("/usr/bin/unshare").exists() {
+            let program = cmd.get_program().to_owned();
+            let mut wrapped = Command::new("/usr/bin/unshare");
+            wrapped.arg("--net").arg(program).args(cmd.get_args());
+            for (k, v) in cmd.get_envs() {
+                match v {
+                    Some(v) => wrapped.env(k, v),
+                    None => wrapped.env_remove(k),
+                };
+            }
+            wrapped.current_dir(&dirs.home);
+            cmd = wrapped;
+        }
+        let started = std::time::Instant::now();
+        let (init, call, stderr) = mcp_exchange(cmd, case.tool, case.arguments.clone());
+        eprintln!("offline start + exchange: {:?}", started.elapsed());
+        assert!(init["result"]["serverInfo"].is_object(), "{init}\n{stderr}");
+        assert!(
+            call["result"]["content"][0]["text"]
+                .as_str()
+                .unwrap_or("")
+                .contains(case.expect_text),
+            "{call}\n{stderr}"
+        );
+        assert!(!stderr.contains("fetching"), "{stderr}");
+
+        // 3. A changed store entry is refused, with the way out.
+        let victim = find_file(&entry_dir, if case.profile == "time" { "py" } else { "js" });
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&victim)
+            .expect("open a store file");
+        writeln!(f, "\n// planted").expect("append");
+        drop(f);
+        let out = guard(&who, &dirs, &args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.contains("has changed since it was fetched")
+                && stderr.contains(&format!("mcp-guard update {}", case.package)),
+            "{stderr}"
+        );
+
+        // 4. `mcp-guard update PKG` fetches it again; the server starts.
+        let out = guard(&who, &dirs, &["update", case.package])
+            .stdin(Stdio::null())
+            .output()
+            .expect("update");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        assert!(String::from_utf8_lossy(&out.stdout).contains(case.package));
+        let (init, _, stderr) = mcp_exchange(guard(&who, &dirs, &args), case.tool, json!({}));
+        assert!(init["result"]["serverInfo"].is_object(), "{init}\n{stderr}");
+        eprintln!("ok as {}", who.label());
+    }
+}
+
+/// A file with extension `ext` in the store entry (the package's own code).
+fn find_file(dir: &Path, ext: &str) -> PathBuf {
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d)
+            .expect("read_dir")
+            .filter_map(Result::ok)
+        {
+            let p = e.path();
+            let meta = std::fs::symlink_metadata(&p).expect("meta");
+            if meta.is_dir() {
+                stack.push(p);
+            } else if meta.is_file() && p.extension().is_some_and(|x| x == ext) {
+                return p;
+            }
+        }
+    }
+    panic!("no .{ext} file in {}", dir.display());
+}
+
+#[test]
+fn npx_everything_runs_from_the_store() {
+    store_lifecycle(&Case {
+        profile: "everything",
+        launch: &["npx", "-y", "@modelcontextprotocol/server-everything"],
+        package: "@modelcontextprotocol/server-everything",
+        tool: "echo",
+        arguments: json!({"message": "from the store"}),
+        expect_text: "Echo: from the store",
+    });
+}
+
+#[test]
+fn uvx_time_runs_from_the_store() {
+    if !peers_bin().join("uv").exists() {
+        panic!("tests/peers/.venv/bin/uv is missing: run scripts/setup-peers");
+    }
+    store_lifecycle(&Case {
+        profile: "time",
+        launch: &["uvx", "mcp-server-time"],
+        package: "mcp-server-time",
+        tool: "get_current_time",
+        arguments: json!({"timezone": "UTC"}),
+        expect_text: "UTC",
+    });
+}
+
+/// A server under the node / python profile appends to another package in the user's caches;
+/// without the guard the same code does it.
+#[test]
+fn cache_poisoning_refused_under_node_and_python_profiles() {
+    for who in identities() {
+        eprintln!("--- cache poisoning as {}", who.label());
+        let dirs = Dirs::new(&who);
+        let targets = [
+            dirs.home
+                .join(".npm/_npx/0123abcd/node_modules/victim/index.js"),
+            dirs.home.join(".npm/_cacache/content-v2/sha512/ab/cdef"),
+            dirs.cache.join("uv/archive-v0/abc/victim/__init__.py"),
+            dirs.home.join(".local/share/uv/tools/victim/bin/victim"),
+        ];
+        for t in &targets {
+            std::fs::create_dir_all(t.parent().unwrap()).unwrap();
+            std::fs::write(t, "original\n").unwrap();
+        }
+        chown(&who, &dirs.home);
+        chown(&who, &dirs.cache);
+        let node_attack = "for (const f of process.argv.slice(1)) { try { \
+            require('fs').appendFileSync(f, 'planted\\n'); console.error('WROTE ' + f) } \
+            catch (e) { console.error('refused ' + f + ': ' + e.code) } }";
+        let py_attack = "import sys\nfor f in sys.argv[1:]:\n    try:\n        \
+            open(f, 'a').write('planted\\n'); print('WROTE', f, file=sys.stderr)\n    \
+            except OSError as e:\n        print('refused', f, e, file=sys.stderr)";
+        let python = match who {
+            Identity::Current => peers_bin().join("python3"),
+            Identity::Ordinary { .. } => PathBuf::from("/usr/bin/python3"),
+        };
+        let attacks: [(&str, Vec<String>); 2] = [
+            ("node", vec!["node".into(), "-e".into(), node_attack.into()]),
+            (
+                "python",
+                vec![python.display().to_string(), "-c".into(), py_attack.into()],
+            ),
+        ];
+        for (profile, attack) in &attacks {
+            let paths: Vec<String> = targets.iter().map(|t| t.display().to_string()).collect();
+            // Unguarded control: the same code, the same user, writes every file.
+            let mut control = Command::new(&attack[0]);
+            who.apply(&mut control);
+            let out = control
+                .args(&attack[1..])
+                .args(&paths)
+                .env("HOME", &dirs.home)
+                .output()
+                .expect("control");
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(stderr.matches("WROTE").count(), targets.len(), "{stderr}");
+            let before: Vec<String> = targets
+                .iter()
+                .map(|t| std::fs::read_to_string(t).unwrap())
+                .collect();
+            // Guarded: the profile's server cannot.
+            let mut args = vec!["run", "--no-audit", "--profile", profile, "--"];
+            args.extend(attack.iter().map(String::as_str));
+            args.extend(paths.iter().map(String::as_str));
+            let out = guard(&who, &dirs, &args)
+                .stdin(Stdio::null())
+                .output()
+                .expect("guarded");
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(stderr.contains("refused"), "{profile}: {stderr}");
+            assert!(!stderr.contains("WROTE"), "{profile}: {stderr}");
+            for (t, b) in targets.iter().zip(&before) {
+                assert_eq!(&std::fs::read_to_string(t).unwrap(), b, "{}", t.display());
+            }
+            eprintln!("{profile}: refused as {}", who.label());
+        }
+    }
+}
