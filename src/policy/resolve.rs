@@ -113,21 +113,12 @@ pub fn create_dirs(dirs: &[PathBuf]) -> std::io::Result<()> {
     Ok(())
 }
 
+/// The program `name` names, found exactly as the sandbox will find it to run it
+/// (`sandbox::exec::resolve_program`: relative PATH entries are never searched), so the launch
+/// allowlist judges the same binary that runs.
 fn find_program(name: &str) -> Option<PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
-    let is_exec = |p: &Path| {
-        p.metadata()
-            .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-            .unwrap_or(false)
-    };
-    if name.contains('/') {
-        let p = std::path::absolute(name).ok()?;
-        return is_exec(&p).then_some(p);
-    }
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join(name))
-        .find(|p| is_exec(p))
+    let path = std::env::var("PATH").unwrap_or_default();
+    crate::sandbox::exec::resolve_program(name, &path)
 }
 
 impl EffectivePolicy {
