@@ -4,9 +4,11 @@
 //! from the guard's own package store (package.rs: store, lock, fetch sandbox).
 
 pub mod env;
+pub mod error;
 pub mod npm;
 pub mod package;
 pub mod uv;
 
 pub use env::{look_through_env, EnvLaunch, LauncherError};
+pub use error::{LockedEntry, PackageError};
 pub use package::{look_through_package, PackageLaunch};

@@ -9,12 +9,11 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context};
-
-use super::package::{find_on_path, split_npm_spec, Family, FetchStep, PackageLaunch};
+use super::error::PackageError;
+use super::package::{find_on_path, io_error, split_npm_spec, Family, FetchStep, PackageLaunch};
 
 /// `npx …` / `npm exec …` / `npm x …`, understood; `None` for other commands.
-pub fn parse(command: &[OsString]) -> anyhow::Result<Option<PackageLaunch>> {
+pub fn parse(command: &[OsString]) -> Result<Option<PackageLaunch>, PackageError> {
     let Some(first) = command.first().and_then(|a| a.to_str()) else {
         return Ok(None);
     };
@@ -34,29 +33,33 @@ pub fn parse(command: &[OsString]) -> anyhow::Result<Option<PackageLaunch>> {
     let mut i = 0;
     let mut options_done = false;
     while i < rest.len() {
-        let text = rest[i]
-            .to_str()
-            .with_context(|| format!("`{launcher}` arguments must be valid UTF-8"))?;
+        let text = rest[i].to_str().ok_or_else(|| PackageError::NotUtf8 {
+            launcher: launcher.clone(),
+        })?;
         if !options_done && text.starts_with('-') {
             match text {
                 "--" => options_done = true,
                 "-y" | "--yes" | "-q" | "--quiet" | "--no-install=false" => {}
                 "-p" | "--package" => {
                     i += 1;
-                    let value = rest
-                        .get(i)
-                        .and_then(|a| a.to_str())
-                        .with_context(|| format!("`{launcher} {text}` needs a package after it"))?;
+                    let value = rest.get(i).and_then(|a| a.to_str()).ok_or_else(|| {
+                        PackageError::MissingPackageValue {
+                            launcher: launcher.clone(),
+                            option: text.to_owned(),
+                        }
+                    })?;
                     set_package(&mut package, value, &launcher)?;
                 }
                 _ if text.starts_with("--package=") => {
                     set_package(&mut package, &text["--package=".len()..], &launcher)?
                 }
-                _ => bail!(
-                    "`{launcher} {text}` is not understood by mcp-guard, which runs npm \
-                     packages from its own store: write `{launcher} -y PACKAGE[@VERSION] ARGS…` \
-                     (options -y/--yes, -p/--package, -q)"
-                ),
+                _ => {
+                    return Err(PackageError::UnsupportedOption {
+                        family: Family::Npm,
+                        launcher,
+                        option: text.to_owned(),
+                    })
+                }
             }
             i += 1;
             continue;
@@ -87,20 +90,25 @@ pub fn parse(command: &[OsString]) -> anyhow::Result<Option<PackageLaunch>> {
             args,
         }));
     }
-    bail!("`{launcher}` with no package to run: write `{launcher} -y PACKAGE[@VERSION] ARGS…`")
+    Err(PackageError::NoPackage {
+        family: Family::Npm,
+        launcher,
+    })
 }
 
-fn set_package(slot: &mut Option<String>, spec: &str, launcher: &str) -> anyhow::Result<()> {
+fn set_package(slot: &mut Option<String>, spec: &str, launcher: &str) -> Result<(), PackageError> {
     check_registry_spec(spec, launcher)?;
     if slot.replace(spec.to_owned()).is_some() {
-        bail!("`{launcher}` with more than one --package is not supported by mcp-guard");
+        return Err(PackageError::MultiplePackages {
+            launcher: launcher.to_owned(),
+        });
     }
     Ok(())
 }
 
 /// Only registry packages: no paths, tarballs, git or URL specs (they have no registry version
 /// to lock, and would need other hosts).
-fn check_registry_spec(spec: &str, launcher: &str) -> anyhow::Result<()> {
+fn check_registry_spec(spec: &str, launcher: &str) -> Result<(), PackageError> {
     let (name, _) = split_npm_spec(spec);
     let slashes = name.matches('/').count();
     let ok = !name.is_empty()
@@ -109,21 +117,25 @@ fn check_registry_spec(spec: &str, launcher: &str) -> anyhow::Result<()> {
         && !name.ends_with(".tgz")
         && ((name.starts_with('@') && slashes == 1) || (!name.starts_with('@') && slashes == 0));
     if !ok {
-        bail!(
-            "`{launcher} {spec}`: mcp-guard runs only npm registry packages (NAME[@VERSION] or \
-             @SCOPE/NAME[@VERSION]) from its store; for a local package, run it with node \
-             directly (`node path/to/server.js`)"
-        );
+        return Err(PackageError::UnsupportedSpec {
+            family: Family::Npm,
+            launcher: launcher.to_owned(),
+            spec: spec.to_owned(),
+        });
     }
     Ok(())
 }
 
 /// The fetch: one `npm install` into `staging/entry`.
-pub fn fetch_steps(launch: &PackageLaunch, staging: &Path) -> anyhow::Result<Vec<FetchStep>> {
-    let npm =
-        find_on_path("npm").context("npm is not on PATH; it is needed to fetch the package")?;
-    let node =
-        find_on_path("node").context("node is not on PATH; it is needed to fetch the package")?;
+pub fn fetch_steps(launch: &PackageLaunch, staging: &Path) -> Result<Vec<FetchStep>, PackageError> {
+    let needed = |tool: &'static str| {
+        find_on_path(tool).ok_or(PackageError::ToolMissing {
+            tool,
+            purpose: "fetch the package",
+        })
+    };
+    let npm = needed("npm")?;
+    let node = needed("node")?;
     let mut read = vec![
         PathBuf::from("/etc/npmrc"),
         PathBuf::from("/usr/etc/npmrc"),
@@ -137,7 +149,7 @@ pub fn fetch_steps(launch: &PackageLaunch, staging: &Path) -> anyhow::Result<Vec
         read.push(root);
     }
     let entry = staging.join("entry");
-    std::fs::create_dir_all(&entry)?;
+    std::fs::create_dir_all(&entry).map_err(|e| io_error("create", &entry, e))?;
     let spec = match &launch.requested {
         Some(v) => format!("{}@{v}", launch.package),
         None => launch.package.clone(),
@@ -178,19 +190,24 @@ pub fn fetch_steps(launch: &PackageLaunch, staging: &Path) -> anyhow::Result<Vec
 }
 
 /// The version npm installed, from the package's own package.json.
-pub fn installed_version(launch: &PackageLaunch, entry: &Path) -> anyhow::Result<String> {
+pub fn installed_version(launch: &PackageLaunch, entry: &Path) -> Result<String, PackageError> {
     let manifest = read_manifest(launch, entry)?;
     manifest["version"]
         .as_str()
         .map(str::to_owned)
-        .with_context(|| format!("{} has no version in its package.json", launch.package))
+        .ok_or_else(|| PackageError::ManifestNoVersion {
+            package: launch.package.clone(),
+        })
 }
 
-fn read_manifest(launch: &PackageLaunch, entry: &Path) -> anyhow::Result<serde_json::Value> {
+fn read_manifest(launch: &PackageLaunch, entry: &Path) -> Result<serde_json::Value, PackageError> {
     let path = package_dir(launch, entry).join("package.json");
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("the fetched package has no {}", path.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))
+    let text = std::fs::read_to_string(&path).map_err(|source| PackageError::FetchedMissing {
+        what: "package",
+        path: path.clone(),
+        source,
+    })?;
+    serde_json::from_str(&text).map_err(|source| PackageError::ManifestInvalid { path, source })
 }
 
 fn package_dir(launch: &PackageLaunch, entry: &Path) -> PathBuf {
@@ -198,7 +215,7 @@ fn package_dir(launch: &PackageLaunch, entry: &Path) -> PathBuf {
 }
 
 /// `node ENTRY/node_modules/PKG/BIN ARGS…`: the bin npx would have run.
-pub fn command(launch: &PackageLaunch, entry: &Path) -> anyhow::Result<Vec<OsString>> {
+pub fn command(launch: &PackageLaunch, entry: &Path) -> Result<Vec<OsString>, PackageError> {
     let manifest = read_manifest(launch, entry)?;
     let short = launch.package.rsplit('/').next().unwrap_or(&launch.package);
     let bin = match &manifest["bin"] {
@@ -213,18 +230,21 @@ pub fn command(launch: &PackageLaunch, entry: &Path) -> anyhow::Result<Vec<OsStr
             });
             match found.and_then(|v| v.as_str()) {
                 Some(path) => path.to_owned(),
-                None => bail!(
-                    "{} has no bin named `{wanted}` (it has: {}); name one with `-p {} BIN`",
-                    launch.package,
-                    bins.keys().cloned().collect::<Vec<_>>().join(", "),
-                    launch.package
-                ),
+                None => {
+                    return Err(PackageError::NoSuchCommand {
+                        family: Family::Npm,
+                        package: launch.package.clone(),
+                        wanted: wanted.to_owned(),
+                        available: bins.keys().cloned().collect(),
+                    })
+                }
             }
         }
-        _ => bail!(
-            "{} has no `bin` in its package.json: it cannot be run with npx",
-            launch.package
-        ),
+        _ => {
+            return Err(PackageError::ManifestNoBin {
+                package: launch.package.clone(),
+            })
+        }
     };
     let script = package_dir(launch, entry).join(bin);
     let mut command = vec![OsString::from("node"), script.into_os_string()];

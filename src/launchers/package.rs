@@ -21,12 +21,12 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::error::{LockedEntry, PackageError};
 use crate::policy::resolve::ServerCommand;
-use crate::policy::{load_layers, merge, parse_policy, Origin, Vars};
+use crate::policy::{load_layers, merge, parse_policy, Origin, PolicyError, Vars};
 use crate::sandbox::SandboxConfig;
 
 /// Extra `[network] allow` entries for the fetch sandbox, comma-separated: a registry mirror,
@@ -99,7 +99,7 @@ impl PackageLaunch {
 }
 
 /// When `command` is a package launcher the guard understands, what it asks for.
-pub fn look_through_package(command: &[OsString]) -> anyhow::Result<Option<PackageLaunch>> {
+pub fn look_through_package(command: &[OsString]) -> Result<Option<PackageLaunch>, PackageError> {
     if let Some(launch) = super::npm::parse(command)? {
         return Ok(Some(launch));
     }
@@ -110,20 +110,20 @@ pub fn look_through_package(command: &[OsString]) -> anyhow::Result<Option<Packa
 // Locations
 
 /// `$XDG_CACHE_HOME/mcp-guard/store` (else `~/.cache/mcp-guard/store`).
-pub fn store_root() -> anyhow::Result<PathBuf> {
+pub fn store_root() -> Result<PathBuf, PackageError> {
     xdg_dir("XDG_CACHE_HOME").map(|d| d.join("mcp-guard").join("store"))
 }
 
 /// `$XDG_STATE_HOME/mcp-guard/packages.lock` (else `~/.local/state/mcp-guard/packages.lock`).
-pub fn lock_path() -> anyhow::Result<PathBuf> {
+pub fn lock_path() -> Result<PathBuf, PackageError> {
     xdg_dir("XDG_STATE_HOME").map(|d| d.join("mcp-guard").join("packages.lock"))
 }
 
-fn xdg_dir(name: &str) -> anyhow::Result<PathBuf> {
+fn xdg_dir(name: &'static str) -> Result<PathBuf, PackageError> {
     Vars::from_env(None)
         .get(name)
         .map(Path::to_owned)
-        .with_context(|| format!("cannot find ${name}: set it or $HOME"))
+        .ok_or(PackageError::NoBaseDir { var: name })
 }
 
 /// A store entry's directory name: `@scope/name` becomes `@scope+name`.
@@ -159,31 +159,36 @@ pub struct LockEntry {
 }
 
 impl Lock {
-    pub fn load(path: &Path) -> anyhow::Result<Lock> {
+    pub fn load(path: &Path) -> Result<Lock, PackageError> {
         match std::fs::read_to_string(path) {
-            Ok(text) => serde_json::from_str(&text).with_context(|| {
-                format!(
-                    "the package lock {} is not valid; fix it or remove it (every package is \
-                     then fetched again and locked anew)",
-                    path.display()
-                )
+            Ok(text) => serde_json::from_str(&text).map_err(|source| PackageError::LockInvalid {
+                path: path.to_owned(),
+                source,
             }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Lock {
                 version: 1,
                 ..Lock::default()
             }),
-            Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+            Err(source) => Err(io_error("read", path, source)),
         }
     }
 
-    pub fn save(&self, path: &Path) -> anyhow::Result<()> {
-        let dir = path.parent().context("the lock path has no directory")?;
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    pub fn save(&self, path: &Path) -> Result<(), PackageError> {
+        let dir = path
+            .parent()
+            .ok_or_else(|| PackageError::LockPathWithoutDir {
+                path: path.to_owned(),
+            })?;
+        std::fs::create_dir_all(dir).map_err(|e| io_error("create", dir, e))?;
         let tmp = dir.join(format!(".packages.lock.{}", std::process::id()));
-        let mut text = serde_json::to_string_pretty(self)?;
+        let mut text =
+            serde_json::to_string_pretty(self).map_err(|source| PackageError::LockEncode {
+                path: path.to_owned(),
+                source,
+            })?;
         text.push('\n');
-        std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
-        std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
+        std::fs::write(&tmp, text).map_err(|e| io_error("write", &tmp, e))?;
+        std::fs::rename(&tmp, path).map_err(|e| io_error("write", path, e))
     }
 }
 
@@ -254,7 +259,7 @@ pub struct Prepared {
 }
 
 /// Make `launch` ready to run from the store: check the locked entry, or fetch and lock it.
-pub fn prepare(launch: &PackageLaunch) -> anyhow::Result<Prepared> {
+pub fn prepare(launch: &PackageLaunch) -> Result<Prepared, PackageError> {
     let store = store_root()?;
     let lock_file = lock_path()?;
     let mut lock = Lock::load(&lock_file)?;
@@ -293,31 +298,25 @@ fn verify(
     locked: &LockEntry,
     entry: &Path,
     lock_file: &Path,
-) -> anyhow::Result<()> {
-    let fix = format!("mcp-guard update {}", launch.package);
+) -> Result<(), PackageError> {
+    let details = || {
+        Box::new(LockedEntry {
+            package: launch.package.clone(),
+            version: locked.version.clone(),
+            entry: entry.to_owned(),
+            lock_file: lock_file.to_owned(),
+        })
+    };
     if !entry.is_dir() {
-        bail!(
-            "{} {} is locked in {} but its store entry {} is gone (was the cache cleared?). \
-             Run `{fix}` to fetch it again",
-            launch.package,
-            locked.version,
-            lock_file.display(),
-            entry.display()
-        );
+        return Err(PackageError::EntryGone { locked: details() });
     }
-    let hash = hash_tree(entry).with_context(|| format!("cannot read {}", entry.display()))?;
+    let hash = hash_tree(entry).map_err(|e| io_error("read", entry, e))?;
     if hash != locked.hash {
-        bail!(
-            "refusing to start {} {}: its store entry {} has changed since it was fetched \
-             (content {hash}, locked {} in {}). Something wrote into the store; if you did not \
-             change it yourself, treat this machine's user account as compromised. Run `{fix}` \
-             to fetch the package again and lock the new content",
-            launch.package,
-            locked.version,
-            entry.display(),
-            locked.hash,
-            lock_file.display()
-        );
+        return Err(PackageError::EntryChanged {
+            locked: details(),
+            found: hash,
+            locked_hash: locked.hash.clone(),
+        });
     }
     Ok(())
 }
@@ -325,7 +324,7 @@ fn verify(
 /// `mcp-guard update [PKG]`: fetch every locked package (or those named `package`) again,
 /// resolving unversioned specs to the newest version, and lock the new entries. Returns the
 /// changes, one line each.
-pub fn update(package: Option<&str>) -> anyhow::Result<Vec<String>> {
+pub fn update(package: Option<&str>) -> Result<Vec<String>, PackageError> {
     let store = store_root()?;
     let lock_file = lock_path()?;
     let mut lock = Lock::load(&lock_file)?;
@@ -337,11 +336,12 @@ pub fn update(package: Option<&str>) -> anyhow::Result<Vec<String>> {
         .collect();
     if keys.is_empty() {
         match package {
-            Some(p) => bail!(
-                "`{p}` is not in the package lock {}; it is fetched and locked the first time a \
-                 server starts from it",
-                lock_file.display()
-            ),
+            Some(p) => {
+                return Err(PackageError::NotLocked {
+                    package: p.to_owned(),
+                    lock_file,
+                })
+            }
             None => return Ok(vec!["no package is locked yet".into()]),
         }
     }
@@ -378,10 +378,10 @@ fn fetch(
     launch: &PackageLaunch,
     store: &Path,
     replacing: Option<&str>,
-) -> anyhow::Result<LockEntry> {
+) -> Result<LockEntry, PackageError> {
     let family_dir = store.join(launch.family.as_str());
     std::fs::create_dir_all(&family_dir)
-        .with_context(|| format!("cannot create the package store {}", family_dir.display()))?;
+        .map_err(|e| io_error("create the package store", &family_dir, e))?;
     let staging = family_dir.join(format!(
         ".fetch-{}-{}",
         std::process::id(),
@@ -389,8 +389,7 @@ fn fetch(
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos())
     ));
-    std::fs::create_dir(&staging)
-        .with_context(|| format!("cannot create {}", staging.display()))?;
+    std::fs::create_dir(&staging).map_err(|e| io_error("create", &staging, e))?;
     let result = fetch_into(launch, &staging, &family_dir, replacing);
     remove_tree(&staging);
     result
@@ -401,7 +400,7 @@ fn fetch_into(
     staging: &Path,
     family_dir: &Path,
     replacing: Option<&str>,
-) -> anyhow::Result<LockEntry> {
+) -> Result<LockEntry, PackageError> {
     tracing::info!(
         "package: fetching {} from {} under the sandbox (network: {} only; writes: {} only)",
         launch.spec(),
@@ -436,20 +435,20 @@ fn fetch_into(
                 package: launch.package.clone(),
                 requested: launch.requested.clone(),
                 version,
-                hash: hash_tree(&dest)?,
+                hash: hash_tree(&dest).map_err(|e| io_error("read", &dest, e))?,
                 entry: entry_rel,
                 fetched: now_rfc3339(),
             });
         }
     }
     std::fs::rename(&built, &dest)
-        .with_context(|| format!("cannot move the fetched package to {}", dest.display()))?;
+        .map_err(|e| io_error("move the fetched package to", &dest, e))?;
     Ok(LockEntry {
         family: launch.family,
         package: launch.package.clone(),
         requested: launch.requested.clone(),
         version,
-        hash: hash_tree(&dest).with_context(|| format!("cannot read {}", dest.display()))?,
+        hash: hash_tree(&dest).map_err(|e| io_error("read", &dest, e))?,
         entry: entry_rel,
         fetched: now_rfc3339(),
     })
@@ -473,7 +472,7 @@ fn fetch_config(
     launch: &PackageLaunch,
     staging: &Path,
     step: &FetchStep,
-) -> anyhow::Result<SandboxConfig> {
+) -> Result<SandboxConfig, PolicyError> {
     let q = |p: &Path| serde_json::to_string(&p.to_string_lossy()).unwrap_or_default();
     let list = |v: &[PathBuf]| v.iter().map(|p| q(p)).collect::<Vec<_>>().join(", ");
     let strs = |v: &[String]| {
@@ -536,24 +535,48 @@ fn fetch_config(
     Ok(resolved.sandbox)
 }
 
-fn run_fetch_step(launch: &PackageLaunch, staging: &Path, step: &FetchStep) -> anyhow::Result<()> {
-    let config = fetch_config(launch, staging, step)
-        .with_context(|| format!("cannot build the fetch sandbox for {}", launch.spec()))?;
-    let mut plan = crate::sandbox::prepare(&config, &step.command)
-        .with_context(|| format!("cannot start `{}`", describe(&step.command)))?;
-    let egress = crate::cli::prepare_egress(&mut plan)?;
-    let status = crate::relay::batch::run_batch(&plan, egress, FETCH_LIMIT)?;
+fn run_fetch_step(
+    launch: &PackageLaunch,
+    staging: &Path,
+    step: &FetchStep,
+) -> Result<(), PackageError> {
+    let config =
+        fetch_config(launch, staging, step).map_err(|source| PackageError::FetchPolicy {
+            spec: launch.spec(),
+            source,
+        })?;
+    let mut plan = crate::sandbox::prepare(&config, &step.command).map_err(|source| {
+        PackageError::FetchStart {
+            command: describe(&step.command),
+            source,
+        }
+    })?;
+    // The egress proxy and the supervisor report their own errors; kept as the source.
+    let run = |source: Box<dyn std::error::Error + Send + Sync>| PackageError::FetchRun {
+        command: describe(&step.command),
+        source,
+    };
+    let egress = crate::cli::prepare_egress(&mut plan).map_err(|e| run(e.into()))?;
+    let status =
+        crate::relay::batch::run_batch(&plan, egress, FETCH_LIMIT).map_err(|e| run(e.into()))?;
     if status != 0 {
-        bail!(
-            "fetching {} failed: `{}` exited with status {status} under the fetch sandbox \
-             (its output is above). The fetch may reach only {} (more with ${FETCH_ALLOW_ENV}, \
-             e.g. a mirror) and write only the store",
-            launch.spec(),
-            describe(&step.command),
-            launch.family.registry_hosts().join(", ")
-        );
+        return Err(PackageError::FetchFailed {
+            family: launch.family,
+            spec: launch.spec(),
+            command: describe(&step.command),
+            status,
+        });
     }
     Ok(())
+}
+
+/// [`PackageError::Io`]: `cannot {action} {path}`.
+pub(super) fn io_error(action: &'static str, path: &Path, source: std::io::Error) -> PackageError {
+    PackageError::Io {
+        action,
+        path: path.to_owned(),
+        source,
+    }
 }
 
 fn describe(command: &[OsString]) -> String {

@@ -11,12 +11,11 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context};
-
-use super::package::{find_on_path, Family, FetchStep, PackageLaunch};
+use super::error::PackageError;
+use super::package::{find_on_path, io_error, Family, FetchStep, PackageLaunch};
 
 /// `uvx …` / `uv tool run …`, understood; `None` for other commands.
-pub fn parse(command: &[OsString]) -> anyhow::Result<Option<PackageLaunch>> {
+pub fn parse(command: &[OsString]) -> Result<Option<PackageLaunch>, PackageError> {
     let Some(first) = command.first().and_then(|a| a.to_str()) else {
         return Ok(None);
     };
@@ -38,26 +37,30 @@ pub fn parse(command: &[OsString]) -> anyhow::Result<Option<PackageLaunch>> {
     let mut from: Option<String> = None;
     let mut i = 0;
     while i < rest.len() {
-        let text = rest[i]
-            .to_str()
-            .with_context(|| format!("`{launcher}` arguments must be valid UTF-8"))?;
+        let text = rest[i].to_str().ok_or_else(|| PackageError::NotUtf8 {
+            launcher: launcher.clone(),
+        })?;
         if text.starts_with('-') {
             match text {
                 "-q" | "--quiet" => {}
                 "--from" => {
                     i += 1;
-                    let value = rest
-                        .get(i)
-                        .and_then(|a| a.to_str())
-                        .with_context(|| format!("`{launcher} --from` needs a package after it"))?;
+                    let value = rest.get(i).and_then(|a| a.to_str()).ok_or_else(|| {
+                        PackageError::MissingPackageValue {
+                            launcher: launcher.clone(),
+                            option: "--from".into(),
+                        }
+                    })?;
                     from = Some(value.to_owned());
                 }
                 _ if text.starts_with("--from=") => from = Some(text[7..].to_owned()),
-                _ => bail!(
-                    "`{launcher} {text}` is not understood by mcp-guard, which runs PyPI packages \
-                     from its own store: write `{launcher} PACKAGE[@VERSION] ARGS…` or \
-                     `{launcher} --from PACKAGE[==VERSION] COMMAND ARGS…`"
-                ),
+                _ => {
+                    return Err(PackageError::UnsupportedOption {
+                        family: Family::Uv,
+                        launcher,
+                        option: text.to_owned(),
+                    })
+                }
             }
             i += 1;
             continue;
@@ -79,11 +82,14 @@ pub fn parse(command: &[OsString]) -> anyhow::Result<Option<PackageLaunch>> {
             args,
         }));
     }
-    bail!("`{launcher}` with no package to run: write `{launcher} PACKAGE[@VERSION] ARGS…`")
+    Err(PackageError::NoPackage {
+        family: Family::Uv,
+        launcher,
+    })
 }
 
 /// `name`, `name@1.0`, `name==1.0` (`@latest`: no version).
-fn split_spec(spec: &str, launcher: &str) -> anyhow::Result<(String, Option<String>)> {
+fn split_spec(spec: &str, launcher: &str) -> Result<(String, Option<String>), PackageError> {
     let (name, version) = match spec.split_once("==").or_else(|| spec.split_once('@')) {
         Some((n, v)) => (n, Some(v)),
         None => (spec, None),
@@ -94,11 +100,11 @@ fn split_spec(spec: &str, launcher: &str) -> anyhow::Result<(String, Option<Stri
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '+' | '!'))
     };
     if !valid(name) || version.is_some_and(|v| !valid(v)) || name.starts_with(['.', '-']) {
-        bail!(
-            "`{launcher} {spec}`: mcp-guard runs only PyPI packages (NAME, NAME@VERSION or \
-             --from NAME==VERSION) from its store; for a local project, run its virtualenv's \
-             command directly"
-        );
+        return Err(PackageError::UnsupportedSpec {
+            family: Family::Uv,
+            launcher: launcher.to_owned(),
+            spec: spec.to_owned(),
+        });
     }
     let version = version.filter(|v| *v != "latest").map(str::to_owned);
     Ok((name.to_owned(), version))
@@ -121,14 +127,18 @@ pub fn normalize(name: &str) -> String {
 
 /// The Python the venv is made from: `$UV_PYTHON` when it is a path, else `python3` on PATH,
 /// symlinks resolved (a pyenv shim is asked for the interpreter it runs).
-fn base_python() -> anyhow::Result<PathBuf> {
+fn base_python() -> Result<PathBuf, PackageError> {
     if let Some(p) = std::env::var_os("UV_PYTHON").filter(|p| Path::new(p).is_absolute()) {
-        return std::fs::canonicalize(&p)
-            .with_context(|| format!("$UV_PYTHON {} does not exist", p.to_string_lossy()));
+        return std::fs::canonicalize(&p).map_err(|source| PackageError::UvPythonMissing {
+            path: p.into(),
+            source,
+        });
     }
-    let found = find_on_path("python3")
-        .context("python3 is not on PATH; it is needed to build the package's environment")?;
-    let real = std::fs::canonicalize(&found)?;
+    let found = find_on_path("python3").ok_or(PackageError::ToolMissing {
+        tool: "python3",
+        purpose: "build the package's environment",
+    })?;
+    let real = std::fs::canonicalize(&found).map_err(|e| io_error("resolve", &found, e))?;
     let head = std::fs::read(&real).unwrap_or_default();
     if !head.starts_with(b"#!") {
         return Ok(real);
@@ -136,13 +146,14 @@ fn base_python() -> anyhow::Result<PathBuf> {
     let out = std::process::Command::new(&found)
         .args(["-c", "import sys; print(sys.executable)"])
         .output()
-        .with_context(|| format!("cannot ask {} for its interpreter", found.display()))?;
+        .map_err(|source| PackageError::PythonQuery {
+            python: found.clone(),
+            source,
+        })?;
     let exe = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    std::fs::canonicalize(&exe).with_context(|| {
-        format!(
-            "{} names no interpreter; set UV_PYTHON to a python executable",
-            found.display()
-        )
+    std::fs::canonicalize(&exe).map_err(|source| PackageError::PythonInterpreter {
+        python: found,
+        source,
     })
 }
 
@@ -171,11 +182,15 @@ fn python_reads(python: &Path) -> Vec<PathBuf> {
 }
 
 /// The fetch: a relocatable venv, then the package installed into it.
-pub fn fetch_steps(launch: &PackageLaunch, staging: &Path) -> anyhow::Result<Vec<FetchStep>> {
-    find_on_path("uv").context("uv is not on PATH; it is needed to fetch the package")?;
+pub fn fetch_steps(launch: &PackageLaunch, staging: &Path) -> Result<Vec<FetchStep>, PackageError> {
+    find_on_path("uv").ok_or(PackageError::ToolMissing {
+        tool: "uv",
+        purpose: "fetch the package",
+    })?;
     let python = base_python()?;
-    let venv = staging.join("entry").join("venv");
-    std::fs::create_dir_all(staging.join("entry"))?;
+    let entry = staging.join("entry");
+    let venv = entry.join("venv");
+    std::fs::create_dir_all(&entry).map_err(|e| io_error("create", &entry, e))?;
     let spec = match &launch.requested {
         Some(v) => format!("{}=={v}", launch.package),
         None => launch.package.clone(),
@@ -219,20 +234,25 @@ pub fn fetch_steps(launch: &PackageLaunch, staging: &Path) -> anyhow::Result<Vec
     ])
 }
 
-fn site_packages(entry: &Path) -> anyhow::Result<PathBuf> {
+fn site_packages(entry: &Path) -> Result<PathBuf, PackageError> {
     let lib = entry.join("venv").join("lib");
     std::fs::read_dir(&lib)
-        .with_context(|| format!("the fetched environment has no {}", lib.display()))?
+        .map_err(|source| PackageError::FetchedMissing {
+            what: "environment",
+            path: lib.clone(),
+            source,
+        })?
         .filter_map(Result::ok)
         .map(|e| e.path().join("site-packages"))
         .find(|p| p.is_dir())
-        .with_context(|| format!("no site-packages under {}", lib.display()))
+        .ok_or(PackageError::NoSitePackages { lib })
 }
 
 /// The installed version, from the package's `NAME-VERSION.dist-info`.
-pub fn installed_version(launch: &PackageLaunch, entry: &Path) -> anyhow::Result<String> {
+pub fn installed_version(launch: &PackageLaunch, entry: &Path) -> Result<String, PackageError> {
     let site = site_packages(entry)?;
-    for item in std::fs::read_dir(&site)?.filter_map(Result::ok) {
+    let items = std::fs::read_dir(&site).map_err(|e| io_error("read", &site, e))?;
+    for item in items.filter_map(Result::ok) {
         let name = item.file_name().to_string_lossy().into_owned();
         let Some(stem) = name.strip_suffix(".dist-info") else {
             continue;
@@ -243,15 +263,14 @@ pub fn installed_version(launch: &PackageLaunch, entry: &Path) -> anyhow::Result
             }
         }
     }
-    bail!(
-        "{} was installed but has no dist-info in {}",
-        launch.package,
-        site.display()
-    )
+    Err(PackageError::NoDistInfo {
+        package: launch.package.clone(),
+        site,
+    })
 }
 
 /// `ENTRY/venv/bin/python ENTRY/venv/bin/CMD ARGS…`.
-pub fn command(launch: &PackageLaunch, entry: &Path) -> anyhow::Result<Vec<OsString>> {
+pub fn command(launch: &PackageLaunch, entry: &Path) -> Result<Vec<OsString>, PackageError> {
     let bin = entry.join("venv").join("bin");
     let name = launch.command.as_deref().unwrap_or(&launch.package);
     let script = bin.join(name);
@@ -265,12 +284,12 @@ pub fn command(launch: &PackageLaunch, entry: &Path) -> anyhow::Result<Vec<OsStr
             })
             .unwrap_or_default();
         have.sort();
-        bail!(
-            "{} provides no command `{name}` (it has: {}); name one with `--from {} COMMAND`",
-            launch.package,
-            have.join(", "),
-            launch.package
-        );
+        return Err(PackageError::NoSuchCommand {
+            family: Family::Uv,
+            package: launch.package.clone(),
+            wanted: name.to_owned(),
+            available: have,
+        });
     }
     let mut command = vec![bin.join("python").into_os_string(), script.into_os_string()];
     command.extend(launch.args.iter().cloned());
