@@ -15,7 +15,6 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-pub(crate) use run::prepare_egress;
 pub use run::RunArgs;
 
 const AFTER_HELP: &str = "\

@@ -6,9 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::egress::{self, launch::EgressSetup};
 use crate::relay::RelayOptions;
-use crate::sandbox::{EgressPlan, NetworkMode, Plan};
 
 const RUN_AFTER_HELP: &str = "\
 Examples:
@@ -145,7 +143,7 @@ pub fn execute(args: RunArgs) -> anyhow::Result<ExitCode> {
     }
     let mut plan =
         crate::sandbox::prepare(&config, &command).context("cannot launch the server")?;
-    let egress = prepare_egress(&mut plan)?;
+    let egress = crate::egress::launch::prepare(&mut plan)?;
     // Flags win over the policy, the policy over the built-in defaults.
     let max_message_bytes = args
         .max_message_bytes
@@ -187,25 +185,4 @@ fn apply_env_launch(env: &mut crate::sandbox::EnvRules, launch: &crate::launcher
     for (name, value) in &launch.set {
         env.set.insert(name.clone(), value.clone());
     }
-}
-
-/// `hosts` mode: open the egress proxy's port, and point the server at it.
-pub(crate) fn prepare_egress(plan: &mut Plan) -> anyhow::Result<Option<EgressSetup>> {
-    let network = &plan.config.network;
-    if plan.config.disabled || network.mode != NetworkMode::Hosts {
-        return Ok(None);
-    }
-    let allow = egress::AllowList::parse(&network.allow)
-        .context("the policy's [network] allow list is not valid")?;
-    let mut config = egress::ProxyConfig::new(allow);
-    config.resolver = egress::Resolver::from_env();
-    let setup =
-        EgressSetup::bind(config).context("cannot open the egress proxy's port on 127.0.0.1")?;
-    let proxy_port = setup.port();
-    plan.egress = Some(EgressPlan {
-        isolation: network.isolation,
-        proxy_port,
-    });
-    plan.env.extend(egress::proxy_env(proxy_port));
-    Ok(Some(setup))
 }

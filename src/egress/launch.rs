@@ -6,8 +6,38 @@ use std::os::fd::{AsFd, OwnedFd};
 use tokio::sync::mpsc;
 
 use super::{ConnectionRecord, InFlightCalls, ProxyConfig};
-use crate::sandbox::fd_passing;
 use crate::sandbox::network_tier::{TAG_BROKER, TAG_NAMESPACE};
+use crate::sandbox::{fd_passing, EgressPlan, NetworkMode, Plan};
+
+/// Why `hosts` mode could not be prepared.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PrepareError {
+    #[error("the policy's [network] allow list is not valid: {0}")]
+    Allow(#[from] super::RuleError),
+    #[error("cannot open the egress proxy's port on 127.0.0.1: {0}")]
+    Bind(#[source] std::io::Error),
+}
+
+/// `hosts` mode: open the egress proxy's port, and point the server of `plan` at it (the
+/// proxy variables in its environment, the port and the tier in `plan.egress`). `None` in any
+/// other mode, or without a sandbox.
+pub fn prepare(plan: &mut Plan) -> Result<Option<EgressSetup>, PrepareError> {
+    let network = &plan.config.network;
+    if plan.config.disabled || network.mode != NetworkMode::Hosts {
+        return Ok(None);
+    }
+    let mut config = ProxyConfig::new(super::AllowList::parse(&network.allow)?);
+    config.resolver = super::Resolver::from_env();
+    let setup = EgressSetup::bind(config).map_err(PrepareError::Bind)?;
+    let proxy_port = setup.port();
+    plan.egress = Some(EgressPlan {
+        isolation: network.isolation,
+        proxy_port,
+    });
+    plan.env.extend(super::proxy_env(proxy_port));
+    Ok(Some(setup))
+}
 
 /// What the guard prepared before launching a server in `hosts` mode.
 #[derive(Debug)]

@@ -2,9 +2,9 @@
 //! does not run from its store, the store and its lock, the fetch under the sandbox, and the
 //! fetched package itself. Every message says what to do instead.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use super::package::{Family, FETCH_ALLOW_ENV};
+use super::spec::{Family, FETCH_ALLOW_ENV};
 use crate::policy::PolicyError;
 use crate::sandbox::SandboxError;
 
@@ -281,6 +281,15 @@ fn spec_fix(family: Family) -> &'static str {
             "mcp-guard runs only PyPI packages (NAME, NAME@VERSION or --from NAME==VERSION) from \
              its store; for a local project, run its virtualenv's command directly"
         }
+    }
+}
+
+/// [`PackageError::Io`]: `cannot {action} {path}`.
+pub(super) fn io_error(action: &'static str, path: &Path, source: std::io::Error) -> PackageError {
+    PackageError::Io {
+        action,
+        path: path.to_owned(),
+        source,
     }
 }
 

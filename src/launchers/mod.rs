@@ -7,8 +7,10 @@ pub mod env;
 pub mod error;
 pub mod npm;
 pub mod package;
+pub mod spec;
 pub mod uv;
 
 pub use env::{look_through_env, EnvLaunch, LauncherError};
 pub use error::{LockedEntry, PackageError};
-pub use package::{look_through_package, PackageLaunch};
+pub use package::look_through_package;
+pub use spec::PackageLaunch;

@@ -9,8 +9,8 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use super::error::PackageError;
-use super::package::{find_on_path, io_error, split_npm_spec, Family, FetchStep, PackageLaunch};
+use super::error::{io_error, PackageError};
+use super::spec::{find_on_path, split_npm_spec, Family, FetchStep, PackageLaunch};
 
 /// `npx …` / `npm exec …` / `npm x …`, understood; `None` for other commands.
 pub fn parse(command: &[OsString]) -> Result<Option<PackageLaunch>, PackageError> {

@@ -24,79 +24,14 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::error::{LockedEntry, PackageError};
+use super::error::{io_error, LockedEntry, PackageError};
+use super::spec::{Family, FetchStep, PackageLaunch, FETCH_ALLOW_ENV};
 use crate::policy::resolve::ServerCommand;
 use crate::policy::{load_layers, merge, parse_policy, Origin, PolicyError, Vars};
 use crate::sandbox::SandboxConfig;
 
-/// Extra `[network] allow` entries for the fetch sandbox, comma-separated: a registry mirror,
-/// or the address range a site's proxy or mirror answers on (`203.0.113.0/24:443`).
-pub const FETCH_ALLOW_ENV: &str = "MCP_GUARD_FETCH_ALLOW";
-
 /// How long one fetch step may take before its whole tree is killed.
 const FETCH_LIMIT: Duration = Duration::from_secs(600);
-
-/// Which package manager a launch belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Family {
-    /// `npx`, `npm exec`: the npm registry.
-    Npm,
-    /// `uvx`, `uv tool run`: PyPI.
-    Uv,
-}
-
-impl Family {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Family::Npm => "npm",
-            Family::Uv => "uv",
-        }
-    }
-
-    /// The registry hosts the fetch sandbox may reach.
-    pub fn registry_hosts(self) -> &'static [&'static str] {
-        match self {
-            Family::Npm => &["registry.npmjs.org"],
-            Family::Uv => &["pypi.org", "files.pythonhosted.org"],
-        }
-    }
-}
-
-/// A package launcher command line, understood.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PackageLaunch {
-    pub family: Family,
-    /// The launcher as written (`npx`, `npm exec`, `uvx`, `uv tool run`), for messages.
-    pub launcher: String,
-    /// Registry name (`@scope/name`, `mcp-server-time`).
-    pub package: String,
-    /// The version asked for, if any (`1.2.3`, `^1`, `latest`).
-    pub requested: Option<String>,
-    /// The command to run from the package when it is not the package's default one
-    /// (`npx -p PKG CMD`, `uvx --from PKG CMD`).
-    pub command: Option<String>,
-    /// The server's arguments.
-    pub args: Vec<OsString>,
-}
-
-impl PackageLaunch {
-    /// The lock's key: one entry per launcher family and package spec.
-    pub fn lock_key(&self) -> String {
-        match &self.requested {
-            Some(v) => format!("{}:{}@{v}", self.family.as_str(), self.package),
-            None => format!("{}:{}", self.family.as_str(), self.package),
-        }
-    }
-
-    /// `PKG[@VER]` as the user wrote it.
-    pub fn spec(&self) -> String {
-        match &self.requested {
-            Some(v) => format!("{}@{v}", self.package),
-            None => self.package.clone(),
-        }
-    }
-}
 
 /// When `command` is a package launcher the guard understands, what it asks for.
 pub fn look_through_package(command: &[OsString]) -> Result<Option<PackageLaunch>, PackageError> {
@@ -454,18 +389,6 @@ fn fetch_into(
     })
 }
 
-/// One confined step of a fetch.
-#[derive(Debug, Clone)]
-pub struct FetchStep {
-    pub command: Vec<OsString>,
-    /// Programs the step launches by name (the fetch policy's `[launch] allow`).
-    pub launch: Vec<String>,
-    pub read: Vec<PathBuf>,
-    pub exec: Vec<PathBuf>,
-    pub env_pass: Vec<&'static str>,
-    pub env_set: Vec<(&'static str, String)>,
-}
-
 /// The fetch sandbox, as a policy layered over `default`: the staging directory is the only
 /// writable place (besides the private HOME), the registry hosts the only network.
 fn fetch_config(
@@ -556,7 +479,7 @@ fn run_fetch_step(
         command: describe(&step.command),
         source,
     };
-    let egress = crate::cli::prepare_egress(&mut plan).map_err(|e| run(e.into()))?;
+    let egress = crate::egress::launch::prepare(&mut plan).map_err(|e| run(e.into()))?;
     let status =
         crate::relay::batch::run_batch(&plan, egress, FETCH_LIMIT).map_err(|e| run(e.into()))?;
     if status != 0 {
@@ -568,15 +491,6 @@ fn run_fetch_step(
         });
     }
     Ok(())
-}
-
-/// [`PackageError::Io`]: `cannot {action} {path}`.
-pub(super) fn io_error(action: &'static str, path: &Path, source: std::io::Error) -> PackageError {
-    PackageError::Io {
-        action,
-        path: path.to_owned(),
-        source,
-    }
 }
 
 fn describe(command: &[OsString]) -> String {
@@ -599,29 +513,9 @@ fn now_rfc3339() -> String {
     humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
 }
 
-/// The canonical path of `name` on PATH.
-pub fn find_on_path(name: &str) -> Option<PathBuf> {
-    let path = std::env::var("PATH").unwrap_or_default();
-    crate::sandbox::exec::resolve_program(name, &path)
-}
-
-/// A registry package spec `NAME[@VERSION]` (`@scope/name@1.2`): name and version.
-pub fn split_npm_spec(spec: &str) -> (String, Option<String>) {
-    let (scope, rest) = match spec.strip_prefix('@') {
-        Some(rest) => ("@", rest),
-        None => ("", spec),
-    };
-    match rest.split_once('@') {
-        Some((name, version)) if !version.is_empty() => {
-            (format!("{scope}{name}"), Some(version.to_owned()))
-        }
-        Some((name, _)) => (format!("{scope}{name}"), None),
-        None => (spec.to_owned(), None),
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::spec::split_npm_spec;
     use super::*;
 
     #[test]

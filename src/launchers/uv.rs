@@ -11,8 +11,8 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use super::error::PackageError;
-use super::package::{find_on_path, io_error, Family, FetchStep, PackageLaunch};
+use super::error::{io_error, PackageError};
+use super::spec::{find_on_path, Family, FetchStep, PackageLaunch};
 
 /// `uvx …` / `uv tool run …`, understood; `None` for other commands.
 pub fn parse(command: &[OsString]) -> Result<Option<PackageLaunch>, PackageError> {
