@@ -401,3 +401,90 @@ fn cache_poisoning_refused_under_node_and_python_profiles() {
         }
     }
 }
+
+/// The other reference servers, started exactly as host configs write them, each under its
+/// profile: filesystem and memory through `npx -y`, git through `uvx`. First start: fetched
+/// into the store under the sandbox, then a real exchange.
+#[test]
+fn the_other_reference_servers_start_as_host_configs_write_them() {
+    if !peers_bin().join("uv").exists() {
+        panic!("tests/peers/.venv/bin/uv is missing: run scripts/setup-peers");
+    }
+    for who in identities() {
+        eprintln!("--- as {}", who.label());
+        let dirs = Dirs::new(&who);
+        let served = dirs.home.join("served");
+        std::fs::create_dir_all(&served).expect("mkdir");
+        std::fs::write(served.join("notes.txt"), "hello").expect("write");
+        let repo = dirs.home.join("repo");
+        let git = |args: &[&str]| {
+            let status = Command::new("git")
+                .args(args)
+                .current_dir(&repo)
+                .stdout(Stdio::null())
+                .status()
+                .expect("git");
+            assert!(status.success(), "git {args:?}");
+        };
+        std::fs::create_dir_all(&repo).expect("mkdir");
+        git(&["init", "-q", "-b", "main"]);
+        std::fs::write(repo.join("README"), "x").expect("write");
+        git(&["add", "README"]);
+        git(&[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "-q",
+            "-m",
+            "one",
+        ]);
+        chown(&who, &dirs.home);
+        let (served, repo) = (served.to_string_lossy(), repo.to_string_lossy());
+        let cases: [(&str, Vec<&str>, &str, Value, &str); 3] = [
+            (
+                "filesystem",
+                vec![
+                    "npx",
+                    "-y",
+                    "@modelcontextprotocol/server-filesystem",
+                    &served,
+                ],
+                "list_directory",
+                json!({"path": &*served}),
+                "notes.txt",
+            ),
+            (
+                "memory",
+                vec!["npx", "-y", "@modelcontextprotocol/server-memory"],
+                "read_graph",
+                json!({}),
+                "entities",
+            ),
+            (
+                "git",
+                vec!["uvx", "mcp-server-git", "--repository", &repo],
+                "git_status",
+                json!({"repo_path": &*repo}),
+                "main",
+            ),
+        ];
+        for (profile, launch, tool, arguments, expect) in cases {
+            let mut args = vec!["run", "--profile", profile, "--"];
+            args.extend(launch.iter().copied());
+            let (init, call, stderr) = mcp_exchange(guard(&who, &dirs, &args), tool, arguments);
+            assert!(
+                init.get("result").is_some(),
+                "{profile}: no initialize answer: {init}\n{stderr}"
+            );
+            let text = call["result"]["content"][0]["text"]
+                .as_str()
+                .unwrap_or_default();
+            assert!(
+                text.contains(expect) && call["result"]["isError"] != true,
+                "{profile}: {tool} answered {call}\n{stderr}"
+            );
+        }
+    }
+}
