@@ -365,26 +365,28 @@ fn fetch_into(
             remove_tree(&dest);
         } else {
             // Another lock entry's content: keep it, and use it.
-            return Ok(LockEntry {
-                family: launch.family,
-                package: launch.package.clone(),
-                requested: launch.requested.clone(),
-                version,
-                hash: hash_tree(&dest).map_err(|e| io_error("read", &dest, e))?,
-                entry: entry_rel,
-                fetched: now_rfc3339(),
-            });
+            return locked(launch, version, entry_rel, &dest);
         }
     }
     std::fs::rename(&built, &dest)
         .map_err(|e| io_error("move the fetched package to", &dest, e))?;
+    locked(launch, version, entry_rel, &dest)
+}
+
+/// The lock entry for the store entry at `dest` (its tree hashed now).
+fn locked(
+    launch: &PackageLaunch,
+    version: String,
+    entry: String,
+    dest: &Path,
+) -> Result<LockEntry, PackageError> {
     Ok(LockEntry {
         family: launch.family,
         package: launch.package.clone(),
         requested: launch.requested.clone(),
         version,
-        hash: hash_tree(&dest).map_err(|e| io_error("read", &dest, e))?,
-        entry: entry_rel,
+        hash: hash_tree(dest).map_err(|e| io_error("read", dest, e))?,
+        entry,
         fetched: now_rfc3339(),
     })
 }

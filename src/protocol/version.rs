@@ -45,6 +45,9 @@ pub struct ParamsPeek<'a> {
     pub progress_token: Option<&'a RawValue>,
     #[serde(borrow, default, rename = "requestId")]
     pub request_id: Option<&'a RawValue>,
+    /// `tools/call` and `prompts/get` name their tool or prompt.
+    #[serde(borrow, default)]
+    pub name: Option<Cow<'a, str>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

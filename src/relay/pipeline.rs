@@ -695,14 +695,9 @@ fn request_id(message: &Message<'_>) -> Option<RequestId> {
     }
 }
 
-/// The tool a `tools/call` request names (for the egress attribution only: parsed apart).
-fn tool_name(message: &Message<'_>) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    struct Call {
-        name: String,
-    }
-    let body = tools_call_params(message)??;
-    serde_json::from_str::<Call>(body).ok().map(|c| c.name)
+/// The tool a `tools/call` request names (for the egress attribution, `hosts` mode only).
+fn tool_name<'m>(message: &'m Message<'_>) -> Option<std::borrow::Cow<'m, str>> {
+    ParamsPeek::of(tools_call_params(message)?).name
 }
 
 /// The params of `message` when it is a `tools/call` request.
