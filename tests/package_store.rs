@@ -7,16 +7,14 @@
 //! controls: under the node / python profiles a server cannot append to another package in
 //! `~/.npm/_npx`, `~/.npm/_cacache` or uv's cache.
 //!
-//! Downloads go to registry.npmjs.org and PyPI only. Where those names resolve to a mirror in a
-//! reserved range (this CI's sandbox), the test lists the mirror's address for the fetch with
-//! `MCP_GUARD_FETCH_ALLOW`, as a user behind such a mirror would.
+//! Downloads go to registry.npmjs.org and PyPI only, by name, through the fetch sandbox's proxy
+//! (no extra `MCP_GUARD_FETCH_ALLOW`: the names alone must be enough).
 #![cfg(target_os = "linux")]
 
 #[path = "support/users.rs"]
 mod users;
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::ToSocketAddrs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -29,25 +27,6 @@ fn guard_bin() -> PathBuf {
 
 fn peers_bin() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/.venv/bin")
-}
-
-/// The fetch's extra allow entries: the addresses the registries resolve to here.
-fn fetch_allow(hosts: &[&str]) -> String {
-    let mut out = Vec::new();
-    for host in hosts {
-        if let Ok(addrs) = (*host, 443).to_socket_addrs() {
-            for a in addrs {
-                let entry = match a.ip() {
-                    std::net::IpAddr::V4(ip) => format!("{ip}/32:443"),
-                    std::net::IpAddr::V6(ip) => format!("[{ip}/128]:443"),
-                };
-                if !out.contains(&entry) {
-                    out.push(entry);
-                }
-            }
-        }
-    }
-    out.join(",")
 }
 
 /// A fresh cache/state/home for one identity.
@@ -105,10 +84,7 @@ fn guard(who: &Identity, dirs: &Dirs, args: &[&str]) -> Command {
         .env("HOME", &dirs.home)
         .env("XDG_CACHE_HOME", &dirs.cache)
         .env("XDG_STATE_HOME", &dirs.state)
-        .env(
-            "MCP_GUARD_FETCH_ALLOW",
-            fetch_allow(&["registry.npmjs.org", "pypi.org", "files.pythonhosted.org"]),
-        )
+        .env_remove("MCP_GUARD_FETCH_ALLOW")
         .current_dir(&dirs.home);
     cmd
 }
