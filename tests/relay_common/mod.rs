@@ -20,6 +20,8 @@ use crate::support;
 pub const WAIT: Duration = Duration::from_secs(5);
 /// Longest a guard may live in a test before the watchdog kills it.
 const WATCHDOG: Duration = Duration::from_secs(45);
+/// How long an exited guard's stderr may take to reach the end.
+const STDERR_DRAIN: Duration = Duration::from_secs(2);
 
 /// One line the guard wrote on its stdout.
 #[derive(Debug, Clone)]
@@ -122,6 +124,8 @@ pub struct Guard {
     stdin: Option<ChildStdin>,
     lines: Receiver<Vec<u8>>,
     stderr: Arc<Mutex<Vec<u8>>>,
+    /// Says the stderr reader reached the end: what the guard wrote before exiting is all read.
+    stderr_ended: mpsc::Receiver<()>,
     watchdog: Option<Sender<()>>,
     exited: Option<ExitStatus>,
     /// A scratch directory for logs and pid files, removed on drop.
@@ -199,6 +203,7 @@ impl Guard {
         let stderr = Arc::new(Mutex::new(Vec::new()));
         let mut err_pipe = child.stderr.take().expect("stderr");
         let sink = Arc::clone(&stderr);
+        let (stderr_end, stderr_ended) = mpsc::channel::<()>();
         std::thread::spawn(move || {
             let mut buf = [0u8; 8192];
             while let Ok(n) = err_pipe.read(&mut buf) {
@@ -207,6 +212,7 @@ impl Guard {
                 }
                 sink.lock().unwrap().extend_from_slice(&buf[..n]);
             }
+            let _ = stderr_end.send(());
         });
         let (stop, stopped) = mpsc::channel::<()>();
         let pid = child.id() as i32;
@@ -222,6 +228,7 @@ impl Guard {
             child,
             lines,
             stderr,
+            stderr_ended,
             watchdog: Some(stop),
             exited: None,
             dir,
@@ -370,6 +377,9 @@ impl Guard {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
                 self.watchdog = None;
                 self.exited = Some(status);
+                // The reader may not have drained the pipe yet (seen on a loaded machine: an
+                // empty stderr after exit). A leftover holder of the pipe only costs the wait.
+                let _ = self.stderr_ended.recv_timeout(STDERR_DRAIN);
                 return status;
             }
             if Instant::now() >= deadline {
