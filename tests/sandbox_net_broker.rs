@@ -246,10 +246,7 @@ fn run_raw(
     }
     // glibc asks nscd (a unix socket) before resolving names or users where nscd runs; the
     // broker refuses that like any unlisted socket, but it is not what these tests count.
-    let decisions = decision_rx
-        .try_iter()
-        .filter(|d| !is_nscd(d))
-        .collect();
+    let decisions = decision_rx.try_iter().filter(|d| !is_nscd(d)).collect();
     (output, decisions)
 }
 
