@@ -45,6 +45,8 @@ pub struct Recorder {
     writer: Option<ChainWriter>,
     seq: u64,
     started: bool,
+    /// `session_end` is written (by `server_exit`, else when the recorder is dropped).
+    ended: bool,
     counters: Counters,
     burst: BurstDetector,
     /// Keyed by the asking side (0: host, 1: server) and the request id.
@@ -80,6 +82,7 @@ impl Recorder {
             writer,
             seq: 0,
             started: false,
+            ended: false,
             counters: Counters::default(),
             in_flight: Default::default(),
             stop_reason: None,
@@ -341,9 +344,7 @@ impl Recorder {
             "server_exit",
             json!({"status": status, "code": code, "signal": signal, "limit": limit, "description": why}),
         );
-        let counters =
-            serde_json::to_value(CounterView::from(&self.counters)).unwrap_or(Value::Null);
-        self.record("session_end", json!({"counters": counters}));
+        self.record_end();
         let _ = self.flush();
         if let Some(path) = &self.config.metrics_file {
             if let Err(e) = std::fs::write(path, self.counters.prometheus(&self.session)) {
@@ -384,6 +385,13 @@ impl Recorder {
         }
     }
 
+    fn record_end(&mut self) {
+        self.ended = true;
+        let counters =
+            serde_json::to_value(CounterView::from(&self.counters)).unwrap_or(Value::Null);
+        self.record("session_end", json!({"counters": counters}));
+    }
+
     fn ensure_started(&mut self) {
         if !self.started {
             self.started = true;
@@ -421,6 +429,10 @@ impl Recorder {
 
 impl Drop for Recorder {
     fn drop(&mut self) {
+        // A guard that stops on an error still closes the session it opened in the log.
+        if self.started && !self.ended {
+            self.record_end();
+        }
         let _ = self.flush();
     }
 }

@@ -54,7 +54,7 @@ pub struct RunArgs {
     pub max_message_bytes: Option<u64>,
 
     /// After the host closes stdin, how long the server gets to exit before SIGTERM (and the
-    /// same again before SIGKILL).
+    /// same again before SIGKILL). A SIGTERM, SIGINT or SIGHUP to the guard ends it at once.
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
 

@@ -52,6 +52,13 @@ pub fn main() -> u8 {
         EVENTS_FD
     });
 
+    // Held until the server's tree is dead: the guard may die first (SIGKILL), and a later
+    // guard's sweep must not take the directory from under a server still running.
+    let private_dir_lock = plan
+        .private_dir
+        .as_deref()
+        .and_then(|dir| sandbox::env::lock_private_dir(dir).ok());
+
     #[cfg(target_os = "linux")]
     // SAFETY: plain prctl; makes orphaned descendants our children so we can reap and kill them.
     unsafe {
@@ -117,7 +124,18 @@ pub fn main() -> u8 {
     };
     release_server_stdio();
 
-    let status = supervise(server, group.as_ref(), &handled);
+    let (status, tree_gone) = supervise(server, group.as_ref(), &handled);
+    // The supervisor outlives a SIGKILLed guard, so it is the one sure to see the tree gone:
+    // remove the private HOME/TMPDIR now (the guard's own removal then finds nothing).
+    if let (true, Some(dir)) = (tree_gone, &plan.private_dir) {
+        if let Err(e) = std::fs::remove_dir_all(dir) {
+            tracing::warn!(
+                "cannot remove the server's private directory {}: {e}",
+                dir.display()
+            );
+        }
+    }
+    drop(private_dir_lock);
     let limit = group.as_ref().and_then(ResourceGroup::limit_hit);
     let (code, signal) = match status {
         Some(WaitStatus::Exited(_, code)) => (Some(code), None),
@@ -135,7 +153,12 @@ pub fn main() -> u8 {
 }
 
 /// Wait for the server to exit, relaying the guard's requests, then kill what is left of its tree.
-fn supervise(server: Pid, group: Option<&ResourceGroup>, handled: &SigSet) -> Option<WaitStatus> {
+/// Returns the server's status and whether its whole tree is dead.
+fn supervise(
+    server: Pid,
+    group: Option<&ResourceGroup>,
+    handled: &SigSet,
+) -> (Option<WaitStatus>, bool) {
     let status = std::cell::Cell::new(None);
     let mut record = |st: WaitStatus| {
         if st.pid() == Some(server) {
@@ -150,7 +173,7 @@ fn supervise(server: Pid, group: Option<&ResourceGroup>, handled: &SigSet) -> Op
                 }
             }
             Ok(sig) if sig as i32 == SIGNAL_KILL_TREE => {
-                tree::kill_tree(server, group, &mut record)
+                tree::kill_tree(server, group, &mut record);
             }
             // SIGTERM, SIGINT, SIGHUP, SIGQUIT: ask the server's group to terminate.
             Ok(_) => {
@@ -163,8 +186,8 @@ fn supervise(server: Pid, group: Option<&ResourceGroup>, handled: &SigSet) -> Op
         }
     }
     // The server is gone: nothing it started may outlive it.
-    tree::kill_tree(server, group, &mut record);
-    status.get()
+    let gone = tree::kill_tree(server, group, &mut record);
+    (status.get(), gone)
 }
 
 fn handled_signals() -> SigSet {

@@ -31,12 +31,13 @@ pub fn reap_exited(on_exit: &mut dyn FnMut(WaitStatus)) -> bool {
     }
 }
 
-/// SIGKILL the server's group, its cgroup and every descendant, and reap them all.
+/// SIGKILL the server's group, its cgroup and every descendant, and reap them all. Returns
+/// false when some survived (stuck in the kernel) past the deadline.
 pub fn kill_tree(
     server_pgid: Pid,
     group: Option<&ResourceGroup>,
     on_exit: &mut dyn FnMut(WaitStatus),
-) {
+) -> bool {
     let started = Instant::now();
     loop {
         if let Some(group) = group {
@@ -47,13 +48,13 @@ pub fn kill_tree(
             let _ = kill(pid, Signal::SIGKILL);
         }
         if !reap_exited(on_exit) {
-            return;
+            return true;
         }
         if started.elapsed() > KILL_DEADLINE {
             tracing::error!(
                 "some of the server's processes survived SIGKILL for {KILL_DEADLINE:?}"
             );
-            return;
+            return false;
         }
         std::thread::sleep(Duration::from_millis(5));
     }

@@ -13,6 +13,7 @@ pub mod pipeline;
 
 mod replies;
 mod session;
+mod shutdown;
 mod stdio;
 
 use std::cell::RefCell;
@@ -21,7 +22,7 @@ use std::pin::pin;
 use std::time::Duration;
 
 use anyhow::Context;
-use nix::sys::signal::{kill, Signal};
+use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::time::{sleep_until, Instant};
@@ -36,6 +37,7 @@ use crate::sandbox::Plan;
 use output::Output;
 use pipeline::Relay;
 use session::Session;
+use shutdown::{Shutdown, SIGNAL_KILL_GRACE};
 
 #[derive(Debug, Clone)]
 pub struct RelayOptions {
@@ -62,8 +64,9 @@ pub fn run_guarded(
         .build()
         .context("cannot start the async runtime")?;
     let result = runtime.block_on(relay_session(&plan, &options, firewall, audit, egress));
+    // Normally the supervisor has removed it already, once the server's tree was dead.
     if let Some(dir) = &plan.private_dir {
-        if let Err(e) = std::fs::remove_dir_all(dir) {
+        if let Err(e) = std::fs::remove_dir_all(dir).or_else(ignore_not_found) {
             tracing::warn!(
                 "cannot remove the server's private directory {}: {e}",
                 dir.display()
@@ -73,13 +76,11 @@ pub fn run_guarded(
     result
 }
 
-/// Where the shutdown sequence stands: close the server's stdin, wait; SIGTERM, wait; SIGKILL.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Stage {
-    Running,
-    InputClosed,
-    Terminated,
-    Killed,
+fn ignore_not_found(e: std::io::Error) -> std::io::Result<()> {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => Ok(()),
+        _ => Err(e),
+    }
 }
 
 async fn relay_session(
@@ -89,6 +90,10 @@ async fn relay_session(
     audit: Audit,
     egress: Option<EgressSetup>,
 ) -> anyhow::Result<u8> {
+    // Before the spawn: a signal from then on is the relay's to handle, not a plain death.
+    let mut sigint = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    let mut sigterm = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    let mut sighup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
     let mut launched = launch::spawn(plan)?;
     // `hosts` mode: the proxy on its own thread; its records come back here for the audit.
     let (egress_calls, mut egress_records) = match (egress, launched.egress.take()) {
@@ -116,9 +121,6 @@ async fn relay_session(
         egress_calls,
     };
     let mut events = EventReader::new(launched.events)?;
-    let mut sigint = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
-    let mut sigterm = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
-    let mut sighup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
 
     let mut host = Some(Box::pin(relay.pump_host(stdio::host_input())));
     let mut server = pin!(relay.pump_server(launched.server_stdout));
@@ -131,32 +133,8 @@ async fn relay_session(
     let wall_clock = plan.config.limits.wall_clock.map(|d| Instant::now() + d);
     let far_future = Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600);
 
-    let mut stage = Stage::Running;
-    let mut next_step = far_future;
     let grace = options.shutdown_grace;
-    let advance = |stage: &mut Stage, next_step: &mut Instant, why: &str| {
-        let (next, signal) = match *stage {
-            Stage::Running => (Stage::InputClosed, None),
-            Stage::InputClosed => (Stage::Terminated, Some(launch::SIGNAL_TERMINATE)),
-            Stage::Terminated | Stage::Killed => (Stage::Killed, Some(launch::SIGNAL_KILL_TREE)),
-        };
-        tracing::debug!(?next, "shutdown: {why}");
-        if let (Some(sig), Some(pid)) = (signal, supervisor_pid) {
-            if next != Stage::Killed || *stage != Stage::Killed {
-                tracing::info!(
-                    "{why}; sending {} to the server",
-                    if next == Stage::Killed {
-                        "SIGKILL"
-                    } else {
-                        "SIGTERM"
-                    }
-                );
-            }
-            let _ = kill(pid, Signal::try_from(sig).ok());
-        }
-        *stage = next;
-        *next_step = Instant::now() + grace;
-    };
+    let mut shutdown = Shutdown::new(supervisor_pid, grace);
 
     // Relay until the server's output ends.
     loop {
@@ -165,9 +143,13 @@ async fn relay_session(
                 host = None;
                 tracing::debug!("the host closed its input");
                 relay.fail_pending_server_requests().await;
-                close_server_input(&relay, grace).await;
-                if stage == Stage::Running {
-                    advance(&mut stage, &mut next_step, "the host closed its input");
+                shutdown.begin("the host closed its input");
+                // The SDKs signal 2 s after closing stdin: heard even while the close waits.
+                tokio::select! {
+                    () = close_server_input(&relay, grace) => {}
+                    name = received(&mut sigint, &mut sigterm, &mut sighup) => {
+                        on_host_signal(&relay, &mut shutdown, name).await;
+                    }
                 }
             }
             () = &mut server => break,
@@ -182,9 +164,7 @@ async fn relay_session(
                     host = None;
                     relay.fail_pending_server_requests().await;
                     close_server_input(&relay, grace).await;
-                    if stage == Stage::Running {
-                        advance(&mut stage, &mut next_step, "the host closed its input");
-                    }
+                    shutdown.begin("the host closed its input");
                 }
             }
             event = events.next() => {
@@ -196,26 +176,20 @@ async fn relay_session(
                 host = None;
                 relay.fail_pending_server_requests().await;
                 close_server_input(&relay, grace).await;
-                if stage == Stage::Running {
-                    advance(&mut stage, &mut next_step, "the audit asked to stop the server");
-                }
+                shutdown.begin("the audit asked to stop the server");
             }
             name = received(&mut sigint, &mut sigterm, &mut sighup) => {
                 host = None;
                 relay.fail_pending_server_requests().await;
-                close_server_input(&relay, grace).await;
-                if stage == Stage::Running {
-                    advance(&mut stage, &mut next_step, &format!("received {name}"));
-                }
+                on_host_signal(&relay, &mut shutdown, name).await;
             }
-            () = sleep_until(next_step) => advance(&mut stage, &mut next_step, "the server did not exit in time"),
+            () = sleep_until(shutdown.next_step()) => shutdown.advance("the server did not exit in time"),
             () = sleep_until(wall_clock.unwrap_or(far_future)) => {
                 tracing::warn!("the server reached its wall-clock limit");
                 events.limit = Some("wall-clock".into());
                 relay.audit.limit_hit("wall-clock");
                 close_server_input(&relay, grace).await;
-                stage = Stage::Terminated;
-                advance(&mut stage, &mut next_step, "wall-clock limit reached");
+                shutdown.kill_now("wall-clock limit reached");
             }
         }
     }
@@ -223,11 +197,7 @@ async fn relay_session(
     // The server's stdout is closed: it exited, or it is about to be made to.
     drop(host);
     close_server_input(&relay, grace).await;
-    if stage == Stage::Running {
-        // Closed stdout but still alive: it can no longer answer anything.
-        stage = Stage::InputClosed;
-        next_step = Instant::now() + grace;
-    }
+    shutdown.server_output_closed();
     let exit = loop {
         tokio::select! {
             status = supervisor.wait() => break status.ok(),
@@ -236,7 +206,10 @@ async fn relay_session(
                 events.handle(event);
             }
             _ = expiry.tick() => relay.expire_requests().await,
-            () = sleep_until(next_step) => advance(&mut stage, &mut next_step, "the server closed its output but did not exit"),
+            name = received(&mut sigint, &mut sigterm, &mut sighup) => {
+                shutdown.hurry(&format!("received {name}"));
+            }
+            () = sleep_until(shutdown.next_step()) => shutdown.advance("the server closed its output but did not exit"),
         }
     };
     // Connections that ended with the server.
@@ -284,6 +257,13 @@ async fn close_server_input(relay: &Relay, grace: Duration) {
     if tokio::time::timeout(grace, close).await.is_err() {
         tracing::warn!("the server is not reading its input; going on with the shutdown");
     }
+}
+
+/// The host wants the guard gone now: SIGTERM at once, with the EOF for a server that finishes
+/// on it; the short timeout covers one that does not read its input.
+async fn on_host_signal(relay: &Relay, shutdown: &mut Shutdown, name: &str) {
+    shutdown.hurry(&format!("received {name}"));
+    close_server_input(relay, SIGNAL_KILL_GRACE).await;
 }
 
 /// Wait for whichever of the shutdown signals arrives; returns its name.

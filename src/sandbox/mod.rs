@@ -11,7 +11,7 @@
 mod baseline;
 #[cfg(test)]
 mod bpf_eval;
-mod env;
+pub(crate) mod env;
 pub mod exec;
 pub mod fd_passing;
 pub mod fs_rules;

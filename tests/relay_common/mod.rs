@@ -118,6 +118,14 @@ impl Line {
     }
 }
 
+/// The guard binary; to check that the tests can fail, point them at another relay (e.g. a
+/// bare pipe, or an older build) with `RELAY_TESTS_GUARD`.
+pub fn guard_under_test() -> PathBuf {
+    std::env::var_os("RELAY_TESTS_GUARD")
+        .map(PathBuf::from)
+        .unwrap_or_else(support::guard_bin)
+}
+
 /// A running `mcp-guard run` with its pipes.
 pub struct Guard {
     child: Child,
@@ -147,28 +155,50 @@ impl Guard {
     }
 
     pub fn start(guard_args: &[&str], server: &Path, server_args: &[&str]) -> Guard {
-        // To check that the tests can fail, point them at another relay (e.g. a bare pipe).
-        let guard_bin = std::env::var_os("RELAY_TESTS_GUARD")
-            .map(PathBuf::from)
-            .unwrap_or_else(support::guard_bin);
-        let mut command = Command::new(guard_bin);
+        let mut command = Command::new(guard_under_test());
         command
             .arg("run")
             .arg("--allow-unsandboxed")
             .args(guard_args)
             .arg("--")
             .arg(server);
-        Guard::spawn(command, server_args)
+        Guard::spawn(command, server_args, |_, _| {})
+    }
+
+    /// `mcp-guard run GUARD_ARGS -- SERVER SERVER_ARGS` with the sandbox on (`{dir}` replaced in
+    /// both). Its private HOME/TMPDIR goes under `{dir}/tmp` (TMPDIR, no XDG_RUNTIME_DIR), where
+    /// a test can look for leftovers; `{dir}/out` exists for the server to write to, once the
+    /// guard is given `--allow-write {dir}/out`.
+    pub fn confined(guard_args: &[&str], server: &Path, server_args: &[&str]) -> Guard {
+        let server = server.to_str().expect("UTF-8 server path");
+        let mut args = vec!["run"];
+        args.extend_from_slice(guard_args);
+        args.extend_from_slice(&["--", server]);
+        args.extend_from_slice(server_args);
+        Guard::spawn(Command::new(guard_under_test()), &args, |command, dir| {
+            for sub in ["tmp", "out"] {
+                std::fs::create_dir(dir.join(sub)).expect("scratch subdirectory");
+            }
+            command
+                .env("TMPDIR", dir.join("tmp"))
+                .env_remove("XDG_RUNTIME_DIR");
+        })
     }
 
     /// The control: the same server with no guard in between (`Guard` is then a misnomer).
     pub fn unguarded(server: &Path, server_args: &[&str]) -> Guard {
-        Guard::spawn(Command::new(server), server_args)
+        Guard::spawn(Command::new(server), server_args, |_, _| {})
     }
 
-    /// Spawns `command` followed by `server_args` (`{dir}` replaced by the scratch directory).
-    fn spawn(mut command: Command, server_args: &[&str]) -> Guard {
+    /// Spawns `command` followed by `server_args` (`{dir}` replaced by the scratch directory),
+    /// after `setup` has seen the command and the scratch directory.
+    fn spawn(
+        mut command: Command,
+        server_args: &[&str],
+        setup: impl FnOnce(&mut Command, &Path),
+    ) -> Guard {
         let dir = tempfile::tempdir().expect("tempdir");
+        setup(&mut command, dir.path());
         let server_args: Vec<String> = server_args
             .iter()
             .map(|a| a.replace("{dir}", &dir.path().display().to_string()))
@@ -456,6 +486,16 @@ pub fn read_when(path: &Path, timeout: Duration, ready: impl Fn(&str) -> bool) -
         }
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// The server's pid, from the `start <pid>` line the mock server writes first to its `--log`.
+pub fn logged_pid(log: &Path) -> i32 {
+    let text = read_when(log, Duration::from_secs(5), |t| t.starts_with("start "));
+    text.lines()
+        .next()
+        .and_then(|l| l.strip_prefix("start "))
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no pid in the server log {}: {text:?}", log.display()))
 }
 
 /// Kills a leftover process if a test failed before the guard could.
