@@ -134,6 +134,7 @@ pub struct Guard {
     stderr: Arc<Mutex<Vec<u8>>>,
     /// Says the stderr reader reached the end: what the guard wrote before exiting is all read.
     stderr_ended: mpsc::Receiver<()>,
+    stderr_drained: std::cell::Cell<bool>,
     watchdog: Option<Sender<()>>,
     exited: Option<ExitStatus>,
     /// A scratch directory for logs and pid files, removed on drop.
@@ -259,6 +260,7 @@ impl Guard {
             lines,
             stderr,
             stderr_ended,
+            stderr_drained: std::cell::Cell::new(false),
             watchdog: Some(stop),
             exited: None,
             dir,
@@ -274,6 +276,13 @@ impl Guard {
     }
 
     pub fn stderr_text(&self) -> String {
+        // After the exit, the reader may not have drained the pipe yet (seen on a loaded
+        // machine: an empty stderr). Waiting is bounded: a leftover holder of the pipe (a
+        // stopped supervisor) must not keep it open forever.
+        if self.exited.is_some() && !self.stderr_drained.get() {
+            let _ = self.stderr_ended.recv_timeout(STDERR_DRAIN);
+            self.stderr_drained.set(true);
+        }
         String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned()
     }
 
@@ -407,9 +416,6 @@ impl Guard {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
                 self.watchdog = None;
                 self.exited = Some(status);
-                // The reader may not have drained the pipe yet (seen on a loaded machine: an
-                // empty stderr after exit). A leftover holder of the pipe only costs the wait.
-                let _ = self.stderr_ended.recv_timeout(STDERR_DRAIN);
                 return status;
             }
             if Instant::now() >= deadline {
