@@ -1,6 +1,6 @@
-//! Package launchers run from the guard's store: `npx -y @modelcontextprotocol/server-everything`
-//! and `uvx mcp-server-time`, started exactly as host configs write them, as root and as an
-//! ordinary user. The first start fetches under the sandbox (npm registry / PyPI only) into a
+//! Package launchers run from the guard's store: `npx -y @modelcontextprotocol/server-everything`,
+//! `uvx mcp-server-time` and `pipx run mcp-server-time` (and `pnpm dlx`, `bunx`), started exactly
+//! as host configs write them, as root and as an ordinary user. The first start fetches under the sandbox (npm registry / PyPI only) into a
 //! fresh `$XDG_CACHE_HOME/mcp-guard/store`; then a real MCP exchange (initialize, a tool call);
 //! a changed store entry is refused until `mcp-guard update`; a start with no network at all
 //! works from the store. And the cache-poisoning attacks of issue 15 with their unguarded
@@ -52,6 +52,15 @@ impl Dirs {
             home: make("home"),
             _root: root,
         }
+    }
+}
+
+impl Dirs {
+    /// `packages.lock`, parsed.
+    fn lock(&self) -> Value {
+        let text = std::fs::read_to_string(self.state.join("mcp-guard/packages.lock"))
+            .expect("read packages.lock");
+        serde_json::from_str(&text).expect("packages.lock is JSON")
     }
 }
 
@@ -174,10 +183,7 @@ fn store_lifecycle(case: &Case) {
             stderr.contains("fetched into the store and locked"),
             "{stderr}"
         );
-        let lock: Value = serde_json::from_str(
-            &std::fs::read_to_string(dirs.state.join("mcp-guard/packages.lock")).expect("lock"),
-        )
-        .expect("lock is JSON");
+        let lock = dirs.lock();
         let entry = lock["packages"]
             .as_object()
             .and_then(|m| m.values().next())
@@ -190,10 +196,7 @@ fn store_lifecycle(case: &Case) {
             .join("mcp-guard/store")
             .join(entry["entry"].as_str().unwrap());
         assert!(entry_dir.is_dir(), "{}", entry_dir.display());
-        // Nothing of the user's caches was created or written.
-        for cache in [".npm", ".cache/uv", ".local/share/uv"] {
-            assert!(!dirs.home.join(cache).exists(), "{cache} was created");
-        }
+        assert_no_user_caches(&dirs);
 
         // 2. Second start, with no network at all (root: a network namespace with nothing in
         // it): from the store.
@@ -258,6 +261,29 @@ fn store_lifecycle(case: &Case) {
     }
 }
 
+/// Nothing of the user's package caches was created or written: neither npm's, uv's, pipx's,
+/// pnpm's nor bun's (the launchers themselves are never run).
+fn assert_no_user_caches(dirs: &Dirs) {
+    for cache in [
+        ".npm",
+        ".cache/uv",
+        ".local/share/uv",
+        ".local/pipx",
+        ".local/share/pipx",
+        ".local/share/pnpm",
+        ".cache/pnpm",
+        ".bun",
+    ] {
+        assert!(!dirs.home.join(cache).exists(), "{cache} was created");
+    }
+}
+
+fn need_uv() {
+    if !peers_bin().join("uv").exists() {
+        panic!("tests/peers/.venv/bin/uv is missing: run scripts/setup-peers");
+    }
+}
+
 /// A file with extension `ext` in the store entry (the package's own code).
 fn find_file(dir: &Path, ext: &str) -> PathBuf {
     let mut stack = vec![dir.to_owned()];
@@ -290,19 +316,171 @@ fn npx_everything_runs_from_the_store() {
     });
 }
 
-#[test]
-fn uvx_time_runs_from_the_store() {
-    if !peers_bin().join("uv").exists() {
-        panic!("tests/peers/.venv/bin/uv is missing: run scripts/setup-peers");
-    }
-    store_lifecycle(&Case {
+/// mcp-server-time under its profile, started with `launch`.
+fn time_server(launch: &'static [&'static str]) -> Case {
+    Case {
         profile: "time",
-        launch: &["uvx", "mcp-server-time"],
+        launch,
         package: "mcp-server-time",
         tool: "get_current_time",
         arguments: json!({"timezone": "UTC"}),
         expect_text: "UTC",
-    });
+    }
+}
+
+#[test]
+fn uvx_time_runs_from_the_store() {
+    need_uv();
+    store_lifecycle(&time_server(&["uvx", "mcp-server-time"]));
+}
+
+/// `pipx run mcp-server-time`: the guard fetches it with the uv family's machinery into its own
+/// store and runs the entry point from there. pipx is not run: where it is not installed, a
+/// guard that ran it could not start the server; where it is, its `~/.local/pipx` /
+/// `~/.local/share/pipx` would appear (they must not).
+#[test]
+fn pipx_run_time_runs_from_the_store() {
+    need_uv();
+    let pipx = Command::new("pipx").arg("--version").output().is_ok();
+    eprintln!("pipx is {}installed", if pipx { "" } else { "not " });
+    store_lifecycle(&time_server(&["pipx", "run", "mcp-server-time"]));
+}
+
+/// A host starts its servers together: `pnpm dlx`, `bunx`, `pipx run` and `uvx` (the last two
+/// the same package) at once, sharing one store and lock. Every server answers a real tool
+/// call; the lock keeps every guard's entry (each added under the lock's flock: without it, the
+/// guards that read the empty lock together would each write back only their own); the package
+/// both PyPI launchers name is fetched once (the second guard waits, then uses the entry).
+/// pnpm and bun need not be installed: only their command lines are read.
+#[test]
+fn launchers_started_together_keep_every_lock_entry() {
+    need_uv();
+    for who in identities() {
+        eprintln!("--- started together as {}", who.label());
+        let dirs = Dirs::new(&who);
+        let cases: [(&str, &[&str], &str, Value, &str); 4] = [
+            (
+                "memory",
+                &["pnpm", "dlx", "@modelcontextprotocol/server-memory"],
+                "read_graph",
+                json!({}),
+                "entities",
+            ),
+            (
+                "everything",
+                &["bunx", "@modelcontextprotocol/server-everything"],
+                "echo",
+                json!({"message": "together"}),
+                "Echo: together",
+            ),
+            (
+                "time",
+                &["pipx", "run", "mcp-server-time"],
+                "get_current_time",
+                json!({"timezone": "UTC"}),
+                "UTC",
+            ),
+            (
+                "time",
+                &["uvx", "mcp-server-time"],
+                "get_current_time",
+                json!({"timezone": "UTC"}),
+                "UTC",
+            ),
+        ];
+        let stderrs: Vec<String> = std::thread::scope(|scope| {
+            let running: Vec<_> = cases
+                .iter()
+                .map(|(profile, launch, tool, arguments, expect)| {
+                    let mut args = vec!["run", "--no-audit", "--profile", profile, "--"];
+                    args.extend_from_slice(launch);
+                    let cmd = guard(&who, &dirs, &args);
+                    scope.spawn(move || {
+                        let (init, call, stderr) = mcp_exchange(cmd, tool, arguments.clone());
+                        let text = call["result"]["content"][0]["text"]
+                            .as_str()
+                            .unwrap_or_default();
+                        assert!(
+                            init["result"]["serverInfo"].is_object() && text.contains(expect),
+                            "{launch:?}: {init}\n{call}\n{stderr}"
+                        );
+                        stderr
+                    })
+                })
+                .collect();
+            running.into_iter().map(|t| t.join().unwrap()).collect()
+        });
+        let all = stderrs.join("\n");
+        let lock = dirs.lock();
+        let mut keys: Vec<&String> = lock["packages"]
+            .as_object()
+            .expect("packages")
+            .keys()
+            .collect();
+        keys.sort();
+        assert_eq!(
+            keys,
+            [
+                "npm:@modelcontextprotocol/server-everything",
+                "npm:@modelcontextprotocol/server-memory",
+                "uv:mcp-server-time"
+            ],
+            "{all}"
+        );
+        assert_eq!(
+            all.matches("fetched into the store and locked").count(),
+            3,
+            "mcp-server-time fetched twice?\n{all}"
+        );
+        assert!(all.contains("waiting for another mcp-guard"), "{all}");
+        let uv_entries: Vec<_> = std::fs::read_dir(dirs.cache.join("mcp-guard/store/uv"))
+            .expect("uv store")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(uv_entries.len(), 1, "{uv_entries:?}");
+        assert_no_user_caches(&dirs);
+    }
+}
+
+/// Launcher flags the guard does not understand are refused before anything is fetched, naming
+/// the flag and the forms it does understand.
+#[test]
+fn unknown_launcher_flags_are_refused_with_the_forms() {
+    let who = Identity::Current;
+    let dirs = Dirs::new(&who);
+    for (launch, named, form) in [
+        (
+            &["pipx", "run", "--python", "3.12", "mcp-server-time"][..],
+            "`pipx run --python` is not understood",
+            "`pipx run --spec PACKAGE[==VERSION] APP ARGS…`",
+        ),
+        (
+            &[
+                "pnpm",
+                "dlx",
+                "--allow-build=x",
+                "@modelcontextprotocol/server-memory",
+            ],
+            "`pnpm dlx --allow-build=x` is not understood",
+            "`pnpm dlx --package=PACKAGE[@VERSION] BIN ARGS…`",
+        ),
+        (
+            &["bunx", "--bun", "@modelcontextprotocol/server-memory"],
+            "`bunx --bun` is not understood",
+            "mcp-guard runs the bin with node, so not --bun",
+        ),
+    ] {
+        let mut args = vec!["run", "--no-audit", "--"];
+        args.extend_from_slice(launch);
+        let out = guard(&who, &dirs, &args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains(named) && stderr.contains(form), "{stderr}");
+        assert!(!dirs.cache.join("mcp-guard/store").exists(), "{stderr}");
+    }
 }
 
 /// A server under the node / python profile appends to another package in the user's caches;
@@ -383,9 +561,7 @@ fn cache_poisoning_refused_under_node_and_python_profiles() {
 /// into the store under the sandbox, then a real exchange.
 #[test]
 fn the_other_reference_servers_start_as_host_configs_write_them() {
-    if !peers_bin().join("uv").exists() {
-        panic!("tests/peers/.venv/bin/uv is missing: run scripts/setup-peers");
-    }
+    need_uv();
     for who in identities() {
         eprintln!("--- as {}", who.label());
         let dirs = Dirs::new(&who);

@@ -17,7 +17,8 @@ Examples:
   mcp-guard run --allow-read ~/data --allow-host api.example.com --memory 512MiB -- python3 -m my_server
   mcp-guard run --profile node --allow-host api.github.com -- npx -y @modelcontextprotocol/server-github
 
-`npx -y PKG` / `npm exec` / `uvx PKG` / `uv tool run` run from mcp-guard's package store: the
+`npx -y PKG` / `npm exec` / `pnpm dlx` / `bunx` / `uvx PKG` / `uv tool run` / `pipx run PKG` run
+from mcp-guard's package store (pnpm, bun and pipx need not be installed): the
 first start fetches the package under a sandbox (registry hosts only, writes only the store,
 $XDG_CACHE_HOME/mcp-guard/store) and locks its version and content hash
 ($XDG_STATE_HOME/mcp-guard/packages.lock); later starts are offline, refuse a changed entry, and

@@ -3,7 +3,8 @@
 use std::process::ExitCode;
 
 const UPDATE_AFTER_HELP: &str = "\
-`npx -y PKG` and `uvx PKG` run from mcp-guard's package store: the first start fetches the
+`npx -y PKG`, `pnpm dlx PKG`, `bunx PKG`, `uvx PKG` and `pipx run PKG` run from mcp-guard's
+package store: the first start fetches the
 package under the sandbox (network: the registry only; writes: the store only) into
 $XDG_CACHE_HOME/mcp-guard/store/, and records its version and a SHA-256 of its files in
 $XDG_STATE_HOME/mcp-guard/packages.lock. Later starts use that version, offline, and refuse to

@@ -22,21 +22,24 @@ pub enum PackageError {
     /// A launcher option the guard does not understand.
     #[error(
         "`{launcher} {option}` is not understood by mcp-guard, which runs {} packages from its \
-         own store: {}",
-        registry_name(*family),
-        option_fix(*family, launcher)
+         own store: write {form}",
+        registry_name(*family)
     )]
     UnsupportedOption {
         family: Family,
         launcher: String,
         option: String,
+        /// The forms of this launcher the guard understands.
+        form: String,
     },
     /// The launcher names no package.
-    #[error(
-        "`{launcher}` with no package to run: write `{launcher} {}`",
-        usage(*family)
-    )]
-    NoPackage { family: Family, launcher: String },
+    #[error("`{launcher}` with no package to run: write {form}")]
+    NoPackage {
+        family: Family,
+        launcher: String,
+        /// The forms of this launcher the guard understands.
+        form: String,
+    },
     /// `npx -p A -p B …`.
     #[error("`{launcher}` with more than one --package is not supported by mcp-guard")]
     MultiplePackages { launcher: String },
@@ -217,14 +220,16 @@ pub enum PackageError {
     NoDistInfo { package: String, site: PathBuf },
     /// The package has no command (npm bin, Python entry point) of the name asked for.
     #[error(
-        "{package} {} `{wanted}` (it has: {}); name one with `{} {package} {}`",
+        "{package} {} `{wanted}` (it has: {}); name one with `{launcher} {} {package} {}`",
         match family { Family::Npm => "has no bin named", Family::Uv => "provides no command" },
         available.join(", "),
-        match family { Family::Npm => "-p", Family::Uv => "--from" },
+        command_option(launcher),
         match family { Family::Npm => "BIN", Family::Uv => "COMMAND" }
     )]
     NoSuchCommand {
         family: Family,
+        /// The launcher as written (`npx`, `pipx run`, …).
+        launcher: String,
         package: String,
         wanted: String,
         available: Vec<String>,
@@ -251,22 +256,14 @@ fn registry_name(family: Family) -> &'static str {
     }
 }
 
-fn usage(family: Family) -> &'static str {
-    match family {
-        Family::Npm => "-y PACKAGE[@VERSION] ARGS…",
-        Family::Uv => "PACKAGE[@VERSION] ARGS…",
-    }
-}
-
-fn option_fix(family: Family, launcher: &str) -> String {
-    match family {
-        Family::Npm => format!(
-            "write `{launcher} -y PACKAGE[@VERSION] ARGS…` (options -y/--yes, -p/--package, -q)"
-        ),
-        Family::Uv => format!(
-            "write `{launcher} PACKAGE[@VERSION] ARGS…` or `{launcher} --from \
-             PACKAGE[==VERSION] COMMAND ARGS…`"
-        ),
+/// The launcher's option naming the package when the command to run is another of its
+/// commands (`npx -p PKG BIN`, `uvx --from PKG CMD`, `pipx run --spec PKG CMD`).
+fn command_option(launcher: &str) -> &'static str {
+    match launcher {
+        "pipx run" => "--spec",
+        "pnpm dlx" | "pnpx" => "--package",
+        l if l.starts_with("uv") => "--from",
+        _ => "-p",
     }
 }
 
@@ -278,8 +275,8 @@ fn spec_fix(family: Family) -> &'static str {
              path/to/server.js`)"
         }
         Family::Uv => {
-            "mcp-guard runs only PyPI packages (NAME, NAME@VERSION or --from NAME==VERSION) from \
-             its store; for a local project, run its virtualenv's command directly"
+            "mcp-guard runs only PyPI packages (NAME or NAME==VERSION, and NAME@VERSION with uvx) \
+             from its store; for a local project, run its virtualenv's command directly"
         }
     }
 }
@@ -316,6 +313,7 @@ mod tests {
 
         let e = PackageError::NoSuchCommand {
             family: Family::Npm,
+            launcher: "npx".into(),
             package: "@s/tools".into(),
             wanted: "x".into(),
             available: vec!["a".into(), "b".into()],
@@ -323,10 +321,11 @@ mod tests {
         .to_string();
         assert_eq!(
             e,
-            "@s/tools has no bin named `x` (it has: a, b); name one with `-p @s/tools BIN`"
+            "@s/tools has no bin named `x` (it has: a, b); name one with `npx -p @s/tools BIN`"
         );
         let e = PackageError::NoSuchCommand {
             family: Family::Uv,
+            launcher: "pipx run".into(),
             package: "tool".into(),
             wanted: "x".into(),
             available: vec![],
@@ -334,7 +333,7 @@ mod tests {
         .to_string();
         assert_eq!(
             e,
-            "tool provides no command `x` (it has: ); name one with `--from tool COMMAND`"
+            "tool provides no command `x` (it has: ); name one with `pipx run --spec tool COMMAND`"
         );
 
         let e = PackageError::FetchFailed {

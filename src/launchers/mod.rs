@@ -1,12 +1,16 @@
 //! Launcher commands the guard looks through, so that it judges and confines the program that
 //! really runs rather than the launcher: `env [-i] [-u NAME] [NAME=VALUE…] CMD…`, and the
-//! package launchers `npx` / `npm exec` (npm.rs) and `uvx` / `uv tool run` (uv.rs), which run
-//! from the guard's own package store (package.rs: store, lock, fetch sandbox).
+//! package launchers, which run from the guard's own package store (package.rs: store, fetch
+//! sandbox; lock.rs: the lock): the npm family `npx` / `npm exec` (npm.rs), `pnpm dlx` / `bunx`
+//! (pnpm_bun.rs), and the PyPI family `uvx` / `uv tool run` (uv.rs), `pipx run` (pipx.rs).
 
 pub mod env;
 pub mod error;
+pub mod lock;
 pub mod npm;
 pub mod package;
+pub mod pipx;
+pub mod pnpm_bun;
 pub mod spec;
 pub mod uv;
 

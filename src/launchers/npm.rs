@@ -10,26 +10,83 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use super::error::{io_error, PackageError};
-use super::spec::{find_on_path, split_npm_spec, Family, FetchStep, PackageLaunch};
+use super::spec::{find_on_path, option_value, split_npm_spec, Family, FetchStep, PackageLaunch};
+
+/// How one npm-family launcher's options read: npx and npm exec here, pnpm dlx and bunx in
+/// `pnpm_bun.rs`. What they install and run is the same; only the command line differs.
+pub(super) struct Dialect {
+    /// Options that change nothing the guard does (prompts, output).
+    pub quiet: &'static [&'static str],
+    /// Options whose value is the package to install, the operand then being the bin to run
+    /// (`-p PKG BIN`, `--package PKG`, and `--package=PKG` for the long ones).
+    pub package: &'static [&'static str],
+    /// `npm exec PKG -- ARGS`: a `--` right after the package is the launcher's, not the server's.
+    pub strips_separator: bool,
+    /// The forms understood, for messages; `{launcher}` stands for the launcher as written.
+    pub forms: &'static str,
+}
+
+impl Dialect {
+    /// The forms understood, for `launcher` as written.
+    fn forms(&self, launcher: &str) -> String {
+        self.forms.replace("{launcher}", launcher)
+    }
+
+    /// `option` is not one the guard understands for this launcher.
+    pub(super) fn unsupported(&self, launcher: String, option: &str) -> PackageError {
+        PackageError::UnsupportedOption {
+            family: Family::Npm,
+            option: option.to_owned(),
+            form: self.forms(&launcher),
+            launcher,
+        }
+    }
+}
+
+const NPX: Dialect = Dialect {
+    quiet: &["-y", "--yes", "-q", "--quiet", "--no-install=false"],
+    package: &["-p", "--package"],
+    strips_separator: false,
+    forms: "`{launcher} -y PACKAGE[@VERSION] ARGS…` or `{launcher} -y -p PACKAGE[@VERSION] BIN \
+            ARGS…` (options: -y/--yes, -p/--package, -q/--quiet)",
+};
+
+const NPM_EXEC: Dialect = Dialect {
+    strips_separator: true,
+    ..NPX
+};
 
 /// `npx …` / `npm exec …` / `npm x …`, understood; `None` for other commands.
 pub fn parse(command: &[OsString]) -> Result<Option<PackageLaunch>, PackageError> {
-    let Some(first) = command.first().and_then(|a| a.to_str()) else {
-        return Ok(None);
-    };
-    let name = Path::new(first)
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("");
-    let (launcher, rest) = match name {
-        "npx" => ("npx".to_owned(), &command[1..]),
+    let (launcher, rest, dialect) = match program_name(command) {
+        "npx" => ("npx".to_owned(), &command[1..], &NPX),
         "npm" => match command.get(1).and_then(|a| a.to_str()) {
-            Some(sub @ ("exec" | "x")) => (format!("npm {sub}"), &command[2..]),
+            Some(sub @ ("exec" | "x")) => (format!("npm {sub}"), &command[2..], &NPM_EXEC),
             _ => return Ok(None),
         },
         _ => return Ok(None),
     };
-    let mut package: Option<String> = None;
+    parse_options(launcher, rest, dialect, None).map(Some)
+}
+
+/// The file name of the command's program (`/usr/bin/npx` → `npx`); empty when there is none.
+pub(super) fn program_name(command: &[OsString]) -> &str {
+    command
+        .first()
+        .and_then(|a| Path::new(a).file_name())
+        .and_then(|n| n.to_str())
+        .unwrap_or("")
+}
+
+/// The launcher's options and operands after its name (`rest`), read as `dialect` says.
+/// `package`: a package already named by an option before the subcommand (`pnpm
+/// --package=PKG dlx BIN`).
+pub(super) fn parse_options(
+    launcher: String,
+    rest: &[OsString],
+    dialect: &Dialect,
+    mut package: Option<String>,
+) -> Result<PackageLaunch, PackageError> {
     let mut i = 0;
     let mut options_done = false;
     while i < rest.len() {
@@ -37,29 +94,17 @@ pub fn parse(command: &[OsString]) -> Result<Option<PackageLaunch>, PackageError
             launcher: launcher.clone(),
         })?;
         if !options_done && text.starts_with('-') {
-            match text {
-                "--" => options_done = true,
-                "-y" | "--yes" | "-q" | "--quiet" | "--no-install=false" => {}
-                "-p" | "--package" => {
-                    i += 1;
-                    let value = rest.get(i).and_then(|a| a.to_str()).ok_or_else(|| {
-                        PackageError::MissingPackageValue {
-                            launcher: launcher.clone(),
-                            option: text.to_owned(),
-                        }
-                    })?;
-                    set_package(&mut package, value, &launcher)?;
-                }
-                _ if text.starts_with("--package=") => {
-                    set_package(&mut package, &text["--package=".len()..], &launcher)?
-                }
-                _ => {
-                    return Err(PackageError::UnsupportedOption {
-                        family: Family::Npm,
-                        launcher,
-                        option: text.to_owned(),
-                    })
-                }
+            if text == "--" {
+                options_done = true;
+            } else if dialect.quiet.contains(&text) {
+                // Nothing to do: the guard neither prompts nor prints progress.
+            } else if dialect.package.contains(&text) {
+                let value = option_value(rest, &mut i, &launcher)?;
+                set_package(&mut package, value, &launcher)?;
+            } else if let Some(value) = long_option_value(text, dialect.package) {
+                set_package(&mut package, value, &launcher)?;
+            } else {
+                return Err(dialect.unsupported(launcher, text));
             }
             i += 1;
             continue;
@@ -67,7 +112,7 @@ pub fn parse(command: &[OsString]) -> Result<Option<PackageLaunch>, PackageError
         // The first operand: the package (or, with -p, the command to run from it).
         let args = rest[i + 1..].to_vec();
         let args = match args.first().and_then(|a| a.to_str()) {
-            Some("--") if launcher != "npx" => args[1..].to_vec(),
+            Some("--") if dialect.strips_separator => args[1..].to_vec(),
             _ => args,
         };
         let (package, requested, command) = match package {
@@ -81,19 +126,28 @@ pub fn parse(command: &[OsString]) -> Result<Option<PackageLaunch>, PackageError
                 (p, v, None)
             }
         };
-        return Ok(Some(PackageLaunch {
+        return Ok(PackageLaunch {
             family: Family::Npm,
             launcher,
             package,
             requested,
             command,
             args,
-        }));
+        });
     }
     Err(PackageError::NoPackage {
         family: Family::Npm,
+        form: dialect.forms(&launcher),
         launcher,
     })
+}
+
+/// `--package=VALUE` for a long option in `options`: the value.
+fn long_option_value<'a>(text: &'a str, options: &[&str]) -> Option<&'a str> {
+    options
+        .iter()
+        .filter(|o| o.starts_with("--"))
+        .find_map(|o| text.strip_prefix(*o)?.strip_prefix('='))
 }
 
 fn set_package(slot: &mut Option<String>, spec: &str, launcher: &str) -> Result<(), PackageError> {
@@ -233,6 +287,7 @@ pub fn command(launch: &PackageLaunch, entry: &Path) -> Result<Vec<OsString>, Pa
                 None => {
                     return Err(PackageError::NoSuchCommand {
                         family: Family::Npm,
+                        launcher: launch.launcher.clone(),
                         package: launch.package.clone(),
                         wanted: wanted.to_owned(),
                         available: bins.keys().cloned().collect(),
@@ -254,11 +309,8 @@ pub fn command(launch: &PackageLaunch, entry: &Path) -> Result<Vec<OsString>, Pa
 
 #[cfg(test)]
 mod tests {
+    use super::super::spec::test_support::os;
     use super::*;
-
-    fn os(args: &[&str]) -> Vec<OsString> {
-        args.iter().map(OsString::from).collect()
-    }
 
     #[test]
     fn npx_forms() {
@@ -301,5 +353,13 @@ mod tests {
         ] {
             assert!(parse(&os(bad)).is_err(), "{bad:?}");
         }
+        let e = parse(&os(&["npm", "exec", "--registry=x", "pkg"]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("`npm exec --registry=x` is not understood by mcp-guard")
+                && e.contains("write `npm exec -y PACKAGE[@VERSION] ARGS…`"),
+            "{e}"
+        );
     }
 }

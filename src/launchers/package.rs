@@ -1,6 +1,7 @@
-//! Package launchers (`npx -y PKG`, `uvx PKG`): the guard's own store, the lock, and the fetch
-//! sandbox. The families themselves (how their command lines read, how they install, what
-//! they run) are in `npm.rs` and `uv.rs`.
+//! Package launchers (`npx -y PKG`, `uvx PKG`, `pnpm dlx`, `bunx`, `pipx run`): the guard's own
+//! store, the lock, and the fetch sandbox. The families themselves (how they install, what they
+//! run) are in `npm.rs` and `uv.rs`; the other launchers' command lines in `pnpm_bun.rs` and
+//! `pipx.rs`, the lock file in `lock.rs`.
 //!
 //! - **store**: `$XDG_CACHE_HOME/mcp-guard/store/<npm|uv>/<package>@<version>/`, one directory
 //!   per resolved package version, written only by the fetch sandbox, never by a server (a
@@ -10,21 +11,21 @@
 //!   network (the egress proxy, `hosts` mode), a private HOME, and one writable directory: a
 //!   staging directory in the store, renamed into place once the install has succeeded.
 //!   Install scripts run there too. The user's `~/.npm` and uv caches are never opened.
-//! - **lock**: `$XDG_STATE_HOME/mcp-guard/packages.lock` (JSON) records, per launcher and
-//!   package spec, the resolved version and a SHA-256 of the store entry's whole tree. Every
+//! - **lock**: `$XDG_STATE_HOME/mcp-guard/packages.lock` (JSON) records, per family (npm, uv)
+//!   and package spec, the resolved version and a SHA-256 of the store entry's whole tree. Every
 //!   start checks it: an unversioned `npx -y pkg` keeps its locked version until `mcp-guard
-//!   update`, and an entry whose content changed is refused.
+//!   update`, and an entry whose content changed is refused. Changes are made under an
+//!   exclusive hold (lock.rs), so guards starting together keep each other's entries.
 
-use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::error::{io_error, LockedEntry, PackageError};
+use super::lock::{HeldLock, Lock, LockEntry};
 use super::spec::{Family, FetchStep, PackageLaunch, FETCH_ALLOW_ENV};
 use crate::policy::resolve::ServerCommand;
 use crate::policy::{load_layers, merge, parse_policy, Origin, PolicyError, Vars};
@@ -35,10 +36,18 @@ const FETCH_LIMIT: Duration = Duration::from_secs(600);
 
 /// When `command` is a package launcher the guard understands, what it asks for.
 pub fn look_through_package(command: &[OsString]) -> Result<Option<PackageLaunch>, PackageError> {
-    if let Some(launch) = super::npm::parse(command)? {
-        return Ok(Some(launch));
+    let parsers = [
+        super::npm::parse,
+        super::pnpm_bun::parse,
+        super::uv::parse,
+        super::pipx::parse,
+    ];
+    for parse in parsers {
+        if let Some(launch) = parse(command)? {
+            return Ok(Some(launch));
+        }
     }
-    super::uv::parse(command)
+    Ok(None)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -64,67 +73,6 @@ fn xdg_dir(name: &'static str) -> Result<PathBuf, PackageError> {
 /// A store entry's directory name: `@scope/name` becomes `@scope+name`.
 fn entry_name(package: &str, version: &str) -> String {
     format!("{}@{version}", package.replace('/', "+"))
-}
-
-// ---------------------------------------------------------------------------------------------
-// The lock
-
-/// `packages.lock`: JSON, written whole (temporary file + rename).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Lock {
-    pub version: u32,
-    /// By [`PackageLaunch::lock_key`].
-    pub packages: BTreeMap<String, LockEntry>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LockEntry {
-    pub family: Family,
-    pub package: String,
-    /// The version spec as written; `null`: whatever was newest at the last fetch or update.
-    pub requested: Option<String>,
-    /// The version the registry resolved it to.
-    pub version: String,
-    /// The store entry, relative to the store root (`npm/@scope+name@1.2.3`).
-    pub entry: String,
-    /// `sha256:` of the entry's tree (see [`hash_tree`]).
-    pub hash: String,
-    /// When it was fetched (RFC 3339, UTC).
-    pub fetched: String,
-}
-
-impl Lock {
-    pub fn load(path: &Path) -> Result<Lock, PackageError> {
-        match std::fs::read_to_string(path) {
-            Ok(text) => serde_json::from_str(&text).map_err(|source| PackageError::LockInvalid {
-                path: path.to_owned(),
-                source,
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Lock {
-                version: 1,
-                ..Lock::default()
-            }),
-            Err(source) => Err(io_error("read", path, source)),
-        }
-    }
-
-    pub fn save(&self, path: &Path) -> Result<(), PackageError> {
-        let dir = path
-            .parent()
-            .ok_or_else(|| PackageError::LockPathWithoutDir {
-                path: path.to_owned(),
-            })?;
-        std::fs::create_dir_all(dir).map_err(|e| io_error("create", dir, e))?;
-        let tmp = dir.join(format!(".packages.lock.{}", std::process::id()));
-        let mut text =
-            serde_json::to_string_pretty(self).map_err(|source| PackageError::LockEncode {
-                path: path.to_owned(),
-                source,
-            })?;
-        text.push('\n');
-        std::fs::write(&tmp, text).map_err(|e| io_error("write", &tmp, e))?;
-        std::fs::rename(&tmp, path).map_err(|e| io_error("write", path, e))
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -197,23 +145,11 @@ pub struct Prepared {
 pub fn prepare(launch: &PackageLaunch) -> Result<Prepared, PackageError> {
     let store = store_root()?;
     let lock_file = lock_path()?;
-    let mut lock = Lock::load(&lock_file)?;
     let key = launch.lock_key();
-    let locked = match lock.packages.get(&key) {
-        Some(locked) => locked.clone(),
-        None => {
-            let locked = fetch(launch, &store, None)?;
-            lock.version = 1;
-            lock.packages.insert(key.clone(), locked.clone());
-            lock.save(&lock_file)?;
-            tracing::info!(
-                "package: {} {} fetched into the store and locked (sha256 of the entry in {})",
-                launch.package,
-                locked.version,
-                lock_file.display()
-            );
-            locked
-        }
+    // Most starts find their entry, and read the lock without waiting for other guards.
+    let locked = match Lock::load(&lock_file)?.packages.remove(&key) {
+        Some(locked) => locked,
+        None => fetch_and_lock(launch, &store, &lock_file, &key)?,
     };
     let entry = store.join(&locked.entry);
     verify(launch, &locked, &entry, &lock_file)?;
@@ -226,6 +162,31 @@ pub fn prepare(launch: &PackageLaunch) -> Result<Prepared, PackageError> {
         entry,
         version: locked.version,
     })
+}
+
+/// The first start of a package: fetch it and add it to the lock. The hold lasts across the
+/// fetch, so a second guard starting the same package waits and then uses this entry, instead
+/// of fetching it again and replacing the store entry under a server already running from it.
+fn fetch_and_lock(
+    launch: &PackageLaunch,
+    store: &Path,
+    lock_file: &Path,
+    key: &str,
+) -> Result<LockEntry, PackageError> {
+    let mut held = HeldLock::acquire(lock_file)?;
+    if let Some(locked) = held.lock.packages.get(key) {
+        return Ok(locked.clone());
+    }
+    let locked = fetch(launch, store, &held.lock, None)?;
+    held.lock.packages.insert(key.to_owned(), locked.clone());
+    held.save()?;
+    tracing::info!(
+        "package: {} {} fetched into the store and locked (sha256 of the entry in {})",
+        launch.package,
+        locked.version,
+        lock_file.display()
+    );
+    Ok(locked)
 }
 
 fn verify(
@@ -262,8 +223,10 @@ fn verify(
 pub fn update(package: Option<&str>) -> Result<Vec<String>, PackageError> {
     let store = store_root()?;
     let lock_file = lock_path()?;
-    let mut lock = Lock::load(&lock_file)?;
-    let keys: Vec<String> = lock
+    // Held throughout: starts of locked packages go on (they only read), first fetches wait.
+    let mut held = HeldLock::acquire(&lock_file)?;
+    let keys: Vec<String> = held
+        .lock
         .packages
         .iter()
         .filter(|(_, e)| package.is_none_or(|p| p == e.package))
@@ -282,7 +245,7 @@ pub fn update(package: Option<&str>) -> Result<Vec<String>, PackageError> {
     }
     let mut lines = Vec::new();
     for key in keys {
-        let old = lock.packages[&key].clone();
+        let old = held.lock.packages[&key].clone();
         let launch = PackageLaunch {
             family: old.family,
             launcher: old.family.as_str().into(),
@@ -291,27 +254,35 @@ pub fn update(package: Option<&str>) -> Result<Vec<String>, PackageError> {
             command: None,
             args: Vec::new(),
         };
-        let new = fetch(&launch, &store, Some(&old.entry))?;
+        let new = fetch(&launch, &store, &held.lock, Some(&old.entry))?;
         lines.push(if new.version == old.version && new.hash == old.hash {
             format!("{key}: {} (unchanged)", new.version)
         } else {
             format!("{key}: {} -> {} ({})", old.version, new.version, new.hash)
         });
-        lock.packages.insert(key, new);
-        lock.save(&lock_file)?;
+        // Other keys naming the same entry (`uv:x` and `uv:x@1.0`) now name its new content.
+        for other in held.lock.packages.values_mut() {
+            if other.entry == new.entry {
+                other.hash.clone_from(&new.hash);
+            }
+        }
+        held.lock.packages.insert(key, new);
+        held.save()?;
         // The old entry goes once no lock entry names it any more.
-        if !lock.packages.values().any(|e| e.entry == old.entry) {
+        if !held.lock.packages.values().any(|e| e.entry == old.entry) {
             remove_tree(&store.join(&old.entry));
         }
     }
     Ok(lines)
 }
 
-/// Fetch `launch` into the store under the sandbox; returns the lock entry. `replacing`: the
-/// entry being updated (fetched anew even if the version is the same).
+/// Fetch `launch` into the store under the sandbox; returns the lock entry. `lock`: the lock as
+/// held (whose entries are in use); `replacing`: the entry being updated (fetched anew even if
+/// the version is the same).
 fn fetch(
     launch: &PackageLaunch,
     store: &Path,
+    lock: &Lock,
     replacing: Option<&str>,
 ) -> Result<LockEntry, PackageError> {
     let family_dir = store.join(launch.family.as_str());
@@ -325,7 +296,7 @@ fn fetch(
             .map_or(0, |d| d.as_nanos())
     ));
     std::fs::create_dir(&staging).map_err(|e| io_error("create", &staging, e))?;
-    let result = fetch_into(launch, &staging, &family_dir, replacing);
+    let result = fetch_into(launch, &staging, &family_dir, lock, replacing);
     remove_tree(&staging);
     result
 }
@@ -334,6 +305,7 @@ fn fetch_into(
     launch: &PackageLaunch,
     staging: &Path,
     family_dir: &Path,
+    lock: &Lock,
     replacing: Option<&str>,
 ) -> Result<LockEntry, PackageError> {
     tracing::info!(
@@ -359,14 +331,14 @@ fn fetch_into(
     let entry_rel = format!("{}/{name}", launch.family.as_str());
     let dest = family_dir.join(&name);
     if dest.exists() {
-        if replacing == Some(entry_rel.as_str()) || replacing.is_none() {
-            // Replaced by the fresh fetch: an update re-fetches, and an entry no lock names
-            // (a fetch that died before locking) is not trusted.
-            remove_tree(&dest);
-        } else {
-            // Another lock entry's content: keep it, and use it.
+        let in_use = lock.packages.values().any(|e| e.entry == entry_rel);
+        if in_use && replacing != Some(entry_rel.as_str()) {
+            // Another lock entry's content (servers may be running from it): keep it, use it.
             return locked(launch, version, entry_rel, &dest);
         }
+        // Replaced by the fresh fetch: an update re-fetches, and an entry no lock names (a
+        // fetch that died before locking) is not trusted.
+        remove_tree(&dest);
     }
     std::fs::rename(&built, &dest)
         .map_err(|e| io_error("move the fetched package to", &dest, e))?;

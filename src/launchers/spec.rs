@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use super::error::PackageError;
+
 /// Extra `[network] allow` entries for the fetch sandbox, comma-separated: a registry mirror,
 /// or the address range a site's proxy or mirror answers on (`203.0.113.0/24:443`).
 pub const FETCH_ALLOW_ENV: &str = "MCP_GUARD_FETCH_ALLOW";
@@ -84,6 +86,23 @@ pub struct FetchStep {
     pub env_set: Vec<(&'static str, String)>,
 }
 
+/// The value of the option at `rest[*i]` (`-p PKG`, `--from PKG`): the next argument, `*i` moved
+/// onto it.
+pub(super) fn option_value<'a>(
+    rest: &'a [OsString],
+    i: &mut usize,
+    launcher: &str,
+) -> Result<&'a str, PackageError> {
+    let option = rest[*i].to_string_lossy().into_owned();
+    *i += 1;
+    rest.get(*i)
+        .and_then(|a| a.to_str())
+        .ok_or_else(|| PackageError::MissingPackageValue {
+            launcher: launcher.to_owned(),
+            option,
+        })
+}
+
 /// The canonical path of `name` on PATH.
 pub fn find_on_path(name: &str) -> Option<PathBuf> {
     let path = std::env::var("PATH").unwrap_or_default();
@@ -102,5 +121,35 @@ pub fn split_npm_spec(spec: &str) -> (String, Option<String>) {
         }
         Some((name, _)) => (format!("{scope}{name}"), None),
         None => (spec.to_owned(), None),
+    }
+}
+
+/// For the launchers' parse tests.
+#[cfg(test)]
+pub(super) mod test_support {
+    use super::{OsString, PackageLaunch};
+    use crate::launchers::PackageError;
+
+    pub(in crate::launchers) fn os(args: &[&str]) -> Vec<OsString> {
+        args.iter().map(OsString::from).collect()
+    }
+
+    /// `args` read by `parse`, which must see a package launch in it.
+    pub(in crate::launchers) fn parsed(
+        parse: fn(&[OsString]) -> Result<Option<PackageLaunch>, PackageError>,
+        args: &[&str],
+    ) -> PackageLaunch {
+        parse(&os(args))
+            .unwrap_or_else(|e| panic!("{args:?}: {e}"))
+            .unwrap_or_else(|| panic!("{args:?}: not a package launch"))
+    }
+
+    /// What a launch runs: (package, requested version, command).
+    pub(in crate::launchers) fn what(l: &PackageLaunch) -> (&str, Option<&str>, Option<&str>) {
+        (
+            l.package.as_str(),
+            l.requested.as_deref(),
+            l.command.as_deref(),
+        )
     }
 }

@@ -12,7 +12,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use super::error::{io_error, PackageError};
-use super::spec::{find_on_path, Family, FetchStep, PackageLaunch};
+use super::spec::{find_on_path, option_value, Family, FetchStep, PackageLaunch};
 
 /// `uvx …` / `uv tool run …`, understood; `None` for other commands.
 pub fn parse(command: &[OsString]) -> Result<Option<PackageLaunch>, PackageError> {
@@ -43,22 +43,14 @@ pub fn parse(command: &[OsString]) -> Result<Option<PackageLaunch>, PackageError
         if text.starts_with('-') {
             match text {
                 "-q" | "--quiet" => {}
-                "--from" => {
-                    i += 1;
-                    let value = rest.get(i).and_then(|a| a.to_str()).ok_or_else(|| {
-                        PackageError::MissingPackageValue {
-                            launcher: launcher.clone(),
-                            option: "--from".into(),
-                        }
-                    })?;
-                    from = Some(value.to_owned());
-                }
+                "--from" => from = Some(option_value(rest, &mut i, &launcher)?.to_owned()),
                 _ if text.starts_with("--from=") => from = Some(text[7..].to_owned()),
                 _ => {
                     return Err(PackageError::UnsupportedOption {
                         family: Family::Uv,
-                        launcher,
                         option: text.to_owned(),
+                        form: forms(&launcher),
+                        launcher,
                     })
                 }
             }
@@ -84,12 +76,23 @@ pub fn parse(command: &[OsString]) -> Result<Option<PackageLaunch>, PackageError
     }
     Err(PackageError::NoPackage {
         family: Family::Uv,
+        form: forms(&launcher),
         launcher,
     })
 }
 
+fn forms(launcher: &str) -> String {
+    format!(
+        "`{launcher} PACKAGE[@VERSION] ARGS…` or `{launcher} --from PACKAGE[==VERSION] COMMAND \
+         ARGS…` (options: --from, -q/--quiet)"
+    )
+}
+
 /// `name`, `name@1.0`, `name==1.0` (`@latest`: no version).
-fn split_spec(spec: &str, launcher: &str) -> Result<(String, Option<String>), PackageError> {
+pub(super) fn split_spec(
+    spec: &str,
+    launcher: &str,
+) -> Result<(String, Option<String>), PackageError> {
     let (name, version) = match spec.split_once("==").or_else(|| spec.split_once('@')) {
         Some((n, v)) => (n, Some(v)),
         None => (spec, None),
@@ -286,6 +289,7 @@ pub fn command(launch: &PackageLaunch, entry: &Path) -> Result<Vec<OsString>, Pa
         have.sort();
         return Err(PackageError::NoSuchCommand {
             family: Family::Uv,
+            launcher: launch.launcher.clone(),
             package: launch.package.clone(),
             wanted: name.to_owned(),
             available: have,
@@ -298,11 +302,8 @@ pub fn command(launch: &PackageLaunch, entry: &Path) -> Result<Vec<OsString>, Pa
 
 #[cfg(test)]
 mod tests {
+    use super::super::spec::test_support::os;
     use super::*;
-
-    fn os(args: &[&str]) -> Vec<OsString> {
-        args.iter().map(OsString::from).collect()
-    }
 
     #[test]
     fn uvx_forms() {
