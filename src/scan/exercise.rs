@@ -266,9 +266,8 @@ fn read_audit(path: &Path, findings: &mut Vec<Finding>) {
             }
             "finding" => {
                 // The firewall sanitises what the client sees, so its findings are the scan's
-                // evidence of hidden characters, injection phrases and secrets.
-                let severity =
-                    serde_json::from_value(event["severity"].clone()).unwrap_or(Severity::Medium);
+                // evidence of hidden characters, injection phrases and secrets. Each is rated
+                // by the scan's rule (docs/ci-scan.md), not by the audit log's own severity.
                 let rule = match s("kind") {
                     "sanitized" => findings::HIDDEN_CHARACTERS,
                     "injection" => findings::INJECTION_PHRASE,
@@ -276,10 +275,11 @@ fn read_audit(path: &Path, findings: &mut Vec<Finding>) {
                     "schema" | "duplicates" => findings::INVALID_MESSAGE,
                     _ => findings::GUARD_REFUSAL,
                 };
-                findings.push(
-                    Finding::new(rule, finding_location(s("detail")), s("detail").to_owned())
-                        .with_severity(severity),
-                );
+                findings.push(Finding::new(
+                    rule,
+                    finding_location(s("detail")),
+                    s("detail").to_owned(),
+                ));
             }
             "egress" => {
                 // Which hosts the server reaches for, and from which tool: a reviewer's first
