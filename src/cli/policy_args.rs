@@ -93,6 +93,11 @@ pub struct PolicyFlags {
     /// error in place of a refused result) instead of forwarding and recording them.
     #[arg(long)]
     pub strict_validation: bool,
+
+    /// Forward the server's messages that do not conform to the MCP schema (recorded), even
+    /// under a profile that refuses them: `scan` runs servers so, to report every fault.
+    #[arg(long, hide = true, conflicts_with = "strict_validation")]
+    pub lenient_validation: bool,
 }
 
 /// One `--allow-net` item.
@@ -160,6 +165,9 @@ impl PolicyArgs {
         }
         if f.strict_validation {
             p.validation.strict = Some(Val::new(true, flag("--strict-validation")));
+        }
+        if f.lenient_validation {
+            p.validation.strict = Some(Val::new(false, flag("--lenient-validation")));
         }
         for item in &f.require {
             match item {
@@ -352,6 +360,19 @@ mod tests {
         );
         assert!(r.sandbox.env.pass.contains(&"LANG".to_owned()));
         assert!(r.sandbox.require.contains(&Layer::Seccomp));
+    }
+
+    #[test]
+    fn lenient_validation_turns_strict_off() {
+        let lenient = args(&["--profile", "strict", "--lenient-validation"]);
+        let strict = lenient
+            .effective()
+            .unwrap()
+            .policy
+            .validation
+            .strict
+            .unwrap();
+        assert!(!strict.value && strict.origin_label() == "flag --lenient-validation");
     }
 
     #[test]
