@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
+use crate::filter::redact::KnownSecrets;
 use crate::policy::model::Enforce;
 use crate::policy::resolve::{create_dirs, ServerCommand};
 use crate::policy::values::{Count, Cpus, DurationText, EnvName, Size, Val};
@@ -80,7 +81,8 @@ pub struct PolicyFlags {
     #[arg(long, value_name = "DURATION", value_parser = |s: &str| DurationText::parse(s))]
     pub timeout: Option<DurationText>,
 
-    /// Pass NAME from this environment, or set NAME=VALUE (repeatable).
+    /// Pass NAME from this environment, or set NAME=VALUE (repeatable). The value (8 characters
+    /// or more) is redacted from the server's messages and the audit log.
     #[arg(long = "env", value_name = "NAME[=VALUE]", value_parser = parse_env)]
     pub env: Vec<(EnvName, Option<String>)>,
 
@@ -176,6 +178,19 @@ impl PolicyArgs {
             }
         }
         p
+    }
+
+    /// The values `--env` gives the server (set, or passed through from this environment):
+    /// secrets more often than not, so redacted wherever they appear.
+    pub fn env_secrets(&self) -> KnownSecrets {
+        let mut secrets = KnownSecrets::default();
+        for (name, value) in &self.flags.env {
+            let passed = || std::env::var(&name.0).ok();
+            if let Some(value) = value.clone().or_else(passed) {
+                secrets.add_env(&name.0, &value);
+            }
+        }
+        secrets
     }
 
     /// Every layer merged: built-in ← profile ← policy file ← these flags.
@@ -360,6 +375,20 @@ mod tests {
         );
         assert!(r.sandbox.env.pass.contains(&"LANG".to_owned()));
         assert!(r.sandbox.require.contains(&Layer::Seccomp));
+    }
+
+    #[test]
+    fn env_values_long_enough_are_secrets() {
+        let a = args(&[
+            "--env",
+            "API_TOKEN=tok-12345678",
+            "--env",
+            "PORT=8080",
+            "--env",
+            "MCPG_UNIT_UNSET_VARIABLE",
+        ]);
+        let secrets = a.env_secrets();
+        assert_eq!(secrets.names(), ["API_TOKEN"]);
     }
 
     #[test]
