@@ -18,15 +18,17 @@ fn node_server(name: &str) -> PathBuf {
 
 fn guard(policy: &str, server: &str, args: &[&str]) -> (relay_common::Guard, tempfile::TempDir) {
     // The firewall, not the sandbox, is under test here.
-    guard_with(&[], &["--allow-unsandboxed"], policy, server, args)
+    guard_with(&[], &["--allow-unsandboxed"], policy, &[], server, args)
 }
 
-/// `mcp-guard run --policy P RUN_ARGS -- node SERVER ARGS` (sandboxed unless `run_args` say
-/// otherwise), with `env` in the guard's environment.
+/// `mcp-guard run --policy P RUN_ARGS -- LAUNCH node SERVER ARGS` (sandboxed unless
+/// `run_args` say otherwise; `launch`: e.g. `env NAME=VALUE`, or nothing), with `env` in the
+/// guard's environment.
 fn guard_with(
     env: &[(&str, &str)],
     run_args: &[&str],
     policy: &str,
+    launch: &[&str],
     server: &str,
     args: &[&str],
 ) -> (relay_common::Guard, tempfile::TempDir) {
@@ -39,13 +41,28 @@ fn guard_with(
     .expect("policy");
     let path = path.display().to_string();
     let script = node_server(server).display().to_string();
-    let mut server_args = vec![script.as_str()];
-    server_args.extend_from_slice(args);
+    let mut command = launch.to_vec();
+    command.extend(["node", script.as_str()]);
+    command.extend_from_slice(args);
     let mut all_args = vec!["--policy", path.as_str()];
     all_args.extend_from_slice(run_args);
-    let g =
-        relay_common::Guard::start_run(env, &all_args, std::path::Path::new("node"), &server_args);
+    let g = relay_common::Guard::start_run(
+        env,
+        &all_args,
+        std::path::Path::new(command[0]),
+        &command[1..],
+    );
     (g, dir)
+}
+
+/// server-everything's tool that prints its environment, called: its text.
+fn server_environment(g: &mut relay_common::Guard) -> String {
+    let tools = init_and_list(g);
+    let get_env = ["get-env", "printEnv"]
+        .into_iter()
+        .find(|t| tools.iter().any(|n| n == t))
+        .unwrap_or_else(|| panic!("no environment tool in {tools:?}"));
+    g.call_and_recv("2", get_env, json!({})).assert_result("2")
 }
 
 fn init(g: &mut relay_common::Guard) {
@@ -186,15 +203,11 @@ fn filter_env_flag_values_are_redacted_in_results_and_the_audit_log() {
             &log_arg,
         ],
         "",
+        &[],
         "everything",
         &[],
     );
-    let tools = init_and_list(&mut g);
-    let get_env = ["get-env", "printEnv"]
-        .into_iter()
-        .find(|t| tools.iter().any(|n| n == t))
-        .unwrap_or_else(|| panic!("no environment tool in {tools:?}"));
-    let env = g.call_and_recv("2", get_env, json!({})).assert_result("2");
+    let env = server_environment(&mut g);
     // The server did hold the values (its variables are there, with markers for values)…
     assert!(
         env.contains("[REDACTED:env:MCPG_TEST_GIVEN]")
@@ -223,4 +236,20 @@ fn filter_env_flag_values_are_redacted_in_results_and_the_audit_log() {
         audit.contains("env:MCPG_TEST_GIVEN") && audit.contains("env:MCPG_TEST_PASSED"),
         "the redactions are recorded by name:\n{audit}"
     );
+}
+
+/// `env NAME=VALUE node server.js` (as host configs write it): the guard looks through `env`,
+/// and the value is redacted as if given with `--env`.
+#[test]
+fn filter_env_launcher_values_are_redacted_too() {
+    if !node_server("everything").exists() {
+        eprintln!("skipped: run scripts/setup-peers");
+        return;
+    }
+    const VALUE: &str = "via-env-5d0c1e-secret";
+    let assignment = format!("MCPG_TEST_VIA_ENV={VALUE}");
+    let (mut g, _dir) = guard_with(&[], &[], "", &["env", &assignment], "everything", &[]);
+    let env = server_environment(&mut g);
+    assert!(env.contains("[REDACTED:env:MCPG_TEST_VIA_ENV]"), "{env}");
+    assert!(!env.contains(VALUE), "{env}");
 }
