@@ -97,7 +97,7 @@ pub fn check_text(location: &str, item: &Value, findings: &mut Vec<Finding>) {
                 findings::INJECTION_PHRASE,
                 location,
                 format!(
-                    "looks like prompt injection{field_label} ({}): {:?}",
+                    "injection phrases{field_label}: {} in {:?}",
                     phrases.join(", "),
                     truncate(&text, 120)
                 ),

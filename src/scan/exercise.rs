@@ -391,16 +391,55 @@ fn dedup(findings: &mut Vec<Finding>) {
     findings.retain(|f| seen.insert((f.rule, f.location.clone(), f.message.clone())));
 }
 
-/// Where a firewall finding points: "tool `bash`: …" → "tool bash", "server instructions: …" →
+/// Where a firewall finding points: "tool `bash`: …" and "tool `bash` text looks like …" →
+/// "tool bash", "resource template `x` …" → "resource template x", "server instructions: …" →
 /// "server instructions", anything else → "server".
 fn finding_location(detail: &str) -> String {
-    let head = detail.split(':').next().unwrap_or_default();
-    let mut parts = head.splitn(2, ' ');
-    match (parts.next(), parts.next()) {
-        (Some(family @ ("tool" | "prompt" | "resource" | "template")), Some(name)) => {
-            format!("{family} {}", name.trim_matches('`'))
+    for family in [
+        "resource template",
+        "tool",
+        "prompt",
+        "resource",
+        "template",
+    ] {
+        let name = detail
+            .strip_prefix(family)
+            .and_then(|rest| rest.strip_prefix(" `"))
+            .and_then(|rest| rest.split('`').next());
+        if let Some(name) = name {
+            return format!("{family} {name}");
         }
-        _ if head == "server instructions" => head.to_owned(),
-        _ => "server".to_owned(),
+    }
+    if detail.starts_with("server instructions") {
+        return "server instructions".to_owned();
+    }
+    "server".to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::finding_location;
+
+    #[test]
+    fn firewall_findings_point_at_their_item() {
+        let cases = [
+            ("tool `bash`: hidden characters stripped", "tool bash"),
+            (
+                "tool `read_file` text looks like prompt injection (hidden-tag)",
+                "tool read_file",
+            ),
+            (
+                "resource template `docs`: hidden characters stripped",
+                "resource template docs",
+            ),
+            (
+                "server instructions look like prompt injection",
+                "server instructions",
+            ),
+            ("tools/call message: secrets replaced: jwt", "server"),
+        ];
+        for (detail, location) in cases {
+            assert_eq!(finding_location(detail), location, "{detail}");
+        }
     }
 }
