@@ -17,6 +17,21 @@ fn node_server(name: &str) -> PathBuf {
 }
 
 fn guard(policy: &str, server: &str, args: &[&str]) -> (relay_common::Guard, tempfile::TempDir) {
+    // The firewall, not the sandbox, is under test here.
+    guard_with(&[], &["--allow-unsandboxed"], policy, &[], server, args)
+}
+
+/// `mcp-guard run --policy P RUN_ARGS -- LAUNCH node SERVER ARGS` (sandboxed unless
+/// `run_args` say otherwise; `launch`: e.g. `env NAME=VALUE`, or nothing), with `env` in the
+/// guard's environment.
+fn guard_with(
+    env: &[(&str, &str)],
+    run_args: &[&str],
+    policy: &str,
+    launch: &[&str],
+    server: &str,
+    args: &[&str],
+) -> (relay_common::Guard, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("policy.toml");
     std::fs::write(
@@ -26,16 +41,28 @@ fn guard(policy: &str, server: &str, args: &[&str]) -> (relay_common::Guard, tem
     .expect("policy");
     let path = path.display().to_string();
     let script = node_server(server).display().to_string();
-    let mut server_args = vec![script.as_str()];
-    server_args.extend_from_slice(args);
-    // relay_common's driver always passes --allow-unsandboxed (its spawn is private); the
-    // firewall, not the sandbox, is under test here.
-    let g = relay_common::Guard::start(
-        &["--policy", &path],
-        std::path::Path::new("node"),
-        &server_args,
+    let mut command = launch.to_vec();
+    command.extend(["node", script.as_str()]);
+    command.extend_from_slice(args);
+    let mut all_args = vec!["--policy", path.as_str()];
+    all_args.extend_from_slice(run_args);
+    let g = relay_common::Guard::start_run(
+        env,
+        &all_args,
+        std::path::Path::new(command[0]),
+        &command[1..],
     );
     (g, dir)
+}
+
+/// server-everything's tool that prints its environment, called: its text.
+fn server_environment(g: &mut relay_common::Guard) -> String {
+    let tools = init_and_list(g);
+    let get_env = ["get-env", "printEnv"]
+        .into_iter()
+        .find(|t| tools.iter().any(|n| n == t))
+        .unwrap_or_else(|| panic!("no environment tool in {tools:?}"));
+    g.call_and_recv("2", get_env, json!({})).assert_result("2")
 }
 
 fn init(g: &mut relay_common::Guard) {
@@ -57,6 +84,13 @@ fn response(g: &mut relay_common::Guard) -> Value {
             return line.json();
         }
     }
+}
+
+/// Initialize, then the names of the tools the host is shown.
+fn init_and_list(g: &mut relay_common::Guard) -> Vec<String> {
+    init(g);
+    g.send(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#);
+    tool_names(&response(g))
 }
 
 fn tool_names(list: &Value) -> Vec<String> {
@@ -81,9 +115,7 @@ fn filter_everything_denied_tool_hidden_and_refused_echo_works() {
         "everything",
         &[],
     );
-    init(&mut g);
-    g.send(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#);
-    let tools = tool_names(&response(&mut g));
+    let tools = init_and_list(&mut g);
     assert!(tools.iter().any(|t| t == "echo"), "{tools:?}");
     let hidden: Vec<_> = tools
         .iter()
@@ -122,9 +154,7 @@ fn filter_filesystem_path_rule_refuses_outside_root() {
         "[filesystem]\narg_paths = \"write\"\n[tools.arguments.read_text_file]\npath = {{ under = [\"{root_text}\"] }}\n[tools.arguments.read_file]\npath = {{ under = [\"{root_text}\"] }}\n"
     );
     let (mut g, _dir) = guard(&policy, "filesystem", &[&root_text]);
-    init(&mut g);
-    g.send(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#);
-    let tools = tool_names(&response(&mut g));
+    let tools = init_and_list(&mut g);
     let tool = if tools.iter().any(|t| t == "read_text_file") {
         "read_text_file"
     } else {
@@ -142,4 +172,84 @@ fn filter_filesystem_path_rule_refuses_outside_root() {
         .assert_error("4", -32602);
     g.call_and_recv("5", tool, json!({"path": format!("{inside}\u{0}.png")}))
         .assert_error("5", -32602);
+}
+
+/// Values given with `--env NAME=VALUE` or passed through with `--env NAME` are the server's
+/// secrets: server-everything's `get-env` prints its whole environment, and the host sees
+/// markers where those values were, as does the audit log. A value too short to be a secret
+/// (under 8 characters) is left alone. Sandboxed: only the sandbox gives the server exactly
+/// the `--env` variables.
+#[test]
+fn filter_env_flag_values_are_redacted_in_results_and_the_audit_log() {
+    if !node_server("everything").exists() {
+        eprintln!("skipped: run scripts/setup-peers");
+        return;
+    }
+    const GIVEN: &str = "given-1f3a9c-secret";
+    const PASSED: &str = "passed-77b2e4-secret";
+    let logs = tempfile::tempdir().expect("logs");
+    let log = logs.path().join("audit.jsonl");
+    let log_arg = log.display().to_string();
+    let (mut g, _dir) = guard_with(
+        &[("MCPG_TEST_PASSED", PASSED)],
+        &[
+            "--env",
+            &format!("MCPG_TEST_GIVEN={GIVEN}"),
+            "--env",
+            "MCPG_TEST_PASSED",
+            "--env",
+            "MCPG_TEST_SHORT=abc123",
+            "--audit-log",
+            &log_arg,
+        ],
+        "",
+        &[],
+        "everything",
+        &[],
+    );
+    let env = server_environment(&mut g);
+    // The server did hold the values (its variables are there, with markers for values)…
+    assert!(
+        env.contains("[REDACTED:env:MCPG_TEST_GIVEN]")
+            && env.contains("[REDACTED:env:MCPG_TEST_PASSED]"),
+        "{env}"
+    );
+    // …and the host never sees them; the short one is not worth hiding.
+    assert!(!env.contains(GIVEN) && !env.contains(PASSED), "{env}");
+    assert!(env.contains("abc123"), "{env}");
+    // Host → server as well: a value in a call's arguments (recorded in the audit log).
+    let echoed = g
+        .call_and_recv("3", "echo", json!({ "message": format!("token {GIVEN}") }))
+        .assert_result("3");
+    assert!(
+        echoed.contains("token [REDACTED:env:MCPG_TEST_GIVEN]"),
+        "{echoed}"
+    );
+    g.close_stdin();
+    g.wait_exit(std::time::Duration::from_secs(10));
+    let audit = std::fs::read_to_string(&log).expect("audit log");
+    assert!(
+        !audit.contains(GIVEN) && !audit.contains(PASSED),
+        "a value reached the audit log:\n{audit}"
+    );
+    assert!(
+        audit.contains("env:MCPG_TEST_GIVEN") && audit.contains("env:MCPG_TEST_PASSED"),
+        "the redactions are recorded by name:\n{audit}"
+    );
+}
+
+/// `env NAME=VALUE node server.js` (as host configs write it): the guard looks through `env`,
+/// and the value is redacted as if given with `--env`.
+#[test]
+fn filter_env_launcher_values_are_redacted_too() {
+    if !node_server("everything").exists() {
+        eprintln!("skipped: run scripts/setup-peers");
+        return;
+    }
+    const VALUE: &str = "via-env-5d0c1e-secret";
+    let assignment = format!("MCPG_TEST_VIA_ENV={VALUE}");
+    let (mut g, _dir) = guard_with(&[], &[], "", &["env", &assignment], "everything", &[]);
+    let env = server_environment(&mut g);
+    assert!(env.contains("[REDACTED:env:MCPG_TEST_VIA_ENV]"), "{env}");
+    assert!(!env.contains(VALUE), "{env}");
 }

@@ -210,7 +210,12 @@ fn filter_tools_that_change_after_listing() {
 
 #[test]
 fn filter_descriptions_and_instructions_are_sanitised() {
-    let mut g = lying("");
+    let logs = tempfile::tempdir().expect("tempdir");
+    let log = logs.path().join("audit.jsonl");
+    let mut g = lying(&format!(
+        "[audit]\npath = {:?}\n",
+        log.display().to_string()
+    ));
     let init = init(&mut g, json!({}));
     let instructions = init["result"]["instructions"].as_str().unwrap_or_default();
     assert!(!instructions.contains('\u{1b}'), "{instructions:?}");
@@ -235,6 +240,20 @@ fn filter_descriptions_and_instructions_are_sanitised() {
         .unwrap_or_default();
     assert_eq!(echo, "Echo a text");
     assert!(g.stderr_text().contains("injection"), "{}", g.stderr_text());
+    // The audit log rates both as docs/ci-scan.md does: high.
+    g.close_stdin();
+    g.wait_exit(std::time::Duration::from_secs(10));
+    let findings: Vec<Value> = std::fs::read_to_string(&log)
+        .expect("audit log")
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["event"] == "finding")
+        .collect();
+    for kind in ["sanitized", "injection"] {
+        let found: Vec<&Value> = findings.iter().filter(|e| e["kind"] == kind).collect();
+        assert!(!found.is_empty(), "no {kind} finding: {findings:?}");
+        assert!(found.iter().all(|e| e["severity"] == "high"), "{found:?}");
+    }
 }
 
 #[test]

@@ -334,3 +334,15 @@ fn show_validation_fields_with_their_layers() {
     assert_eq!(r.code, 0, "{}", r.err);
     assert!(line(&r.out, "strict = true").ends_with("# flag --strict-validation"));
 }
+
+#[test]
+fn show_strict_profile_validates_strictly() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = show(dir.path(), &["--profile", "strict"]);
+    assert_eq!(r.code, 0, "{}", r.err);
+    let strict = line(&r.out, "strict = ");
+    assert!(
+        strict.starts_with("strict = true") && strict.ends_with("# profile strict"),
+        "{strict}"
+    );
+}

@@ -187,27 +187,39 @@ fn profile_everything_works_network_refused() {
 // -------------------------------------------------------------------------------------------------
 // filesystem
 
+/// server-filesystem with the one root `r` under `guard_args`: the ts scenario writes a file
+/// there and reads it back. Returns the server command.
+fn filesystem_scenario_works(
+    what: &str,
+    guard_args: &[&str],
+    r: &str,
+    home: &TestHome,
+) -> Vec<String> {
+    let peers = Peers::get();
+    let server = node_cmd(&peers.node_server("filesystem"), &[r]);
+    let doc = run_json(
+        what,
+        &with_server(
+            &in_home(peers.ts_driver("filesystem", &["--dir", r]), home),
+            &guarded(guard_args, &server),
+        ),
+    );
+    assert_eq!(doc["read"], "first line\nsecond line ✓\n");
+    assert_eq!(
+        std::fs::read_to_string(Path::new(r).join("hello.txt")).expect("hello.txt"),
+        "first line\nsecond line ✓\n"
+    );
+    server
+}
+
 #[test]
 fn profile_filesystem_works_outside_root_refused() {
     let home = TestHome::new();
     let peers = Peers::get();
     let root = tempfile::tempdir().expect("tempdir");
     let r = root.path().to_str().expect("utf-8 temp path");
-    let server = node_cmd(&peers.node_server("filesystem"), &[r]);
     let guard = ["--profile", "filesystem"];
-
-    let doc = run_json(
-        "filesystem: ts filesystem",
-        &with_server(
-            &in_home(peers.ts_driver("filesystem", &["--dir", r]), &home),
-            &guarded(&guard, &server),
-        ),
-    );
-    assert_eq!(doc["read"], "first line\nsecond line ✓\n");
-    assert_eq!(
-        std::fs::read_to_string(root.path().join("hello.txt")).expect("hello.txt"),
-        "first line\nsecond line ✓\n"
-    );
+    let server = filesystem_scenario_works("filesystem: ts filesystem", &guard, r, &home);
 
     // The host announces another directory as an MCP root: the server replaces its allowed
     // directories with it (its own check now passes), but the sandbox grants only the argument.
@@ -241,6 +253,43 @@ fn profile_filesystem_works_outside_root_refused() {
     assert!(!outside.path().join("planted.txt").exists());
 }
 
+/// `strict` validates the server's messages strictly: the reference servers' traffic must still
+/// pass (here filesystem and memory, given only the directory each needs; everything above).
+#[test]
+fn profile_strict_filesystem_and_memory_work() {
+    let home = TestHome::new();
+    let root = tempfile::tempdir().expect("tempdir");
+    let r = root.path().to_str().expect("utf-8 temp path");
+    let guard = ["--profile", "strict", "--allow-write", r];
+    filesystem_scenario_works("strict: ts filesystem", &guard, r, &home);
+
+    let file = root.path().join("memory.jsonl");
+    let env = format!("MEMORY_FILE_PATH={}", file.display());
+    let guard = ["--profile", "strict", "--allow-write", r, "--env", &env];
+    memory_scenario_works("strict: ts memory", &guard, &file, &home);
+}
+
+/// server-memory under `guard_args`: the ts scenario stores a fact, which lands in `file`.
+fn memory_scenario_works(what: &str, guard_args: &[&str], file: &Path, home: &TestHome) {
+    let peers = Peers::get();
+    let server = node_cmd(&peers.node_server("memory"), &[]);
+    let doc = run_json(
+        what,
+        &with_server(
+            &in_home(peers.ts_driver("memory", &[]), home),
+            &guarded(guard_args, &server),
+        ),
+    );
+    assert_eq!(doc["initialize"]["serverInfo"]["name"], "memory-server");
+    let saved = std::fs::read_to_string(file).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}: the memory file is not where the profile says",
+            file.display()
+        )
+    });
+    assert!(saved.contains("relays JSON-RPC"), "{saved}");
+}
+
 // -------------------------------------------------------------------------------------------------
 // memory
 
@@ -249,22 +298,8 @@ fn profile_memory_works_file_elsewhere_refused() {
     let home = TestHome::new();
     let peers = Peers::get();
     let server = node_cmd(&peers.node_server("memory"), &[]);
-    let doc = run_json(
-        "memory: ts memory",
-        &with_server(
-            &in_home(peers.ts_driver("memory", &[]), &home),
-            &guarded(&["--profile", "memory"], &server),
-        ),
-    );
-    assert_eq!(doc["initialize"]["serverInfo"]["name"], "memory-server");
     let file = home.xdg_data().join("mcp-guard/memory/memory.jsonl");
-    let saved = std::fs::read_to_string(&file).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e}: the memory file is not where the profile says",
-            file.display()
-        )
-    });
-    assert!(saved.contains("relays JSON-RPC"), "{saved}");
+    memory_scenario_works("memory: ts memory", &["--profile", "memory"], &file, &home);
 
     // Pointed at a file elsewhere, the server cannot write it.
     let (outside, _secret) = secret_file();

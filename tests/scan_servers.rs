@@ -187,3 +187,28 @@ fn scan_lists_the_hosts_a_server_tried_to_reach() {
     );
     assert_eq!(attempt["severity"], "medium");
 }
+
+#[test]
+fn scan_hidden_characters_alone_fail_the_default_gate() {
+    // The only fault: an instruction hidden in Unicode tag characters in a tool description.
+    let out = scan(
+        &["--format", "json"],
+        &[&shady(), "--only=hidden-characters"],
+    );
+    let report = json_of(&out);
+    let findings = report["findings"].as_array().unwrap();
+    let hidden: Vec<&Value> = findings.iter().filter(|f| f["rule"] == "MCPG005").collect();
+    assert!(
+        !hidden.is_empty(),
+        "no hidden-characters finding: {report:#}"
+    );
+    for f in &hidden {
+        assert_eq!(f["severity"], "high", "rated as docs/ci-scan.md says: {f}");
+        assert_eq!(f["location"], "tool add", "{f}");
+    }
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the default --fail-on high must stop this server: {report:#}"
+    );
+}

@@ -4,7 +4,7 @@
 use regex::Captures;
 use serde_json::Value;
 
-use crate::filter::redact::{PatternError, Patterns, BUILTIN};
+use crate::filter::redact::{KnownSecrets, PatternError, Patterns, BUILTIN};
 
 /// The marker that replaces a redacted value; names the kind, never the secret.
 pub fn marker(kind: &str) -> String {
@@ -60,6 +60,15 @@ impl Redactor {
                 .filter(|_| builtin),
             max_value_bytes: max_value_bytes.max(16),
         })
+    }
+
+    /// The same redactor, redacting `known`'s values too (after the other rules, so the
+    /// `WHOLE_URL` rule keeps its place).
+    pub fn with_known(self, known: &KnownSecrets) -> Self {
+        Self {
+            patterns: self.patterns.with_known(known),
+            ..self
+        }
     }
 
     /// The built-in patterns only (for `scan`).
@@ -180,6 +189,20 @@ mod tests {
         let note = v["note"].as_str().unwrap();
         assert!(note.contains("[REDACTED:aws_access_key]") && !note.contains("AKIA"));
         assert!(v["long"].as_str().unwrap().contains("truncated 68 bytes"));
+    }
+
+    #[test]
+    fn known_secrets_are_redacted_by_name() {
+        let mut known = KnownSecrets::default();
+        known.add_env("DB_PASSWORD", "correct-horse-battery");
+        let r = redactor().with_known(&known);
+        let mut v = json!({"q": "login correct-horse-battery"});
+        assert_eq!(r.redact(&mut v), 1);
+        assert_eq!(v["q"], "login [REDACTED:env:DB_PASSWORD]");
+        assert_eq!(
+            r.redact_text("pg://u:correct-horse-battery@h x").0,
+            "[REDACTED:connection_password] x"
+        );
     }
 
     #[test]

@@ -120,9 +120,12 @@ impl Recorder {
                 ("refuse", Some(reason.as_str()))
             }
         };
+        // Only refusals of the server's messages are the server's faults: a host that keeps
+        // sending what the policy refuses must not get the server stopped.
+        let server_fault = decision == "refuse" && direction == Direction::ServerToHost;
         if self.writer.is_none() {
             // Nothing is written (--no-audit): only the counters and the refusal bursts count.
-            return self.after_refusal(decision == "refuse", reason);
+            return self.after_refusal(server_fault, reason);
         }
         let (mut target, mut arguments, mut latency_ms, mut method) =
             (None, None, None, message.method());
@@ -190,7 +193,7 @@ impl Recorder {
             w.push(&body);
         }
         let refused = decision == "refuse";
-        let mut stop = self.after_refusal(refused, reason.as_deref());
+        let mut stop = self.after_refusal(server_fault, reason.as_deref());
         if refused
             || self
                 .writer
@@ -202,9 +205,10 @@ impl Recorder {
         stop
     }
 
-    /// Count a refusal towards a burst; record and act on a suspicious one.
-    fn after_refusal(&mut self, refused: bool, reason: Option<&str>) -> bool {
-        if !refused {
+    /// Count a refusal of the server's message towards a burst; record and act on a
+    /// suspicious one.
+    fn after_refusal(&mut self, server_fault: bool, reason: Option<&str>) -> bool {
+        if !server_fault {
             return false;
         }
         let Some(count) = self.burst.refusal(Instant::now()) else {
@@ -215,7 +219,7 @@ impl Recorder {
         let kill = self.config.on_suspicious == OnSuspicious::Kill;
         let action = if kill { "kill" } else { "log" };
         tracing::warn!(
-            "suspicious activity: {count} refusals within {window} (last: {})",
+            "suspicious activity: {count} refusals of the server's messages within {window} (last: {})",
             reason.unwrap_or("")
         );
         self.record(
@@ -225,7 +229,7 @@ impl Recorder {
         let mut stop = self.flush();
         if kill && self.stop_reason.is_none() {
             self.stop_reason = Some(format!(
-                "suspicious activity: {count} refusals within {window}; stopping the server (policy [audit] on_suspicious = \"kill\")"
+                "suspicious activity: {count} refusals of the server's messages within {window}; stopping the server (policy [audit] on_suspicious = \"kill\")"
             ));
             stop = true;
         }

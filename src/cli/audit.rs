@@ -9,6 +9,7 @@ use sha2::{Digest, Sha256};
 use super::run::RunArgs;
 use crate::audit::verify::{verify, VerifyError};
 use crate::audit::{Audit, AuditConfig, Destination, SessionInfo};
+use crate::filter::redact::KnownSecrets;
 use crate::pin::{Lockfile, PinGuard};
 use crate::policy::resolve::ServerCommand;
 use crate::policy::Vars;
@@ -59,10 +60,23 @@ pub fn execute(args: AuditArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// The audit trail for `run`: the policy's `[audit]`, then `--audit-log`, `--no-audit`,
-/// `--metrics-file`, and the pin stage for `--pin`.
-pub fn open_for_run(args: &RunArgs, eff: &crate::policy::EffectivePolicy) -> anyhow::Result<Audit> {
+/// `--metrics-file`, and the pin stage for `--pin`; `secrets` are redacted from it too.
+pub fn open_for_run(
+    args: &RunArgs,
+    eff: &crate::policy::EffectivePolicy,
+    secrets: &KnownSecrets,
+) -> anyhow::Result<Audit> {
     let vars = Vars::from_env(None);
     let mut config = AuditConfig::from_policy(&eff.policy.audit, &eff.policy.redaction, &vars)?;
+    if eff
+        .policy
+        .redaction
+        .enabled
+        .as_ref()
+        .is_none_or(|v| v.value)
+    {
+        config.redactor = config.redactor.with_known(secrets);
+    }
     if args.no_audit {
         config.destination = None;
     } else if let Some(path) = &args.audit_log {

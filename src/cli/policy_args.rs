@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
+use crate::filter::redact::KnownSecrets;
 use crate::policy::model::Enforce;
 use crate::policy::resolve::{create_dirs, ServerCommand};
 use crate::policy::values::{Count, Cpus, DurationText, EnvName, Size, Val};
@@ -80,7 +81,8 @@ pub struct PolicyFlags {
     #[arg(long, value_name = "DURATION", value_parser = |s: &str| DurationText::parse(s))]
     pub timeout: Option<DurationText>,
 
-    /// Pass NAME from this environment, or set NAME=VALUE (repeatable).
+    /// Pass NAME from this environment, or set NAME=VALUE (repeatable). The value (8 characters
+    /// or more) is redacted from the server's messages and the audit log.
     #[arg(long = "env", value_name = "NAME[=VALUE]", value_parser = parse_env)]
     pub env: Vec<(EnvName, Option<String>)>,
 
@@ -93,6 +95,11 @@ pub struct PolicyFlags {
     /// error in place of a refused result) instead of forwarding and recording them.
     #[arg(long)]
     pub strict_validation: bool,
+
+    /// Forward the server's messages that do not conform to the MCP schema (recorded), even
+    /// under a profile that refuses them: `scan` runs servers so, to report every fault.
+    #[arg(long, hide = true, conflicts_with = "strict_validation")]
+    pub lenient_validation: bool,
 }
 
 /// One `--allow-net` item.
@@ -161,6 +168,9 @@ impl PolicyArgs {
         if f.strict_validation {
             p.validation.strict = Some(Val::new(true, flag("--strict-validation")));
         }
+        if f.lenient_validation {
+            p.validation.strict = Some(Val::new(false, flag("--lenient-validation")));
+        }
         for item in &f.require {
             match item {
                 LayerFlag::All => p.enforce = Some(Val::new(Enforce::Required, flag("--require"))),
@@ -168,6 +178,19 @@ impl PolicyArgs {
             }
         }
         p
+    }
+
+    /// The values `--env` gives the server (set, or passed through from this environment):
+    /// secrets more often than not, so redacted wherever they appear.
+    pub fn env_secrets(&self) -> KnownSecrets {
+        let mut secrets = KnownSecrets::default();
+        for (name, value) in &self.flags.env {
+            let passed = || std::env::var(&name.0).ok();
+            if let Some(value) = value.clone().or_else(passed) {
+                secrets.add_env(&name.0, &value);
+            }
+        }
+        secrets
     }
 
     /// Every layer merged: built-in ← profile ← policy file ← these flags.
@@ -352,6 +375,33 @@ mod tests {
         );
         assert!(r.sandbox.env.pass.contains(&"LANG".to_owned()));
         assert!(r.sandbox.require.contains(&Layer::Seccomp));
+    }
+
+    #[test]
+    fn env_values_long_enough_are_secrets() {
+        let a = args(&[
+            "--env",
+            "API_TOKEN=tok-12345678",
+            "--env",
+            "PORT=8080",
+            "--env",
+            "MCPG_UNIT_UNSET_VARIABLE",
+        ]);
+        let secrets = a.env_secrets();
+        assert_eq!(secrets.names(), ["API_TOKEN"]);
+    }
+
+    #[test]
+    fn lenient_validation_turns_strict_off() {
+        let lenient = args(&["--profile", "strict", "--lenient-validation"]);
+        let strict = lenient
+            .effective()
+            .unwrap()
+            .policy
+            .validation
+            .strict
+            .unwrap();
+        assert!(!strict.value && strict.origin_label() == "flag --lenient-validation");
     }
 
     #[test]

@@ -162,14 +162,20 @@ pub fn execute(args: RunArgs) -> anyhow::Result<ExitCode> {
     // A content item can never be larger than its message: raising the message cap raises the
     // content caps with it.
     let defaults = crate::filter::Options::default();
+    // What `--env` (or a looked-through `env NAME=VALUE`) gives the server stays in it.
+    let mut secrets = args.policy.env_secrets();
+    for (name, value) in env_launch.iter().flat_map(|l| &l.set) {
+        secrets.add_env(name, value);
+    }
     let firewall_options = crate::filter::Options {
         max_text_bytes: defaults.max_text_bytes.max(options.max_message_bytes),
         max_blob_bytes: defaults.max_blob_bytes.max(options.max_message_bytes),
+        secrets: secrets.clone(),
         ..defaults
     };
     let firewall = crate::filter::Firewall::from_policy(&effective, firewall_options)
         .context("cannot build the message firewall from the policy")?;
-    let audit = super::audit::open_for_run(&args, &effective)?;
+    let audit = super::audit::open_for_run(&args, &effective, &secrets)?;
     let status = crate::relay::run_guarded(plan, options, firewall, audit, egress)?;
     Ok(ExitCode::from(status))
 }

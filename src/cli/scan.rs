@@ -54,7 +54,13 @@ pub fn execute(args: ScanArgs) -> anyhow::Result<ExitCode> {
     if launch_args.policy.is_none() && launch_args.profile.is_none() {
         launch_args.profile = Some("strict".into());
     }
-    let extra: Vec<OsString> = vec!["--audit-log".into(), audit_log.clone().into_os_string()];
+    // Faults are reported, not refused: a profile's strict validation would hide from the
+    // scan the listing (and its descriptions) of a server with one broken tool.
+    let extra: Vec<OsString> = vec![
+        "--audit-log".into(),
+        audit_log.clone().into_os_string(),
+        "--lenient-validation".into(),
+    ];
     let launch = launch_args.launch(&extra);
     let result = crate::scan::scan(&launch, &audit_log, args.call_tools);
     let _ = std::fs::remove_dir_all(&dir);

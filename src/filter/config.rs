@@ -7,7 +7,7 @@ use regex::Regex;
 
 use super::names::{self, NameFilter};
 use super::rate::{Family, RateLimits};
-use super::redact::{self, Redactor};
+use super::redact::{self, KnownSecrets, Redactor};
 use crate::policy::firewall::{ArgumentRule, Items, Permission};
 use crate::policy::vars::PathPattern;
 use crate::policy::{EffectivePolicy, Vars};
@@ -56,6 +56,8 @@ pub struct Options {
     pub max_blob_bytes: usize,
     /// Compile the schemas on a background thread (the relay) or now (tests, benchmarks).
     pub compile_schemas_in_background: bool,
+    /// Values given to the server (`--env`), redacted like secrets when redaction is on.
+    pub secrets: KnownSecrets,
 }
 
 impl Default for Options {
@@ -67,6 +69,7 @@ impl Default for Options {
             max_text_bytes: 8 << 20,
             max_blob_bytes: 12 << 20,
             compile_schemas_in_background: true,
+            secrets: KnownSecrets::default(),
         }
     }
 }
@@ -139,7 +142,8 @@ pub fn compile(
             .collect();
         let allow: Vec<String> = redaction.allow.iter().map(|a| a.value.0.clone()).collect();
         let builtin = redaction.builtin.as_ref().is_none_or(|v| v.value);
-        Some(Redactor::new(builtin, &patterns, &allow)?).filter(|r| !r.is_empty())
+        let redactor = Redactor::new(builtin, &patterns, &allow)?.with_known(&options.secrets);
+        Some(redactor).filter(|r| !r.is_empty())
     } else {
         None
     };

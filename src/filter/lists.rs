@@ -7,8 +7,9 @@ use serde_json::Value;
 
 use super::access::check_resource;
 use super::config::Rules;
+use super::injection::{hidden_characters, injection_phrases};
 use super::inspection::{Inspection, Kind, Step};
-use super::sanitize::{injection_phrases, strip_hidden};
+use super::sanitize::strip_hidden;
 use super::{Direction, Firewall};
 use crate::protocol::needle::Needle;
 
@@ -110,18 +111,24 @@ fn label(item: &Value) -> String {
 /// Sanitise the text members of one listed item, and of its schema's and arguments'
 /// descriptions (where tool poisoning hides as often as in the tool's own description).
 fn sanitize_item(item: &mut Value, family: &str, notes: &mut Vec<(&'static str, String)>) -> bool {
-    let mut changed = false;
+    let mut hidden: Vec<String> = Vec::new();
     let mut injections = Vec::new();
     walk_texts(item, 0, &mut |text: &mut String| {
-        if let Some(clean) = strip_hidden(text) {
-            *text = clean;
-            changed = true;
-        }
+        // Checked as sent: the checker reads what the hidden characters hide.
         let found = injection_phrases(text);
         if !found.is_empty() {
             injections.push(found);
         }
+        if let Some(clean) = strip_hidden(text) {
+            for name in hidden_characters(text) {
+                if !hidden.contains(&name) {
+                    hidden.push(name);
+                }
+            }
+            *text = clean;
+        }
     });
+    let changed = !hidden.is_empty();
     if !changed && injections.is_empty() {
         return false;
     }
@@ -130,7 +137,10 @@ fn sanitize_item(item: &mut Value, family: &str, notes: &mut Vec<(&'static str, 
     if changed {
         notes.push((
             "sanitized",
-            format!("{family} `{label}`: hidden characters stripped from its text"),
+            format!(
+                "{family} `{label}`: hidden characters stripped from its text ({})",
+                hidden.join(", ")
+            ),
         ));
     }
     for found in injections {
@@ -176,22 +186,25 @@ fn instructions(m: &mut Inspection<'_>) -> Step {
         return Step::Next;
     }
     let mut found = Vec::new();
-    let mut stripped = false;
+    let mut hidden = Vec::new();
     m.edit_body(|body| {
         let Some(Value::String(text)) = body.get_mut("instructions") else {
             return false;
         };
-        if let Some(clean) = strip_hidden(text) {
-            *text = clean;
-            stripped = true;
-        }
         found = injection_phrases(text);
-        stripped
+        if let Some(clean) = strip_hidden(text) {
+            hidden = hidden_characters(text);
+            *text = clean;
+        }
+        !hidden.is_empty()
     });
-    if stripped {
+    if !hidden.is_empty() {
         m.find(
             "sanitized",
-            "server instructions: hidden characters stripped".into(),
+            format!(
+                "server instructions: hidden characters stripped ({})",
+                hidden.join(", ")
+            ),
         );
     }
     if !found.is_empty() {
@@ -330,11 +343,11 @@ deny = ["delete_*"]
         assert_eq!(
             &found[removed..],
             [
-                "sanitized: tool `read_0`: hidden characters stripped from its text",
+                "sanitized: tool `read_0`: hidden characters stripped from its text (invisible character U+200B)",
                 "injection: tool `get_8` text looks like prompt injection (ignore-instructions)",
-                "sanitized: tool `get_500`: hidden characters stripped from its text",
-                "sanitized: tool `read_1500`: hidden characters stripped from its text",
-                "sanitized: tool `get_2000`: hidden characters stripped from its text",
+                "sanitized: tool `get_500`: hidden characters stripped from its text (invisible character U+200B)",
+                "sanitized: tool `read_1500`: hidden characters stripped from its text (invisible character U+200B)",
+                "sanitized: tool `get_2000`: hidden characters stripped from its text (invisible character U+200B)",
             ]
         );
 

@@ -15,6 +15,7 @@ mod arguments;
 pub mod config;
 mod content;
 mod errors;
+pub mod injection;
 mod inspection;
 mod lists;
 pub mod names;

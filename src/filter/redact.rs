@@ -107,6 +107,81 @@ pub(crate) const TRIGGERS: &[&str] = &[
     "\\u",
 ];
 
+/// Shorter values are not redacted as secrets: values such as `1`, `true`, `debug` or `8080`
+/// are configuration, and replacing every occurrence of them would mangle ordinary text; a
+/// password or token worth hiding is at least this long.
+pub const MIN_SECRET_CHARS: usize = 8;
+
+/// Variables whose values are not secrets but words, paths or locales that turn up in
+/// ordinary text (redacting `HOME` would mangle every path under it).
+const NOT_SECRET: &[&str] = &[
+    "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TERM", "PWD", "TMPDIR",
+];
+const NOT_SECRET_PREFIXES: &[&str] = &["LC_", "XDG_"];
+
+/// Values the server is given that must not come back out of it: the `--env` values, each
+/// redacted wherever it appears as `[REDACTED:env:NAME]`. `Debug` shows the names only.
+#[derive(Clone, Default)]
+pub struct KnownSecrets {
+    /// kind (`env:NAME`) → the value.
+    values: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for KnownSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.names()).finish()
+    }
+}
+
+impl KnownSecrets {
+    /// The value of variable `name`, unless too short or of a variable that holds no secret.
+    pub fn add_env(&mut self, name: &str, value: &str) {
+        let plain =
+            NOT_SECRET.contains(&name) || NOT_SECRET_PREFIXES.iter().any(|p| name.starts_with(p));
+        if plain || value.chars().count() < MIN_SECRET_CHARS {
+            return;
+        }
+        self.values.push((format!("env:{name}"), value.to_owned()));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    /// The variables' names.
+    pub fn names(&self) -> Vec<&str> {
+        self.values
+            .iter()
+            .map(|(kind, _)| kind.trim_start_matches("env:"))
+            .collect()
+    }
+
+    /// kind → a pattern matching the value literally.
+    pub fn patterns(&self) -> Vec<(String, String)> {
+        self.values
+            .iter()
+            .map(|(kind, value)| (kind.clone(), regex::escape(value)))
+            .collect()
+    }
+
+    /// Literals one of which raw JSON text holds when it may spell a value: the value as JSON
+    /// writes it, or an escape that may spell any of it differently (`\u0041`, `\/`).
+    fn triggers(&self) -> Vec<String> {
+        let mut triggers: Vec<String> = self
+            .values
+            .iter()
+            .map(|(_, value)| {
+                let quoted = serde_json::to_string(value).unwrap_or_default();
+                quoted.trim_matches('"').to_owned()
+            })
+            .collect();
+        if !triggers.is_empty() {
+            triggers.extend(["\\u".to_owned(), "\\/".to_owned()]);
+        }
+        triggers
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("bad redaction pattern `{kind}`: {source}")]
 pub struct PatternError {
@@ -173,6 +248,15 @@ impl Patterns {
 
     pub fn is_empty(&self) -> bool {
         self.sources.is_empty()
+    }
+
+    /// The same rules and then `known`'s values.
+    pub fn with_known(mut self, known: &KnownSecrets) -> Patterns {
+        self.sources.extend(known.patterns());
+        // Compiled on first use: nothing compiled yet is stale, but be sure.
+        self.rules = OnceLock::new();
+        self.set = OnceLock::new();
+        self
     }
 
     fn rules(&self) -> &[Rule] {
@@ -273,6 +357,8 @@ pub struct Redactor {
     builtin_trigger: Option<AhoCorasick>,
     /// The policy's own patterns, run over the raw text as their own pre-filter.
     custom_trigger: Option<RegexSet>,
+    /// The known secrets' literals ([`KnownSecrets`]).
+    known_trigger: Option<AhoCorasick>,
 }
 
 impl Redactor {
@@ -307,7 +393,27 @@ impl Redactor {
             builtin,
             builtin_trigger,
             custom_trigger,
+            known_trigger: None,
         })
+    }
+
+    /// The same redactor, redacting `known`'s values too.
+    pub fn with_known(self, known: &KnownSecrets) -> Redactor {
+        if known.is_empty() {
+            return self;
+        }
+        // Should the automaton fail to build, one that matches everywhere takes its place:
+        // every message is then walked, none let through unchecked.
+        let known_trigger = AhoCorasick::builder()
+            .match_kind(MatchKind::LeftmostFirst)
+            .build(known.triggers())
+            .or_else(|_| AhoCorasick::new([""]))
+            .ok();
+        Redactor {
+            patterns: self.patterns.with_known(known),
+            known_trigger,
+            ..self
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -343,6 +449,7 @@ impl Redactor {
                 .custom_trigger
                 .as_ref()
                 .is_some_and(|t| t.is_match(raw))
+            || self.known_trigger.as_ref().is_some_and(|t| t.is_match(raw))
     }
 
     /// Redact every string in `value` (keys are left alone); the kinds found are appended.
@@ -464,6 +571,27 @@ mod tests {
         );
         assert!(r.may_contain_secret(r#"{"a":"itk_ABCDEFGH"}"#));
         assert!(!r.may_contain_secret(r#"{"a":"hello world"}"#));
+    }
+
+    #[test]
+    fn redact_known_secrets_however_json_spells_them() {
+        let mut known = KnownSecrets::default();
+        known.add_env("API_TOKEN", "tok/\"quoted\"-123");
+        known.add_env("PORT", "8080");
+        known.add_env("HOME", "/home/someone");
+        assert_eq!(known.names(), ["API_TOKEN"]);
+        assert_eq!(format!("{known:?}"), r#"["API_TOKEN"]"#);
+        let r = Redactor::new(false, &[], &[]).unwrap().with_known(&known);
+        let secret = "tok/\"quoted\"-123";
+        assert_eq!(
+            redact(&r, &format!("the token is {secret}.")),
+            "the token is [REDACTED:env:API_TOKEN]."
+        );
+        // The pre-filter reads raw JSON: the value as written, or escaped in any way.
+        assert!(r.may_contain_secret(r#"{"t":"tok/\"quoted\"-123"}"#));
+        assert!(r.may_contain_secret(r#"{"t":"tok\/\"quoted\"-123"}"#));
+        assert!(r.may_contain_secret(r#"{"t":"\u0074ok/\"quoted\"-123"}"#));
+        assert!(!r.may_contain_secret(r#"{"t":"nothing here, port 8080"}"#));
     }
 
     #[test]

@@ -708,11 +708,11 @@ fn tools_call_params<'m>(message: &'m Message<'_>) -> Option<Option<&'m str>> {
     }
 }
 
-/// How serious a firewall finding is, for the audit log and `scan`.
+/// How serious a firewall finding is, for the audit log: as `scan` rates it (docs/ci-scan.md).
 fn finding_severity(rule: &str) -> Severity {
     match rule {
-        "injection" | "redacted" => Severity::High,
-        "sanitized" | "schema" | "duplicates" => Severity::Medium,
+        "injection" | "redacted" | "sanitized" => Severity::High,
+        "schema" | "duplicates" => Severity::Medium,
         _ => Severity::Low,
     }
 }

@@ -266,9 +266,8 @@ fn read_audit(path: &Path, findings: &mut Vec<Finding>) {
             }
             "finding" => {
                 // The firewall sanitises what the client sees, so its findings are the scan's
-                // evidence of hidden characters, injection phrases and secrets.
-                let severity =
-                    serde_json::from_value(event["severity"].clone()).unwrap_or(Severity::Medium);
+                // evidence of hidden characters, injection phrases and secrets. Each is rated
+                // by the scan's rule (docs/ci-scan.md), not by the audit log's own severity.
                 let rule = match s("kind") {
                     "sanitized" => findings::HIDDEN_CHARACTERS,
                     "injection" => findings::INJECTION_PHRASE,
@@ -276,10 +275,11 @@ fn read_audit(path: &Path, findings: &mut Vec<Finding>) {
                     "schema" | "duplicates" => findings::INVALID_MESSAGE,
                     _ => findings::GUARD_REFUSAL,
                 };
-                findings.push(
-                    Finding::new(rule, finding_location(s("detail")), s("detail").to_owned())
-                        .with_severity(severity),
-                );
+                findings.push(Finding::new(
+                    rule,
+                    finding_location(s("detail")),
+                    s("detail").to_owned(),
+                ));
             }
             "egress" => {
                 // Which hosts the server reaches for, and from which tool: a reviewer's first
@@ -391,16 +391,55 @@ fn dedup(findings: &mut Vec<Finding>) {
     findings.retain(|f| seen.insert((f.rule, f.location.clone(), f.message.clone())));
 }
 
-/// Where a firewall finding points: "tool `bash`: …" → "tool bash", "server instructions: …" →
+/// Where a firewall finding points: "tool `bash`: …" and "tool `bash` text looks like …" →
+/// "tool bash", "resource template `x` …" → "resource template x", "server instructions: …" →
 /// "server instructions", anything else → "server".
 fn finding_location(detail: &str) -> String {
-    let head = detail.split(':').next().unwrap_or_default();
-    let mut parts = head.splitn(2, ' ');
-    match (parts.next(), parts.next()) {
-        (Some(family @ ("tool" | "prompt" | "resource" | "template")), Some(name)) => {
-            format!("{family} {}", name.trim_matches('`'))
+    for family in [
+        "resource template",
+        "tool",
+        "prompt",
+        "resource",
+        "template",
+    ] {
+        let name = detail
+            .strip_prefix(family)
+            .and_then(|rest| rest.strip_prefix(" `"))
+            .and_then(|rest| rest.split('`').next());
+        if let Some(name) = name {
+            return format!("{family} {name}");
         }
-        _ if head == "server instructions" => head.to_owned(),
-        _ => "server".to_owned(),
+    }
+    if detail.starts_with("server instructions") {
+        return "server instructions".to_owned();
+    }
+    "server".to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::finding_location;
+
+    #[test]
+    fn firewall_findings_point_at_their_item() {
+        let cases = [
+            ("tool `bash`: hidden characters stripped", "tool bash"),
+            (
+                "tool `read_file` text looks like prompt injection (hidden-tag)",
+                "tool read_file",
+            ),
+            (
+                "resource template `docs`: hidden characters stripped",
+                "resource template docs",
+            ),
+            (
+                "server instructions look like prompt injection",
+                "server instructions",
+            ),
+            ("tools/call message: secrets replaced: jwt", "server"),
+        ];
+        for (detail, location) in cases {
+            assert_eq!(finding_location(detail), location, "{detail}");
+        }
     }
 }

@@ -88,3 +88,29 @@ impl Severity {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// docs/ci-scan.md's table states each rule's severity; users set `--fail-on` by it.
+    #[test]
+    fn every_rule_is_rated_as_the_docs_say() {
+        let docs = include_str!("../../docs/ci-scan.md");
+        for rule in ALL {
+            let row = docs
+                .lines()
+                .find(|l| l.starts_with(&format!("| {} ", rule.id)))
+                .unwrap_or_else(|| panic!("{} is not in docs/ci-scan.md", rule.id));
+            let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+            assert_eq!(cells[2], rule.name, "{row}");
+            assert!(
+                cells[3].starts_with(rule.severity.as_str()),
+                "{}: {:?} in the code, {:?} in the docs",
+                rule.id,
+                rule.severity.as_str(),
+                cells[3]
+            );
+        }
+    }
+}

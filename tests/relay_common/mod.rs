@@ -156,11 +156,24 @@ impl Guard {
     }
 
     pub fn start(guard_args: &[&str], server: &Path, server_args: &[&str]) -> Guard {
+        let mut run_args = vec!["--allow-unsandboxed"];
+        run_args.extend_from_slice(guard_args);
+        Guard::start_run(&[], &run_args, server, server_args)
+    }
+
+    /// `mcp-guard run RUN_ARGS -- SERVER SERVER_ARGS`, sandboxed unless `run_args` say
+    /// otherwise, with `env` added to the guard's own environment.
+    pub fn start_run(
+        env: &[(&str, &str)],
+        run_args: &[&str],
+        server: &Path,
+        server_args: &[&str],
+    ) -> Guard {
         let mut command = Command::new(guard_under_test());
         command
+            .envs(env.iter().copied())
             .arg("run")
-            .arg("--allow-unsandboxed")
-            .args(guard_args)
+            .args(run_args)
             .arg("--")
             .arg(server);
         Guard::spawn(command, server_args, |_, _| {})
