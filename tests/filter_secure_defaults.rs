@@ -1,8 +1,10 @@
 //! Issue 17, secure by default at the message layer, through the real binary against the lying
 //! test server, each with the unguarded control first: hidden characters in tool results,
 //! prompts and resources; `roots/list` to a host that declared no `roots`; arguments that fail
-//! the `inputSchema` as a tool error from 2025-11-25 on.
+//! the `inputSchema` as a tool error from 2025-11-25 on. Then a real client (the TypeScript SDK)
+//! sees the same.
 
+mod profile_support;
 #[path = "relay_common/mod.rs"]
 mod relay_common;
 mod support;
@@ -276,4 +278,29 @@ fn arguments_failing_input_schema_are_a_tool_error_from_2025_11_25() {
         "{}",
         refused.short()
     );
+}
+
+/// A real client, the TypeScript SDK (it negotiates 2025-11-25), against the lying server:
+/// directly, then through the guard with its defaults.
+#[test]
+fn real_client_gets_clean_results_and_argument_errors_as_tool_errors() {
+    use profile_support::{call, path_cmd, refused, run_json, with_server, Peers};
+    let peers = Peers::get();
+    let calls = json!([
+        {"name": "raw", "arguments": {"result": {"content": [{"type": "text", "text": HIDDEN}]}}},
+        {"name": "echo", "arguments": {"text": 5}},
+    ]);
+    let driver = peers.call_tools(&calls, &[]);
+    let server = path_cmd(&lying(), &[]);
+    let direct = run_json("TS client, direct", &with_server(&driver, &server));
+    assert_eq!(call(&direct, 0)["text"], HIDDEN, "{direct}");
+    assert!(!refused(call(&direct, 1)), "{direct}");
+
+    let guard = profile_support::guarded(&["--allow-unsandboxed", "--no-audit"], &server);
+    let through = run_json("TS client, guarded", &with_server(&driver, &guard));
+    assert_eq!(call(&through, 0)["text"], VISIBLE, "{through}");
+    let bad = call(&through, 1);
+    assert_eq!(bad["isError"], true, "{through}");
+    let text = bad["text"].as_str().unwrap_or_default();
+    assert!(text.contains("do not match its inputSchema"), "{through}");
 }

@@ -111,3 +111,71 @@ fn every_string(v: &mut Value, depth: usize, f: &mut impl FnMut(&mut String)) {
         _ => {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::filter::{Context, Direction, Firewall, Verdict};
+    use crate::protocol::{parse_line, Parsed};
+
+    /// A `resources/read` result holding `text` (JSON string contents, escapes as written)
+    /// through a firewall with `policy`: the text forwarded when changed, and the findings.
+    fn read(policy: &str, text: &str) -> (Option<String>, Vec<String>) {
+        let line = format!(
+            r#"{{"jsonrpc":"2.0","id":1,"result":{{"contents":[{{"uri":"memory://a","text":"{text}"}}]}}}}"#
+        );
+        let Ok(Parsed::Single(m)) = parse_line(line.as_bytes()) else {
+            panic!("does not parse: {line}");
+        };
+        let mut fw = Firewall::for_tests(policy);
+        let context = Context {
+            direction: Direction::ServerToHost,
+            version: Some("2025-06-18"),
+            answered_method: Some("resources/read"),
+        };
+        let changed = match fw.inspect(&m, &context) {
+            Verdict::Forward => None,
+            Verdict::Replace(out) => {
+                let v: serde_json::Value = serde_json::from_slice(&out).expect("json");
+                v["result"]["contents"][0]["text"]
+                    .as_str()
+                    .map(str::to_owned)
+            }
+            refused => panic!("refused: {refused:?}"),
+        };
+        let found = fw.take_findings().into_iter();
+        (
+            changed,
+            found.map(|f| format!("{}: {}", f.rule, f.detail)).collect(),
+        )
+    }
+
+    /// As a server that escapes every non-ASCII character writes it (Python's `json.dumps`).
+    const ESCAPED: &str = r"caf\u00e9 \udb40\udc49\u001b[31mred\u0007";
+
+    #[test]
+    fn result_text_strips_escaped_hiding_characters_by_default() {
+        // No `[sanitize]` in any layer: strip all the same.
+        let (text, found) = read("version = 1\n", ESCAPED);
+        assert_eq!(text.as_deref(), Some("café red"));
+        assert_eq!(
+            found,
+            ["sanitized: resources/read result: hidden characters stripped: tag 1, escape 1, control 1"]
+        );
+        // Escaped, but nothing hidden: forwarded as sent, nothing recorded.
+        let (text, found) = read("version = 1\n", r"caf\u00e9 \u201cq\u201d \ud83d\ude00");
+        assert_eq!((text, found), (None, Vec::new()));
+    }
+
+    #[test]
+    fn result_text_flag_records_and_off_ignores() {
+        let (text, found) = read("version = 1\n[sanitize]\nresults = \"flag\"\n", ESCAPED);
+        assert_eq!(text, None);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].starts_with("hidden_text: resources/read result"),
+            "{found:?}"
+        );
+        let (text, found) = read("version = 1\n[sanitize]\nresults = \"off\"\n", ESCAPED);
+        assert_eq!((text, found), (None, Vec::new()));
+    }
+}

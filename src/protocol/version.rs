@@ -88,3 +88,26 @@ impl<'a> ParamsPeek<'a> {
             .unwrap_or_default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_input_errors_are_tool_results_from_2025_11_25() {
+        for (version, expected) in [
+            (None, false),
+            (Some("2024-11-05"), false),
+            (Some("2025-06-18"), false),
+            (Some("2025-11-25"), true),
+            (Some("2026-07-28"), true),
+            (Some("2099-01-01"), false),
+        ] {
+            assert_eq!(
+                tool_input_errors_are_results(version),
+                expected,
+                "{version:?}"
+            );
+        }
+    }
+}
