@@ -1,6 +1,7 @@
 //! Descriptions and instructions reach a model as trusted text: strip what can hide or disguise
 //! text (ANSI escapes, C0/C1 controls, Unicode tag characters, bidi overrides, zero-width
-//! characters), and flag phrases typical of prompt injection (flagged, never rewritten).
+//! characters), and flag phrases typical of prompt injection (flagged, never rewritten). The
+//! same characters, counted per class, for the text of results (`result_text.rs`).
 
 use std::sync::OnceLock;
 
@@ -56,12 +57,6 @@ impl Counts {
 
     pub fn is_empty(&self) -> bool {
         self.0.iter().all(|n| *n == 0)
-    }
-
-    pub fn merge(&mut self, other: Counts) {
-        for class in CLASSES {
-            self.add(class, other.get(class));
-        }
     }
 }
 
@@ -125,11 +120,12 @@ fn walk(text: &str, counts: &mut Counts, mut out: Option<&mut String>) {
         }
     }
 }
+
 /// Whether a message's raw JSON text may hold a hiding character, before any tree is walked:
 /// spelled out in UTF-8 (every class starts with one of a few lead bytes, DEL is one byte), or
 /// as an escape (`\u001b`: the only way JSON text holds ESC or BEL, and how servers that escape
-/// all non-ASCII write the rest; `\b`, `\f`). Candidates are decoded and looked up in [`class_of`], so typical
-/// punctuation (`“ ” — ©`) does not count.
+/// all non-ASCII write the rest; `\b`, `\f`). Candidates are decoded and looked up in
+/// [`class_of`], so typical punctuation (`“ ” — ©`) does not count.
 pub fn may_hide(raw: &str) -> bool {
     let bytes = raw.as_bytes();
     let hides_at = |i: usize| {
