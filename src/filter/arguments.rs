@@ -1,6 +1,7 @@
 //! Arguments of `tools/call` and `prompts/get`: against the tool's `inputSchema` as last listed
 //! (a tool never listed is refused), the policy's per-argument rules (path under roots,
-//! pattern, length), and no NUL bytes anywhere (refused, never stripped).
+//! pattern, length), and no NUL bytes anywhere (refused, never stripped). From 2025-11-25 on,
+//! arguments that fail the `inputSchema` get a tool result marked `isError`, not -32602.
 
 use std::collections::HashMap;
 
@@ -9,9 +10,10 @@ use serde_json::Value;
 use super::config::ArgRule;
 use super::inspection::{Inspection, Kind, Step};
 use super::raw_scan::Member;
-use super::reply::{codes, refuse};
+use super::reply::{codes, refuse, refuse_as_tool_error};
 use super::tools::{broken_finding, violation, Lookup};
 use super::{uris, Direction, Firewall};
+use crate::protocol::version::tool_input_errors_are_results;
 
 pub fn stage(fw: &mut Firewall, m: &mut Inspection<'_>) -> Step {
     if m.direction != Direction::HostToServer || m.kind != Kind::Request {
@@ -37,10 +39,14 @@ pub fn stage(fw: &mut Firewall, m: &mut Inspection<'_>) -> Step {
     let mut refusal = None;
     let mut broken = Vec::new();
     let mut unlisted = false;
+    // The arguments failed the listed tool's inputSchema (not a policy rule, not the name).
+    let mut input_error = false;
     if is_tool {
         let lookup = fw.tools.lookup(name);
         unlisted = matches!(lookup, Lookup::NeverListed | Lookup::Stale);
+        let found = matches!(lookup, Lookup::Found(_));
         refusal = check_listed(fw, lookup, name, args, &mut broken).err();
+        input_error = found && refusal.is_some();
     }
     if refusal.is_none() {
         if let Some(item_rules) = rules.get(name) {
@@ -61,6 +67,9 @@ pub fn stage(fw: &mut Firewall, m: &mut Inspection<'_>) -> Step {
     }
     match refusal {
         None => Step::Next,
+        Some(message) if input_error && tool_input_errors_are_results(m.version.as_deref()) => {
+            Step::Stop(refuse_as_tool_error(m, &message))
+        }
         Some(message) => Step::Stop(refuse(m, codes::INVALID_PARAMS, &message, None)),
     }
 }

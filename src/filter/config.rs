@@ -8,7 +8,7 @@ use regex::Regex;
 use super::names::{self, NameFilter};
 use super::rate::{Family, RateLimits};
 use super::redact::{self, KnownSecrets, Redactor};
-use crate::policy::firewall::{ArgumentRule, Items, Permission};
+use crate::policy::firewall::{ArgumentRule, Items, Permission, ResultsMode};
 use crate::policy::vars::PathPattern;
 use crate::policy::{EffectivePolicy, Vars};
 use crate::protocol::schema::Faults;
@@ -98,6 +98,8 @@ pub struct Rules {
     pub roots: Option<Permission>,
     pub redactor: Option<Redactor>,
     pub sanitize_errors: bool,
+    /// `[sanitize] results`: hiding characters in result text.
+    pub sanitize_results: ResultsMode,
 }
 
 pub fn compile(
@@ -173,6 +175,12 @@ pub fn compile(
         roots: sr.roots.as_ref().map(|v| v.value),
         redactor,
         sanitize_errors: p.errors.sanitize.as_ref().is_some_and(|v| v.value),
+        // Secure by default even in a policy merged without the built-in layer.
+        sanitize_results: p
+            .sanitize
+            .results
+            .as_ref()
+            .map_or(ResultsMode::Strip, |v| v.value),
     };
     Ok((rules, rates))
 }

@@ -24,6 +24,7 @@ pub mod rate;
 mod raw_scan;
 pub mod redact;
 mod reply;
+mod result_text;
 pub mod sanitize;
 mod schema_check;
 mod server_requests;
@@ -108,6 +109,8 @@ const STAGES: &[(&str, Stage)] = &[
     ("arguments", arguments::stage),
     ("lists", lists::stage),
     ("content", content::stage),
+    // Before redaction: a secret split by zero-width characters is whole again.
+    ("result_text", result_text::stage),
     ("redact", Firewall::redact),
     ("errors", errors::stage),
 ];
@@ -158,7 +161,7 @@ impl Firewall {
     }
 
     /// The firewall for `policy` (its `[tools]`, `[prompts]`, `[resources]`,
-    /// `[server_requests]`, `[redaction]` and `[errors]` sections).
+    /// `[server_requests]`, `[redaction]`, `[errors]` and `[sanitize]` sections).
     pub fn from_policy(policy: &EffectivePolicy, options: Options) -> Result<Self, FirewallError> {
         Self::from_policy_with_vars(policy, options, &Vars::from_env(None))
     }

@@ -21,19 +21,37 @@ pub fn error_response(
     message: &str,
     data: Option<Value>,
 ) -> Vec<u8> {
-    let mut out = Vec::with_capacity(96 + message.len());
+    let error = match data {
+        Some(data) => json!({ "code": code, "message": message, "data": data }),
+        None => json!({ "code": code, "message": message }),
+    };
+    response(id, "error", &error, message.len())
+}
+
+/// Refuse a `tools/call` with a tool result marked `isError` carrying `message` (what 2025-11-25
+/// asks for arguments that fail the tool's `inputSchema`): the model sees why and can retry.
+pub fn refuse_as_tool_error(m: &Inspection<'_>, message: &str) -> Verdict {
+    let result = json!({"content": [{"type": "text", "text": message}], "isError": true});
+    Verdict::Refuse {
+        reason: message.to_owned(),
+        reply_to_sender: Some(response(m.id(), "result", &result, message.len())),
+        reply_to_receiver: None,
+    }
+}
+
+/// One response line: `{"jsonrpc":"2.0","id":…,"<member>":<value>}`.
+fn response(id: Option<&RequestId>, member: &str, value: &Value, size_hint: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(96 + size_hint);
     out.extend_from_slice(br#"{"jsonrpc":"2.0","id":"#);
     match id {
         Some(id) => out.extend_from_slice(id.to_json().as_bytes()),
         None => out.extend_from_slice(b"null"),
     }
-    out.extend_from_slice(br#","error":"#);
-    let error = match data {
-        Some(data) => json!({ "code": code, "message": message, "data": data }),
-        None => json!({ "code": code, "message": message }),
-    };
+    out.extend_from_slice(b",\"");
+    out.extend_from_slice(member.as_bytes());
+    out.extend_from_slice(b"\":");
     // Serialising a Value into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut out, &error);
+    let _ = serde_json::to_writer(&mut out, value);
     out.push(b'}');
     out
 }

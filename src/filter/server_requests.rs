@@ -32,24 +32,26 @@ pub fn stage(fw: &mut Firewall, m: &mut Inspection<'_>) -> Step {
 
 /// Why `method` from the server is refused, if it is.
 fn refusal(fw: &Firewall, method: &str) -> Option<String> {
-    let (permission, key, capability) = match method {
-        "sampling/createMessage" => (fw.rules.sampling, "sampling", "sampling"),
-        "elicitation/create" => (fw.rules.elicitation, "elicitation", "elicitation"),
-        "roots/list" => (fw.rules.roots, "roots", "roots"),
+    // The policy key and the host capability share one name.
+    let (permission, key) = match method {
+        "sampling/createMessage" => (fw.rules.sampling, "sampling"),
+        "elicitation/create" => (fw.rules.elicitation, "elicitation"),
+        "roots/list" => (fw.rules.roots, "roots"),
         _ => return None,
     };
+    let capability = key;
     if permission == Some(Permission::Deny) {
         return Some(format!(
             "mcp-guard: the policy does not let this server use {method} ([server_requests] {key} = \"deny\")"
         ));
     }
-    // Sampling and elicitation reach the model and the user: only if the host offered them.
-    // (`roots/list` is harmless to ask; hosts without roots answer with an error themselves.)
-    let declared = capability == "roots"
-        || fw
-            .host_capabilities
-            .as_ref()
-            .is_none_or(|caps| caps.iter().any(|c| c == capability));
+    // Only what the host offered: a host without `roots` may still answer `roots/list` with
+    // the directories it has open, which the user never agreed to share with this server.
+    // (No `initialize` seen, as in a 2026-07-28 session: nothing was declared or withheld.)
+    let declared = fw
+        .host_capabilities
+        .as_ref()
+        .is_none_or(|caps| caps.iter().any(|c| c == capability));
     if !declared {
         return Some(format!(
             "mcp-guard: the client did not declare the `{capability}` capability, so {method} is not available"

@@ -101,6 +101,10 @@ const EXAMPLES: &[(&str, &str)] = &[
     ),
     ("redaction.allow", "allow = ['sk-test-[0-9a-f]+']"),
     ("errors.sanitize", "sanitize = true"),
+    (
+        "sanitize.results",
+        "results = \"strip\"   # or \"flag\", \"off\"",
+    ),
     ("validation.strict", "strict = true"),
     ("validation.require_listing", "require_listing = false"),
     (
@@ -156,6 +160,7 @@ mod tests {
         "server_requests",
         "redaction",
         "errors",
+        "sanitize",
         "validation",
         "audit",
     ];

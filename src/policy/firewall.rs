@@ -97,6 +97,37 @@ pub struct Errors {
     pub sanitize: Option<Val<bool>>,
 }
 
+/// `[sanitize]`: hiding characters (terminal escapes, Unicode tags, zero-width, bidi) in what
+/// the server returns as text. Descriptions and instructions are always stripped.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Sanitize {
+    /// Tool results, prompt messages and resource contents.
+    pub results: Option<Val<ResultsMode>>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ResultsMode {
+    /// Remove them and record the counts.
+    #[default]
+    Strip,
+    /// Forward them unchanged and record the counts.
+    Flag,
+    /// Neither look nor record.
+    Off,
+}
+
+impl ResultsMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResultsMode::Strip => "strip",
+            ResultsMode::Flag => "flag",
+            ResultsMode::Off => "off",
+        }
+    }
+}
+
 /// `[validation]`: how the server's messages are held to the MCP schema of the version in force.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]

@@ -7,7 +7,9 @@
 
 use std::collections::BTreeMap;
 
-use super::firewall::{Audit, Errors, Items, Redaction, Resources, ServerRequests, Validation};
+use super::firewall::{
+    Audit, Errors, Items, Redaction, Resources, Sanitize, ServerRequests, Validation,
+};
 use super::model::{Env, Filesystem, Launch, Limits, Network, Policy, Syscalls};
 use super::values::Val;
 use super::Origin;
@@ -168,6 +170,7 @@ merge_fields!(Redaction {
     allow
 });
 merge_fields!(Errors { sanitize });
+merge_fields!(Sanitize { results });
 merge_fields!(Validation {
     strict,
     require_listing,
@@ -205,6 +208,7 @@ impl Merge for Policy {
             server_requests,
             redaction,
             errors,
+            sanitize,
             validation,
             audit,
         } = over;
@@ -222,6 +226,7 @@ impl Merge for Policy {
         self.server_requests.merge_from(server_requests, origin);
         self.redaction.merge_from(redaction, origin);
         self.errors.merge_from(errors, origin);
+        self.sanitize.merge_from(sanitize, origin);
         self.validation.merge_from(validation, origin);
         self.audit.merge_from(audit, origin);
     }

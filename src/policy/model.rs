@@ -10,7 +10,9 @@ use std::collections::BTreeMap;
 use serde::de::{self, Deserializer};
 use serde::Deserialize;
 
-use super::firewall::{Audit, Errors, Items, Redaction, Resources, ServerRequests, Validation};
+use super::firewall::{
+    Audit, Errors, Items, Redaction, Resources, Sanitize, ServerRequests, Validation,
+};
 use super::values::{Count, Cpus, DurationText, EnvName, ProtectName, Size, SyscallName, Val};
 use super::vars::{PathPattern, Template};
 use crate::sandbox::{Isolation, Layer, NetworkMode};
@@ -40,6 +42,7 @@ pub struct Policy {
     pub server_requests: ServerRequests,
     pub redaction: Redaction,
     pub errors: Errors,
+    pub sanitize: Sanitize,
     pub validation: Validation,
     pub audit: Audit,
 }

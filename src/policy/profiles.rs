@@ -33,6 +33,9 @@ builtin = true
 [errors]
 sanitize = false
 
+[sanitize]
+results = "strip"
+
 [validation]
 strict = false
 require_listing = true

@@ -180,6 +180,9 @@ pub fn render(
     o.section("errors");
     o.opt("sanitize", &p.errors.sanitize, bool::to_string);
 
+    o.section("sanitize");
+    o.opt("results", &p.sanitize.results, |v| quote(v.as_str()));
+
     o.section("validation");
     let v = &p.validation;
     o.opt("strict", &v.strict, bool::to_string);

@@ -32,6 +32,17 @@ pub fn allows_batches(version: Option<&str>) -> bool {
     version == Some("2025-03-26")
 }
 
+/// From 2025-11-25 on, arguments that fail a tool's `inputSchema` are answered with a tool
+/// result marked `isError` (the model reads it and can correct the call), no longer with a
+/// JSON-RPC error. Unknown versions keep the older answer.
+pub fn tool_input_errors_are_results(version: Option<&str>) -> bool {
+    let index = |v: &str| KNOWN_VERSIONS.iter().position(|known| *known == v);
+    match (version.and_then(index), index("2025-11-25")) {
+        (Some(v), Some(first)) => v >= first,
+        _ => false,
+    }
+}
+
 /// The members of `params` the relay itself needs; everything else is skipped unparsed.
 #[derive(Debug, Default, Deserialize)]
 pub struct ParamsPeek<'a> {
@@ -75,5 +86,28 @@ impl<'a> ParamsPeek<'a> {
         raw.filter(|r| r.starts_with('{'))
             .and_then(|r| serde_json::from_str(r).ok())
             .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_input_errors_are_tool_results_from_2025_11_25() {
+        for (version, expected) in [
+            (None, false),
+            (Some("2024-11-05"), false),
+            (Some("2025-06-18"), false),
+            (Some("2025-11-25"), true),
+            (Some("2026-07-28"), true),
+            (Some("2099-01-01"), false),
+        ] {
+            assert_eq!(
+                tool_input_errors_are_results(version),
+                expected,
+                "{version:?}"
+            );
+        }
     }
 }

@@ -712,7 +712,7 @@ fn tools_call_params<'m>(message: &'m Message<'_>) -> Option<Option<&'m str>> {
 fn finding_severity(rule: &str) -> Severity {
     match rule {
         "injection" | "redacted" | "sanitized" => Severity::High,
-        "schema" | "duplicates" => Severity::Medium,
+        "hidden_text" | "schema" | "duplicates" => Severity::Medium,
         _ => Severity::Low,
     }
 }

@@ -367,15 +367,26 @@ impl Guard {
 
     /// `initialize` (id 0) with `version`, then `notifications/initialized`; returns the result.
     pub fn initialize(&mut self, version: &str) -> Value {
+        self.initialize_with(version, json!({}))
+    }
+
+    /// [`Guard::initialize`] declaring these client `capabilities` (`roots`, `sampling`, …).
+    pub fn initialize_with(&mut self, version: &str, capabilities: Value) -> Value {
         self.send_json(
             &json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
-            "protocolVersion": version, "capabilities": {},
+            "protocolVersion": version, "capabilities": capabilities,
             "clientInfo": {"name": "relay-tests", "version": "0"}}}),
         );
         let line = self.recv();
         assert_eq!(line.raw_id().as_deref(), Some("0"), "{}", line.short());
         self.send(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
         line.json()["result"].clone()
+    }
+
+    /// Sends a request (`id` as a number) and returns the next line.
+    pub fn request(&mut self, id: u64, method: &str, params: Value) -> Line {
+        self.send_json(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}));
+        self.recv()
     }
 
     /// A `ping` round trip: proves the relay still serves requests in both directions.

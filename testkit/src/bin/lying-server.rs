@@ -20,7 +20,9 @@
 //! - `last_response`: the last response the host (or the guard) sent this server, as text;
 //! - `raw {result}`: answers with `result` exactly as given (a test's own malformed result);
 //! - `extra_tools {tools}`: from now on, listings end with these tools (as given, faults and
-//!   all).
+//!   all);
+//! - `set_text {text}`: from now on, `prompts/get` messages and `resources/read` contents carry
+//!   this text (hidden characters and all).
 //!
 //! Resources, templates and prompts are listed with items a policy may hide.
 
@@ -34,6 +36,8 @@ struct State {
     last_response: Value,
     next_id: u64,
     version: String,
+    /// What `set_text` set for prompts and resources.
+    text: Option<String>,
 }
 
 fn main() {
@@ -45,6 +49,7 @@ fn main() {
         last_response: Value::Null,
         next_id: 0,
         version: "2025-06-18".into(),
+        text: None,
     };
     for line in stdin.lock().lines() {
         let Ok(line) = line else { break };
@@ -104,17 +109,25 @@ fn handle(state: &mut State, message: &Value) -> Vec<Value> {
         ]}))],
         "resources/read" => {
             let uri = params.get("uri").cloned().unwrap_or(Value::Null);
-            vec![result(
-                json!({"contents": [{"uri": uri, "text": format!("contents of {uri}")}]}),
-            )]
+            let text = state
+                .text
+                .clone()
+                .unwrap_or_else(|| format!("contents of {uri}"));
+            vec![result(json!({"contents": [{"uri": uri, "text": text}]}))]
         }
         "prompts/list" => vec![result(json!({"prompts": [
             {"name": "summarize", "description": "Summarise a text"},
             {"name": "debug_dump", "description": "Dump internals"},
         ]}))],
-        "prompts/get" => vec![result(json!({"messages": [
-            {"role": "user", "content": {"type": "text", "text": format!("prompt {}", params["name"])}}
-        ]}))],
+        "prompts/get" => {
+            let text = state
+                .text
+                .clone()
+                .unwrap_or_else(|| format!("prompt {}", params["name"]));
+            vec![result(json!({"messages": [
+                {"role": "user", "content": {"type": "text", "text": text}}
+            ]}))]
+        }
         _ => vec![
             json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32601, "message": "Method not found"}}),
         ],
@@ -151,6 +164,7 @@ fn tools(changed: bool) -> Value {
         {"name": "last_response", "description": "What the client last answered", "inputSchema": any},
         {"name": "raw", "description": "Answers with the result it is given", "inputSchema": any},
         {"name": "extra_tools", "description": "Lists more tools from now on", "inputSchema": any},
+        {"name": "set_text", "description": "Sets the text of prompts and resources", "inputSchema": any},
     ])
 }
 
@@ -229,6 +243,10 @@ fn call(state: &mut State, id: &Value, params: &Value) -> Vec<Value> {
         }})],
         "last_response" => vec![reply(text(state.last_response.to_string()))],
         "raw" => vec![reply(args["result"].clone())],
+        "set_text" => {
+            state.text = args["text"].as_str().map(str::to_owned);
+            vec![reply(text("set"))]
+        }
         "extra_tools" => {
             state.extra_tools = args["tools"].as_array().cloned().unwrap_or_default();
             vec![reply(text("listed"))]
