@@ -266,23 +266,69 @@ fn an_exact_write_path_unprotects_it() {
     }
 }
 
-/// The documented gap (SECURITY.md, "Protected paths"): a protected name that does not exist
-/// when the server starts can be created. When this test fails, the gap is closed: update
-/// SECURITY.md and turn it into an attack above.
+/// A protected name that does not exist when the server starts cannot be *refused* (no inode
+/// to mount on; landlock has no per-name rights): the supervisor watches for it and moves it
+/// aside the moment it appears (SECURITY.md, "Protected paths"). The control keeps the files.
 #[test]
-fn known_gap_a_missing_protected_name_can_be_created() {
+fn a_missing_protected_name_is_moved_aside_when_created() {
+    let planted = [
+        ".mcp.json",
+        ".envrc",
+        ".claude/settings.json",
+        ".config/fish/config.fish",
+    ];
+    let repository = |d: &Path| {
+        std::fs::create_dir_all(d.join(".git/objects")).expect("mkdir");
+        std::fs::write(d.join(".git/config"), "[core]\n").expect("write");
+    };
     for who in identities() {
         eprintln!("identity: {}", who.label());
-        let (_scratch, dir) = tree_for(&who, |d| {
-            std::fs::create_dir_all(d.join(".git/objects")).expect("mkdir");
-            std::fs::write(d.join(".git/config"), "[core]\n").expect("write");
-        });
-        let mut guarded = Server::guarded_as(&who, &["--allow-write", &path_str(&dir)]);
-        for rel in [".mcp.json", ".envrc", ".claude/settings.json"] {
+        let (_control_scratch, control_dir) = tree_for(&who, repository);
+        let mut control = Server::direct_as(&who);
+        for rel in planted {
             let (name, args) = write_mkdirs(rel);
+            harness::assert_succeeded(&control.attack(name, args(&control_dir)));
+            assert!(control_dir.join(rel).is_file(), "control: {rel} stays");
+        }
+
+        let (_scratch, dir) = tree_for(&who, repository);
+        let mut guarded = Server::guarded_as(&who, &["--allow-write", &path_str(&dir)]);
+        for rel in planted {
+            let (name, args) = write_mkdirs(rel);
+            // The write itself succeeds (nothing can refuse it)...
             harness::assert_succeeded(&guarded.attack(name, args(&dir)));
         }
-        // ...but a missing `.git/hooks` is created by the guard, and protected.
+        // ...and the protected name is gone again within moments, kept under another name.
+        let top = |rel: &str| rel.split('/').next().unwrap_or(rel).to_owned();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        for rel in planted {
+            let protected = match rel {
+                ".config/fish/config.fish" => ".config/fish".to_owned(),
+                _ => top(rel),
+            };
+            while std::fs::symlink_metadata(dir.join(&protected)).is_ok()
+                && std::time::Instant::now() < deadline
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            assert!(
+                std::fs::symlink_metadata(dir.join(&protected)).is_err(),
+                "{protected} was not moved aside as {}",
+                who.label()
+            );
+            let path = dir.join(&protected);
+            let aside = format!(
+                "{}.mcp-guard-quarantined-",
+                path.file_name().expect("name").to_string_lossy()
+            );
+            let kept = std::fs::read_dir(path.parent().expect("parent"))
+                .expect("read_dir")
+                .flatten()
+                .any(|e| e.file_name().to_string_lossy().starts_with(&aside));
+            assert!(kept, "{protected}: what the server wrote is kept aside");
+        }
+        assert!(dir.join(".config").is_dir(), "a directory on the way stays");
+        // A missing `.git/hooks` is created by the guard, and protected outright.
         assert!(dir.join(".git/hooks").is_dir());
         let (name, args) = write(".git/hooks/post-checkout");
         harness::assert_blocked(&guarded.attack(name, args(&dir)));

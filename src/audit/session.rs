@@ -313,6 +313,18 @@ impl Recorder {
                            "decision": "deny", "reason": reason}),
                 );
             }
+            SupervisorEvent::ProtectedNameMoved {
+                path,
+                moved_to,
+                error,
+            } => {
+                self.ensure_started();
+                self.record(
+                    "protected",
+                    json!({"path": path, "decision": if moved_to.is_some() { "moved-aside" } else { "failed" },
+                           "moved_to": moved_to, "error": error}),
+                );
+            }
             _ => return false,
         }
         self.flush()

@@ -50,6 +50,13 @@ pub enum SupervisorEvent {
         family: String,
         reason: String,
     },
+    /// A protected name that did not exist at the start appeared in a writable root and was
+    /// moved aside (`moved_to`), or could not be (`error`); see `sandbox::protect_watch`.
+    ProtectedNameMoved {
+        path: String,
+        moved_to: Option<String>,
+        error: Option<String>,
+    },
     /// The server could not be started (sandbox required but unavailable, exec failed…).
     SpawnFailed { error: String },
     /// The server exited and its tree is gone.

@@ -113,6 +113,7 @@ pub fn main() -> u8 {
                 drop(theirs);
                 start_broker(&plan, ours, &events);
             }
+            start_protect_watch(&plan, &events);
             child
         }
         Err(e) => {
@@ -136,6 +137,14 @@ pub fn main() -> u8 {
         }
     }
     drop(private_dir_lock);
+    // The tree is dead: whatever the watch missed is caught now, before the guard hears the end.
+    #[cfg(target_os = "linux")]
+    {
+        let mut moved = 0;
+        for q in sandbox::protect_watch::sweep(&plan.protect.missing, &mut moved) {
+            events.send(&protected_event(q));
+        }
+    }
     let limit = group.as_ref().and_then(ResourceGroup::limit_hit);
     let (code, signal) = match status {
         Some(WaitStatus::Exited(_, code)) => (Some(code), None),
@@ -330,6 +339,62 @@ fn start_broker(plan: &Plan, channel: std::os::unix::net::UnixStream, events: &E
     }
     #[cfg(not(target_os = "linux"))]
     let _ = (plan, channel, events);
+}
+
+/// Watch the protected names that do not exist yet, on a thread of its own, for as long as
+/// this process lives (it outlives the server's tree by the final sweep only).
+fn start_protect_watch(plan: &Plan, events: &EventWriter) {
+    #[cfg(target_os = "linux")]
+    {
+        use crate::sandbox::protect_watch::ProtectWatch;
+        if plan.protect.missing.is_empty() {
+            return;
+        }
+        let Ok(file) = events.0.try_clone() else {
+            return;
+        };
+        let mut events = EventWriter(file);
+        let mut watch = match ProtectWatch::new(plan.protect.missing.clone()) {
+            Ok(watch) => watch,
+            Err(e) => {
+                tracing::warn!("{e}");
+                return;
+            }
+        };
+        let started = std::thread::Builder::new()
+            .name("mcp-guard-protect".into())
+            .spawn(move || {
+                // Anything created between the plan and now.
+                for q in watch.sweep() {
+                    events.send(&protected_event(q));
+                }
+                loop {
+                    match watch.next() {
+                        Ok(found) => found
+                            .into_iter()
+                            .for_each(|q| events.send(&protected_event(q))),
+                        Err(e) => {
+                            tracing::error!("{e}");
+                            return;
+                        }
+                    }
+                }
+            });
+        if let Err(e) = started {
+            tracing::error!("cannot start the watch for protected names: {e}");
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (plan, events);
+}
+
+#[cfg(target_os = "linux")]
+fn protected_event(q: sandbox::protect_watch::Quarantined) -> SupervisorEvent {
+    SupervisorEvent::ProtectedNameMoved {
+        path: q.path.display().to_string(),
+        moved_to: q.moved_to.map(|p| p.display().to_string()),
+        error: q.error,
+    }
 }
 
 /// Signal masks and ignored dispositions survive exec: give the server a clean slate (Rust

@@ -376,6 +376,21 @@ impl EventReader {
                     "refused the server's connection to {destination} (not through the egress proxy): {reason}"
                 );
             }
+            Some(SupervisorEvent::ProtectedNameMoved {
+                path,
+                moved_to,
+                error,
+            }) => match (moved_to, error) {
+                (Some(to), _) => tracing::warn!(
+                    "the server created the protected name {path}: moved aside to {to} \
+                     (look at it, then delete it or rename it back)"
+                ),
+                (None, error) => tracing::error!(
+                    "the server created the protected name {path} and it could not be moved \
+                     aside: {}",
+                    error.as_deref().unwrap_or("unknown error")
+                ),
+            },
             Some(exited @ SupervisorEvent::Exited { .. }) => self.exited = Some(exited),
             None => {}
         }

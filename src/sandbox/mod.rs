@@ -27,6 +27,8 @@ pub mod network_tier;
 mod privileges;
 pub mod probe;
 pub mod protect;
+#[cfg(target_os = "linux")]
+pub mod protect_watch;
 pub mod seccomp;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -420,7 +422,8 @@ fn protect_paths(plan: &Plan, report: &mut EnforcementReport) -> Result<(), Sand
                     layer,
                     format!(
                         "existing protected entries are read-only; {} protected name(s) that do \
-                         not exist yet can still be created (e.g. {}); see SECURITY.md",
+                         not exist yet (e.g. {}) are watched and moved aside when created, which \
+                         leaves a moment in which they exist; see SECURITY.md",
                         p.missing.len(),
                         example.display()
                     ),
