@@ -369,7 +369,7 @@ fn start_protect_watch(plan: &Plan, events: &EventWriter) {
                     events.send(&protected_event(q));
                 }
                 loop {
-                    match watch.next() {
+                    match watch.wait() {
                         Ok(found) => found
                             .into_iter()
                             .for_each(|q| events.send(&protected_event(q))),

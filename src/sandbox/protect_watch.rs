@@ -77,7 +77,7 @@ impl ProtectWatch {
 
     /// Block until something happens in a watched directory, then [`sweep`](Self::sweep).
     /// Never returns an empty list unless the watch itself failed (then it returns `Err`).
-    pub fn next(&mut self) -> Result<Vec<Quarantined>, String> {
+    pub fn wait(&mut self) -> Result<Vec<Quarantined>, String> {
         loop {
             self.inotify
                 .read_events()
@@ -204,7 +204,7 @@ mod tests {
         let mut watch = ProtectWatch::new(vec![root.join(".mcp.json")]).expect("watch");
         assert!(watch.sweep().is_empty());
         std::fs::write(root.join(".mcp.json"), "{}").expect("write");
-        let found = watch.next().expect("event");
+        let found = watch.wait().expect("event");
         assert_eq!(found.len(), 1);
         let moved = found[0].moved_to.clone().expect("moved");
         assert!(!root.join(".mcp.json").exists());
@@ -216,7 +216,7 @@ mod tests {
         let (_dir, root) = root();
         let mut watch = ProtectWatch::new(vec![root.join(".config/fish")]).expect("watch");
         std::fs::create_dir_all(root.join(".config/fish")).expect("mkdir");
-        let found = watch.next().expect("event");
+        let found = watch.wait().expect("event");
         assert_eq!(found[0].path, root.join(".config/fish"));
         assert!(
             root.join(".config").is_dir(),
