@@ -53,6 +53,17 @@ fn question(g: &mut Guard) -> (Value, Value) {
     (id, line["params"].clone())
 }
 
+/// The guard with `[tools.echo] confirm = true`, a host of `version` declaring `capabilities`,
+/// and the question for its call `7` of `echo`: the guard, its directory, the question's id and
+/// params.
+fn asked(version: &str, capabilities: Value) -> (Guard, tempfile::TempDir, Value, Value) {
+    let (mut g, dir) = guarded("[tools.echo]\nconfirm = true\n");
+    start(&mut g, version, capabilities);
+    g.call("7", "echo", json!({"text": "deploy"}));
+    let (id, params) = question(&mut g);
+    (g, dir, id, params)
+}
+
 fn answer(g: &mut Guard, id: &Value, result: Value) {
     g.send_json(&json!({"jsonrpc": "2.0", "id": id, "result": result}));
 }
@@ -137,10 +148,7 @@ fn an_approved_call_reaches_the_server_and_its_result_the_host() {
 
 #[test]
 fn a_declined_call_is_refused_and_never_reaches_the_server() {
-    let (mut g, dir) = guarded("[tools.echo]\nconfirm = true\n");
-    start(&mut g, "2025-11-25", json!({"elicitation": {"form": {}}}));
-    g.call("7", "echo", json!({"text": "deploy"}));
-    let (id, _) = question(&mut g);
+    let (mut g, dir, id, _) = asked("2025-11-25", json!({"elicitation": {"form": {}}}));
     answer(&mut g, &id, json!({"action": "decline"}));
     let text = tool_error_text(&g.recv(), "7");
     assert!(
@@ -168,10 +176,7 @@ fn a_declined_call_is_refused_and_never_reaches_the_server() {
 
 #[test]
 fn before_2025_11_25_a_cancel_is_a_json_rpc_error() {
-    let (mut g, _dir) = guarded("[tools.echo]\nconfirm = true\n");
-    start(&mut g, "2025-06-18", json!({"elicitation": {}}));
-    g.call("7", "echo", json!({"text": "deploy"}));
-    let (id, params) = question(&mut g);
+    let (mut g, _dir, id, params) = asked("2025-06-18", json!({"elicitation": {}}));
     assert!(
         params.get("mode").is_none(),
         "no `mode` before 2025-11-25: {params}"
@@ -225,6 +230,32 @@ fn no_answer_in_time_refuses_and_withdraws_the_question() {
     );
     g.expect_silence(Duration::from_millis(300));
     assert_eq!(server_calls(&mut g, "9"), ["stats"]);
+}
+
+#[test]
+fn a_call_the_client_withdraws_is_dropped_with_its_question() {
+    let (mut g, _dir, id, _) = asked("2025-11-25", json!({"elicitation": {}}));
+    g.send(r#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":7}}"#);
+    let withdrawn = g.recv().json();
+    assert_eq!(
+        withdrawn["method"], "notifications/cancelled",
+        "{withdrawn}"
+    );
+    assert_eq!(withdrawn["params"]["requestId"], id);
+    // The user's approval, too late, sends nothing on.
+    answer(
+        &mut g,
+        &id,
+        json!({"action": "accept", "content": {"approve": true}}),
+    );
+    g.expect_silence(Duration::from_millis(300));
+    let stats = g.server_stats("8");
+    assert_eq!(stats["calls"].as_array().map(Vec::len), Some(1), "{stats}");
+    assert_eq!(
+        stats["cancelled"],
+        json!([]),
+        "the server never saw the call: {stats}"
+    );
 }
 
 #[test]

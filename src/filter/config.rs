@@ -34,7 +34,7 @@ pub enum FirewallError {
         #[source]
         source: regex::Error,
     },
-    #[error("[prompts.{0}]: per-item tables (`confirm`) apply to tools only; move it to [tools.NAME] or remove it")]
+    #[error("{0}: consent (`confirm`, `confirm_timeout`) applies to tools only; move it to [tools] or remove it")]
     PromptSettings(String),
     #[error("path `{pattern}` uses ${{{variable}}}, which is not set")]
     PathVariable { pattern: String, variable: String },
@@ -171,7 +171,12 @@ pub fn compile(
         rates.set_method(Family::Resources, rate.value);
     }
     if let Some(prompt) = p.prompts.each.keys().next() {
-        return Err(FirewallError::PromptSettings(prompt.clone()));
+        return Err(FirewallError::PromptSettings(format!("[prompts.{prompt}]")));
+    }
+    if p.prompts.confirm_timeout.is_some() {
+        return Err(FirewallError::PromptSettings(
+            "[prompts] confirm_timeout".into(),
+        ));
     }
     // "unlimited": a year, so the deadline stays representable.
     let confirm_timeout = (p.tools.confirm_timeout.as_ref()).map(|t| {

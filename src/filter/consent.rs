@@ -302,6 +302,20 @@ impl Firewall {
             .collect()
     }
 
+    /// The host gave up on its held call `call_id` (`notifications/cancelled`): forget it; the
+    /// guard's question (its id returned, to withdraw at the host) no longer matters.
+    pub fn withdraw_consent(&mut self, call_id: &RequestId) -> Option<(RequestId, String)> {
+        let own = (self.consents.held.iter())
+            .find(|(_, h)| h.call_id == *call_id)
+            .map(|(own, _)| own.clone())?;
+        let held = self.consents.held.remove(&own)?;
+        let audit = format!(
+            "tool `{}` (call {call_id}): withdrawn by the client before the user answered; not sent",
+            held.tool
+        );
+        Some((RequestId::String(own.into()), audit))
+    }
+
     /// Every held call (the server is gone): their ids and tools.
     pub fn drain_consents(&mut self) -> Vec<(RequestId, String)> {
         self.consents

@@ -138,8 +138,12 @@ pub fn example_for(path: &str) -> Option<&'static str> {
             "[tools.arguments.write_file]\npath = { under = [\"${CWD}\"], max_length = 4096 }",
         );
     }
-    if path.starts_with("tools.") && path.ends_with(".confirm") {
+    // Consent is for tools only; `[prompts]` shares the keys, and is refused them.
+    if path.ends_with(".confirm") {
         return Some("[tools.delete_file]\nconfirm = true");
+    }
+    if path == "prompts.confirm_timeout" {
+        return Some("[tools]\nconfirm_timeout = \"2m\"");
     }
     let find = |key: &str| EXAMPLES.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
     // A key inside a map section (`[tools.rate_limits]`) takes the section's example.

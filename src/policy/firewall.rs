@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 
 use super::values::{
@@ -78,12 +78,23 @@ impl<'de> Visitor<'de> for ItemsVisitor {
                 "confirm_timeout" => items.confirm_timeout = map.next_value()?,
                 _ => {
                     let value: Val<toml::Value> = map.next_value()?;
-                    // Not a table: a mistyped key (`alow = [...]`), reported as one.
+                    // Not a table: a mistyped key (`alow = [...]`), reported as serde would, at
+                    // the value (its line names the key and the section).
                     if !value.value.is_table() {
-                        return Err(de::Error::unknown_field(&key, ITEMS_KEYS));
+                        let known: Vec<String> =
+                            ITEMS_KEYS.iter().map(|k| format!("`{k}`")).collect();
+                        let message = format!(
+                            "unknown field `{key}`, expected one of {}",
+                            known.join(", ")
+                        );
+                        return Err(spanned_error(value.span, &message));
                     }
                     let settings = ItemSettings::deserialize(value.value).map_err(|e| {
-                        spanned_error::<A::Error>(value.span.clone(), &e.to_string())
+                        let message = format!(
+                            "in the table for `{key}`: {}; it takes `confirm = true` or `confirm = false`",
+                            e.message().trim_end()
+                        );
+                        spanned_error::<A::Error>(value.span.clone(), &message)
                     })?;
                     if globset::Glob::new(&key).is_err() || key.is_empty() {
                         return Err(spanned_error(

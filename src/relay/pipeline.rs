@@ -358,8 +358,11 @@ impl Relay {
                 Absorbed::Done => return self.listing_done.notify_waiters(),
             }
         }
-        if from == Side::Host && self.consent_answer(message, out, judged) {
-            return; // the user's answer about a held call
+        if from == Side::Host
+            && (self.consent_answer(message, out, judged)
+                || self.consent_withdrawn(message, judged))
+        {
+            return; // about a call held for the user's approval (`consent.rs`)
         }
         let is_response =
             message.response_id().is_some() || matches!(message, Message::Error { .. });
@@ -647,6 +650,8 @@ impl Relay {
         );
         let consents = self.firewall.borrow_mut().drain_consents();
         pending.extend(consents.into_iter().map(|(id, tool)| {
+            let audit = format!("tool `{tool}` (call {id}): refused: the server is gone");
+            self.audit.finding(Severity::Medium, "consent", &audit);
             let what = format!("tools/call `{tool}` (held for the user's approval)");
             (id, what.into())
         }));

@@ -7,7 +7,8 @@ use super::{Judged, Relay, Side};
 use crate::audit::Severity;
 use crate::filter::consent::{Ask, Outcome, Settled};
 use crate::filter::Verdict;
-use crate::protocol::{parse_line, Message, Parsed};
+use crate::protocol::version::ParamsPeek;
+use crate::protocol::{parse_line, Message, Parsed, RequestId};
 use crate::relay::replies::cancelled_notification;
 
 impl Relay {
@@ -98,6 +99,34 @@ impl Relay {
                 out.extend_from_slice(&call);
             }
         }
+        true
+    }
+
+    /// The host's `notifications/cancelled` for a call still waiting for the user: the call is
+    /// dropped (the server never saw it, so the notice is not passed on) and the question
+    /// withdrawn. `false`: not such a notice.
+    pub(super) fn consent_withdrawn(&self, message: &Message<'_>, judged: &mut Judged) -> bool {
+        let Message::Notification { method, .. } = message else {
+            return false;
+        };
+        if method != "notifications/cancelled" {
+            return false;
+        }
+        let Some(call_id) = ParamsPeek::of(message.body_text())
+            .request_id
+            .and_then(RequestId::from_raw)
+        else {
+            return false;
+        };
+        let Some((own, audit)) = self.firewall.borrow_mut().withdraw_consent(&call_id) else {
+            return false;
+        };
+        tracing::info!("consent: {audit}");
+        self.audit.finding(Severity::Low, "consent", &audit);
+        judged.reply_to_sender(cancelled_notification(
+            &own,
+            "mcp-guard: the client withdrew the call",
+        ));
         true
     }
 
