@@ -348,13 +348,20 @@ impl Firewall {
             redactor.redact_value(&mut shown, &mut Vec::new());
         }
         let text = serde_json::to_string_pretty(&shown).unwrap_or_default();
-        let text = super::sanitize::strip_hidden(&text).unwrap_or(text);
-        let server = &self.rules.options.server_label;
+        let mut server = self.rules.options.server_label.clone();
+        if let Some(redactor) = &self.rules.redactor {
+            // A token on the server's command line stays there.
+            server = redactor
+                .redact_str(&server, &mut Vec::new())
+                .unwrap_or(server);
+        }
         let message = format!(
             "mcp-guard: approve this tool call?\n\nServer: {server}\nTool: {tool}\n\
              Arguments (secrets redacted):\n{}",
             cut(&text)
         );
+        // What the model wrote must not hide anything from the user who approves it.
+        let message = super::sanitize::strip_hidden(&message).unwrap_or(message);
         let mut params = json!({
             "message": message,
             "requestedSchema": {
@@ -487,6 +494,24 @@ mod tests {
     }
 
     const CALL: &str = r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"rm","arguments":{"path":"/"}}}"#;
+
+    #[test]
+    fn consent_question_hides_nothing_and_shows_no_secret() {
+        let call = r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"rm","arguments":{"path":"/tmp/\u202egnp.exe","key":"AKIAZZZZZZZZZZZZZZZZ"}}}"#;
+        let policy = "version = 1\n[tools.rm]\nconfirm = true";
+        let (_, ask) = ask(policy, json!({"elicitation": {"form": {}}}), call);
+        let Ask::Asked { request, .. } = ask else {
+            panic!("not asked: {ask:?}")
+        };
+        let request: Value = serde_json::from_slice(&request).expect("json");
+        let message = request["params"]["message"].as_str().expect("message");
+        assert!(message.contains("/tmp/gnp.exe"), "{message}");
+        assert!(
+            !message.contains('\u{202e}') && !message.contains("AKIAZ"),
+            "{message}"
+        );
+        assert_eq!(request["params"]["mode"], "form");
+    }
 
     #[test]
     fn consent_is_never_assumed() {
