@@ -3,7 +3,7 @@
 //! (`elicitation/create` from the guard) and the call reaches the server only when the user
 //! approves; a decline, a cancel, no answer in time or a host without elicitation refuse it, and
 //! the mock server's own record shows it never saw the call. Then a real client (the TypeScript
-//! SDK) against server-everything, accepting and declining.
+//! SDK, then the Python SDK) against server-everything, accepting and declining.
 
 mod profile_support;
 #[path = "relay_common/mod.rs"]
@@ -274,6 +274,17 @@ fn a_pattern_asks_for_every_tool_it_matches_and_a_name_can_be_exempted() {
     assert_eq!(server_calls(&mut g, "8"), ["stats"]);
 }
 
+/// `mcp-guard run` in front of `server` with `[tools.echo] confirm = true` (its policy in `dir`).
+fn confirming_echo(dir: &Path, server: &[String]) -> Vec<String> {
+    let policy = dir.join("policy.toml");
+    std::fs::write(&policy, "version = 1\n[tools.echo]\nconfirm = true\n").expect("policy");
+    let policy = policy.display().to_string();
+    profile_support::guarded(
+        &["--allow-unsandboxed", "--no-audit", "--policy", &policy],
+        server,
+    )
+}
+
 /// The TypeScript SDK (2025-11-25, form elicitation) against server-everything's `echo`:
 /// directly, then through the guard accepting and declining.
 #[test]
@@ -290,13 +301,7 @@ fn a_real_client_approves_and_declines() {
     assert_eq!(direct["elicitations"], json!([]), "{direct}");
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let policy = dir.path().join("policy.toml");
-    std::fs::write(&policy, "version = 1\n[tools.echo]\nconfirm = true\n").expect("policy");
-    let policy = policy.display().to_string();
-    let guard = profile_support::guarded(
-        &["--allow-unsandboxed", "--no-audit", "--policy", &policy],
-        &server,
-    );
+    let guard = confirming_echo(dir.path(), &server);
     let accepted = run_json(
         "TS client accepting, guarded",
         &with_server(&peers.call_tools(&calls, &["--elicit", "accept"]), &guard),
@@ -324,4 +329,39 @@ fn a_real_client_approves_and_declines() {
             .contains("declined"),
         "{declined}"
     );
+}
+
+/// The Python SDK (`mcp`, its own handshake) the same way: direct, accepting, declining.
+#[test]
+fn a_real_python_client_approves_and_declines() {
+    use profile_support::{node_cmd, run_json, with_server, Peers};
+    let peers = Peers::get();
+    let driver = |action: &str| peers.py_driver("consent", &["--elicit", action]);
+    let server = node_cmd(&peers.node_server("everything"), &[]);
+    let direct = run_json(
+        "Python client, direct",
+        &with_server(&driver("accept"), &server),
+    );
+    assert_eq!(direct["call"]["text"], "Echo: consent please", "{direct}");
+    assert_eq!(direct["elicitations"], json!([]), "{direct}");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let guard = confirming_echo(dir.path(), &server);
+    let accepted = run_json(
+        "Python client accepting, guarded",
+        &with_server(&driver("accept"), &guard),
+    );
+    assert_eq!(accepted["call"], direct["call"], "{accepted}");
+    let asked = accepted["elicitations"][0]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(asked.contains("Tool: echo"), "{accepted}");
+
+    let declined = run_json(
+        "Python client declining, guarded",
+        &with_server(&driver("decline"), &guard),
+    );
+    assert_eq!(declined["call"]["isError"], true, "{declined}");
+    let text = declined["call"]["text"].as_str().unwrap_or_default();
+    assert!(text.contains("declined"), "{declined}");
 }
