@@ -22,7 +22,7 @@ use super::Firewall;
 use crate::maps::Map;
 use crate::policy::firewall::ItemSettings;
 use crate::policy::values::Val;
-use crate::protocol::version::tool_input_errors_are_results;
+use crate::protocol::version::{tool_input_errors_are_results, ParamsPeek};
 use crate::protocol::{Message, RequestId};
 
 /// How long a call waits for the user's answer unless `[tools] confirm_timeout` says otherwise.
@@ -42,6 +42,8 @@ pub struct ConfirmRules {
     exact: HashMap<String, bool>,
     /// Name globs: any that matches with `confirm = true` asks (the safer answer wins).
     patterns: Vec<(GlobMatcher, bool)>,
+    /// Some entry says `confirm = true` (else no call is looked at).
+    any: bool,
     pub timeout: Duration,
 }
 
@@ -58,6 +60,7 @@ impl ConfirmRules {
             let Some(confirm) = settings.value.confirm else {
                 continue;
             };
+            rules.any |= confirm;
             if name.contains(['*', '?', '[', '{']) {
                 let glob = Glob::new(name).map_err(|source| PatternError::new(name, source))?;
                 rules.patterns.push((glob.compile_matcher(), confirm));
@@ -77,11 +80,7 @@ impl ConfirmRules {
     }
 
     fn is_empty(&self) -> bool {
-        !self
-            .exact
-            .values()
-            .chain(self.patterns.iter().map(|(_, c)| c))
-            .any(|c| *c)
+        !self.any
     }
 }
 
@@ -178,6 +177,13 @@ impl Firewall {
         if method != "tools/call" {
             return Ask::NotNeeded;
         }
+        // The name first, without building a tree of the arguments. No name read this way
+        // (a repeated `name`, say) is no answer: the whole parse below reads it as the firewall
+        // forwards it, the last one.
+        let name = ParamsPeek::of(message.body_text()).name;
+        if name.is_some_and(|name| !self.rules.confirm.requires(&name)) {
+            return Ask::NotNeeded;
+        }
         let params: Value = message
             .body_text()
             .and_then(|t| serde_json::from_str(t).ok())
@@ -192,11 +198,19 @@ impl Firewall {
             reason: why,
         };
         if !self.consents.host_asks_forms {
+            // A 2026-07-28 session may never initialize; its input requests ride on results,
+            // which the guard does not originate.
+            let cause = match self.host_capabilities {
+                Some(_) => "this client did not declare the `elicitation` capability (form mode)",
+                None => {
+                    "this session has no `initialize` (protocol 2026-07-28 without a handshake)"
+                }
+            };
             let why = format!(
                 "mcp-guard: the tool `{tool}` needs the user's approval for each call \
-                 ([tools.{tool}] confirm = true), and this client did not declare the \
-                 `elicitation` capability (form mode), so the guard cannot ask. Use a client that \
-                 supports elicitation, or set `confirm = false` for this tool in the policy."
+                 ([tools.{tool}] confirm = true), and {cause}, so the guard cannot ask. Use a \
+                 client that supports elicitation, or set `confirm = false` for this tool in the \
+                 policy."
             );
             return refuse(why);
         }
@@ -516,6 +530,11 @@ mod tests {
     #[test]
     fn consent_is_never_assumed() {
         let policy = "version = 1\n[tools.rm]\nconfirm = true";
+        // A repeated `name` is read as it is forwarded: the last one.
+        let twice =
+            r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"ls","name":"rm"}}"#;
+        let (_, asked) = ask(policy, json!({"elicitation": {}}), twice);
+        assert!(matches!(asked, Ask::Asked { .. }), "{asked:?}");
         // No elicitation, or URL mode only: refused at once.
         for caps in [json!({}), json!({"elicitation": {"url": {}}})] {
             let (_, ask) = ask(policy, caps, CALL);
