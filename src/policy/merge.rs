@@ -150,7 +150,9 @@ merge_fields!(Items {
     deny,
     rate_limit,
     rate_limits,
-    arguments
+    arguments,
+    confirm_timeout,
+    each
 });
 merge_fields!(Resources {
     allow,

@@ -219,6 +219,14 @@ fn items(o: &mut Out, name: &str, it: &Items, vars: &Vars) {
     o.map(&format!("{name}.rate_limits"), &it.rate_limits, |v| {
         quote(&v.to_string())
     });
+    o.opt("confirm_timeout", &it.confirm_timeout, |v| quote(&v.text));
+    for (item, settings) in &it.each {
+        o.section(&format!("{name}.{}", key(item)));
+        match settings.value.confirm {
+            Some(confirm) => o.line(&format!("confirm = {confirm}"), &settings.origin_label()),
+            None => o.comment("confirm: not set"),
+        }
+    }
     for (item, rules) in &it.arguments {
         o.map(&format!("{name}.arguments.{}", key(item)), rules, |r| {
             let mut parts = Vec::new();
