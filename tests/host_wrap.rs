@@ -208,9 +208,8 @@ fn backup_of(path: &Path) -> PathBuf {
 
 /// A JSON config parsed as the host does (comments and trailing commas allowed).
 fn parse_jsonc(text: &str) -> Value {
-    jsonc_parser::parse_to_serde_value(text, &Default::default())
-        .unwrap()
-        .unwrap()
+    let parsed = jsonc_parser::parse_to_ast(text, &Default::default(), &Default::default());
+    Value::from(parsed.unwrap().value.unwrap())
 }
 
 fn strings(value: &Value) -> Vec<String> {
@@ -234,6 +233,15 @@ fn expected_args(profile: &str, env: &[&str], original: &[&str]) -> Vec<String> 
     args.push("--".to_owned());
     args.extend(original.iter().map(|s| s.to_string()));
     args
+}
+
+/// A machine with only `USER_CONFIGS[index]`, after `wrap HOST --write`: the file and the
+/// report.
+fn wrapped_alone(index: usize, host: &str) -> (Machine, PathBuf, String) {
+    let machine = Machine::new(&[USER_CONFIGS[index]]);
+    let path = machine.home_file(USER_CONFIGS[index].0);
+    let report = stderr(&machine.guard(&["wrap", host, "--write"]));
+    (machine, path, report)
 }
 
 #[test]
@@ -343,10 +351,7 @@ fn every_host_wraps_and_unwraps_byte_for_byte() {
 
 #[test]
 fn claude_desktop_entries_get_profiles_env_names_and_remote_is_reported() {
-    let machine = Machine::new(&[USER_CONFIGS[0]]);
-    let path = machine.home_file(USER_CONFIGS[0].0);
-    let out = machine.guard(&["wrap", "claude-desktop", "--write"]);
-    let report = stderr(&out);
+    let (_machine, path, report) = wrapped_alone(0, "claude-desktop");
     let config = parse_jsonc(&read(&path));
     let servers = &config["mcpServers"];
     let cases: &[(&str, &str, &[&str], &[&str])] = &[
@@ -457,9 +462,7 @@ fn vscode_and_claude_code_scopes_are_wrapped() {
 
 #[test]
 fn codex_toml_entries_are_wrapped_in_place() {
-    let machine = Machine::new(&[USER_CONFIGS[6]]);
-    let path = machine.home_file(USER_CONFIGS[6].0);
-    let out = machine.guard(&["wrap", "codex", "--write"]);
+    let (_machine, path, report) = wrapped_alone(6, "codex");
     let text = read(&path);
     let config: toml::Table = text.parse().unwrap();
     let servers = &config["mcp_servers"];
@@ -492,16 +495,71 @@ fn codex_toml_entries_are_wrapped_in_place() {
         expected_args("default", &[], &["/usr/local/bin/bare-server"])
     );
     assert!(servers["remote"].get("command").is_none());
-    assert!(
-        stderr(&out).contains("remote: not wrapped (remote)"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(report.contains("remote: not wrapped (remote)"), "{report}");
     assert!(
         text.starts_with("model = \"o4-mini\"\n\n# MCP servers\n"),
         "{text}"
     );
     assert!(text.contains("# from npm"), "{text}");
+}
+
+/// A config kept in a dotfiles directory (symlinked), a server added after the first wrap, and
+/// an unwrap after the backup was deleted.
+#[test]
+fn later_servers_symlinks_and_a_lost_backup() {
+    use std::os::unix::fs::PermissionsExt;
+    let machine = Machine::new(&[]);
+    let real = machine.home_file("dotfiles/cursor.json");
+    machine.put(&real, CURSOR);
+    std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let link = machine.home_file(".cursor/mcp.json");
+    std::fs::create_dir_all(link.parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+
+    machine.guard(&["wrap", "cursor", "--write"]);
+    assert!(link.is_symlink(), "the link was replaced by a file");
+    // The backup lies beside the link: the tokens it holds stay out of the dotfiles.
+    assert!(
+        read(&real).contains("\"--profile\", \"node\""),
+        "{}",
+        read(&real)
+    );
+    assert_eq!(mode(&real), 0o640, "the config's permissions changed");
+    assert_eq!(
+        mode(&backup_of(&link)),
+        0o600,
+        "the backup (tokens) is not owner-only"
+    );
+
+    // A server added to the wrapped file is wrapped by the next run; the first backup stays.
+    let added = r#"    "clock": { "command": "uvx", "args": ["mcp-server-time"] },"#;
+    let with_clock = |text: &str| {
+        text.replacen(
+            "\"mcpServers\": {\n",
+            &format!("\"mcpServers\": {{\n{added}\n"),
+            1,
+        )
+    };
+    std::fs::write(&real, with_clock(&read(&real))).unwrap();
+    let report = stderr(&machine.guard(&["wrap", "cursor", "--write"]));
+    assert!(report.contains("clock: wrapped (profile time)"), "{report}");
+    assert!(report.contains("weather: already wrapped"), "{report}");
+    assert!(report.contains("earlier backup kept"), "{report}");
+    assert_eq!(read(&backup_of(&link)), CURSOR);
+
+    // Unwrap restores both; the backup no longer matches the file, so it is kept.
+    machine.guard(&["unwrap", "cursor", "--write"]);
+    assert_eq!(read(&real), with_clock(CURSOR));
+    assert!(backup_of(&link).exists());
+
+    // Without the backup, the original launch comes from the entry's own args.
+    std::fs::write(&real, CURSOR).unwrap();
+    std::fs::remove_file(backup_of(&link)).unwrap();
+    machine.guard(&["wrap", "cursor", "--write"]);
+    std::fs::remove_file(backup_of(&link)).unwrap();
+    machine.guard(&["unwrap", "cursor", "--write"]);
+    assert_eq!(read(&real), CURSOR);
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! Reading and writing host configs: a backup of the file as it was before the first wrap
 //! (`FILE.mcp-guard-backup`, owner-only: the entries' `env` often holds tokens), and an atomic
 //! replace that keeps the file's permissions and writes through a symlink (dotfile managers
-//! link configs), never replacing the link itself.
+//! link configs), never replacing the link itself. The backup lies beside the name the user
+//! knows (the link), which also keeps its tokens out of a dotfiles repository.
 
 use std::fs::{self, OpenOptions, Permissions};
 use std::io::Write;
