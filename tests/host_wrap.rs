@@ -562,41 +562,47 @@ fn later_servers_symlinks_and_a_lost_backup() {
     assert_eq!(read(&real), CURSOR);
 }
 
+/// Write a Claude Desktop config holding `name: entry` in `home`, wrap it, and return the
+/// rewritten entry's `command` followed by its `args`: exactly what the host would launch.
+fn wrapped_launch(home: &TestHome, name: &str, entry: Value) -> Vec<String> {
+    let config = home
+        .path()
+        .join(".config/Claude/claude_desktop_config.json");
+    std::fs::create_dir_all(config.parent().unwrap()).unwrap();
+    let text = serde_json::to_string_pretty(&serde_json::json!({ "mcpServers": { name: entry } }));
+    std::fs::write(&config, text.unwrap()).unwrap();
+    let out = Command::new(guard_bin())
+        .args(["wrap", "--write"])
+        .env("HOME", home.path())
+        .env_remove("XDG_CONFIG_HOME")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let wrapped = &parse_jsonc(&read(&config))["mcpServers"][name];
+    let mut launch = vec![wrapped["command"].as_str().unwrap().to_owned()];
+    launch.extend(strings(&wrapped["args"]));
+    launch
+}
+
+/// A driver that sets `name=value` in the server's environment, as a host does from `env`.
+fn with_host_env(mut driver: Vec<String>, pairs: &[(&str, &str)]) -> Vec<String> {
+    for (name, value) in pairs {
+        driver.extend(["--env".to_owned(), format!("{name}={value}")]);
+    }
+    driver
+}
+
 #[test]
 fn a_wrapped_entry_starts_as_the_host_would_start_it() {
     let peers = Peers::get();
     let home = TestHome::new();
-    let config = home
-        .path()
-        .join(".config/Claude/claude_desktop_config.json");
     let server = peers.node_server("memory").display().to_string();
-    let entry = serde_json::json!({
-        "mcpServers": {
-            "memory": { "command": "node", "args": [server], "env": { "WRAP_TEST_FROM_HOST": "host-value" } }
-        }
-    });
-    std::fs::create_dir_all(config.parent().unwrap()).unwrap();
-    std::fs::write(&config, serde_json::to_string_pretty(&entry).unwrap()).unwrap();
-    let out = Command::new(guard_bin())
-        .args(["wrap", "--write", config.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
+    let entry = serde_json::json!({ "command": "node", "args": [server], "env": { "MEMORY_TAG": "from-host" } });
+    let launch = wrapped_launch(&home, "memory", entry);
+    assert_eq!(launch[1..4], ["run", "--profile", "memory"]);
 
-    // Exactly what the host would run: the entry's command and args, with its env set.
-    let wrapped = parse_jsonc(&read(&config));
-    let memory = &wrapped["mcpServers"]["memory"];
-    assert_eq!(
-        strings(&memory["args"])[..3],
-        ["run", "--profile", "memory"]
-    );
-    let mut launch = vec![memory["command"].as_str().unwrap().to_owned()];
-    launch.extend(strings(&memory["args"]));
-    let mut driver = in_home(peers.ts_driver("memory", &[]), &home);
-    driver.extend([
-        "--env".to_owned(),
-        "WRAP_TEST_FROM_HOST=host-value".to_owned(),
-    ]);
+    let driver = in_home(peers.ts_driver("memory", &[]), &home);
+    let driver = with_host_env(driver, &[("MEMORY_TAG", "from-host")]);
     let doc = run_json("wrapped server-memory", &with_server(&driver, &launch));
     assert_eq!(doc["initialize"]["serverInfo"]["name"], "memory-server");
     let tools: Vec<String> = strings(&doc["tools"]);
@@ -604,6 +610,39 @@ fn a_wrapped_entry_starts_as_the_host_would_start_it() {
     // The memory profile put the graph under the guard's data directory: the profile applied.
     let file = home.xdg_data().join("mcp-guard/memory/memory.jsonl");
     assert!(read(&file).contains("relays JSON-RPC"));
+}
+
+/// The entry's env reaches the server through `--env NAME`; the rest of the host's
+/// environment does not (server-everything's get-env prints what it got).
+#[test]
+fn the_entrys_env_reaches_the_wrapped_server_and_nothing_else_does() {
+    let peers = Peers::get();
+    let home = TestHome::new();
+    let server = peers.node_server("everything").display().to_string();
+    let entry = serde_json::json!({ "command": "node", "args": [server], "env": { "WRAP_PROBE": "hostval" } });
+    let launch = wrapped_launch(&home, "everything", entry);
+    assert_eq!(
+        launch[1..6],
+        ["run", "--profile", "everything", "--env", "WRAP_PROBE"]
+    );
+
+    let calls = serde_json::json!([{"name": "get-env"}]);
+    let driver = in_home(peers.call_tools(&calls, &[]), &home);
+    let secret = "AKIAWRAPTEST00000000";
+    let driver = with_host_env(
+        driver,
+        &[("WRAP_PROBE", "hostval"), ("AWS_ACCESS_KEY_ID", secret)],
+    );
+    let doc = run_json(
+        "wrapped server-everything: get-env",
+        &with_server(&driver, &launch),
+    );
+    let env = doc["calls"][0]["text"].as_str().expect("get-env text");
+    assert!(
+        env.contains("WRAP_PROBE") && env.contains("hostval"),
+        "{env}"
+    );
+    assert!(!env.contains(secret), "{env}");
 }
 
 #[test]
