@@ -562,9 +562,12 @@ fn later_servers_symlinks_and_a_lost_backup() {
     assert_eq!(read(&real), CURSOR);
 }
 
-/// Write a Claude Desktop config holding `name: entry` in `home`, wrap it, and return the
-/// rewritten entry's `command` followed by its `args`: exactly what the host would launch.
-fn wrapped_launch(home: &TestHome, name: &str, entry: Value) -> Vec<String> {
+/// Write a Claude Desktop config in `home` with one entry, `node` running the peer
+/// server-`name` with `env`, wrap it, and return the rewritten entry's `command` followed by its
+/// `args`: exactly what the host would launch.
+fn wrapped_launch(home: &TestHome, name: &str, env: (&str, &str)) -> Vec<String> {
+    let server = Peers::get().node_server(name).display().to_string();
+    let entry = serde_json::json!({ "command": "node", "args": [server], "env": { env.0: env.1 } });
     let config = home
         .path()
         .join(".config/Claude/claude_desktop_config.json");
@@ -596,9 +599,7 @@ fn with_host_env(mut driver: Vec<String>, pairs: &[(&str, &str)]) -> Vec<String>
 fn a_wrapped_entry_starts_as_the_host_would_start_it() {
     let peers = Peers::get();
     let home = TestHome::new();
-    let server = peers.node_server("memory").display().to_string();
-    let entry = serde_json::json!({ "command": "node", "args": [server], "env": { "MEMORY_TAG": "from-host" } });
-    let launch = wrapped_launch(&home, "memory", entry);
+    let launch = wrapped_launch(&home, "memory", ("MEMORY_TAG", "from-host"));
     assert_eq!(launch[1..4], ["run", "--profile", "memory"]);
 
     let driver = in_home(peers.ts_driver("memory", &[]), &home);
@@ -618,9 +619,7 @@ fn a_wrapped_entry_starts_as_the_host_would_start_it() {
 fn the_entrys_env_reaches_the_wrapped_server_and_nothing_else_does() {
     let peers = Peers::get();
     let home = TestHome::new();
-    let server = peers.node_server("everything").display().to_string();
-    let entry = serde_json::json!({ "command": "node", "args": [server], "env": { "WRAP_PROBE": "hostval" } });
-    let launch = wrapped_launch(&home, "everything", entry);
+    let launch = wrapped_launch(&home, "everything", ("WRAP_PROBE", "hostval"));
     assert_eq!(
         launch[1..6],
         ["run", "--profile", "everything", "--env", "WRAP_PROBE"]
