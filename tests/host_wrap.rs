@@ -175,22 +175,26 @@ impl Machine {
         std::fs::write(path, text).unwrap();
     }
 
-    /// `mcp-guard ARGS…` as the user of this machine.
+    /// `mcp-guard ARGS…` as the user of this machine; it must succeed.
     fn guard(&self, args: &[&str]) -> Output {
-        let out = Command::new(guard_bin())
-            .args(args)
-            .current_dir(self.project.path())
-            .env("HOME", self.home.path())
-            .env_remove("XDG_CONFIG_HOME")
-            .env_remove("CODEX_HOME")
-            .output()
-            .unwrap();
+        let out = self.guard_may_fail(args);
         assert!(
             out.status.success(),
             "mcp-guard {args:?} failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
         out
+    }
+
+    fn guard_may_fail(&self, args: &[&str]) -> Output {
+        Command::new(guard_bin())
+            .args(args)
+            .current_dir(self.project.path())
+            .env("HOME", self.home.path())
+            .env_remove("XDG_CONFIG_HOME")
+            .env_remove("CODEX_HOME")
+            .output()
+            .unwrap()
     }
 }
 
@@ -501,6 +505,33 @@ fn codex_toml_entries_are_wrapped_in_place() {
         "{text}"
     );
     assert!(text.contains("# from npm"), "{text}");
+}
+
+#[test]
+fn a_broken_config_is_named_and_the_others_are_still_done() {
+    let machine = Machine::new(&[USER_CONFIGS[3]]);
+    let broken = machine.project.path().join(".mcp.json");
+    machine.put(&broken, "{\n  \"mcpServers\": {\n    \"a\" {}\n  }\n}\n");
+    let out = machine.guard_may_fail(&["wrap", "claude-code", "cursor", "--write"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let report = stderr(&out);
+    assert!(
+        report.contains(".mcp.json cannot be parsed") && report.contains("line 3"),
+        "{report}"
+    );
+    assert_ne!(
+        read(&machine.home_file(USER_CONFIGS[3].0)),
+        CURSOR,
+        "cursor was not wrapped"
+    );
+
+    let unknown = machine.guard_may_fail(&["wrap", "claude-dekstop"]);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(
+        stderr(&unknown).contains("neither a host (claude-desktop, "),
+        "{}",
+        stderr(&unknown)
+    );
 }
 
 /// A config kept in a dotfiles directory (symlinked), a server added after the first wrap, and

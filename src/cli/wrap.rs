@@ -113,8 +113,17 @@ fn run(
 ) -> anyhow::Result<ExitCode> {
     let files = config_files(&targets.targets)?;
     let mut pending = 0;
+    let mut failed = 0;
     for (label, path) in &files {
-        let (original, rewrite) = rewrite(path)?;
+        // One unreadable config must not keep the others from being done.
+        let (original, rewrite) = match rewrite(path) {
+            Ok(done) => done,
+            Err(err) => {
+                eprintln!("mcp-guard: error: {err}");
+                failed += 1;
+                continue;
+            }
+        };
         eprintln!("{} ({label}):", path.display());
         print_entries(&rewrite.entries);
         if rewrite.text == original {
@@ -153,16 +162,18 @@ fn run(
     if pending > 0 {
         eprintln!("Nothing written: run again with --write to apply the changes above.");
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(if failed > 0 {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// `(host label, path)` of each config to rewrite.
 fn config_files(targets: &[String]) -> anyhow::Result<Vec<(String, PathBuf)>> {
     let dirs = Dirs::from_env();
     let existing = |host: Host| -> Vec<(String, PathBuf)> {
-        let mut paths = host.config_paths(&dirs);
-        paths.dedup();
-        paths
+        host.config_paths(&dirs)
             .into_iter()
             .filter(|p| p.is_file())
             .map(|p| (host.name().to_owned(), p))
@@ -201,10 +212,17 @@ fn config_files(targets: &[String]) -> anyhow::Result<Vec<(String, PathBuf)>> {
             files.extend(found);
         } else if Path::new(target).is_file() {
             files.push(("its host".to_owned(), PathBuf::from(target)));
+        } else if Path::new(target).is_dir() {
+            anyhow::bail!("{target} is a directory; give the config file in it, or a host name");
         } else {
             return Err(HostError::UnknownTarget(target.clone()).into());
         }
     }
+    // `wrap cursor` run in HOME names ~/.cursor/mcp.json twice: do it once.
+    let mut seen = std::collections::HashSet::new();
+    files.retain(|(_, path)| {
+        seen.insert(std::fs::canonicalize(path).unwrap_or_else(|_| path.clone()))
+    });
     Ok(files)
 }
 

@@ -71,7 +71,8 @@ pub fn unwrap(text: &str, backup: Option<&str>) -> Result<Rewrite, String> {
 }
 
 fn parse(text: &str) -> Result<DocumentMut, String> {
-    text.parse::<DocumentMut>().map_err(|e| e.to_string())
+    text.parse::<DocumentMut>()
+        .map_err(|e| e.to_string().trim_end().to_owned())
 }
 
 /// The text unchanged when no entry changed: re-rendering could still normalise something.
