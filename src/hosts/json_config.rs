@@ -280,3 +280,68 @@ fn restore(text: &str, current: &Launch, original: &Launch, backup: &str) -> Vec
 fn json_string(s: &str) -> String {
     serde_json::Value::from(s).to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcomes(rewrite: &Rewrite) -> Vec<(String, Outcome)> {
+        rewrite
+            .entries
+            .iter()
+            .map(|e| (format!("{}/{}", e.scope, e.name), e.outcome.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn entries_it_cannot_wrap_are_left_byte_for_byte() {
+        let text = r#"{"mcpServers": {
+            "numbers": {"command": "x", "args": ["a", 1]},
+            "badenv": {"command": "x", "env": {"NOT-A-NAME": "v"}},
+            "nocmd": {"args": []},
+            "sse": {"type": "sse", "url": "http://localhost:1/sse"}
+        }}"#;
+        let rewrite = wrap(text, "/bin/mcp-guard").unwrap();
+        assert_eq!(rewrite.text, text);
+        assert_eq!(
+            outcomes(&rewrite),
+            [
+                ("mcpServers/numbers".to_owned(), Outcome::BadArgs),
+                (
+                    "mcpServers/badenv".to_owned(),
+                    Outcome::BadEnvName("NOT-A-NAME".into())
+                ),
+                ("mcpServers/nocmd".to_owned(), Outcome::NoCommand),
+                ("mcpServers/sse".to_owned(), Outcome::Remote),
+            ]
+        );
+    }
+
+    #[test]
+    fn vscode_settings_json_servers_are_found() {
+        let text = "{\n  // user settings\n  \"mcp\": {\"servers\": {\"t\": {\"command\": \"uvx\", \"args\": [\"mcp-server-time\"]}}},\n}";
+        let rewrite = wrap(text, "/bin/mcp-guard").unwrap();
+        assert_eq!(
+            outcomes(&rewrite),
+            [(
+                "mcp.servers/t".to_owned(),
+                Outcome::Wrapped { profile: "time" }
+            )]
+        );
+        assert!(rewrite.text.starts_with("{\n  // user settings\n"));
+        let back = unwrap(&rewrite.text, None).unwrap();
+        assert_eq!(back.text, text);
+    }
+
+    #[test]
+    fn an_added_args_member_is_taken_out_again() {
+        let text =
+            "{\"servers\": {\"s\": {\"command\": \"/opt/s\" /* why */, \"type\": \"stdio\"}}}";
+        let wrapped = wrap(text, "mcp-guard").unwrap().text;
+        assert_eq!(
+            wrapped,
+            "{\"servers\": {\"s\": {\"command\": \"mcp-guard\", \"args\": [\"run\", \"--profile\", \"default\", \"--\", \"/opt/s\"] /* why */, \"type\": \"stdio\"}}}"
+        );
+        assert_eq!(unwrap(&wrapped, Some(text)).unwrap().text, text);
+    }
+}
