@@ -29,6 +29,7 @@ pub fn wrap(text: &str, guard_command: &str) -> Result<Rewrite, String> {
             Ok(launch) if original_launch(&launch.command, &launch.args).is_some() => {
                 Outcome::AlreadyWrapped
             }
+            Ok(_) if entry.object.get("envFile").is_some() => Outcome::EnvFile,
             Ok(launch) => match launch.env_names.iter().find(|n| !valid_env_name(n)) {
                 Some(bad) => Outcome::BadEnvName(bad.clone()),
                 None => {
@@ -299,6 +300,7 @@ mod tests {
             "numbers": {"command": "x", "args": ["a", 1]},
             "badenv": {"command": "x", "env": {"NOT-A-NAME": "v"}},
             "nocmd": {"args": []},
+            "envfile": {"command": "x", "envFile": "${workspaceFolder}/.env"},
             "sse": {"type": "sse", "url": "http://localhost:1/sse"}
         }}"#;
         let rewrite = wrap(text, "/bin/mcp-guard").unwrap();
@@ -312,6 +314,7 @@ mod tests {
                     Outcome::BadEnvName("NOT-A-NAME".into())
                 ),
                 ("mcpServers/nocmd".to_owned(), Outcome::NoCommand),
+                ("mcpServers/envfile".to_owned(), Outcome::EnvFile),
                 ("mcpServers/sse".to_owned(), Outcome::Remote),
             ]
         );

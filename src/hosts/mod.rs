@@ -36,6 +36,9 @@ pub enum Outcome {
     BadArgs,
     /// An `env` key `--env` cannot pass (not letters, digits and `_`).
     BadEnvName(String),
+    /// VS Code's `envFile`: the variables it sets are not known by name, so `--env` cannot
+    /// pass them and the server would start without them.
+    EnvFile,
 }
 
 impl Outcome {
@@ -51,6 +54,9 @@ impl Outcome {
             Outcome::BadEnvName(name) => {
                 format!("not wrapped (env `{name}` is not a variable name --env accepts)")
             }
+            Outcome::EnvFile => "not wrapped (`envFile`: put its variables in `env`, or wrap \
+                 it by hand with an --env NAME for each)"
+                .to_owned(),
         }
     }
 }
