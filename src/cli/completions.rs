@@ -26,17 +26,27 @@ Install: mcp-guard man > ~/.local/share/man/man1/mcp-guard.1")]
 pub struct ManArgs {}
 
 pub fn execute_completions(args: CompletionsArgs) -> anyhow::Result<ExitCode> {
-    let mut command = super::Cli::command();
+    let mut script = Vec::new();
     clap_complete::generate(
         args.shell,
-        &mut command,
+        &mut super::Cli::command(),
         "mcp-guard",
-        &mut std::io::stdout(),
+        &mut script,
     );
-    Ok(ExitCode::SUCCESS)
+    print(&script)
 }
 
 pub fn execute_man(_args: ManArgs) -> anyhow::Result<ExitCode> {
-    clap_mangen::Man::new(super::Cli::command()).render(&mut std::io::stdout())?;
-    Ok(ExitCode::SUCCESS)
+    let mut page = Vec::new();
+    clap_mangen::Man::new(super::Cli::command()).render(&mut page)?;
+    print(&page)
+}
+
+/// Write to stdout; a reader that stops early (`| head`) is not an error.
+fn print(bytes: &[u8]) -> anyhow::Result<ExitCode> {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(bytes) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(ExitCode::SUCCESS),
+    }
 }
