@@ -165,3 +165,31 @@ fn restore(entry: &mut dyn TableLike, original: &dyn TableLike) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const INLINE_AND_DOTTED: &str = "[mcp_servers]\n\
+        x = { command = \"npx\", args = [\"-y\", \"@modelcontextprotocol/server-memory\"] }\n\n\
+        [mcp_servers.y]\ncommand = \"uvx\"  # git\nargs = [\n  \"mcp-server-git\",\n]\nenv.TOKEN = \"abc\"\n";
+
+    #[test]
+    fn inline_tables_and_dotted_env_round_trip() {
+        let wrapped = wrap(INLINE_AND_DOTTED, "mcp-guard").unwrap();
+        assert!(wrapped.text.contains(
+            "x = { command = \"mcp-guard\", args = [\"run\", \"--profile\", \"memory\", \"--\", \"npx\""
+        ));
+        assert!(wrapped.text.contains(
+            "command = \"mcp-guard\"  # git\nargs = [\"run\", \"--profile\", \"git\", \"--env\", \"TOKEN\", \"--\", \"uvx\", \"mcp-server-git\"]\n"
+        ));
+        let back = unwrap(&wrapped.text, Some(INLINE_AND_DOTTED)).unwrap();
+        assert_eq!(back.text, INLINE_AND_DOTTED);
+        let again = wrap(&wrapped.text, "mcp-guard").unwrap();
+        assert_eq!(again.text, wrapped.text);
+        assert!(again
+            .entries
+            .iter()
+            .all(|e| e.outcome == Outcome::AlreadyWrapped));
+    }
+}
