@@ -91,6 +91,12 @@ pub fn execute_wrap(args: WrapArgs) -> anyhow::Result<ExitCode> {
             .display()
             .to_string(),
     };
+    if !cfg!(target_os = "linux") {
+        eprintln!(
+            "note: the sandbox is Linux-only; here a wrapped server starts only with \
+             --allow-unsandboxed added to its args (the message firewall alone)"
+        );
+    }
     run(&args.targets, Mode::Wrap, |path| {
         hosts::wrap_file(path, &guard_command)
     })
