@@ -129,6 +129,8 @@ const EXAMPLES: &[(&str, &str)] = &[
         "redact_keys = [\"password\", \"token\"]",
     ),
     ("audit.max_value_bytes", "max_value_bytes = \"4KiB\""),
+    ("audit.max_size", "max_size = \"32MiB\""),
+    ("audit.keep", "keep = 3"),
 ];
 
 /// The example for `section.key` (`tools.arguments.*.*` share one).

@@ -250,6 +250,10 @@ pub struct Audit {
     pub redact_keys: Vec<Val<String>>,
     /// Longer values are truncated in the log.
     pub max_value_bytes: Option<Val<Size>>,
+    /// The log is rotated (`audit.jsonl` → `audit.jsonl.1` …) before it grows past this.
+    pub max_size: Option<Val<Size>>,
+    /// Rotated files kept (`audit.jsonl.1` … `.N`); older ones are removed.
+    pub keep: Option<Val<Count>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

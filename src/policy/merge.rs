@@ -186,7 +186,9 @@ merge_fields!(Audit {
     suspicious_refusals,
     suspicious_window,
     redact_keys,
-    max_value_bytes
+    max_value_bytes,
+    max_size,
+    keep
 });
 
 impl Merge for Policy {

@@ -205,6 +205,10 @@ pub fn render(
     });
     o.vals("redact_keys", &a.redact_keys, |s| quote(s));
     o.opt("max_value_bytes", &a.max_value_bytes, |v| quote(&v.text));
+    o.opt("max_size", &a.max_size, |v| quote(&v.text));
+    o.opt("keep", &a.keep, |v| {
+        v.0.map_or_else(|| quote("unlimited"), |n| n.to_string())
+    });
     Ok(o.0)
 }
 
