@@ -59,10 +59,7 @@ fn scan_shady_server_finds_everything() {
         "bidi override: {report:#}"
     );
     assert!(has("MCPG006", "tool read_file"), "injection: {report:#}");
-    assert!(
-        has("MCPG007", "tool read_file") && has("MCPG007", "tool bash"),
-        "shadowing: {report:#}"
-    );
+    assert!(has("MCPG007", "tool bash"), "shadowing: {report:#}");
     assert!(has("MCPG008", "tool read_file"), "broad schema: {report:#}");
     assert!(
         has("MCPG009", "resource config://app"),
@@ -148,6 +145,39 @@ fn scan_server_everything_has_no_high_findings() {
         report["listed"]["tools"].as_u64().unwrap() > 5,
         "{report:#}"
     );
+}
+
+/// The official filesystem server offers `read_file`, `write_file`, `search_files`…: its own
+/// ordinary tools, which shadow nothing.
+#[test]
+fn scan_server_filesystem_is_not_shadowing() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/peers/node_modules/@modelcontextprotocol/server-filesystem/dist/index.js");
+    if !path.exists() {
+        eprintln!("skipped: run scripts/setup-peers to install server-filesystem");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = scan(
+        &["--format", "json", "--fail-on", "never"],
+        &[
+            "node",
+            &path.display().to_string(),
+            &dir.path().display().to_string(),
+        ],
+    );
+    let report = json_of(&out);
+    assert!(
+        report["listed"]["tools"].as_u64().unwrap() > 5,
+        "{report:#}"
+    );
+    let shadowing: Vec<&Value> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["rule"] == "MCPG007")
+        .collect();
+    assert!(shadowing.is_empty(), "{shadowing:#?}");
 }
 
 #[test]

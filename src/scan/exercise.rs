@@ -106,11 +106,12 @@ fn exercise(
             Err(e) => return Err(e),
         };
         result.listed.push((kind, items.len()));
+        let own: Vec<&str> = items.iter().filter_map(|i| i["name"].as_str()).collect();
         for item in &items {
             let key = kind.key_of(item).unwrap_or_default();
             let location = format!("{} {key}", kind.noun());
             match kind {
-                Kind::Tools => check_tool(item, &mut result.findings),
+                Kind::Tools => check_tool(item, &own, &mut result.findings),
                 _ => check_text(&location, item, &mut result.findings),
             }
             if key.is_empty() {

@@ -34,7 +34,7 @@ rules! {
     INJECTION_PHRASE = "MCPG006", "injection-phrase", High,
         "A description or instructions contain a phrase typical of prompt injection (tool poisoning).";
     SHADOWING_NAME = "MCPG007", "shadowing-name", Medium,
-        "A tool is named like a common built-in tool of MCP hosts or other servers, and may be picked in its place.";
+        "A tool's description refers to other tools or servers (tool shadowing): it may change how the model uses them.";
     BROAD_SCHEMA = "MCPG008", "broad-schema", Low,
         "A tool's input schema accepts arbitrary input (no properties, untyped properties, or additional properties allowed).";
     SECRET_IN_OUTPUT = "MCPG009", "secret-in-output", High,
