@@ -316,13 +316,23 @@ fn check_relative_path_says_what_to_write() {
         &["p.toml:3:9", "`data/x` is relative", "\"${CWD}/data/x\""],
     );
     refused(
-        "version = 1\n[filesystem]\nwrite = [\"~/notes\"]\n",
-        &["\"${HOME}/notes\""],
+        "version = 1\n[filesystem]\nwrite = [\"~alice/notes\"]\n",
+        &["only `~` and `~/`", "absolute path"],
     );
     refused(
         "version = 1\n[filesystem]\nread = [\"/a/../b\"]\n",
         &["contains `..`"],
     );
+}
+
+/// `~/` is the user's home, in a policy file as on the command line.
+#[test]
+fn check_accepts_a_path_in_the_home() {
+    let (code, _, err) = check(&[(
+        "p.toml",
+        "version = 1\n[filesystem]\nwrite = [\"~/notes\"]\n",
+    )]);
+    assert_eq!(code, 0, "{err}");
 }
 
 #[test]

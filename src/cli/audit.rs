@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use sha2::{Digest, Sha256};
 
+use super::output;
 use super::run::RunArgs;
 use crate::audit::verify::{verify, VerifyError};
 use crate::audit::{Audit, AuditConfig, Destination, SessionInfo};
@@ -25,6 +26,7 @@ pub enum AuditCommand {
     /// Check an audit log's hash chain: exit 0 when intact, 1 with the first bad line.
     Verify {
         /// The audit log (JSON Lines).
+        #[arg(value_parser = super::user_path::parse)]
         file: PathBuf,
     },
 }
@@ -36,21 +38,21 @@ pub fn execute(args: AuditArgs) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("cannot open {}", file.display()))?;
             match verify(input) {
                 Ok(report) => {
-                    println!(
+                    output::println(&format!(
                         "{}: intact: {} events in {} sessions",
                         file.display(),
                         report.lines,
                         report.sessions
-                    );
+                    ))?;
                     for session in &report.unfinished {
-                        println!(
+                        output::println(&format!(
                             "note: session {session} has no session_end event (the guard was killed, it is still running, or the end of the log is missing)"
-                        );
+                        ))?;
                     }
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(VerifyError::Broken(broken)) => {
-                    println!("{}: TAMPERED: {broken}", file.display());
+                    output::println(&format!("{}: TAMPERED: {broken}", file.display()))?;
                     Ok(ExitCode::from(1))
                 }
                 Err(e) => Err(e.into()),

@@ -23,11 +23,7 @@ pub fn execute(args: CheckArgs) -> anyhow::Result<ExitCode> {
     } else {
         render(&probe)
     };
-    // A closed pipe (`mcp-guard check | head`) is not an error worth a panic.
-    match std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e.into()),
-        _ => {}
-    }
+    super::output::print(&text)?;
     let complete = probe.default_run.layers.iter().all(|l| l.enforced);
     Ok(if complete {
         ExitCode::SUCCESS

@@ -4,6 +4,9 @@
 mod audit;
 mod check;
 mod completions;
+mod errors;
+mod launch_failure;
+mod output;
 mod pin;
 mod policy;
 mod policy_args;
@@ -11,6 +14,7 @@ mod run;
 mod scan;
 mod supervise;
 mod update;
+mod user_path;
 mod wrap;
 
 use std::process::ExitCode;
@@ -96,7 +100,7 @@ pub fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("mcp-guard: error: {err:#}");
+            eprintln!("mcp-guard: error: {}", errors::describe(err.as_ref()));
             ExitCode::from(2)
         }
     }

@@ -4,6 +4,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use super::output;
 use crate::policy::profiles::PROFILES;
 use crate::policy::resolve::ServerCommand;
 use crate::policy::{check_file, show, Vars};
@@ -28,7 +29,7 @@ pub struct PolicyArgs {
 pub enum PolicyCommand {
     /// Validate policy files (and what they extend). Exit status 0 when all are valid, 1 if not.
     Check {
-        #[arg(required = true, value_name = "FILE")]
+        #[arg(required = true, value_name = "FILE", value_parser = super::user_path::parse)]
         files: Vec<PathBuf>,
     },
     /// Print the effective policy (variables expanded, layers merged) as TOML, each value
@@ -44,7 +45,7 @@ pub enum PolicyCommand {
 #[derive(Debug, clap::Args)]
 pub struct InitArgs {
     /// Write the policy here (refuses to overwrite an existing file) instead of stdout.
-    #[arg(short, long, value_name = "FILE")]
+    #[arg(short, long, value_name = "FILE", value_parser = super::user_path::parse)]
     pub output: Option<PathBuf>,
 
     /// The server command and its arguments, after `--`.
@@ -64,22 +65,23 @@ pub struct ShowArgs {
 
 pub fn execute(args: PolicyArgs) -> anyhow::Result<ExitCode> {
     match args.command {
-        PolicyCommand::Check { files } => Ok(check(&files)),
+        PolicyCommand::Check { files } => check(&files),
         PolicyCommand::Show(show_args) => {
             let eff = show_args.policy.effective()?;
             let command =
                 (!show_args.command.is_empty()).then(|| ServerCommand::new(&show_args.command));
-            print!(
-                "{}",
-                show::render(&eff, &Vars::from_env(None), command.as_ref())?
-            );
+            output::print(&show::render(
+                &eff,
+                &Vars::from_env(None),
+                command.as_ref(),
+            )?)?;
             Ok(ExitCode::SUCCESS)
         }
         PolicyCommand::Init(init_args) => init(init_args),
         PolicyCommand::List => {
             let width = PROFILES.iter().map(|p| p.name.len()).max().unwrap_or(0);
             for p in PROFILES {
-                println!("{:<width$}  {}", p.name, p.description());
+                output::println(&format!("{:<width$}  {}", p.name, p.description()))?;
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -125,26 +127,26 @@ fn init(args: InitArgs) -> anyhow::Result<ExitCode> {
                     + inventory.templates.as_ref().map_or(0, Vec::len),
             );
         }
-        None => print!("{text}"),
+        None => output::print(&text)?,
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn check(files: &[PathBuf]) -> ExitCode {
+fn check(files: &[PathBuf]) -> anyhow::Result<ExitCode> {
     let mut ok = true;
     for file in files {
         match check_file(file) {
-            Ok(None) => println!("{}: ok", file.display()),
-            Ok(Some(advice)) => println!("{}: ok, but {advice}", file.display()),
+            Ok(None) => output::println(&format!("{}: ok", file.display()))?,
+            Ok(Some(advice)) => output::println(&format!("{}: ok, but {advice}", file.display()))?,
             Err(e) => {
                 ok = false;
                 eprintln!("error: {e}");
             }
         }
     }
-    if ok {
+    Ok(if ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
-    }
+    })
 }

@@ -27,7 +27,7 @@ pub struct PolicyArgs {
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct PolicyFlags {
     /// Policy file (TOML, see policies/README.md), layered over the profile.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_parser = super::user_path::parse)]
     pub policy: Option<PathBuf>,
 
     /// Shipped profile to start from (`mcp-guard policy list`); without one, and unless the
@@ -35,7 +35,8 @@ pub struct PolicyFlags {
     #[arg(long, value_name = "NAME")]
     pub profile: Option<String>,
 
-    /// Let the server read PATH (repeatable; relative to the current directory).
+    /// Let the server read PATH (repeatable; relative to the current directory; a leading `~/`
+    /// is your home, also where no shell expands it, as in a host config's JSON).
     #[arg(long = "allow-read", value_name = "PATH", value_parser = parse_path)]
     pub allow_read: Vec<PathPattern>,
 

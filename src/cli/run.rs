@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 
+use super::launch_failure::LaunchFailure;
 use crate::relay::RelayOptions;
+use crate::sandbox::SandboxError;
 
 const RUN_AFTER_HELP: &str = "\
 Examples:
@@ -34,8 +36,9 @@ that fatal. Decisions are logged as JSON lines to $XDG_STATE_HOME/mcp-guard/audi
 (`--audit-log`, `--no-audit`).
 
 Exit status: the server's own status (128+N when it died of signal N); 2 when mcp-guard itself
-could not understand its arguments or policy, 126 when the server could not be started (the
-message says why and what to do).";
+could not understand its arguments or policy (or the policy refuses the command); 127 when the
+server command is not found, 126 when it exists but could not be started (the message says why
+and what to do, and the host's pending `initialize` gets it as a JSON-RPC error).";
 
 const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 const DEFAULT_MAX_MESSAGE_BYTES: u64 = 16 * 1024 * 1024;
@@ -75,7 +78,7 @@ pub struct RunArgs {
 
     /// Write the audit log to PATH, or to stderr with `-`.
     /// [default: the policy's `[audit] path`, else $XDG_STATE_HOME/mcp-guard/audit.jsonl]
-    #[arg(long, value_name = "PATH", conflicts_with = "no_audit")]
+    #[arg(long, value_name = "PATH", conflicts_with = "no_audit", value_parser = super::user_path::parse)]
     pub audit_log: Option<std::path::PathBuf>,
 
     /// Write no audit log.
@@ -83,12 +86,12 @@ pub struct RunArgs {
     pub no_audit: bool,
 
     /// At exit, write the session's counters to FILE (Prometheus text format).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_parser = super::user_path::parse)]
     pub metrics_file: Option<std::path::PathBuf>,
 
     /// Hide and refuse tools, prompts and resources that are new or changed since
     /// `mcp-guard pin` recorded FILE.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_parser = super::user_path::parse)]
     pub pin: Option<std::path::PathBuf>,
 
     /// The server command and its arguments, after `--`.
@@ -107,6 +110,16 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 }
 
 pub fn execute(args: RunArgs) -> anyhow::Result<ExitCode> {
+    match launch_and_relay(args) {
+        Err(e) => match e.downcast::<LaunchFailure>() {
+            Ok(failure) => Ok(failure.report()),
+            Err(e) => Err(e),
+        },
+        done => done,
+    }
+}
+
+fn launch_and_relay(args: RunArgs) -> anyhow::Result<ExitCode> {
     if !cfg!(target_os = "linux") && !args.allow_unsandboxed {
         anyhow::bail!(
             "the sandbox is only available on Linux; pass --allow-unsandboxed to run the server \
@@ -121,10 +134,14 @@ pub fn execute(args: RunArgs) -> anyhow::Result<ExitCode> {
     // `npx -y PKG` / `uvx PKG`: run the package from the guard's store (fetched under the
     // sandbox the first time, checked against the lock every time).
     let package = match crate::launchers::look_through_package(&command)? {
-        Some(launch) => Some(
-            crate::launchers::package::prepare(&launch)
-                .with_context(|| format!("cannot start `{} {}`", launch.launcher, launch.spec()))?,
-        ),
+        Some(launch) => Some(crate::launchers::package::prepare(&launch).map_err(|e| {
+            LaunchFailure::cannot_start(format!(
+                "`{} {}`: {}",
+                launch.launcher,
+                launch.spec(),
+                super::errors::describe(&e)
+            ))
+        })?),
         None => None,
     };
     let command = package.as_ref().map_or(command, |p| p.command.clone());
@@ -142,9 +159,14 @@ pub fn execute(args: RunArgs) -> anyhow::Result<ExitCode> {
         config.fs.read.push(package.entry.clone());
         config.fs.exec.push(package.entry.clone());
     }
-    let mut plan =
-        crate::sandbox::prepare(&config, &command).context("cannot launch the server")?;
-    let egress = crate::egress::launch::prepare(&mut plan)?;
+    let mut plan = crate::sandbox::prepare(&config, &command).map_err(|e| match e {
+        SandboxError::CommandNotFound { command, path } => {
+            LaunchFailure::not_found(&command, &path)
+        }
+        other => LaunchFailure::cannot_start(other.to_string()),
+    })?;
+    let egress = crate::egress::launch::prepare(&mut plan)
+        .map_err(|e| LaunchFailure::cannot_start(super::errors::describe(&e)))?;
     // Flags win over the policy, the policy over the built-in defaults.
     let max_message_bytes = args
         .max_message_bytes

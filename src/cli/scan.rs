@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
+use super::output;
 use super::pin::LaunchArgs;
 use crate::scan::report;
 use crate::scan::Severity;
@@ -72,8 +73,8 @@ pub fn execute(args: ScanArgs) -> anyhow::Result<ExitCode> {
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
     match args.format {
-        Format::Text => print!("{}", report::text(&result, &command.join(" "))),
-        Format::Json => println!("{:#}", report::json(&result, &command)),
+        Format::Text => output::print(&report::text(&result, &command.join(" ")))?,
+        Format::Json => output::println(&format!("{:#}", report::json(&result, &command)))?,
         Format::Sarif => {
             // Attach results to the server's script when there is one, else to its command.
             let artifact = command
@@ -83,7 +84,7 @@ pub fn execute(args: ScanArgs) -> anyhow::Result<ExitCode> {
                 .or(command.first())
                 .cloned()
                 .unwrap_or_default();
-            println!("{:#}", report::sarif(&result, &artifact));
+            output::println(&format!("{:#}", report::sarif(&result, &artifact)))?;
         }
     }
     let threshold = match args.fail_on {

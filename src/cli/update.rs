@@ -26,7 +26,7 @@ pub struct UpdateArgs {
 
 pub fn execute(args: UpdateArgs) -> anyhow::Result<ExitCode> {
     for line in crate::launchers::package::update(args.package.as_deref())? {
-        println!("{line}");
+        super::output::println(&line)?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -35,18 +35,15 @@ pub struct PathPattern(String);
 
 impl PathPattern {
     /// Check `text` as a policy file path: absolute, known variables, valid glob.
+    /// A leading `~` or `~/` is the user's home, as `${HOME}`.
     pub fn parse(text: &str) -> Result<PathPattern, String> {
+        let home_based = home_to_variable(text)?;
+        let text = home_based.as_deref().unwrap_or(text);
         let (skeleton, _) = substitute(text, |_| Some("/v".into()))?;
         if !text.starts_with('/') && !text.starts_with("${") {
-            let hint = match text.strip_prefix("~/") {
-                Some(rest) => format!("\"${{HOME}}/{rest}\""),
-                None => format!(
-                    "\"${{CWD}}/{}\" or an absolute path",
-                    text.trim_start_matches("./")
-                ),
-            };
             return Err(format!(
-                "`{text}` is relative; policy paths must be absolute: write {hint}"
+                "`{text}` is relative; policy paths must be absolute: write \"${{CWD}}/{}\" or an absolute path",
+                text.trim_start_matches("./")
             ));
         }
         if skeleton.split('/').any(|c| c == "..") {
@@ -62,8 +59,10 @@ impl PathPattern {
     }
 
     /// A path from a CLI flag: relative paths are taken against the CWD.
+    /// A leading `~` or `~/` is the user's home, as a shell would have it (host configs pass
+    /// arguments to no shell).
     pub fn from_flag(text: &str, cwd: &Path) -> Result<PathPattern, String> {
-        if text.starts_with('/') || text.starts_with("${") {
+        if text.starts_with('/') || text.starts_with("${") || text.starts_with('~') {
             return PathPattern::parse(text);
         }
         let joined = cwd.join(text);
@@ -100,6 +99,20 @@ impl PathPattern {
         }
         Ok(glob_existing(&text))
     }
+}
+
+/// `~` and `~/…` as `${HOME}` and `${HOME}/…`; `None` for a path without a leading `~`.
+/// `~name` (another user's home) is refused: the guard confines one user's server.
+fn home_to_variable(text: &str) -> Result<Option<String>, String> {
+    let Some(rest) = text.strip_prefix('~') else {
+        return Ok(None);
+    };
+    if rest.is_empty() || rest.starts_with('/') {
+        return Ok(Some(format!("${{HOME}}{rest}")));
+    }
+    Err(format!(
+        "`{text}`: only `~` and `~/` (your own home) are expanded; write the absolute path"
+    ))
 }
 
 /// Free text that may use `${VAR}`s (an `[env] set` value): variables are checked on load.
@@ -385,8 +398,7 @@ mod tests {
     fn path_pattern_refuses_relative_and_dotdot() {
         let e = PathPattern::parse("data/x").unwrap_err();
         assert!(e.contains("\"${CWD}/data/x\""), "{e}");
-        let e = PathPattern::parse("~/x").unwrap_err();
-        assert!(e.contains("\"${HOME}/x\""), "{e}");
+        assert!(PathPattern::parse("~x/y").unwrap_err().contains("absolute"));
         assert!(PathPattern::parse("/a/../b").unwrap_err().contains("`..`"));
     }
 
@@ -418,6 +430,25 @@ mod tests {
         );
         let p = PathPattern::parse(&format!("{root}/**/bin")).unwrap();
         assert_eq!(p.expand(&Vars::default()).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn leading_tilde_is_home_in_flags_and_policies() {
+        let cwd = Path::new("/work/p");
+        for (text, expected) in [("~", "${HOME}"), ("~/notes", "${HOME}/notes")] {
+            assert_eq!(
+                PathPattern::from_flag(text, cwd).unwrap().as_str(),
+                expected
+            );
+            assert_eq!(PathPattern::parse(text).unwrap().as_str(), expected);
+        }
+        let vars = Vars::from_pairs(&[("HOME", "/home/u")]);
+        let notes = PathPattern::from_flag("~/notes", cwd).unwrap();
+        assert_eq!(notes.expand_text(&vars).unwrap(), "/home/u/notes");
+        assert_eq!(
+            PathPattern::from_flag("./~", cwd).unwrap().as_str(),
+            "/work/p/./~"
+        );
     }
 
     #[test]
