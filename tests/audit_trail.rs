@@ -244,3 +244,63 @@ fn audit_log_rotates_and_stays_bounded() {
 fn hex_sha256(bytes: &[u8]) -> String {
     mcp_guard::audit::chain::line_hash(bytes)
 }
+
+/// A file that never was an audit log is not "TAMPERED": it is said so, with its own status.
+#[test]
+fn audit_verify_tells_a_file_that_is_not_an_audit_log() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in [
+        ("notes.txt", "my notes\n"),
+        ("other.jsonl", "{\"level\":\"info\",\"msg\":\"hi\"}\n"),
+    ] {
+        let file = dir.path().join(name);
+        std::fs::write(&file, text).unwrap();
+        let (code, out) = verify(&file);
+        assert_eq!(code, 3, "{name}: {out}");
+        assert!(
+            out.contains("not an mcp-guard audit log") && !out.contains("TAMPERED"),
+            "{name}: {out}"
+        );
+    }
+}
+
+#[test]
+fn audit_verify_json_says_intact_or_where_it_broke() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.jsonl");
+    session(&log, &[]);
+    let json_verify = |file: &Path| {
+        let out = Command::new(support::guard_bin())
+            .args(["audit", "verify", "--json"])
+            .arg(file)
+            .output()
+            .unwrap();
+        let report: Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)));
+        (out.status.code().unwrap(), report)
+    };
+    let (code, report) = json_verify(&log);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(report["status"], "intact", "{report}");
+    assert_eq!(report["sessions"], 1, "{report}");
+    assert!(report["events"].as_u64().unwrap() > 3, "{report}");
+
+    let mut lines: Vec<String> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    lines.remove(2);
+    let bad = dir.path().join("bad.jsonl");
+    std::fs::write(&bad, lines.join("\n") + "\n").unwrap();
+    let (code, report) = json_verify(&bad);
+    assert_eq!(code, 1, "{report}");
+    assert_eq!(report["status"], "tampered", "{report}");
+    assert_eq!(report["line"], 3, "{report}");
+
+    let notes = dir.path().join("notes.txt");
+    std::fs::write(&notes, "my notes\n").unwrap();
+    let (code, report) = json_verify(&notes);
+    assert_eq!(code, 3, "{report}");
+    assert_eq!(report["status"], "not_an_audit_log", "{report}");
+}

@@ -202,3 +202,26 @@ fn run_help_documents_the_launch_failure_statuses() {
     assert!(help.contains("127 when the"), "{help}");
     assert!(help.contains("126 when"), "{help}");
 }
+
+/// `off,443` would print a policy (`policy show`) that `policy check` refuses.
+#[test]
+fn contradictory_allow_net_values_are_refused_with_what_to_write() {
+    for value in ["off,443", "open,bind:8080", "off,open"] {
+        let out = Command::new(support::guard_bin())
+            .args(["policy", "show", "--allow-net", value])
+            .output()
+            .expect("run the guard");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{value}: {stderr}");
+        assert!(stderr.contains("write"), "{value}: {stderr}");
+    }
+    let out = Command::new(support::guard_bin())
+        .args(["policy", "show", "--allow-net", "443,bind:8080"])
+        .output()
+        .expect("run the guard");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

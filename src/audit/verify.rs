@@ -17,7 +17,7 @@ pub struct Report {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Broken {
-    #[error("line {line}: not a chained audit event ({why})")]
+    #[error("line {line} {why}: not a chained audit event")]
     Malformed { line: u64, why: String },
     #[error("line {line}: the chain is broken: `prev` does not match line {previous} (a line was edited, deleted, inserted or moved at or before line {line})")]
     Chain { line: u64, previous: u64 },
@@ -27,10 +27,25 @@ pub enum Broken {
     Start { line: u64 },
 }
 
+impl Broken {
+    /// The line the chain breaks at (numbered from 1).
+    pub fn line(&self) -> u64 {
+        match self {
+            Broken::Malformed { line, .. }
+            | Broken::Chain { line, .. }
+            | Broken::Start { line } => *line,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
     #[error(transparent)]
     Broken(#[from] Broken),
+    /// The first line is no chained event: this file never was an audit log (no tampering
+    /// leaves a first line without `prev`: an edit of it still has one).
+    #[error("not an mcp-guard audit log: line 1 {0}")]
+    NotAuditLog(String),
     #[error("cannot read the audit log: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -54,18 +69,17 @@ pub fn verify(input: impl Read) -> Result<Report, VerifyError> {
         report.lines += 1;
         let n = report.lines;
         let text = line.strip_suffix(b"\n").unwrap_or(&line);
-        let value: Value = serde_json::from_slice(text).map_err(|e| Broken::Malformed {
-            line: n,
-            why: e.to_string(),
-        })?;
+        let malformed = |why: String| match n {
+            1 => VerifyError::NotAuditLog(why),
+            _ => Broken::Malformed { line: n, why }.into(),
+        };
+        let value: Value =
+            serde_json::from_slice(text).map_err(|e| malformed(format!("is not JSON ({e})")))?;
         let claimed = value
             .get("prev")
             .and_then(Value::as_str)
             .filter(|_| text.starts_with(b"{\"prev\":\""))
-            .ok_or_else(|| Broken::Malformed {
-                line: n,
-                why: "no leading `prev` member".into(),
-            })?;
+            .ok_or_else(|| malformed("has no leading `prev` member".into()))?;
         match &prev {
             None if claimed != GENESIS => return Err(Broken::Start { line: n }.into()),
             Some(p) if claimed != p => {

@@ -4,11 +4,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
+use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::output;
 use super::run::RunArgs;
-use crate::audit::verify::{verify, VerifyError};
+use crate::audit::verify::{verify, Broken, Report, VerifyError};
 use crate::audit::{Audit, AuditConfig, Destination, SessionInfo};
 use crate::filter::redact::KnownSecrets;
 use crate::pin::{Lockfile, PinGuard};
@@ -23,40 +24,97 @@ pub struct AuditArgs {
 
 #[derive(Debug, clap::Subcommand)]
 pub enum AuditCommand {
-    /// Check an audit log's hash chain: exit 0 when intact, 1 with the first bad line.
+    /// Check an audit log's hash chain. Exit status: 0 intact, 1 tampered (the first bad line
+    /// is named), 2 the file cannot be read, 3 the file is not an mcp-guard audit log.
     Verify {
         /// The audit log (JSON Lines).
         #[arg(value_parser = super::user_path::parse)]
         file: PathBuf,
+        /// Print the verdict as one JSON object: `status` (intact, tampered, not_an_audit_log),
+        /// `events`, `sessions`, `unfinished`, or `line` and `problem`.
+        #[arg(long)]
+        json: bool,
     },
 }
 
+/// `audit verify` found a file that is not an audit log at all.
+const NOT_AN_AUDIT_LOG: u8 = 3;
+
 pub fn execute(args: AuditArgs) -> anyhow::Result<ExitCode> {
     match args.command {
-        AuditCommand::Verify { file } => {
+        AuditCommand::Verify { file, json } => {
             let input = std::fs::File::open(&file)
                 .with_context(|| format!("cannot open {}", file.display()))?;
-            match verify(input) {
-                Ok(report) => {
-                    output::println(&format!(
-                        "{}: intact: {} events in {} sessions",
-                        file.display(),
-                        report.lines,
-                        report.sessions
-                    ))?;
-                    for session in &report.unfinished {
-                        output::println(&format!(
-                            "note: session {session} has no session_end event (the guard was killed, it is still running, or the end of the log is missing)"
-                        ))?;
-                    }
-                    Ok(ExitCode::SUCCESS)
+            let name = file.display().to_string();
+            let (verdict, status) = match verify(input) {
+                Ok(report) => (Verdict::Intact(report), ExitCode::SUCCESS),
+                Err(VerifyError::Broken(broken)) => (Verdict::Tampered(broken), ExitCode::from(1)),
+                Err(VerifyError::NotAuditLog(why)) => {
+                    (Verdict::NotAuditLog(why), ExitCode::from(NOT_AN_AUDIT_LOG))
                 }
-                Err(VerifyError::Broken(broken)) => {
-                    output::println(&format!("{}: TAMPERED: {broken}", file.display()))?;
-                    Ok(ExitCode::from(1))
-                }
-                Err(e) => Err(e.into()),
+                Err(e) => return Err(e.into()),
+            };
+            if json {
+                output::println(&format!("{:#}", verdict.json(&name)))?;
+            } else {
+                output::print(&verdict.text(&name))?;
             }
+            Ok(status)
+        }
+    }
+}
+
+/// What `audit verify` found.
+enum Verdict {
+    Intact(Report),
+    Tampered(Broken),
+    NotAuditLog(String),
+}
+
+impl Verdict {
+    fn text(&self, file: &str) -> String {
+        match self {
+            Verdict::Intact(report) => {
+                let mut text = format!(
+                    "{file}: intact: {} events in {} sessions\n",
+                    report.lines, report.sessions
+                );
+                for session in &report.unfinished {
+                    text.push_str(&format!(
+                        "note: session {session} has no session_end event (the guard was killed, it is still running, or the end of the log is missing)\n"
+                    ));
+                }
+                text
+            }
+            Verdict::Tampered(broken) => format!("{file}: TAMPERED: {broken}\n"),
+            Verdict::NotAuditLog(why) => format!(
+                "{file}: not an mcp-guard audit log (line 1 {why}); `mcp-guard run` writes one to \
+                 $XDG_STATE_HOME/mcp-guard/audit.jsonl unless --audit-log says where\n"
+            ),
+        }
+    }
+
+    fn json(&self, file: &str) -> serde_json::Value {
+        match self {
+            Verdict::Intact(report) => json!({
+                "file": file,
+                "status": "intact",
+                "events": report.lines,
+                "sessions": report.sessions,
+                "unfinished": report.unfinished,
+            }),
+            Verdict::Tampered(broken) => json!({
+                "file": file,
+                "status": "tampered",
+                "line": broken.line(),
+                "problem": broken.to_string(),
+            }),
+            Verdict::NotAuditLog(why) => json!({
+                "file": file,
+                "status": "not_an_audit_log",
+                "line": 1,
+                "problem": format!("line 1 {why}"),
+            }),
         }
     }
 }

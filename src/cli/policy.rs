@@ -36,7 +36,11 @@ pub enum PolicyCommand {
     /// annotated with the layer it came from.
     Show(Box<ShowArgs>),
     /// List the shipped profiles.
-    List,
+    List {
+        /// Print them as a JSON array of `{"name", "description"}`.
+        #[arg(long)]
+        json: bool,
+    },
     /// Start a server once under the guard, list its tools, prompts, resources and templates,
     /// and write a least-privilege starter policy that allows exactly those (commented, to edit).
     Init(InitArgs),
@@ -78,7 +82,15 @@ pub fn execute(args: PolicyArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         PolicyCommand::Init(init_args) => init(init_args),
-        PolicyCommand::List => {
+        PolicyCommand::List { json: true } => {
+            let list: Vec<serde_json::Value> = PROFILES
+                .iter()
+                .map(|p| serde_json::json!({"name": p.name, "description": p.description()}))
+                .collect();
+            output::println(&format!("{:#}", serde_json::Value::from(list)))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        PolicyCommand::List { json: false } => {
             let width = PROFILES.iter().map(|p| p.name.len()).max().unwrap_or(0);
             for p in PROFILES {
                 output::println(&format!("{:<width$}  {}", p.name, p.description()))?;

@@ -196,6 +196,7 @@ impl PolicyArgs {
 
     /// Every layer merged: built-in ← profile ← policy file ← these flags.
     pub fn effective(&self) -> anyhow::Result<EffectivePolicy> {
+        check_allow_net(&self.flags.allow_net).map_err(anyhow::Error::msg)?;
         let mut layers = load_layers(self.flags.profile.as_deref(), self.flags.policy.as_deref())?;
         layers.push((Origin::Flags, self.flags_layer()));
         Ok(merge(layers))
@@ -260,6 +261,48 @@ fn parse_net(text: &str) -> Result<NetFlag, String> {
             Some(p) => port(p).map(NetFlag::Bind),
             None => port(text).map(NetFlag::Connect),
         },
+    }
+}
+
+/// `--allow-net` items that contradict each other (`off,443`): refused here, or `policy show`
+/// would print a policy that `policy check` refuses.
+fn check_allow_net(items: &[NetFlag]) -> Result<(), String> {
+    let word = |m: &NetworkMode| match m {
+        NetworkMode::Off => "off",
+        NetworkMode::Open => "open",
+        NetworkMode::Hosts => "hosts",
+        NetworkMode::Ports => "ports",
+    };
+    let modes: Vec<&str> = items
+        .iter()
+        .filter_map(|i| match i {
+            NetFlag::Mode(m) => Some(word(m)),
+            _ => None,
+        })
+        .collect();
+    let ports: Vec<String> = items
+        .iter()
+        .filter_map(|i| match i {
+            NetFlag::Connect(p) => Some(p.to_string()),
+            NetFlag::Bind(p) => Some(format!("bind:{p}")),
+            NetFlag::Mode(_) => None,
+        })
+        .collect();
+    if let [first, second, ..] = modes[..] {
+        if first != second {
+            return Err(format!(
+                "--allow-net {first},{second}: a server has one network mode; write one of them"
+            ));
+        }
+    }
+    match modes.first() {
+        Some(&mode @ ("off" | "open")) if !ports.is_empty() => Err(format!(
+            "--allow-net {mode} with ports {}: `{mode}` ignores ports; write `--allow-net {}` to \
+             allow only those ports, or `--allow-net {mode}` alone",
+            ports.join(","),
+            ports.join(",")
+        )),
+        _ => Ok(()),
     }
 }
 
