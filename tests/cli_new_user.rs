@@ -5,6 +5,15 @@ mod support;
 
 use std::process::{Command, Output, Stdio};
 
+/// Run the guard with `args` and nothing on stdin.
+fn guard(args: &[&str]) -> Output {
+    Command::new(support::guard_bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run the guard")
+}
+
 /// Run the guard with its stdout already closed at the other end, as `… | head -1` leaves it
 /// once head has read its line: every write fails with EPIPE, deterministically.
 fn with_closed_stdout(args: &[&str]) -> Output {
@@ -194,10 +203,7 @@ fn an_error_cause_is_said_once() {
 
 #[test]
 fn run_help_documents_the_launch_failure_statuses() {
-    let out = Command::new(support::guard_bin())
-        .args(["run", "--help"])
-        .output()
-        .expect("run the guard");
+    let out = guard(&["run", "--help"]);
     let help = String::from_utf8_lossy(&out.stdout);
     assert!(help.contains("127 when the"), "{help}");
     assert!(help.contains("126 when"), "{help}");
@@ -207,21 +213,63 @@ fn run_help_documents_the_launch_failure_statuses() {
 #[test]
 fn contradictory_allow_net_values_are_refused_with_what_to_write() {
     for value in ["off,443", "open,bind:8080", "off,open"] {
-        let out = Command::new(support::guard_bin())
-            .args(["policy", "show", "--allow-net", value])
-            .output()
-            .expect("run the guard");
+        let out = guard(&["policy", "show", "--allow-net", value]);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{value}: {stderr}");
         assert!(stderr.contains("write"), "{value}: {stderr}");
     }
-    let out = Command::new(support::guard_bin())
-        .args(["policy", "show", "--allow-net", "443,bind:8080"])
-        .output()
-        .expect("run the guard");
+    let out = guard(&["policy", "show", "--allow-net", "443,bind:8080"]);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// The host config in `mcp-guard --help` names a profile that exists and a command the policy
+/// launches (`policy show` runs the same launch check as `run`).
+#[test]
+fn the_help_example_is_accepted() {
+    let out = guard(&["--help"]);
+    let help = String::from_utf8_lossy(&out.stdout);
+    let start = help.find("\"args\": [").expect("a host config example") + "\"args\": ".len();
+    let end = start + help[start..].find(']').expect("the end of args") + 1;
+    let args: Vec<String> = serde_json::from_str(&help[start..end]).expect("JSON args");
+    assert_eq!(args.first().map(String::as_str), Some("run"), "{args:?}");
+    let show: Vec<&str> = ["policy", "show"]
+        .into_iter()
+        .chain(args[1..].iter().map(String::as_str))
+        .collect();
+    let out = guard(&show);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A node server whose module the default policy does not let it read: the host's
+/// `initialize` is answered with what to do, promptly.
+#[test]
+fn a_server_refused_at_startup_is_reported_with_the_fix() {
+    let server_dir = tempfile::tempdir().expect("server dir");
+    let elsewhere = tempfile::tempdir().expect("module dir");
+    let module = elsewhere.path().join("helper.js");
+    std::fs::write(&module, "module.exports = 1;\n").expect("write module");
+    std::fs::write(
+        server_dir.path().join("server.js"),
+        format!("require({:?});\n", module.display().to_string()),
+    )
+    .expect("write server");
+    let started = std::time::Instant::now();
+    let out = launch_as_host(&["node", "server.js"], server_dir.path());
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    let message = initialize_error(&out);
+    assert!(
+        message.contains("before answering initialize") && message.contains("--allow-read"),
+        "{message}"
+    );
+    assert!(stderr.contains("--allow-read"), "{stderr}");
 }

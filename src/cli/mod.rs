@@ -29,12 +29,14 @@ Use it in an MCP host config in place of the server command, e.g. Claude Desktop
   \"mcpServers\": {
     \"everything\": {
       \"command\": \"mcp-guard\",
-      \"args\": [\"run\", \"--\", \"npx\", \"-y\", \"@modelcontextprotocol/server-everything\"]
+      \"args\": [\"run\", \"--profile\", \"everything\", \"--\",
+               \"npx\", \"-y\", \"@modelcontextprotocol/server-everything\"]
     }
   }
 
-Without a profile or policy the server gets no network and none of your files (`mcp-guard
-policy list` shows the shipped profiles). Run `mcp-guard run --help` for the options,
+The first start fetches the package into mcp-guard's store (under a sandbox that reaches only
+the registry); later starts are offline. Without a profile or policy the server gets no network
+and none of your files (`mcp-guard policy list` shows the shipped profiles). Run `mcp-guard run --help` for the options,
 `mcp-guard check` to see what this kernel can enforce, `mcp-guard scan -- CMD` to vet a server.";
 
 /// Sandbox launcher and JSON-RPC firewall for local stdio MCP servers.

@@ -48,6 +48,12 @@ pub struct RelayOptions {
     pub busy_poll: Duration,
 }
 
+/// What to do about a server that exits before it answers `initialize`.
+const STARTUP_HINT: &str = "if its messages (on stderr) show something refused (EACCES, \
+    \"Permission denied\", \"Operation not permitted\", a failed connection), the sandbox \
+    refused it: grant it with --allow-read PATH, --allow-exec PATH or --allow-host HOST, or \
+    choose a profile (`mcp-guard policy list`); `mcp-guard scan -- CMD` lists what was refused";
+
 /// Exit status when the server could not be started at all.
 const SPAWN_FAILED: u8 = 126;
 
@@ -237,10 +243,20 @@ async fn relay_session(
         events.limit.as_deref(),
         &why,
     );
-    relay.fail_pending_host_requests(&why).await;
+    // A server that failed before answering `initialize` most likely met the sandbox: say
+    // where to look and what to grant, to the host and on stderr.
+    let never_started = status != 0 && relay.session.borrow().version.is_none();
+    let told = if never_started && events.spawn_failed.is_none() {
+        format!("{why}; {STARTUP_HINT}")
+    } else {
+        why.clone()
+    };
+    relay.fail_pending_host_requests(&told).await;
     relay.to_host.close().await;
     if let Some(error) = &events.spawn_failed {
         tracing::error!("could not start the server: {error}");
+    } else if never_started {
+        tracing::error!("the server {why} before answering initialize; {STARTUP_HINT}");
     } else if status != 0 {
         tracing::info!("the server {why}");
     }
