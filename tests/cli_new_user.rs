@@ -273,3 +273,65 @@ fn a_server_refused_at_startup_is_reported_with_the_fix() {
     );
     assert!(stderr.contains("--allow-read"), "{stderr}");
 }
+
+/// An ordinary user has no capabilities to drop: nothing to warn about at every start. `check`
+/// still says how capabilities stand.
+#[test]
+fn an_ordinary_user_is_not_warned_about_the_bounding_set_at_every_start() {
+    for identity in support::users::identities() {
+        let as_user = |args: &[&str]| {
+            let mut command = Command::new(identity.binary(&support::guard_bin()));
+            command.args(args).stdin(Stdio::null());
+            identity.apply(&mut command);
+            command.output().expect("run the guard")
+        };
+        let out = as_user(&["run", "--no-audit", "--", "true"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{}: {stderr}", identity.label());
+        assert!(
+            !stderr.contains("Capabilities only partly enforced"),
+            "{}: {stderr}",
+            identity.label()
+        );
+        let check = as_user(&["check"]);
+        let text = String::from_utf8_lossy(&check.stdout);
+        let line = text
+            .lines()
+            .find(|l| l.contains("yes capabilities") || l.contains("NO  capabilities"))
+            .unwrap_or_else(|| panic!("{}: no capabilities layer in {text}", identity.label()));
+        if matches!(identity, support::users::Identity::Ordinary { .. }) {
+            assert!(line.contains("bounding set"), "{line}");
+        }
+    }
+}
+
+/// Diagnostics on stderr: `--color always|never`, and `auto` (the default) colours only a
+/// terminal, which a pipe is not.
+#[test]
+fn color_flag_decides_escapes_in_diagnostics() {
+    let warn = |color: &str| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // A grant on a path that does not exist: one warning on stderr.
+        let missing = dir.path().join("missing");
+        let out = guard(&[
+            "--color",
+            color,
+            "run",
+            "--no-audit",
+            "--allow-read",
+            missing.to_str().unwrap(),
+            "--",
+            "true",
+        ]);
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let always = warn("always");
+    assert!(always.contains("\u{1b}["), "{always:?}");
+    for color in ["never", "auto"] {
+        let text = warn(color);
+        assert!(
+            text.contains("WARN") && !text.contains('\u{1b}'),
+            "{color}: {text:?}"
+        );
+    }
+}

@@ -49,8 +49,36 @@ pub struct Cli {
     /// Only errors on stderr.
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
+    /// Colour the diagnostics on stderr: auto (only on a terminal, and not when NO_COLOR is
+    /// set), always or never.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        value_name = "WHEN",
+        default_value = "auto"
+    )]
+    pub color: Color,
     #[command(subcommand)]
     pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Color {
+    Auto,
+    Always,
+    Never,
+}
+
+impl Color {
+    /// Whether stderr gets ANSI colours; `auto` follows https://no-color.org.
+    fn ansi(self, no_color: Option<std::ffi::OsString>, terminal: bool) -> bool {
+        match self {
+            Color::Always => true,
+            Color::Never => false,
+            Color::Auto => terminal && no_color.is_none_or(|v| v.is_empty()),
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -84,7 +112,11 @@ pub enum Command {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(cli.verbose, cli.quiet);
+    let ansi = cli.color.ansi(
+        std::env::var_os("NO_COLOR"),
+        std::io::IsTerminal::is_terminal(&std::io::stderr()),
+    );
+    init_tracing(cli.verbose, cli.quiet, ansi);
     let result = match cli.command {
         Command::Run(args) => run::execute(args),
         Command::Check(args) => check::execute(args),
@@ -108,7 +140,7 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn init_tracing(verbose: u8, quiet: bool) {
+fn init_tracing(verbose: u8, quiet: bool, ansi: bool) {
     use tracing_subscriber::EnvFilter;
     let default = match (quiet, verbose) {
         (true, _) => "error",
@@ -123,6 +155,22 @@ fn init_tracing(verbose: u8, quiet: bool) {
         .with_writer(std::io::stderr)
         .with_target(false)
         .without_time()
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_ansi(ansi)
         .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Color;
+
+    #[test]
+    fn no_color_turns_auto_off_but_not_always() {
+        let set = || Some("1".into());
+        assert!(Color::Auto.ansi(None, true));
+        assert!(Color::Auto.ansi(Some("".into()), true));
+        assert!(!Color::Auto.ansi(set(), true));
+        assert!(!Color::Auto.ansi(None, false));
+        assert!(Color::Always.ansi(set(), false));
+        assert!(!Color::Never.ansi(None, true));
+    }
 }

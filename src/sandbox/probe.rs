@@ -175,7 +175,12 @@ fn default_run(
         detail,
     });
     let caps = if identity.capabilities.is_empty() {
-        (true, "the server starts with no capabilities".to_owned())
+        (
+            true,
+            "the server starts with no capabilities (the bounding set is left as is: only a \
+             privileged guard can drop it, and no_new_privs keeps execve from granting any)"
+                .to_owned(),
+        )
     } else if cfg!(target_os = "linux") {
         let held = identity.capabilities.len();
         (
