@@ -120,12 +120,13 @@ fn tilde_in_a_file_flag_is_the_users_home() {
 
 const INITIALIZE: &str = r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
 
-/// Start `server` as a host would (its `initialize` already written); the guard's output.
-fn launch_as_host(server: &[&str], cwd: &std::path::Path) -> Output {
+/// `mcp-guard run --no-audit ARGS` started as a host would (its `initialize` already
+/// written); the guard's output.
+fn launch_as_host(args: &[&str], cwd: &std::path::Path) -> Output {
     use std::io::Write;
     let mut child = Command::new(support::guard_bin())
-        .args(["run", "--no-audit", "--"])
-        .args(server)
+        .args(["run", "--no-audit"])
+        .args(args)
         .current_dir(cwd)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -162,7 +163,7 @@ fn initialize_error(out: &Output) -> String {
 #[test]
 fn a_command_not_found_exits_127_and_answers_initialize() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = launch_as_host(&["mcpg-no-such-server-xyz"], dir.path());
+    let out = launch_as_host(&["--", "mcpg-no-such-server-xyz"], dir.path());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(127), "{stderr}");
     assert!(stderr.contains("not found"), "{stderr}");
@@ -173,7 +174,7 @@ fn a_command_not_found_exits_127_and_answers_initialize() {
 fn a_file_that_is_not_executable_is_not_called_not_found() {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("server.sh"), "#!/bin/sh\nexit 0\n").expect("write");
-    let out = launch_as_host(&["./server.sh"], dir.path());
+    let out = launch_as_host(&["--", "./server.sh"], dir.path());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(126), "{stderr}");
     assert!(
@@ -262,7 +263,7 @@ fn a_server_refused_at_startup_is_reported_with_the_fix() {
     )
     .expect("write server");
     let started = std::time::Instant::now();
-    let out = launch_as_host(&["node", "server.js"], server_dir.path());
+    let out = launch_as_host(&["--", "node", "server.js"], server_dir.path());
     assert!(started.elapsed() < std::time::Duration::from_secs(30));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_ne!(out.status.code(), Some(0), "{stderr}");
@@ -334,4 +335,30 @@ fn color_flag_decides_escapes_in_diagnostics() {
             "{color}: {text:?}"
         );
     }
+}
+
+/// The sandbox refuses to execute the server itself (a policy `deny` covers it): one message,
+/// with the way out, and the host's `initialize` answered.
+#[test]
+fn a_server_the_sandbox_cannot_execute_is_said_once_with_the_fix() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sleep = ["/usr/bin/sleep", "/bin/sleep"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .expect("a sleep binary");
+    let policy = dir.path().join("p.toml");
+    std::fs::write(
+        &policy,
+        format!("version = 1\n[filesystem]\ndeny = [\"{sleep}\"]\n"),
+    )
+    .expect("write policy");
+    let out = launch_as_host(
+        &["--policy", policy.to_str().unwrap(), "--", sleep, "5"],
+        dir.path(),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(126), "{stderr}");
+    assert_eq!(stderr.matches("cannot execute").count(), 1, "{stderr}");
+    assert!(stderr.contains("--allow-exec"), "{stderr}");
+    assert!(initialize_error(&out).contains("cannot execute"));
 }

@@ -254,7 +254,13 @@ async fn relay_session(
     relay.fail_pending_host_requests(&told).await;
     relay.to_host.close().await;
     if let Some(error) = &events.spawn_failed {
-        tracing::error!("could not start the server: {error}");
+        let fix = if error.contains("Permission denied") {
+            "; the sandbox refused to execute it: grant it with --allow-exec PATH (a policy's \
+             [filesystem] deny wins over any grant)"
+        } else {
+            ""
+        };
+        tracing::error!("could not start the server: {error}{fix}");
     } else if never_started {
         tracing::error!("the server {why} before answering initialize; {STARTUP_HINT}");
     } else if status != 0 {
@@ -380,7 +386,7 @@ impl EventReader {
                 );
             }
             Some(SupervisorEvent::SpawnFailed { error }) => {
-                tracing::error!("cannot start the server: {error}");
+                // Said once, with the fix, when the session ends.
                 self.spawn_failed = Some(error);
             }
             Some(SupervisorEvent::ConnectRefused {
