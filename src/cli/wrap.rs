@@ -135,7 +135,7 @@ fn run(
         if rewrite.text == original {
             continue;
         }
-        print_diff(path, &original, &rewrite.text);
+        print_diff(path, &original, &rewrite.text)?;
         if !targets.write {
             pending += 1;
             continue;
@@ -254,11 +254,13 @@ fn print_entries(entries: &[EntryReport]) {
 }
 
 /// A unified diff on stdout, so that `mcp-guard wrap > changes.diff` keeps it.
-fn print_diff(path: &Path, old: &str, new: &str) {
+fn print_diff(path: &Path, old: &str, new: &str) -> std::io::Result<()> {
     let name = path.display().to_string();
     let diff = similar::TextDiff::from_lines(old, new);
-    print!(
-        "{}",
-        diff.unified_diff().context_radius(2).header(&name, &name)
-    );
+    let text = diff
+        .unified_diff()
+        .context_radius(2)
+        .header(&name, &name)
+        .to_string();
+    super::output::print(&text)
 }
