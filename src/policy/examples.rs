@@ -128,6 +128,11 @@ const EXAMPLES: &[(&str, &str)] = &[
         "redact_keys = [\"password\", \"token\"]",
     ),
     ("audit.max_value_bytes", "max_value_bytes = \"4KiB\""),
+    ("pin.mode", "mode = \"tofu\"   # or \"file\" (with --pin FILE), \"off\""),
+    (
+        "pin.injection",
+        "injection = \"quarantine\"   # or \"flag\"",
+    ),
 ];
 
 /// The example for `section.key` (`tools.arguments.*.*` share one).
@@ -163,6 +168,7 @@ mod tests {
         "sanitize",
         "validation",
         "audit",
+        "pin",
     ];
 
     /// The keys a section accepts, as serde lists them for an unknown one.

@@ -205,6 +205,10 @@ pub fn render(
     });
     o.vals("redact_keys", &a.redact_keys, |s| quote(s));
     o.opt("max_value_bytes", &a.max_value_bytes, |v| quote(&v.text));
+
+    o.section("pin");
+    o.opt("mode", &p.pin.mode, |v| quote(v.as_str()));
+    o.opt("injection", &p.pin.injection, |v| quote(v.as_str()));
     Ok(o.0)
 }
 
