@@ -439,11 +439,14 @@ impl PinGuard {
             }
             // Said once per item and version; the guard's own check of a kind never shown
             // to the host yet says nothing (the host's first listing decides).
-            let news = self
-                .hidden
-                .get(&kind)
-                .and_then(|h| h.get(&key))
-                .is_none_or(|b| b.digest != item_digest);
+            let before = self.hidden.get(&kind).and_then(|h| h.get(&key));
+            let news = before.is_none_or(|b| b.digest != item_digest);
+            // The same version seen again (the guard's own re-list) keeps its first reason:
+            // quarantined on first use stays quarantined, not "new".
+            let reason = match before {
+                Some(b) if !news => b.reason,
+                _ => reason,
+            };
             let seen = Seen {
                 reason,
                 findings: found,
