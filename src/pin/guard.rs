@@ -186,9 +186,12 @@ impl PinGuard {
             (Direction::HostToServer, Message::Notification { method, .. })
                 if method == "notifications/initialized" =>
             {
-                // Check the lists up front: a host may call what it cached from an earlier session.
+                // Check the lists up front: a host may call what it cached from an earlier
+                // session. A kind with nothing pinned yet has nothing to check against.
                 for kind in [Kind::Tools, Kind::Prompts] {
-                    self.request_list(kind, None);
+                    if self.tofu.is_none() || self.lock.items.contains_key(&kind) {
+                        self.request_list(kind, None);
+                    }
                 }
                 verdict
             }
@@ -260,11 +263,23 @@ impl PinGuard {
     }
 
     fn allowed(&self, kind: Kind, key: &str) -> bool {
-        match kind {
+        let hidden = self.hidden.get(&kind).is_some_and(|h| h.contains_key(key));
+        if kind == Kind::Resources || hidden {
             // Resources may come from templates; refuse only those seen and not approved.
-            Kind::Resources => !self.hidden.get(&kind).is_some_and(|h| h.contains_key(key)),
-            _ => self.verified.get(&kind).is_some_and(|v| v.contains(key)),
+            return !hidden;
         }
+        if self.verified.get(&kind).is_some_and(|v| v.contains(key)) {
+            return true;
+        }
+        // Trust on first use does not make a host list before it calls (the guard's own
+        // check may still be on its way): a pinned name passes until a listing shows it
+        // changed, and before anything of the kind is pinned there is nothing to refuse.
+        self.tofu.is_some()
+            && self
+                .lock
+                .items
+                .get(&kind)
+                .is_none_or(|m| m.contains_key(key))
     }
 
     /// Trust on first use: the user may have run `pin approve` since the item was hidden;
@@ -376,7 +391,8 @@ impl PinGuard {
 
     /// Record which listed items match the pin; `Some(kept)` when some must be hidden.
     /// `sent` is the listing as the server sent it; `to_host` whether the host sees this one
-    /// (only what the host is shown is pinned on first use or recorded as awaiting approval).
+    /// (what only the guard's own re-list finds is recorded as awaiting approval when the host
+    /// tries to use it: the re-list also sees what the policy hides from the host).
     fn filter_listing(
         &mut self,
         kind: Kind,
@@ -387,14 +403,15 @@ impl PinGuard {
         let items = result.get(kind.result_member())?.as_array()?;
         let findings = self.findings_of(kind, sent);
         let never_listed = self.tofu.is_some() && !self.lock.items.contains_key(&kind);
-        if to_host && never_listed {
-            // Trust on first use pins the first listing of a kind the host is shown. Items
-            // that appear after it (a list that changes mid-session) are new, as in any
-            // later session.
+        if never_listed {
+            // Trust on first use pins the session's first listing of a kind (the guard's own
+            // check at the start, or the host's; both see what this host may use). Items that
+            // appear after it (a list that changes mid-session) are new, as in any later
+            // session.
             self.pinning.insert(kind);
             self.change(Change::PinKind(kind));
         }
-        let pinning = to_host && self.pinning.contains(&kind);
+        let pinning = self.pinning.contains(&kind);
         if pinning && result.get("nextCursor").is_none() {
             self.pinning.remove(&kind);
         }
@@ -437,8 +454,7 @@ impl PinGuard {
             if let Some(v) = self.verified.get_mut(&kind) {
                 v.remove(&key);
             }
-            // Said once per item and version; the guard's own check of a kind never shown
-            // to the host yet says nothing (the host's first listing decides).
+            // Said once per item and version.
             let before = self.hidden.get(&kind).and_then(|h| h.get(&key));
             let news = before.is_none_or(|b| b.digest != item_digest);
             // The same version seen again (the guard's own re-list) keeps its first reason:
@@ -453,14 +469,14 @@ impl PinGuard {
                 digest: item_digest,
                 item: shown,
             };
-            if to_host {
+            if to_host || reason == PendingReason::Quarantined {
                 self.record_pending(kind, &key, &seen);
             }
             self.hidden
                 .entry(kind)
                 .or_default()
                 .insert(key.clone(), seen);
-            if news && (to_host || !never_listed) {
+            if news {
                 self.events.push(PinEvent {
                     kind,
                     key,
