@@ -9,6 +9,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
@@ -18,6 +19,13 @@ use super::record::{apply, Change};
 use crate::filter::{as_forwarded, item_injections};
 use crate::filter::{Context, Direction, Verdict};
 use crate::protocol::{codes, parse_line, Message, Parsed, RequestId};
+
+/// How long after `notifications/initialized` a kind pinned on first use stays open to
+/// additions, if the host uses nothing meanwhile. Servers register capability-gated items
+/// once they have seen the host's capabilities and say `list_changed` (server-everything
+/// does, within milliseconds); an item added before the host has used anything is trusted
+/// like one in the first listing. After the first use, or this long, additions are new.
+const FIRST_USE_SETTLE: Duration = Duration::from_secs(3);
 
 /// Something the pin did, for the audit log.
 #[derive(Debug, Clone)]
@@ -62,6 +70,10 @@ pub struct PinGuard {
     /// Kinds whose first listing ever is being shown to the host (trust on first use pins it,
     /// page by page, until a page without `nextCursor`).
     pinning: HashSet<Kind>,
+    /// Kinds this session pinned on first use, and until when they take additions (see
+    /// [`FIRST_USE_SETTLE`]); closed by the host's first use of anything.
+    first_use: HashSet<Kind>,
+    settle_until: Option<Instant>,
     /// The guard's own list requests in flight: id → kind.
     own: HashMap<String, Kind>,
     own_prefix: String,
@@ -128,6 +140,8 @@ impl PinGuard {
             verified: HashMap::new(),
             hidden: HashMap::new(),
             pinning: HashSet::new(),
+            first_use: HashSet::new(),
+            settle_until: None,
             own: HashMap::new(),
             own_prefix: format!("mcp-guard-pin-{session}-"),
             own_seq: 0,
@@ -186,6 +200,7 @@ impl PinGuard {
             (Direction::HostToServer, Message::Notification { method, .. })
                 if method == "notifications/initialized" =>
             {
+                self.settle_until = Some(Instant::now() + FIRST_USE_SETTLE);
                 // Check the lists up front: a host may call what it cached from an earlier
                 // session. A kind with nothing pinned yet has nothing to check against.
                 for kind in [Kind::Tools, Kind::Prompts] {
@@ -226,6 +241,8 @@ impl PinGuard {
             "resources/read" | "resources/subscribe" => (Kind::Resources, "uri"),
             _ => return None,
         };
+        // The first use ends the first-use window: from now on additions are new.
+        self.settle_until = None;
         let params: Value = params.and_then(|p| serde_json::from_str(p).ok())?;
         let key = params.get(field).and_then(Value::as_str)?.to_owned();
         if self.allowed(kind, &key) || self.approved_meanwhile(kind, &key) {
@@ -405,13 +422,16 @@ impl PinGuard {
         let never_listed = self.tofu.is_some() && !self.lock.items.contains_key(&kind);
         if never_listed {
             // Trust on first use pins the session's first listing of a kind (the guard's own
-            // check at the start, or the host's; both see what this host may use). Items that
-            // appear after it (a list that changes mid-session) are new, as in any later
-            // session.
+            // check, or the host's; both see what this host may use). Items that appear after
+            // it (a list that changes mid-session: the rug pull) are new, as in any later
+            // session, except while the server settles before the host's first use.
             self.pinning.insert(kind);
+            self.first_use.insert(kind);
             self.change(Change::PinKind(kind));
         }
-        let pinning = self.pinning.contains(&kind);
+        let settling =
+            self.first_use.contains(&kind) && self.settle_until.is_some_and(|t| Instant::now() < t);
+        let pinning = self.pinning.contains(&kind) || settling;
         if pinning && result.get("nextCursor").is_none() {
             self.pinning.remove(&kind);
         }

@@ -323,6 +323,19 @@ impl Outcome {
 pub fn run(what: &str, cmd: &[String]) -> Outcome {
     let start = Instant::now();
     let marker = unique_marker();
+    // The guards of this run keep their trust-on-first-use pins in a directory of their own,
+    // not the user's state (which the SDKs' default child environment would give them via
+    // HOME): every driver passes `--env` on. A TestHome's own XDG_STATE_HOME wins.
+    let state = tempfile::tempdir().expect("state tempdir");
+    let mut cmd = cmd.to_vec();
+    let options_end = cmd.iter().position(|a| a == "--");
+    let guarded = cmd.iter().any(|a| *a == guard_bin().display().to_string());
+    if let (Some(end), true) = (options_end, guarded) {
+        if !cmd[..end].iter().any(|a| a.starts_with("XDG_STATE_HOME=")) {
+            let setting = format!("XDG_STATE_HOME={}", state.path().display());
+            cmd.splice(end..end, ["--env".to_owned(), setting]);
+        }
+    }
     let mut child = {
         use std::os::unix::process::CommandExt;
         Command::new(&cmd[0])
