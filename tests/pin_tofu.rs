@@ -267,3 +267,42 @@ fn pin_sees_server_everything_capability_gated_tools() {
     let tools = v["items"]["tools"].as_object().unwrap();
     assert_eq!(tools.len(), 16, "{:?}", tools.keys().collect::<Vec<_>>());
 }
+
+/// lying-server's instructions carry an injection: on first use they are dropped and recorded;
+/// approved, the next session passes them on (sanitised by the firewall).
+#[test]
+fn tofu_quarantines_poisoned_instructions_until_approved() {
+    let state = tempfile::tempdir().unwrap();
+    let server = support::testkit_bin("lying-server");
+    let env = [("XDG_STATE_HOME", state.path().to_str().unwrap())];
+    let session = |env: &[(&str, &str)]| {
+        let mut g = Guard::start_run(env, &["--allow-unsandboxed", "--no-audit"], &server, &[]);
+        let init = g.initialize("2025-06-18");
+        stop(g);
+        init["instructions"].clone()
+    };
+    // Unguarded they reach the model as sent.
+    let mut direct = Guard::unguarded(&server, &[]);
+    let sent = direct.initialize("2025-06-18");
+    assert!(sent["instructions"]
+        .as_str()
+        .unwrap()
+        .contains("Ignore all previous instructions"));
+    stop(direct);
+
+    assert_eq!(session(&env), Value::Null);
+    let id = only_id(state.path());
+    let status = stdout(&pin_cli(state.path(), &["status"]));
+    assert!(
+        status.contains("the server instructions (`instructions`) (quarantined; looks like prompt injection: ignore-instructions"),
+        "{status}"
+    );
+    assert!(pin_cli(state.path(), &["approve", &id, "instructions"])
+        .status
+        .success());
+    let now = session(&env);
+    assert!(
+        now.as_str().unwrap().starts_with("Use these tools."),
+        "{now}"
+    );
+}

@@ -32,7 +32,8 @@ const FIRST_USE_SETTLE: Duration = Duration::from_secs(3);
 pub struct PinEvent {
     pub kind: Kind,
     pub key: String,
-    /// `new`, `changed`, `quarantined`, `refused` or `instructions`.
+    /// `new`, `changed`, `quarantined`, `refused`, `instructions` (changed) or
+    /// `quarantined-instructions` (first use).
     pub what: &'static str,
 }
 
@@ -579,7 +580,11 @@ impl PinGuard {
         self.events.push(PinEvent {
             kind: Kind::Tools,
             key: "(server instructions)".into(),
-            what: "instructions",
+            what: if first {
+                "quarantined-instructions"
+            } else {
+                "instructions"
+            },
         });
         Some(())
     }

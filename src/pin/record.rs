@@ -53,8 +53,10 @@ fn apply_one(lock: &mut Lockfile, change: Change) -> bool {
             true
         }
         Change::PendingInstructions(pending) => {
+            // The same text again keeps its first reason (quarantined stays quarantined).
+            let same = |p: &PendingItem| p.digest == pending.digest;
             if lock.instructions.as_deref() == pending.item.as_str()
-                || lock.pending_instructions.as_ref() == Some(&pending)
+                || lock.pending_instructions.as_ref().is_some_and(same)
             {
                 return false;
             }
@@ -81,7 +83,11 @@ fn apply_one(lock: &mut Lockfile, change: Change) -> bool {
         }
         Change::Pending(kind, key, pending) => {
             let already = lock.approves(kind, &key, &pending.digest)
-                || lock.pending.get(&kind).and_then(|m| m.get(&key)) == Some(&pending);
+                || lock
+                    .pending
+                    .get(&kind)
+                    .and_then(|m| m.get(&key))
+                    .is_some_and(|p| p.digest == pending.digest);
             if already {
                 return false;
             }
