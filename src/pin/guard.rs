@@ -75,6 +75,8 @@ pub struct PinGuard {
     /// [`FIRST_USE_SETTLE`]); closed by the host's first use of anything.
     first_use: HashSet<Kind>,
     settle_until: Option<Instant>,
+    /// Kinds the server said changed and that no complete listing has shown since.
+    stale: HashSet<Kind>,
     /// The guard's own list requests in flight: id → kind.
     own: HashMap<String, Kind>,
     own_prefix: String,
@@ -143,6 +145,7 @@ impl PinGuard {
             pinning: HashSet::new(),
             first_use: HashSet::new(),
             settle_until: None,
+            stale: HashSet::new(),
             own: HashMap::new(),
             own_prefix: format!("mcp-guard-pin-{session}-"),
             own_seq: 0,
@@ -221,6 +224,7 @@ impl PinGuard {
                 if let Some(kind) = kind {
                     // Nothing of this kind is trusted until the guard has seen the new list.
                     self.verified.remove(&kind);
+                    self.stale.insert(kind);
                     self.request_list(kind, None);
                 }
                 verdict
@@ -293,6 +297,7 @@ impl PinGuard {
         // check may still be on its way): a pinned name passes until a listing shows it
         // changed, and before anything of the kind is pinned there is nothing to refuse.
         self.tofu.is_some()
+            && !self.stale.contains(&kind)
             && self
                 .lock
                 .items
@@ -433,6 +438,9 @@ impl PinGuard {
         let settling =
             self.first_use.contains(&kind) && self.settle_until.is_some_and(|t| Instant::now() < t);
         let pinning = self.pinning.contains(&kind) || settling;
+        if result.get("nextCursor").is_none() {
+            self.stale.remove(&kind);
+        }
         if pinning && result.get("nextCursor").is_none() {
             self.pinning.remove(&kind);
         }
