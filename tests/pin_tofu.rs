@@ -209,8 +209,13 @@ fn tofu_quarantines_a_poisoned_description_until_approved() {
     assert_eq!(list_tools(&mut g, 1), ["add", "search", "exfiltrate"]);
     stop(g);
 
-    // Approved, it passes (its finding is still audited by the firewall).
-    let approve = pin_cli(state.path(), &["approve", &id, "search"]);
+    // Approved (the server named by its command this time), it passes; the firewall still
+    // audits its finding.
+    let server = rugpull();
+    let approve = pin_cli(
+        state.path(),
+        &["approve", "search", "--", server.to_str().unwrap()],
+    );
     assert!(approve.status.success(), "{approve:?}");
     let mut g = start(state.path(), &[], "--changed");
     assert_eq!(list_tools(&mut g, 1), ["add", "search", "exfiltrate"]);
@@ -219,7 +224,13 @@ fn tofu_quarantines_a_poisoned_description_until_approved() {
             .assert_result("2"),
         "called search"
     );
-    stop(g);
+    g.close_stdin();
+    g.exit_code(Duration::from_secs(10));
+    let stderr = g.stderr_text();
+    assert!(
+        stderr.contains("tool `search` text looks like prompt injection"),
+        "{stderr}"
+    );
     assert!(!stdout(&pin_cli(state.path(), &["status"])).contains("awaiting"));
 }
 
