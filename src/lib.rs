@@ -8,6 +8,7 @@ pub mod audit;
 pub mod cli;
 pub mod egress;
 pub mod filter;
+pub mod hosts;
 pub mod launch;
 pub mod launchers;
 pub mod maps;

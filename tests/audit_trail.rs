@@ -183,3 +183,64 @@ fn audit_to_stderr_and_no_audit() {
     assert!(out.status.success());
     assert!(state.join("mcp-guard/audit.jsonl").exists());
 }
+
+/// The log is bounded: a long session rotates it, `keep` rotated files stay, each verifies on
+/// its own and names the last line of the one before it. Without the bound (the control,
+/// `max_size = "unlimited"`) the same traffic makes one file that large.
+#[test]
+fn audit_log_rotates_and_stays_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.toml");
+    let long_session = |log: &Path, max_size: &str| {
+        std::fs::write(
+            &policy,
+            format!("version = 1\n[audit]\nmax_size = \"{max_size}\"\nkeep = 2\n"),
+        )
+        .unwrap();
+        let log_arg = log.display().to_string();
+        let policy_arg = policy.display().to_string();
+        let mut guard = Guard::start(
+            &["--audit-log", &log_arg, "--policy", &policy_arg],
+            &echo_bin(),
+            &[],
+        );
+        guard.initialize("2025-06-18");
+        for n in 0..300 {
+            let id = (n + 2).to_string();
+            guard.call_and_recv(&id, "echo", json!({"text": "x".repeat(200)}));
+        }
+        guard.close_stdin();
+        assert_eq!(guard.exit_code(Duration::from_secs(10)), 0);
+    };
+
+    let unbounded = dir.path().join("control/audit.jsonl");
+    long_session(&unbounded, "unlimited");
+    let whole = std::fs::metadata(&unbounded).unwrap().len();
+    assert!(whole > 64 * 1024, "the control wrote {whole} bytes");
+    assert!(!dir.path().join("control/audit.jsonl.1").exists());
+
+    let log = dir.path().join("bounded/audit.jsonl");
+    long_session(&log, "16KiB");
+    let rotated = |n: u32| dir.path().join(format!("bounded/audit.jsonl.{n}"));
+    assert!(rotated(1).exists() && rotated(2).exists());
+    assert!(!rotated(3).exists(), "keep = 2");
+    for file in [rotated(2), rotated(1), log.clone()] {
+        let size = std::fs::metadata(&file).unwrap().len();
+        assert!(size <= 16 * 1024 + 8 * 1024, "{file:?}: {size} bytes");
+        let (code, out) = verify(&file);
+        assert_eq!(code, 0, "{file:?}: {out}");
+    }
+    for (older, newer) in [(rotated(2), rotated(1)), (rotated(1), log.clone())] {
+        let text = std::fs::read_to_string(&older).unwrap();
+        let last = text.lines().last().unwrap();
+        let last_hash = hex_sha256(last.as_bytes());
+        let first = &events(&newer)[0];
+        assert_eq!(first["event"], "rotated", "{first}");
+        assert_eq!(first["continues"], last_hash.as_str(), "{newer:?}");
+    }
+    assert_eq!(events(&log).last().unwrap()["event"], "session_end");
+}
+
+fn hex_sha256(bytes: &[u8]) -> String {
+    mcp_guard::audit::chain::line_hash(bytes)
+}

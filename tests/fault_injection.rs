@@ -212,8 +212,9 @@ fn sigterm_to_the_guard_under_load_both_ways() {
     let sent = writer.join().expect("writer");
     eprintln!("SIGTERM under load: {next} answers, {errors} errors, {sent} sent, exit {status:?} in {took:?}");
     assert!(took < Duration::from_secs(4), "{took:?}");
-    // Exit status: echo-server exits 0 on the EOF the guard gives it first.
-    assert_eq!(status.code(), Some(0), "{status:?}");
+    // Exit status: the guard gives echo-server EOF and SIGTERM together (a host signal ends
+    // the grace at once): it exits 0 on the EOF or dies of the SIGTERM (128 + 15).
+    assert!(matches!(status.code(), Some(0 | 143)), "{status:?}");
     for pid in below {
         assert_no_orphan(pid);
     }

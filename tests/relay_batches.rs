@@ -20,7 +20,8 @@ fn batch_guard(guard_args: &[&str]) -> (Guard, tempfile::TempDir) {
     let mut args = vec!["--policy", policy.as_str()];
     args.extend_from_slice(guard_args);
     let mut guard = Guard::mock(&args, &["--protocol-version=2025-03-26"]);
-    let result = guard.initialize("2025-03-26");
+    // The host declares roots (not sampling): the server may ask for the one, not the other.
+    let result = guard.initialize_with("2025-03-26", json!({"roots": {}}));
     assert_eq!(result["protocolVersion"], "2025-03-26");
     (guard, dir)
 }

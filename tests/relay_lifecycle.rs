@@ -239,7 +239,8 @@ fn sigkill_to_the_guard_kills_the_server_and_its_children() {
 #[test]
 fn server_requests_are_relayed_and_answered() {
     let mut guard = Guard::mock(&[], &[]);
-    guard.initialize("2025-06-18");
+    // The host declares roots: the server may ask for them.
+    guard.initialize_with("2025-06-18", json!({"roots": {}}));
     // The host's request 0 stays pending while the server numbers its own request 0 too.
     guard.call("0", "never", json!({}));
     guard.call("1", "server_request", json!({"method": "roots/list"}));
@@ -309,7 +310,8 @@ fn sigterm_to_the_guard_fails_pending_requests() {
 fn host_eof_answers_the_server_own_pending_request() {
     // Otherwise a server waiting on its own request may never exit (server-everything does this).
     let mut guard = Guard::mock(&["--shutdown-grace", "2s"], &["--log={dir}/log"]);
-    guard.initialize("2025-06-18");
+    // The host declares roots: the server may ask for them.
+    guard.initialize_with("2025-06-18", json!({"roots": {}}));
     guard.call("1", "server_request", json!({}));
     let request = guard.recv();
     assert_eq!(request.json()["method"], "roots/list");
@@ -327,7 +329,8 @@ fn host_eof_answers_the_server_own_pending_request() {
 #[test]
 fn host_answer_with_a_lookalike_id_is_dropped() {
     let mut guard = Guard::mock(&[], &[]);
-    guard.initialize("2025-06-18");
+    // The host declares roots: the server may ask for them.
+    guard.initialize_with("2025-06-18", json!({"roots": {}}));
     guard.call("1", "server_request", json!({}));
     let request = guard.recv();
     let server_id = request.raw_id().expect("id");

@@ -5,6 +5,16 @@
 //! Events are buffered as bodies without `prev`; the chain is computed when they are written,
 //! under an exclusive `flock`, from the file's actual last line, so several guards (one per
 //! server of a host) can share one log without breaking it.
+//!
+//! # Rotation
+//!
+//! Before a write would take the file past [`Rotation::max_size`], the writer holding the lock
+//! renames `audit.jsonl` to `audit.jsonl.1` (shifting `.1` to `.2` …, removing what is beyond
+//! [`Rotation::keep`]) and starts a new file. Its first line is a `rotated` event that starts a
+//! new chain (`prev` = genesis, so each file verifies on its own) and names, in `continues`,
+//! the hash of the previous file's last line: a removed or edited rotated file shows as a
+//! broken link. A guard that waited for the lock on the old file notices the rename and
+//! reopens the log before writing.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -38,8 +48,26 @@ enum Sink {
     Stderr { prev: String },
 }
 
+/// When the log file is rotated, and how many rotated files are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rotation {
+    /// `None`: never rotated.
+    pub max_size: Option<u64>,
+    /// `None`: rotated files are never removed.
+    pub keep: Option<u64>,
+}
+
+impl Rotation {
+    pub const NEVER: Rotation = Rotation {
+        max_size: None,
+        keep: None,
+    };
+}
+
 pub struct ChainWriter {
     sink: Sink,
+    /// The log's path and rotation (file sinks only).
+    path: Option<(PathBuf, Rotation)>,
     /// Buffered bodies: JSON object members without braces, each ending in '\n'.
     pending: Vec<u8>,
     /// Reused for the lines written by one flush.
@@ -49,14 +77,25 @@ pub struct ChainWriter {
 impl ChainWriter {
     /// Open (append, create 0600) the log; parent directories are created (0700).
     pub fn open(destination: &Destination) -> io::Result<Self> {
-        let sink = match destination {
-            Destination::Stderr => Sink::Stderr {
-                prev: GENESIS.to_owned(),
-            },
-            Destination::File(path) => Sink::File(open_file(path)?),
+        Self::open_rotating(destination, Rotation::NEVER)
+    }
+
+    /// [`open`](Self::open), rotating the file as `rotation` says.
+    pub fn open_rotating(destination: &Destination, rotation: Rotation) -> io::Result<Self> {
+        let (sink, path) = match destination {
+            Destination::Stderr => (
+                Sink::Stderr {
+                    prev: GENESIS.to_owned(),
+                },
+                None,
+            ),
+            Destination::File(path) => {
+                (Sink::File(open_file(path)?), Some((path.clone(), rotation)))
+            }
         };
         Ok(Self {
             sink,
+            path,
             pending: Vec::with_capacity(64 * 1024),
             out: Vec::with_capacity(64 * 1024),
         })
@@ -91,11 +130,48 @@ impl ChainWriter {
                 result?;
             }
             Sink::File(file) => {
-                let _lock = Lock::exclusive(file)?;
-                let prev = last_line_hash(file)?;
+                let mut lock = Lock::exclusive(file)?;
+                if let Some((path, _)) = &self.path {
+                    // Another guard rotated the log while this one waited: write to the new one.
+                    while was_replaced(file, path)? {
+                        drop(lock);
+                        *file = open_file(path)?;
+                        lock = Lock::exclusive(file)?;
+                    }
+                }
+                let mut prev = last_line_hash(file)?;
+                let mut size = file.metadata()?.len();
+                let rotation = self
+                    .path
+                    .as_ref()
+                    .and_then(|(path, r)| Some((path, *r, r.max_size?)));
                 self.out.clear();
-                chain(&self.pending, &prev, &mut self.out);
+                for body in self
+                    .pending
+                    .split(|b| *b == b'\n')
+                    .filter(|b| !b.is_empty())
+                {
+                    // `{"prev":"<64 hex>",` + body + `}\n`
+                    let line = body.len() as u64 + 75;
+                    let used = size + self.out.len() as u64;
+                    if let Some((path, rotation, limit)) = rotation {
+                        if used > 0 && used + line > limit {
+                            file.write_all(&self.out)?;
+                            self.out.clear();
+                            let new = rotate_files(path, rotation)?;
+                            let new_lock = Lock::exclusive(&new)?;
+                            // The old file's lock goes before its fd closes (fd numbers are reused).
+                            drop(lock);
+                            *file = new;
+                            lock = new_lock;
+                            size = 0;
+                            prev = chain(&rotated_event(&prev), GENESIS, &mut self.out);
+                        }
+                    }
+                    prev = chain(body, &prev, &mut self.out);
+                }
                 file.write_all(&self.out)?;
+                drop(lock);
             }
         }
         self.pending.clear();
@@ -126,6 +202,55 @@ pub fn hex(bytes: &[u8]) -> String {
 /// SHA-256 (hex) of one line, without its newline.
 pub fn line_hash(line: &[u8]) -> String {
     hex(&Sha256::digest(line))
+}
+
+/// The first line of a new file after a rotation: `previous` is the old file's last line hash.
+fn rotated_event(previous: &str) -> Vec<u8> {
+    let ts = super::event::now_text();
+    format!("\"ts\":\"{ts}\",\"event\":\"rotated\",\"continues\":\"{previous}\"\n").into_bytes()
+}
+
+/// Is `file` no longer the file at `path` (renamed away by a rotation)?
+fn was_replaced(file: &File, path: &Path) -> io::Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let ours = file.metadata()?;
+    Ok(match std::fs::metadata(path) {
+        Ok(now) => now.ino() != ours.ino() || now.dev() != ours.dev(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => true,
+        Err(e) => return Err(e),
+    })
+}
+
+/// Shift `path.N` → `path.N+1` (removing what `keep` does not keep), `path` → `path.1`, and
+/// open a new, empty `path`.
+fn rotate_files(path: &Path, rotation: Rotation) -> io::Result<File> {
+    let numbered = |n: u64| {
+        let mut name = path.as_os_str().to_owned();
+        name.push(format!(".{n}"));
+        PathBuf::from(name)
+    };
+    let keep = rotation.keep.unwrap_or(u64::MAX);
+    // Find the highest existing number (files are contiguous from 1).
+    let mut highest = 0;
+    while highest < keep && numbered(highest + 1).exists() {
+        highest += 1;
+    }
+    if highest >= keep {
+        remove_if_present(&numbered(keep))?;
+        highest = keep - 1;
+    }
+    for n in (1..=highest).rev() {
+        std::fs::rename(numbered(n), numbered(n + 1))?;
+    }
+    std::fs::rename(path, numbered(1))?;
+    open_file(path)
+}
+
+fn remove_if_present(path: &Path) -> io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
 }
 
 fn open_file(path: &Path) -> io::Result<File> {
@@ -219,5 +344,73 @@ mod tests {
             let prev = line_hash(pair[0].as_bytes());
             assert!(pair[1].starts_with(&format!("{{\"prev\":\"{prev}\"")));
         }
+    }
+
+    fn lines(path: &Path) -> Vec<String> {
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[test]
+    fn rotation_keeps_n_files_each_a_chain_linked_to_the_last() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let rotation = Rotation {
+            max_size: Some(200),
+            keep: Some(2),
+        };
+        let dest = Destination::File(path.clone());
+        let mut one = ChainWriter::open_rotating(&dest, rotation).unwrap();
+        // A second writer opened before the rotations: it must follow them.
+        let mut two = ChainWriter::open_rotating(&dest, rotation).unwrap();
+        for n in 0..20 {
+            let w = if n % 2 == 0 { &mut one } else { &mut two };
+            w.push(
+                format!(r#"{{"n":{n},"pad":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}}"#)
+                    .as_bytes(),
+            );
+            w.flush().unwrap();
+        }
+        let name = |n: u32| dir.path().join(format!("audit.jsonl.{n}"));
+        assert!(name(1).exists() && name(2).exists());
+        assert!(!name(3).exists(), "only `keep` rotated files stay");
+        for file in [name(2), name(1), path.clone()] {
+            let text = lines(&file);
+            assert!(
+                std::fs::metadata(&file).unwrap().len() <= 200 + 250,
+                "{file:?}"
+            );
+            // Each file is a chain of its own...
+            assert!(text[0].starts_with(&format!("{{\"prev\":\"{GENESIS}\"")));
+            for pair in text.windows(2) {
+                let prev = line_hash(pair[0].as_bytes());
+                assert!(
+                    pair[1].starts_with(&format!("{{\"prev\":\"{prev}\"")),
+                    "{file:?}"
+                );
+            }
+        }
+        // ...and starts by naming the last line of the one before it.
+        for (older, newer) in [(name(2), name(1)), (name(1), path.clone())] {
+            let last = line_hash(lines(&older).last().unwrap().as_bytes());
+            let first = &lines(&newer)[0];
+            assert!(first.contains("\"event\":\"rotated\""), "{first}");
+            assert!(
+                first.contains(&format!("\"continues\":\"{last}\"")),
+                "{first}"
+            );
+        }
+        // Nothing was lost among what the kept files hold: the numbers run without a gap.
+        let mut numbers: Vec<u64> = [name(2), name(1), path.clone()]
+            .iter()
+            .flat_map(|f| lines(f))
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(&l).ok()?["n"].as_u64())
+            .collect();
+        let first = numbers[0];
+        numbers.sort();
+        assert_eq!(numbers, (first..20).collect::<Vec<_>>());
     }
 }

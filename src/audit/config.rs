@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::chain::Destination;
+use super::chain::{Destination, Rotation};
 use super::redact::Redactor;
 use crate::filter::redact::PatternError;
 use crate::policy::firewall::{self, OnSuspicious};
@@ -12,11 +12,16 @@ use crate::policy::Vars;
 
 /// The log's file name under the state directory.
 const DEFAULT_FILE: &str = "mcp-guard/audit.jsonl";
+/// Rotate before the file passes this (a laptop never notices 4 × 32 MiB)...
+const DEFAULT_MAX_SIZE: u64 = 32 * 1024 * 1024;
+/// ...and keep this many rotated files.
+const DEFAULT_KEEP: u64 = 3;
 
 #[derive(Debug, Clone)]
 pub struct AuditConfig {
     /// `None`: no log is written (`--no-audit`, `[audit] enabled = false`).
     pub destination: Option<Destination>,
+    pub rotation: Rotation,
     pub required: bool,
     pub on_suspicious: OnSuspicious,
     pub suspicious_refusals: u64,
@@ -74,8 +79,19 @@ impl AuditConfig {
             .as_ref()
             .and_then(|v| v.value.bytes)
             .map_or(4096, |b| usize::try_from(b).unwrap_or(usize::MAX));
+        let rotation = Rotation {
+            max_size: match &audit.max_size {
+                Some(v) => v.value.bytes,
+                None => Some(DEFAULT_MAX_SIZE),
+            },
+            keep: match &audit.keep {
+                Some(v) => v.value.0,
+                None => Some(DEFAULT_KEEP),
+            },
+        };
         Ok(Self {
             destination,
+            rotation,
             required: audit.required.as_ref().is_some_and(|v| v.value),
             on_suspicious: audit
                 .on_suspicious

@@ -58,7 +58,7 @@ impl Recorder {
     pub fn open(config: AuditConfig, info: SessionInfo) -> Result<Self, AuditError> {
         let writer = match &config.destination {
             None => None,
-            Some(destination) => match ChainWriter::open(destination) {
+            Some(destination) => match ChainWriter::open_rotating(destination, config.rotation) {
                 Ok(w) => Some(w),
                 Err(source) if config.required => {
                     return Err(AuditError::Open {

@@ -3,6 +3,7 @@
 
 mod audit;
 mod check;
+mod completions;
 mod pin;
 mod policy;
 mod policy_args;
@@ -10,6 +11,7 @@ mod run;
 mod scan;
 mod supervise;
 mod update;
+mod wrap;
 
 use std::process::ExitCode;
 
@@ -62,6 +64,14 @@ pub enum Command {
     Scan(scan::ScanArgs),
     /// Fetch the packages `npx -y` / `uvx` servers run from again, and lock the new versions.
     Update(update::UpdateArgs),
+    /// Put every stdio server of a host's config (Claude, VS Code, Cursor, …) behind the guard.
+    Wrap(wrap::WrapArgs),
+    /// Give the servers `wrap` put behind the guard their original commands back.
+    Unwrap(wrap::UnwrapArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(completions::CompletionsArgs),
+    /// Print the manual page (roff).
+    Man(completions::ManArgs),
     /// Internal: the supervisor process that confines and execs the server.
     #[command(name = "__supervise", hide = true)]
     Supervise(supervise::SuperviseArgs),
@@ -78,6 +88,10 @@ pub fn main() -> ExitCode {
         Command::Pin(args) => pin::execute(args),
         Command::Scan(args) => scan::execute(args),
         Command::Update(args) => update::execute(args),
+        Command::Wrap(args) => wrap::execute_wrap(args),
+        Command::Unwrap(args) => wrap::execute_unwrap(args),
+        Command::Completions(args) => completions::execute_completions(args),
+        Command::Man(args) => completions::execute_man(args),
         Command::Supervise(args) => supervise::execute(args),
     };
     match result {

@@ -181,6 +181,7 @@ pub fn execute(args: RunArgs) -> anyhow::Result<ExitCode> {
         max_text_bytes: defaults.max_text_bytes.max(options.max_message_bytes),
         max_blob_bytes: defaults.max_blob_bytes.max(options.max_message_bytes),
         secrets: secrets.clone(),
+        server_label: server_label(&args.command),
         ..defaults
     };
     let firewall = crate::filter::Firewall::from_policy(&effective, firewall_options)
@@ -201,5 +202,18 @@ fn apply_env_launch(env: &mut crate::sandbox::EnvRules, launch: &crate::launcher
     }
     for (name, value) in &launch.set {
         env.set.insert(name.clone(), value.clone());
+    }
+}
+
+/// The server's command line as the user is shown it when asked to approve a call.
+fn server_label(command: &[OsString]) -> String {
+    let words: Vec<String> = command
+        .iter()
+        .map(|w| w.to_string_lossy().into_owned())
+        .collect();
+    let label = words.join(" ");
+    match label.char_indices().nth(200) {
+        Some((end, _)) => format!("{}…", &label[..end]),
+        None => label,
     }
 }

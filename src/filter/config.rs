@@ -2,9 +2,11 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use regex::Regex;
 
+use super::consent::ConfirmRules;
 use super::names::{self, NameFilter};
 use super::rate::{Family, RateLimits};
 use super::redact::{self, KnownSecrets, Redactor};
@@ -32,6 +34,8 @@ pub enum FirewallError {
         #[source]
         source: regex::Error,
     },
+    #[error("{0}: consent (`confirm`, `confirm_timeout`) applies to tools only; move it to [tools] or remove it")]
+    PromptSettings(String),
     #[error("path `{pattern}` uses ${{{variable}}}, which is not set")]
     PathVariable { pattern: String, variable: String },
 }
@@ -58,6 +62,8 @@ pub struct Options {
     pub compile_schemas_in_background: bool,
     /// Values given to the server (`--env`), redacted like secrets when redaction is on.
     pub secrets: KnownSecrets,
+    /// How the user is told which server a call is for (when asked to approve it).
+    pub server_label: String,
 }
 
 impl Default for Options {
@@ -70,6 +76,7 @@ impl Default for Options {
             max_blob_bytes: 12 << 20,
             compile_schemas_in_background: true,
             secrets: KnownSecrets::default(),
+            server_label: "the MCP server".to_owned(),
         }
     }
 }
@@ -100,6 +107,8 @@ pub struct Rules {
     pub sanitize_errors: bool,
     /// `[sanitize] results`: hiding characters in result text.
     pub sanitize_results: ResultsMode,
+    /// `[tools.NAME] confirm`: calls that wait for the user's approval.
+    pub confirm: ConfirmRules,
 }
 
 pub fn compile(
@@ -161,6 +170,22 @@ pub fn compile(
     if let Some(rate) = &p.resources.rate_limit {
         rates.set_method(Family::Resources, rate.value);
     }
+    if let Some(prompt) = p.prompts.each.keys().next() {
+        return Err(FirewallError::PromptSettings(format!("[prompts.{prompt}]")));
+    }
+    if p.prompts.confirm_timeout.is_some() {
+        return Err(FirewallError::PromptSettings(
+            "[prompts] confirm_timeout".into(),
+        ));
+    }
+    // "unlimited": a year, so the deadline stays representable.
+    let confirm_timeout = (p.tools.confirm_timeout.as_ref()).map(|t| {
+        t.value
+            .duration
+            .unwrap_or(Duration::from_secs(365 * 24 * 3600))
+    });
+    let confirm =
+        ConfirmRules::compile(&p.tools.each, confirm_timeout).map_err(pattern("tools"))?;
     let sr = &p.server_requests;
     let rules = Rules {
         options,
@@ -181,6 +206,7 @@ pub fn compile(
             .results
             .as_ref()
             .map_or(ResultsMode::Strip, |v| v.value),
+        confirm,
     };
     Ok((rules, rates))
 }

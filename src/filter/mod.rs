@@ -13,6 +13,7 @@
 mod access;
 mod arguments;
 pub mod config;
+pub mod consent;
 mod content;
 mod errors;
 pub mod injection;
@@ -152,6 +153,8 @@ pub struct Firewall {
     pending: [crate::maps::Map<RequestId, Pending>; 2],
     /// The host's `initialize` capabilities (`sampling`, `elicitation`, `roots`), once seen.
     host_capabilities: Option<Vec<String>>,
+    /// `tools/call`s held for the user's approval.
+    consents: consent::Consents,
     findings: Vec<Finding>,
 }
 
@@ -289,9 +292,9 @@ impl Firewall {
     fn track(&mut self, m: &mut Inspection<'_>) -> Step {
         match (m.direction, m.kind, m.method) {
             (Direction::HostToServer, Kind::Request, Some("initialize")) => {
-                let caps = m
-                    .body()
-                    .and_then(|b| b.get("capabilities"))
+                let capabilities = m.body().and_then(|b| b.get("capabilities"));
+                self.note_host_elicitation(capabilities);
+                let caps = capabilities
                     .and_then(|c| c.as_object())
                     .map(|c| c.keys().cloned().collect());
                 self.host_capabilities = caps;

@@ -11,6 +11,15 @@ pub struct PatternError {
     source: globset::Error,
 }
 
+impl PatternError {
+    pub fn new(pattern: &str, source: globset::Error) -> Self {
+        PatternError {
+            pattern: pattern.to_owned(),
+            source,
+        }
+    }
+}
+
 /// Why an item is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {

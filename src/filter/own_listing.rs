@@ -161,8 +161,9 @@ impl Firewall {
     }
 }
 
-/// A per-session token that makes the guard's request ids unguessable in practice.
-fn nonce() -> String {
+/// A per-session token that makes the guard's request ids unguessable in practice (its own
+/// listings here, its confirmation requests in `consent.rs`).
+pub(super) fn nonce() -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())

@@ -31,12 +31,17 @@ pub fn error_response(
 /// Refuse a `tools/call` with a tool result marked `isError` carrying `message` (what 2025-11-25
 /// asks for arguments that fail the tool's `inputSchema`): the model sees why and can retry.
 pub fn refuse_as_tool_error(m: &Inspection<'_>, message: &str) -> Verdict {
-    let result = json!({"content": [{"type": "text", "text": message}], "isError": true});
     Verdict::Refuse {
         reason: message.to_owned(),
-        reply_to_sender: Some(response(m.id(), "result", &result, message.len())),
+        reply_to_sender: Some(tool_error_result(m.id(), message)),
         reply_to_receiver: None,
     }
+}
+
+/// A `tools/call` result marked `isError` whose one text item is `message`.
+pub fn tool_error_result(id: Option<&RequestId>, message: &str) -> Vec<u8> {
+    let result = json!({"content": [{"type": "text", "text": message}], "isError": true});
+    response(id, "result", &result, message.len())
 }
 
 /// One response line: `{"jsonrpc":"2.0","id":…,"<member>":<value>}`.

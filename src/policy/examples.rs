@@ -70,6 +70,7 @@ const EXAMPLES: &[(&str, &str)] = &[
         "tools.rate_limits",
         "[tools.rate_limits]\nwrite_file = \"30/min\"",
     ),
+    ("tools.confirm_timeout", "confirm_timeout = \"2m\""),
     ("prompts.allow", "allow = [\"summarize\"]"),
     ("prompts.deny", "deny = [\"*debug*\"]"),
     ("prompts.rate_limit", "rate_limit = \"10/s\""),
@@ -128,6 +129,8 @@ const EXAMPLES: &[(&str, &str)] = &[
         "redact_keys = [\"password\", \"token\"]",
     ),
     ("audit.max_value_bytes", "max_value_bytes = \"4KiB\""),
+    ("audit.max_size", "max_size = \"32MiB\""),
+    ("audit.keep", "keep = 3"),
     ("pin.mode", "mode = \"tofu\"   # or \"file\" (with --pin FILE), \"off\""),
     (
         "pin.injection",
@@ -141,6 +144,13 @@ pub fn example_for(path: &str) -> Option<&'static str> {
         return Some(
             "[tools.arguments.write_file]\npath = { under = [\"${CWD}\"], max_length = 4096 }",
         );
+    }
+    // Consent is for tools only; `[prompts]` shares the keys, and is refused them.
+    if path.ends_with(".confirm") {
+        return Some("[tools.delete_file]\nconfirm = true");
+    }
+    if path == "prompts.confirm_timeout" {
+        return Some("[tools]\nconfirm_timeout = \"2m\"");
     }
     let find = |key: &str| EXAMPLES.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
     // A key inside a map section (`[tools.rate_limits]`) takes the section's example.

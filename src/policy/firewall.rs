@@ -3,16 +3,19 @@
 
 use std::collections::BTreeMap;
 
+use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 
-use super::values::{Count, DurationText, NameGlob, RateLimit, RegexText, Size, UriPattern, Val};
+use super::values::{
+    spanned_error, Count, DurationText, NameGlob, RateLimit, RegexText, Size, UriPattern, Val,
+};
 use super::vars::PathPattern;
 use crate::protocol::schema::Fault;
 
 /// `[tools]` and `[prompts]`: which items the host may see and use. No `allow` in any layer
-/// means every item; `deny` wins.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+/// means every item; `deny` wins. Any other table in the section, `[tools.NAME]` (NAME a name or
+/// a name glob), holds settings for the items it matches.
+#[derive(Debug, Clone, Default)]
 pub struct Items {
     pub allow: Vec<Val<NameGlob>>,
     pub deny: Vec<Val<NameGlob>>,
@@ -22,6 +25,96 @@ pub struct Items {
     pub rate_limits: BTreeMap<String, Val<RateLimit>>,
     /// Item name → argument name → rule.
     pub arguments: BTreeMap<String, BTreeMap<String, Val<ArgumentRule>>>,
+    /// How long a call waits for the user's answer (`confirm = true`) before it is refused.
+    pub confirm_timeout: Option<Val<DurationText>>,
+    /// `[tools.NAME]` tables: item name or name glob → its settings.
+    pub each: BTreeMap<String, Val<ItemSettings>>,
+}
+
+/// `[tools.NAME]`: settings for the items NAME matches.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ItemSettings {
+    /// Ask the user (MCP elicitation, through the host) before each call is forwarded.
+    pub confirm: Option<bool>,
+}
+
+/// The keys of `[tools]` itself; any other key must be a `[tools.NAME]` table.
+const ITEMS_KEYS: &[&str] = &[
+    "allow",
+    "deny",
+    "rate_limit",
+    "rate_limits",
+    "arguments",
+    "confirm_timeout",
+];
+
+// By hand, not derived: serde cannot both refuse unknown keys and collect the `[tools.NAME]`
+// tables (`flatten` turns `deny_unknown_fields` off and loses the spans `Val` keeps).
+impl<'de> Deserialize<'de> for Items {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(ItemsVisitor)
+    }
+}
+
+struct ItemsVisitor;
+
+impl<'de> Visitor<'de> for ItemsVisitor {
+    type Value = Items;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a table of item rules")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Items, A::Error> {
+        let mut items = Items::default();
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "allow" => items.allow = map.next_value()?,
+                "deny" => items.deny = map.next_value()?,
+                "rate_limit" => items.rate_limit = map.next_value()?,
+                "rate_limits" => items.rate_limits = map.next_value()?,
+                "arguments" => items.arguments = map.next_value()?,
+                "confirm_timeout" => items.confirm_timeout = map.next_value()?,
+                _ => {
+                    let value: Val<toml::Value> = map.next_value()?;
+                    // Not a table: a mistyped key (`alow = [...]`), reported as serde would, at
+                    // the value (its line names the key and the section).
+                    if !value.value.is_table() {
+                        let known: Vec<String> =
+                            ITEMS_KEYS.iter().map(|k| format!("`{k}`")).collect();
+                        let message = format!(
+                            "unknown field `{key}`, expected one of {}",
+                            known.join(", ")
+                        );
+                        return Err(spanned_error(value.span, &message));
+                    }
+                    let settings = ItemSettings::deserialize(value.value).map_err(|e| {
+                        let message = format!(
+                            "in the table for `{key}`: {}; it takes `confirm = true` or `confirm = false`",
+                            e.message().trim_end()
+                        );
+                        spanned_error::<A::Error>(value.span.clone(), &message)
+                    })?;
+                    if globset::Glob::new(&key).is_err() || key.is_empty() {
+                        return Err(spanned_error(
+                            value.span,
+                            &format!("`{key}` is not a name or a name glob; escape a literal `*`, `?`, `[` or `{{` as `[*]`"),
+                        ));
+                    }
+                    items.each.insert(
+                        key,
+                        Val {
+                            value: settings,
+                            span: value.span,
+                            origin: None,
+                        },
+                    );
+                }
+            }
+        }
+        Ok(items)
+    }
 }
 
 /// A check on one named argument of a call.
@@ -157,6 +250,10 @@ pub struct Audit {
     pub redact_keys: Vec<Val<String>>,
     /// Longer values are truncated in the log.
     pub max_value_bytes: Option<Val<Size>>,
+    /// The log is rotated (`audit.jsonl` → `audit.jsonl.1` …) before it grows past this.
+    pub max_size: Option<Val<Size>>,
+    /// Rotated files kept (`audit.jsonl.1` … `.N`); older ones are removed.
+    pub keep: Option<Val<Count>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -150,7 +150,9 @@ merge_fields!(Items {
     deny,
     rate_limit,
     rate_limits,
-    arguments
+    arguments,
+    confirm_timeout,
+    each
 });
 merge_fields!(Resources {
     allow,
@@ -185,7 +187,9 @@ merge_fields!(Audit {
     suspicious_refusals,
     suspicious_window,
     redact_keys,
-    max_value_bytes
+    max_value_bytes,
+    max_size,
+    keep
 });
 
 impl Merge for Policy {

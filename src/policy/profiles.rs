@@ -48,6 +48,8 @@ suspicious_refusals = 20
 suspicious_window = "1m"
 redact_keys = ["password", "passwd", "secret", "token", "api_key", "apikey", "authorization", "cookie"]
 max_value_bytes = "4KiB"
+max_size = "32MiB"
+keep = 3
 "#;
 
 /// A shipped profile.

@@ -205,6 +205,10 @@ pub fn render(
     });
     o.vals("redact_keys", &a.redact_keys, |s| quote(s));
     o.opt("max_value_bytes", &a.max_value_bytes, |v| quote(&v.text));
+    o.opt("max_size", &a.max_size, |v| quote(&v.text));
+    o.opt("keep", &a.keep, |v| {
+        v.0.map_or_else(|| quote("unlimited"), |n| n.to_string())
+    });
 
     o.section("pin");
     o.opt("mode", &p.pin.mode, |v| quote(v.as_str()));
@@ -223,6 +227,14 @@ fn items(o: &mut Out, name: &str, it: &Items, vars: &Vars) {
     o.map(&format!("{name}.rate_limits"), &it.rate_limits, |v| {
         quote(&v.to_string())
     });
+    o.opt("confirm_timeout", &it.confirm_timeout, |v| quote(&v.text));
+    for (item, settings) in &it.each {
+        o.section(&format!("{name}.{}", key(item)));
+        match settings.value.confirm {
+            Some(confirm) => o.line(&format!("confirm = {confirm}"), &settings.origin_label()),
+            None => o.comment("confirm: not set"),
+        }
+    }
     for (item, rules) in &it.arguments {
         o.map(&format!("{name}.arguments.{}", key(item)), rules, |r| {
             let mut parts = Vec::new();

@@ -72,6 +72,17 @@ impl<'de, T: serde::de::DeserializeOwned> Deserialize<'de> for Val<T> {
 /// Brackets a `start-end` span at the front of an error message.
 const SPAN_MARK: char = '\u{1}';
 
+/// An error at `span` (when known), in the form [`span_marker`] reads back.
+pub fn spanned_error<E: de::Error>(span: Option<Range<usize>>, message: &str) -> E {
+    match span {
+        Some(span) => E::custom(format!(
+            "{SPAN_MARK}{}-{}{SPAN_MARK}{message}",
+            span.start, span.end
+        )),
+        None => E::custom(message),
+    }
+}
+
 /// Split a message made by `Val`'s deserializer into its span and the message proper.
 pub fn span_marker(message: &str) -> Option<(Range<usize>, &str)> {
     let rest = message.strip_prefix(SPAN_MARK)?;

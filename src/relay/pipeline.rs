@@ -1,6 +1,8 @@
 //! The two directions of the relay, message by message. The whole per-message pipeline of each
 //! direction is in [`Relay::relay_line`] and [`Relay::judge`].
 
+mod consent;
+
 use std::cell::RefCell;
 use std::time::{Duration, Instant};
 
@@ -356,6 +358,12 @@ impl Relay {
                 Absorbed::Done => return self.listing_done.notify_waiters(),
             }
         }
+        if from == Side::Host
+            && (self.consent_answer(message, out, judged)
+                || self.consent_withdrawn(message, judged))
+        {
+            return; // about a call held for the user's approval (`consent.rs`)
+        }
         let is_response =
             message.response_id().is_some() || matches!(message, Message::Error { .. });
         let mut answered = None;
@@ -381,9 +389,13 @@ impl Relay {
             );
         }
         let verdict = self.audit.pin_stage(message, &context, verdict);
+        let (verdict, held) = self.consent_gate(from, message, verdict, judged);
         self.audit.message(&context, message, &verdict);
         for request in self.audit.pin_requests() {
             self.to_server.enqueue(request);
+        }
+        if held {
+            return; // waits for the user (`consent.rs`)
         }
         let replacement = match verdict {
             Verdict::Forward => None,
@@ -612,6 +624,7 @@ impl Relay {
             )
             .await;
         }
+        self.expire_consents().await;
         self.release_settled_batches().await;
         // Server → host requests are the host's business: it has its own timeouts.
     }
@@ -635,6 +648,13 @@ impl Relay {
             held.into_iter()
                 .map(|id| (id, "a request held for the tool listing".into())),
         );
+        let consents = self.firewall.borrow_mut().drain_consents();
+        pending.extend(consents.into_iter().map(|(id, tool)| {
+            let audit = format!("tool `{tool}` (call {id}): refused: the server is gone");
+            self.audit.finding(Severity::Medium, "consent", &audit);
+            let what = format!("tools/call `{tool}` (held for the user's approval)");
+            (id, what.into())
+        }));
         for (id, method) in pending {
             if let Some(calls) = &self.egress_calls {
                 calls.end(&id.to_string());

@@ -8,7 +8,11 @@ ONE JSON document on stdout. Values that change from run to run (the current tim
 so a direct run and a guarded run of the same scenario print identical documents. Exits non-zero
 with a message on stderr when anything fails.
 
-Scenarios: basic, time, git.
+Scenarios: basic, time, git, consent.
+
+consent calls server-everything's `echo` with the form elicitation capability declared, answering
+every question with --elicit (accept, which ticks every boolean, decline or cancel); it prints the
+questions asked and the call's result.
 
 --handshake auto (the default) does what the SDK's own `Client` does by default: probe
 `server/discover` (the 2026-07-28 sessionless era) and fall back to the `initialize` handshake when
@@ -188,7 +192,29 @@ async def scenario_git(session: ClientSession, args: argparse.Namespace) -> dict
     return out
 
 
-SCENARIOS = {"basic": scenario_basic, "time": scenario_time, "git": scenario_git}
+async def scenario_consent(session: ClientSession, args: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {"initialize": await negotiate(session, args.handshake)}
+    result = await session.call_tool("echo", {"message": "consent please"})
+    out["call"] = {"isError": bool(result.is_error), "text": text_of(result)}
+    out["elicitations"] = args.asked
+    return out
+
+
+def elicitation_answer(args: argparse.Namespace):
+    """The callback for --elicit: records each question, answers with the chosen action."""
+
+    async def answer(context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
+        args.asked.append(dump(params))
+        if args.elicit != "accept":
+            return types.ElicitResult(action=args.elicit)
+        schema = getattr(params, "requested_schema", None) or {}
+        content = {k: True for k, v in schema.get("properties", {}).items() if v.get("type") == "boolean"}
+        return types.ElicitResult(action="accept", content=content)
+
+    return answer
+
+
+SCENARIOS = {"basic": scenario_basic, "time": scenario_time, "git": scenario_git, "consent": scenario_consent}
 
 
 # -------------------------------------------------------------------------------------------------
@@ -202,9 +228,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("scenario", choices=sorted(SCENARIOS))
     parser.add_argument("--handshake", choices=["auto", "legacy"], default="auto")
     parser.add_argument("--dir")
+    parser.add_argument("--elicit", choices=["accept", "decline", "cancel"])
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args(argv[:sep])
     args.cmd = argv[sep + 1 :]
+    args.asked = []
     if not args.cmd:
         sys.exit("py_client: missing server command after `--`")
     return args
@@ -232,6 +260,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 write,
                 read_timeout_seconds=REQUEST_TIMEOUT_S,
                 client_info=types.Implementation(name="mcp-guard-py-driver", version="1.0.0"),
+                elicitation_callback=elicitation_answer(args) if args.elicit else None,
             ) as session:
                 return await SCENARIOS[args.scenario](session, args)
 

@@ -1,11 +1,12 @@
 #!/usr/bin/env node
 // A small MCP client on the official TypeScript SDK (tests/peers/node_modules) for the profile
-// tests: it connects to a server, optionally announces MCP roots, calls the given tools in order
-// and prints ONE JSON document:
+// tests: it connects to a server, optionally announces MCP roots or form elicitation (answering
+// every question with ACTION: accept, which ticks every boolean, decline or cancel), calls the
+// given tools in order and prints ONE JSON document:
 //
-//   node call_tools.mjs [--root DIR]... [--env K=V]... --calls JSON -- CMD ARGS...
+//   node call_tools.mjs [--root DIR]... [--elicit ACTION] [--env K=V]... --calls JSON -- CMD ARGS...
 //
-//   {"serverInfo": {...}, "tools": ["name", ...], "roots": N,
+//   {"serverInfo": {...}, "tools": ["name", ...], "roots": N, "elicitations": [params, ...],
 //    "calls": [{"name": "...", "isError": false, "text": "..."} | {"name": "...", "error": {"code": N, "message": "..."}}]}
 //
 // A tool that fails (isError) or a call answered with a JSON-RPC error is reported, not fatal:
@@ -22,7 +23,7 @@ const peers = createRequire(path.join(here, "..", "peers", "package.json"));
 const sdk = (p) => import(pathToFileURL(peers.resolve(`@modelcontextprotocol/sdk/${p}`)).href);
 const { Client } = await sdk("client/index.js");
 const { StdioClientTransport, getDefaultEnvironment } = await sdk("client/stdio.js");
-const { ListRootsRequestSchema } = await sdk("types.js");
+const { ElicitRequestSchema, ListRootsRequestSchema } = await sdk("types.js");
 
 const TIMEOUT_MS = Number(process.env.PEER_DRIVER_TIMEOUT_MS || 90_000);
 const REQUEST_TIMEOUT_MS = 30_000;
@@ -36,13 +37,17 @@ function parseArgs(argv) {
   const sep = argv.indexOf("--");
   if (sep < 0 || sep === argv.length - 1) fail("usage: call_tools.mjs [--root DIR]... [--env K=V]... --calls JSON -- CMD ARGS...");
   const opts = argv.slice(0, sep);
-  const out = { roots: [], env: {}, calls: [], cmd: argv.slice(sep + 1) };
+  const out = { roots: [], elicit: null, env: {}, calls: [], cmd: argv.slice(sep + 1) };
   while (opts.length) {
     const o = opts.shift();
     const v = opts.shift();
     if (v === undefined) fail(`${o} needs a value`);
     if (o === "--root") out.roots.push(v);
     else if (o === "--calls") out.calls = JSON.parse(v);
+    else if (o === "--elicit") {
+      if (!["accept", "decline", "cancel"].includes(v)) fail(`--elicit takes accept, decline or cancel, not ${v}`);
+      out.elicit = v;
+    }
     else if (o === "--env") {
       const eq = v.indexOf("=");
       if (eq <= 0) fail(`bad --env ${v}`);
@@ -68,7 +73,20 @@ async function main(args) {
     stderr: "inherit",
   });
   const capabilities = args.roots.length ? { roots: { listChanged: true } } : {};
+  if (args.elicit) capabilities.elicitation = { form: {} };
   const client = new Client({ name: "mcp-guard-profile-test", version: "1.0.0" }, { capabilities });
+  const elicitations = [];
+  if (args.elicit) {
+    client.setRequestHandler(ElicitRequestSchema, async (request) => {
+      elicitations.push(request.params);
+      if (args.elicit !== "accept") return { action: args.elicit };
+      const content = {};
+      for (const [name, schema] of Object.entries(request.params.requestedSchema?.properties || {})) {
+        if (schema.type === "boolean") content[name] = true;
+      }
+      return { action: "accept", content };
+    });
+  }
   let rootsAsked = 0;
   if (args.roots.length) {
     client.setRequestHandler(ListRootsRequestSchema, async () => {
@@ -103,7 +121,7 @@ async function main(args) {
         calls.push({ name: call.name, error: { code: e.code, message: String(e.message) } });
       }
     }
-    return { serverInfo: client.getServerVersion(), tools: tools.sort(), roots: rootsAsked, calls };
+    return { serverInfo: client.getServerVersion(), tools: tools.sort(), roots: rootsAsked, elicitations, calls };
   } finally {
     await client.close();
   }
