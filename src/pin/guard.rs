@@ -75,8 +75,6 @@ pub struct PinGuard {
     /// [`FIRST_USE_SETTLE`]); closed by the host's first use of anything.
     first_use: HashSet<Kind>,
     settle_until: Option<Instant>,
-    /// Kinds the server said changed and that no complete listing has shown since.
-    stale: HashSet<Kind>,
     /// The guard's own list requests in flight: id → kind.
     own: HashMap<String, Kind>,
     own_prefix: String,
@@ -145,7 +143,6 @@ impl PinGuard {
             pinning: HashSet::new(),
             first_use: HashSet::new(),
             settle_until: None,
-            stale: HashSet::new(),
             own: HashMap::new(),
             own_prefix: format!("mcp-guard-pin-{session}-"),
             own_seq: 0,
@@ -224,7 +221,6 @@ impl PinGuard {
                 if let Some(kind) = kind {
                     // Nothing of this kind is trusted until the guard has seen the new list.
                     self.verified.remove(&kind);
-                    self.stale.insert(kind);
                     self.request_list(kind, None);
                 }
                 verdict
@@ -296,8 +292,10 @@ impl PinGuard {
         // Trust on first use does not make a host list before it calls (the guard's own
         // check may still be on its way): a pinned name passes until a listing shows it
         // changed, and before anything of the kind is pinned there is nothing to refuse.
+        // Also right after `list_changed` (server-everything says it as soon as the host is
+        // initialised, and hosts call at once): what the model was shown was checked, and a
+        // change reaches it only through a listing, which this stage filters.
         self.tofu.is_some()
-            && !self.stale.contains(&kind)
             && self
                 .lock
                 .items
@@ -438,9 +436,6 @@ impl PinGuard {
         let settling =
             self.first_use.contains(&kind) && self.settle_until.is_some_and(|t| Instant::now() < t);
         let pinning = self.pinning.contains(&kind) || settling;
-        if result.get("nextCursor").is_none() {
-            self.stale.remove(&kind);
-        }
         if pinning && result.get("nextCursor").is_none() {
             self.pinning.remove(&kind);
         }
