@@ -13,8 +13,10 @@ fn lying(policy: &str) -> Guard {
     let path = dir.path().join("policy.toml");
     std::fs::write(&path, format!("version = 1\n{policy}")).expect("write policy");
     let path = path.display().to_string();
+    // The firewall alone: lying-server changes its tools and poisons its instructions on
+    // purpose, which trust on first use would hide (tests/pin_tofu.rs covers that).
     let guard = Guard::start(
-        &["--policy", &path],
+        &["--policy", &path, "--no-pin"],
         &support::testkit_bin("lying-server"),
         &[],
     );

@@ -218,6 +218,10 @@ impl Audit {
             let detail = match e.what {
                 "refused" => format!("refused use of {} `{}`", e.kind.noun(), e.key),
                 "instructions" => "the server's instructions changed since pinning; removed".into(),
+                "quarantined-instructions" => {
+                    "the server's instructions look like prompt injection; removed until approved"
+                        .into()
+                }
                 what => format!("{what} {} `{}` hidden from the host", e.kind.noun(), e.key),
             };
             if e.what != "refused" {

@@ -12,7 +12,6 @@ use super::run::RunArgs;
 use crate::audit::verify::{verify, Broken, Report, VerifyError};
 use crate::audit::{Audit, AuditConfig, Destination, SessionInfo};
 use crate::filter::redact::KnownSecrets;
-use crate::pin::{Lockfile, PinGuard};
 use crate::policy::resolve::ServerCommand;
 use crate::policy::Vars;
 
@@ -120,7 +119,7 @@ impl Verdict {
 }
 
 /// The audit trail for `run`: the policy's `[audit]`, then `--audit-log`, `--no-audit`,
-/// `--metrics-file`, and the pin stage for `--pin`; `secrets` are redacted from it too.
+/// `--metrics-file`, and the pin stage (`[pin]`, `--pin`, `--no-pin`); `secrets` are redacted from it too.
 pub fn open_for_run(
     args: &RunArgs,
     eff: &crate::policy::EffectivePolicy,
@@ -151,24 +150,21 @@ pub fn open_for_run(
     config.summary = tracing::enabled!(tracing::Level::DEBUG);
     let command = ServerCommand::new(&args.command);
     let policy_text = crate::policy::show::render(eff, &vars, Some(&command)).unwrap_or_default();
+    let pin = super::pin::for_run(args, eff)?;
     let info = SessionInfo {
         command: command.argv.clone(),
         policy_digest: format!(
             "sha256:{}",
             crate::audit::chain::hex(&Sha256::digest(policy_text.as_bytes()))
         ),
-        pin_file: args.pin.as_ref().map(|p| p.display().to_string()),
+        pin_file: pin.as_ref().map(|p| p.path.display().to_string()),
     };
     let audit = Audit::open(config, info)?;
-    let Some(pin_path) = &args.pin else {
-        return Ok(audit);
-    };
-    let lock = Lockfile::load(pin_path)?;
-    let guard = PinGuard::new(
-        lock,
-        &pin_path.display().to_string(),
-        &command.argv,
-        &audit.session_id(),
-    );
-    Ok(audit.with_pin(guard))
+    Ok(match pin {
+        Some(pin) => {
+            let session = audit.session_id();
+            audit.with_pin(pin.into_guard(&command.argv, &session))
+        }
+        None => audit,
+    })
 }

@@ -91,7 +91,8 @@ pub enum Command {
     Policy(policy::PolicyArgs),
     /// Verify an audit log's hash chain.
     Audit(audit::AuditArgs),
-    /// Record what a server offers (rug-pull pinning); `pin diff` shows what changed.
+    /// Rug-pull pinning: `pin status` / `pin diff` / `pin approve` for the pins taken on first
+    /// use; `pin -o FILE` records a lockfile for `run --pin FILE`.
     Pin(pin::PinArgs),
     /// Run a server under the guard as a client would and report what looks wrong.
     Scan(scan::ScanArgs),

@@ -1,4 +1,6 @@
-//! `mcp-guard pin`: record what a server offers; `pin diff` shows what changed since.
+//! `mcp-guard pin`: record what a server offers; `pin diff` shows what changed since; `pin
+//! status` / `pin diff SERVER` / `pin approve` manage the pins taken on first use; and the pin
+//! stage `run` gets from `[pin]`, `--pin` and `--no-pin`.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -7,22 +9,37 @@ use std::time::Duration;
 
 use anyhow::Context;
 
+use super::run::RunArgs;
 use crate::pin::collect::snapshot;
 use crate::pin::diff::{diff, render};
 use crate::pin::guard::shell_word;
-use crate::pin::{Kind, Lockfile};
+use crate::pin::identity::{identify, ServerId};
+use crate::pin::{store, Kind, Lockfile, PinGuard};
+use crate::policy::model::{InjectionMode, PinMode};
+use crate::policy::EffectivePolicy;
 use crate::scan::client::Launch;
 
 const DEFAULT_FILE: &str = "mcp-guard.pin.json";
 
 const PIN_AFTER_HELP: &str = "\
-Examples:
+Trust on first use (the default for `mcp-guard run`): the first session with a server pins
+what the host is shown in $XDG_STATE_HOME/mcp-guard/pins/<id>.json. Anything new or changed
+later, and anything whose text looks like prompt injection, is hidden and refused until
+approved:
+  mcp-guard pin status                      # every pinned server and what awaits approval
+  mcp-guard pin diff 3f2a                   # what awaits approval, against the pin
+  mcp-guard pin approve 3f2a exfiltrate     # approve one item (none named: all of them)
+  mcp-guard pin approve -- npx -y @modelcontextprotocol/server-everything
+SERVER is the id `pin status` shows or a unique prefix of it; or give the server command
+after `--` instead.
+
+An explicit lockfile instead (`run --pin FILE`):
   mcp-guard pin -o everything.pin.json -- npx -y @modelcontextprotocol/server-everything
   mcp-guard pin diff everything.pin.json -- npx -y @modelcontextprotocol/server-everything
   mcp-guard run --pin everything.pin.json -- npx -y @modelcontextprotocol/server-everything
 
-The server is started under `mcp-guard run` (sandboxed) to take the snapshot. `pin diff` exits 1
-when something changed.";
+The server is started under `mcp-guard run` (sandboxed, unpinned) to take the snapshot.
+`pin diff` exits 1 when something changed or awaits approval.";
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = PIN_AFTER_HELP, args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
@@ -44,18 +61,46 @@ pub struct PinArgs {
 
 #[derive(Debug, clap::Subcommand)]
 pub enum PinAction {
-    /// Show what the server offers now that differs from the lockfile.
+    /// What awaits approval for a server pinned on first use (`pin diff SERVER`, or
+    /// `pin diff -- COMMAND`); or, with a lockfile and a command, what the server offers now
+    /// that differs from the lockfile (`pin diff FILE -- COMMAND`).
     Diff {
-        /// The lockfile written by `mcp-guard pin`.
-        file: PathBuf,
+        /// A pinned server's id (or a unique prefix), or the lockfile written by `mcp-guard pin`.
+        target: Option<String>,
         #[command(flatten)]
-        launch: LaunchArgs,
+        options: LaunchOptions,
+        /// The server command and its arguments.
+        #[arg(last = true, value_name = "SERVER_CMD")]
+        command: Vec<OsString>,
+    },
+    /// Every server pinned on first use: its id, command, what is pinned, what awaits approval.
+    Status,
+    /// Approve items awaiting approval (all of them when none is named; `instructions` names
+    /// the server instructions).
+    Approve {
+        /// SERVER (an id or a unique prefix) then the items; only the items when the server
+        /// command follows `--`.
+        #[arg(value_name = "SERVER|ITEM")]
+        words: Vec<String>,
+        /// The server command, instead of its id.
+        #[arg(last = true, value_name = "SERVER_CMD")]
+        command: Vec<OsString>,
     },
 }
 
 /// How `pin` and `scan` start the server: through `mcp-guard run` with these options.
 #[derive(Debug, Clone, clap::Args)]
 pub struct LaunchArgs {
+    #[command(flatten)]
+    pub options: LaunchOptions,
+    /// The server command and its arguments, after `--`.
+    #[arg(required = true, last = true, value_name = "SERVER_CMD")]
+    pub command: Vec<OsString>,
+}
+
+/// The `mcp-guard run` options of [`LaunchArgs`].
+#[derive(Debug, Clone, clap::Args)]
+pub struct LaunchOptions {
     /// Policy file for `mcp-guard run`.
     #[arg(long, value_name = "FILE")]
     pub policy: Option<PathBuf>,
@@ -68,37 +113,325 @@ pub struct LaunchArgs {
     /// How long to wait for each answer.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = super::run::parse_duration)]
     pub answer_timeout: Duration,
-    /// The server command and its arguments, after `--`.
-    #[arg(required = true, last = true, value_name = "SERVER_CMD")]
-    pub command: Vec<OsString>,
 }
 
 impl LaunchArgs {
     /// The `mcp-guard run` invocation, plus any extra guard arguments.
     pub fn launch(&self, extra: &[OsString]) -> Launch {
+        let options = &self.options;
         let mut guard_args: Vec<OsString> = Vec::new();
-        if let Some(p) = &self.policy {
+        if let Some(p) = &options.policy {
             guard_args.extend(["--policy".into(), p.clone().into_os_string()]);
         }
-        if let Some(p) = &self.profile {
+        if let Some(p) = &options.profile {
             guard_args.extend(["--profile".into(), p.into()]);
         }
-        if self.allow_unsandboxed {
+        if options.allow_unsandboxed {
             guard_args.push("--allow-unsandboxed".into());
         }
+        // `pin` and `scan` must see everything the server offers, not what a pin lets through.
+        guard_args.push("--no-pin".into());
         guard_args.extend(extra.iter().cloned());
         Launch {
             guard_args,
             command: self.command.clone(),
-            timeout: self.answer_timeout,
+            timeout: options.answer_timeout,
         }
     }
 }
 
 pub fn execute(args: PinArgs) -> anyhow::Result<ExitCode> {
     match args.action {
-        Some(PinAction::Diff { file, launch }) => pin_diff(&file, &launch),
+        Some(PinAction::Diff {
+            target: Some(file),
+            options,
+            command,
+        }) if !command.is_empty() => pin_diff(Path::new(&file), &LaunchArgs { options, command }),
+        Some(PinAction::Diff {
+            target, command, ..
+        }) => pending_diff(target.as_deref(), &command),
+        Some(PinAction::Status) => status(),
+        Some(PinAction::Approve { words, command }) => {
+            let (server, items) = match (command.is_empty(), words.split_first()) {
+                (false, _) => (None, words.as_slice()),
+                (true, Some((server, items))) => (Some(server.as_str()), items),
+                (true, None) => anyhow::bail!(
+                    "name the server: `mcp-guard pin approve SERVER [ITEM…]` (SERVER as \
+                     `mcp-guard pin status` shows it) or `mcp-guard pin approve [ITEM…] -- COMMAND…`"
+                ),
+            };
+            approve(server, items, &command)
+        }
         None => pin(&args.output, args.update, &args.launch),
+    }
+}
+
+/// The pin file of `SERVER` (an id or prefix) or of the server `command` launches.
+fn find_pin(server: Option<&str>, command: &[OsString]) -> anyhow::Result<(String, PathBuf)> {
+    let dir = store::pins_dir()?;
+    let id = match server {
+        Some(prefix) => store::resolve(&dir, prefix)?,
+        None if command.is_empty() => anyhow::bail!(
+            "name the server: its id as `mcp-guard pin status` shows it, or its command after `--`"
+        ),
+        None => {
+            let server = identify(command)?;
+            let path = store::pin_path(&dir, &server.id);
+            if !path.exists() {
+                anyhow::bail!(
+                    "`{}` has not been pinned yet (id {}): it is pinned the first time it runs \
+                     under `mcp-guard run`",
+                    join_words(&server.command),
+                    server.id
+                );
+            }
+            server.id
+        }
+    };
+    let path = store::pin_path(&dir, &id);
+    Ok((id, path))
+}
+
+fn join_words(words: &[String]) -> String {
+    words
+        .iter()
+        .map(|a| shell_word(a))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `server-everything 2.0.0`.
+fn server_label(lock: &Lockfile) -> String {
+    format!(
+        "{} {}",
+        lock.server.name.as_deref().unwrap_or("(unnamed server)"),
+        lock.server.version.as_deref().unwrap_or("")
+    )
+}
+
+/// `16 tools`, one per kind `show` picks.
+fn counts(lock: &Lockfile, show: impl Fn(Kind) -> bool) -> Vec<String> {
+    Kind::ALL
+        .into_iter()
+        .filter(|k| show(*k))
+        .map(|k| format!("{} {}s", lock.count(k), k.noun()))
+        .collect()
+}
+
+fn status() -> anyhow::Result<ExitCode> {
+    let dir = store::pins_dir()?;
+    let ids = store::list(&dir)?;
+    if ids.is_empty() {
+        println!(
+            "no server pinned yet in {} (a server is pinned the first time it runs under \
+             `mcp-guard run`)",
+            dir.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut waiting = false;
+    for id in ids {
+        let lock = match Lockfile::load(&store::pin_path(&dir, &id)) {
+            Ok(lock) => lock,
+            Err(e) => {
+                println!("{id}  (unreadable: {e})");
+                continue;
+            }
+        };
+        println!("{id}  {}", join_words(&lock.command));
+        // Only the kinds the host has listed are pinned (an unlisted kind pins on first use).
+        let counts = counts(&lock, |k| lock.items.contains_key(&k));
+        println!(
+            "    {}: {}{}",
+            server_label(&lock),
+            if counts.is_empty() {
+                "nothing listed yet".to_owned()
+            } else {
+                counts.join(", ")
+            },
+            if lock.instructions.is_some() {
+                ", instructions"
+            } else {
+                ""
+            }
+        );
+        let pending = pending_lines(&lock);
+        if !pending.is_empty() {
+            waiting = true;
+            println!("    awaiting approval: {}", pending.join(", "));
+        }
+    }
+    if waiting {
+        println!(
+            "review with `mcp-guard pin diff ID`, approve with `mcp-guard pin approve ID [ITEM…]`"
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `tool `x` (new)`, `tool `y` (quarantined: hidden-tag)`, one per item awaiting approval.
+fn pending_lines(lock: &Lockfile) -> Vec<String> {
+    let describe = |what: String, p: &crate::pin::lockfile::PendingItem| {
+        if p.findings.is_empty() {
+            format!("{what} ({})", p.reason.as_str())
+        } else {
+            format!(
+                "{what} ({}; looks like prompt injection: {})",
+                p.reason.as_str(),
+                p.findings.join(", ")
+            )
+        }
+    };
+    let mut out: Vec<String> = lock
+        .pending
+        .iter()
+        .flat_map(|(kind, items)| {
+            items
+                .iter()
+                .map(move |(key, p)| describe(format!("{} `{key}`", kind.noun()), p))
+        })
+        .collect();
+    if let Some(p) = &lock.pending_instructions {
+        out.push(describe(
+            "the server instructions (`instructions`)".into(),
+            p,
+        ));
+    }
+    out
+}
+
+fn pending_diff(server: Option<&str>, command: &[OsString]) -> anyhow::Result<ExitCode> {
+    let (id, path) = find_pin(server, command)?;
+    let lock = Lockfile::load(&path)?;
+    let mut now = lock.clone();
+    for (kind, items) in &lock.pending {
+        for (key, p) in items {
+            now.items.entry(*kind).or_default().insert(
+                key.clone(),
+                crate::pin::lockfile::PinnedItem {
+                    digest: p.digest.clone(),
+                    item: p.item.clone(),
+                },
+            );
+        }
+    }
+    if let Some(p) = &lock.pending_instructions {
+        now.instructions = p.item.as_str().map(str::to_owned);
+    }
+    if lock.pending_count() == 0 {
+        println!("{id}: nothing awaits approval");
+        return Ok(ExitCode::SUCCESS);
+    }
+    print!("{}", render(&diff(&lock, &now)));
+    println!("awaiting approval: {}", pending_lines(&lock).join(", "));
+    println!("approve with: mcp-guard pin approve {id} [ITEM…]   (no ITEM: all of them)");
+    Ok(ExitCode::from(1))
+}
+
+fn approve(
+    server: Option<&str>,
+    items: &[String],
+    command: &[OsString],
+) -> anyhow::Result<ExitCode> {
+    let (id, path) = find_pin(server, command)?;
+    let mut approved = Vec::new();
+    let mut unmatched = Vec::new();
+    let lock = store::update(&path, |lock| {
+        (approved, unmatched) = crate::pin::record::approve(lock, items);
+        !approved.is_empty()
+    })?;
+    if !unmatched.is_empty() {
+        let waiting = pending_lines(&lock);
+        anyhow::bail!(
+            "nothing named {} awaits approval for {id}{}",
+            unmatched
+                .iter()
+                .map(|n| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            if waiting.is_empty() {
+                " (nothing does)".to_owned()
+            } else {
+                format!("; awaiting approval: {}", waiting.join(", "))
+            }
+        );
+    }
+    if approved.is_empty() {
+        println!("{id}: nothing awaits approval");
+    } else {
+        println!("{id}: approved {}", approved.join(", "));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The pin stage `run` asked for: `--pin FILE`, trust on first use, or none.
+pub struct RunPin {
+    pub path: PathBuf,
+    source: RunPinSource,
+}
+
+enum RunPinSource {
+    File(Lockfile),
+    Tofu {
+        lock: Option<Lockfile>,
+        server: ServerId,
+        quarantine: bool,
+    },
+}
+
+impl RunPin {
+    pub fn into_guard(self, command: &[String], session: &str) -> PinGuard {
+        match self.source {
+            RunPinSource::File(lock) => {
+                PinGuard::file(lock, &self.path.display().to_string(), command, session)
+            }
+            RunPinSource::Tofu {
+                lock,
+                server,
+                quarantine,
+            } => PinGuard::tofu(lock, self.path, server, quarantine, session),
+        }
+    }
+}
+
+/// `--no-pin` and `[pin] mode = "off"` turn pinning off; `--pin FILE` pins to FILE; otherwise
+/// trust on first use.
+pub fn for_run(args: &RunArgs, eff: &EffectivePolicy) -> anyhow::Result<Option<RunPin>> {
+    let section = &eff.policy.pin;
+    let mode = section.mode.as_ref().map(|m| m.value).unwrap_or_default();
+    if args.no_pin {
+        return Ok(None);
+    }
+    if let Some(path) = &args.pin {
+        return Ok(Some(RunPin {
+            path: path.clone(),
+            source: RunPinSource::File(Lockfile::load(path)?),
+        }));
+    }
+    match mode {
+        PinMode::Off => Ok(None),
+        PinMode::File => anyhow::bail!(
+            "the policy says `[pin] mode = \"file\"` but no lockfile was given: pass --pin FILE \
+             (written by `mcp-guard pin -o FILE -- COMMAND`), or use mode \"tofu\""
+        ),
+        PinMode::Tofu => {
+            let server = identify(&args.command)?;
+            let path = store::pin_path(&store::pins_dir()?, &server.id);
+            let quarantine = section
+                .injection
+                .as_ref()
+                .map(|m| m.value)
+                .unwrap_or_default()
+                == InjectionMode::Quarantine;
+            Ok(Some(RunPin {
+                source: RunPinSource::Tofu {
+                    lock: store::load(&path)?,
+                    server,
+                    quarantine,
+                },
+                path,
+            }))
+        }
     }
 }
 
@@ -121,15 +454,10 @@ fn pin(output: &Path, update: bool, launch: &LaunchArgs) -> anyhow::Result<ExitC
         print!("{}", render(&diff(old, &lock)));
     }
     lock.save(output)?;
-    let counts: Vec<String> = Kind::ALL
-        .iter()
-        .map(|k| format!("{} {}s", lock.count(*k), k.noun()))
-        .collect();
     println!(
-        "pinned {} {} ({}) in {}",
-        lock.server.name.as_deref().unwrap_or("(unnamed server)"),
-        lock.server.version.as_deref().unwrap_or(""),
-        counts.join(", "),
+        "pinned {} ({}) in {}",
+        server_label(&lock),
+        counts(&lock, |_| true).join(", "),
         output.display()
     );
     println!(

@@ -35,6 +35,11 @@ What the sandbox could not enforce on this kernel is said once on stderr; `--req
 that fatal. Decisions are logged as JSON lines to $XDG_STATE_HOME/mcp-guard/audit.jsonl
 (`--audit-log`, `--no-audit`).
 
+Trust on first use: the first session with a server pins the tools, prompts, resources and
+instructions the host is shown ($XDG_STATE_HOME/mcp-guard/pins/); anything new or changed
+later, or whose text looks like prompt injection, is hidden and refused until
+`mcp-guard pin approve` (`mcp-guard pin status` lists what waits; `--no-pin` turns it off).
+
 Exit status: the server's own status (128+N when it died of signal N); 2 when mcp-guard itself
 could not understand its arguments or policy (or the policy refuses the command); 127 when the
 server command is not found, 126 when it exists but could not be started (the message says why
@@ -90,9 +95,14 @@ pub struct RunArgs {
     pub metrics_file: Option<std::path::PathBuf>,
 
     /// Hide and refuse tools, prompts and resources that are new or changed since
-    /// `mcp-guard pin` recorded FILE.
-    #[arg(long, value_name = "FILE", value_parser = super::user_path::parse)]
+    /// `mcp-guard pin` recorded FILE (instead of the pin taken on first use).
+    #[arg(long, value_name = "FILE", value_parser = super::user_path::parse, conflicts_with = "no_pin")]
     pub pin: Option<std::path::PathBuf>,
+
+    /// Turn off pinning (trust on first use and the quarantine of items that look like
+    /// prompt injection), like `[pin] mode = "off"`.
+    #[arg(long)]
+    pub no_pin: bool,
 
     /// The server command and its arguments, after `--`.
     #[arg(required = true, last = true, value_name = "SERVER_CMD")]

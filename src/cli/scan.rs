@@ -52,8 +52,9 @@ pub fn execute(args: ScanArgs) -> anyhow::Result<ExitCode> {
     let dir = tempfile_dir()?;
     let audit_log = dir.join("audit.jsonl");
     let mut launch_args = args.launch.clone();
-    if launch_args.policy.is_none() && launch_args.profile.is_none() {
-        launch_args.profile = Some("strict".into());
+    let options = &mut launch_args.options;
+    if options.policy.is_none() && options.profile.is_none() {
+        options.profile = Some("strict".into());
     }
     // Faults are reported, not refused: a profile's strict validation would hide from the
     // scan the listing (and its descriptions) of a server with one broken tool.

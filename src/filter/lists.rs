@@ -155,6 +155,33 @@ fn sanitize_item(item: &mut Value, family: &str, notes: &mut Vec<(&'static str, 
     changed
 }
 
+/// The injection phrases in a listed item's text members, as the server sent them: what the
+/// pin stage quarantines an item for (`crate::pin::guard`).
+pub fn item_injections(item: &Value) -> Vec<&'static str> {
+    let mut copy = item.clone();
+    let mut found = Vec::new();
+    walk_texts(&mut copy, 0, &mut |text: &mut String| {
+        for phrase in injection_phrases(text) {
+            if !found.contains(&phrase) {
+                found.push(phrase);
+            }
+        }
+    });
+    found
+}
+
+/// A listed item as this stage forwards it (hidden characters stripped from its text), so
+/// that the pin digests the guard's own listings and the host's alike.
+pub fn as_forwarded(item: &Value) -> Value {
+    let mut copy = item.clone();
+    walk_texts(&mut copy, 0, &mut |text: &mut String| {
+        if let Some(clean) = strip_hidden(text) {
+            *text = clean;
+        }
+    });
+    copy
+}
+
 /// Call `f` on each string under a text key, in the item and its nested schemas/arguments.
 fn walk_texts(v: &mut Value, depth: usize, f: &mut impl FnMut(&mut String)) {
     if depth > 16 {

@@ -37,6 +37,7 @@ use std::sync::Arc;
 
 pub use config::{FirewallError, Options};
 use inspection::{Inspection, Kind, Step};
+pub use lists::{as_forwarded, item_injections};
 pub use own_listing::Absorbed;
 pub use reply::codes;
 

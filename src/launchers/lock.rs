@@ -114,25 +114,11 @@ impl HeldLock {
         let dir = lock_dir(path)?;
         std::fs::create_dir_all(dir).map_err(|e| io_error("create", dir, e))?;
         let flock_path = dir.join(".packages.lock.flock");
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&flock_path)
-            .map_err(|e| io_error("open", &flock_path, e))?;
-        let hold = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-            Ok(hold) => hold,
-            Err((file, nix::errno::Errno::EWOULDBLOCK)) => {
-                tracing::info!(
-                    "package: waiting for another mcp-guard that is fetching or updating \
-                     packages ({} is held)",
-                    flock_path.display()
-                );
-                Flock::lock(file, FlockArg::LockExclusive)
-                    .map_err(|(_, errno)| io_error("lock", &flock_path, errno.into()))?
-            }
-            Err((_, errno)) => return Err(io_error("lock", &flock_path, errno.into())),
-        };
+        let hold = exclusive_hold(
+            &flock_path,
+            "package: waiting for another mcp-guard that is fetching or updating packages",
+        )
+        .map_err(|(op, e)| io_error(op, &flock_path, e))?;
         Ok(HeldLock {
             lock: Lock::load(path)?,
             path: path.to_owned(),
@@ -144,6 +130,29 @@ impl HeldLock {
     pub fn save(&mut self) -> Result<(), PackageError> {
         self.lock.version = 1;
         self.lock.save(&self.path)
+    }
+}
+
+/// An exclusive `flock` of `flock_path` (created when missing), held until dropped. When
+/// another process holds it, says `waiting` once and waits. Errors name the step that failed
+/// (`open`, `lock`). Also the pin files' hold (`crate::pin::store`).
+pub fn exclusive_hold(
+    flock_path: &Path,
+    waiting: &str,
+) -> Result<Flock<File>, (&'static str, std::io::Error)> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(flock_path)
+        .map_err(|e| ("open", e))?;
+    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(hold) => Ok(hold),
+        Err((file, nix::errno::Errno::EWOULDBLOCK)) => {
+            tracing::info!("{waiting} ({} is held)", flock_path.display());
+            Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, errno)| ("lock", errno.into()))
+        }
+        Err((_, errno)) => Err(("lock", errno.into())),
     }
 }
 

@@ -30,7 +30,7 @@ pub fn snapshot(launch: &Launch) -> Result<Lockfile, ClientError> {
                 version: text(info, "version"),
             },
             instructions: text(Some(&init), "instructions"),
-            items: Default::default(),
+            ..Lockfile::default()
         };
         let caps = init.get("capabilities");
         for kind in Kind::ALL {

@@ -88,14 +88,57 @@ pub struct ServerIdentity {
     pub version: Option<String>,
 }
 
+/// Why a listed item awaits approval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PendingReason {
+    /// Not pinned at all.
+    New,
+    /// Pinned, but the server now offers it differently.
+    Changed,
+    /// Seen on first use with text that looks like prompt injection.
+    Quarantined,
+}
+
+impl PendingReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PendingReason::New => "new",
+            PendingReason::Changed => "changed",
+            PendingReason::Quarantined => "quarantined",
+        }
+    }
+}
+
+/// An item the guard hid (trust on first use) until the user approves it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PendingItem {
+    pub reason: PendingReason,
+    /// The injection phrases its text matched (none: it is only new or changed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub findings: Vec<String>,
+    pub digest: String,
+    /// The item as the host would have seen it (the server instructions: a string).
+    pub item: Value,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Lockfile {
     pub format: u32,
     /// The command that was pinned, for the re-approve hint.
     pub command: Vec<String>,
+    /// What trust on first use keyed this pin by (see `identity.rs`); none in a `pin -o` file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
     pub server: ServerIdentity,
     pub instructions: Option<String>,
     pub items: BTreeMap<Kind, BTreeMap<String, PinnedItem>>,
+    /// Items hidden until `mcp-guard pin approve` (trust on first use only).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pending: BTreeMap<Kind, BTreeMap<String, PendingItem>>,
+    /// Server instructions dropped until approved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_instructions: Option<PendingItem>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -185,6 +228,12 @@ impl Lockfile {
 
     pub fn count(&self, kind: Kind) -> usize {
         self.items.get(&kind).map_or(0, BTreeMap::len)
+    }
+
+    /// How many items (and instructions) await approval.
+    pub fn pending_count(&self) -> usize {
+        self.pending.values().map(BTreeMap::len).sum::<usize>()
+            + usize::from(self.pending_instructions.is_some())
     }
 }
 

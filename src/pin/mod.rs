@@ -1,10 +1,14 @@
 //! Rug-pull defence: pin what a server offers (tools, prompts, resources, templates, its
-//! instructions) and refuse anything new or changed since (issue 6).
+//! instructions) and refuse anything new or changed since (issue 6); by default on first use
+//! of each server, with items whose text looks like prompt injection quarantined (issue 17).
 
 pub mod collect;
 pub mod diff;
 pub mod guard;
+pub mod identity;
 pub mod lockfile;
+pub mod record;
+pub mod store;
 
 pub use guard::PinGuard;
 pub use lockfile::{Kind, Lockfile};

@@ -131,6 +131,11 @@ const EXAMPLES: &[(&str, &str)] = &[
     ("audit.max_value_bytes", "max_value_bytes = \"4KiB\""),
     ("audit.max_size", "max_size = \"32MiB\""),
     ("audit.keep", "keep = 3"),
+    ("pin.mode", "mode = \"tofu\"   # or \"file\" (with --pin FILE), \"off\""),
+    (
+        "pin.injection",
+        "injection = \"quarantine\"   # or \"flag\"",
+    ),
 ];
 
 /// The example for `section.key` (`tools.arguments.*.*` share one).
@@ -173,6 +178,7 @@ mod tests {
         "sanitize",
         "validation",
         "audit",
+        "pin",
     ];
 
     /// The keys a section accepts, as serde lists them for an unknown one.

@@ -355,7 +355,9 @@ impl Session {
         if quiet {
             cmd.arg("--quiet");
         }
+        // A probe, not the host: it must see everything and pin nothing on first use.
         cmd.arg("run")
+            .arg("--no-pin")
             .arg("--policy")
             .arg(policy)
             .arg("--")

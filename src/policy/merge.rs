@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use super::firewall::{
     Audit, Errors, Items, Redaction, Resources, Sanitize, ServerRequests, Validation,
 };
-use super::model::{Env, Filesystem, Launch, Limits, Network, Policy, Syscalls};
+use super::model::{Env, Filesystem, Launch, Limits, Network, Pin, Policy, Syscalls};
 use super::values::Val;
 use super::Origin;
 
@@ -172,6 +172,7 @@ merge_fields!(Redaction {
     allow
 });
 merge_fields!(Errors { sanitize });
+merge_fields!(Pin { mode, injection });
 merge_fields!(Sanitize { results });
 merge_fields!(Validation {
     strict,
@@ -215,6 +216,7 @@ impl Merge for Policy {
             sanitize,
             validation,
             audit,
+            pin,
         } = over;
         self.enforce.merge_from(enforce, origin);
         self.require.merge_from(require, origin);
@@ -233,6 +235,7 @@ impl Merge for Policy {
         self.sanitize.merge_from(sanitize, origin);
         self.validation.merge_from(validation, origin);
         self.audit.merge_from(audit, origin);
+        self.pin.merge_from(pin, origin);
     }
     fn stamped(mut self, origin: &Origin) -> Self {
         let mut out = Policy::default();

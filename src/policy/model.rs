@@ -45,6 +45,7 @@ pub struct Policy {
     pub sanitize: Sanitize,
     pub validation: Validation,
     pub audit: Audit,
+    pub pin: Pin,
 }
 
 /// Whether a confinement layer the kernel cannot provide stops the launch.
@@ -212,4 +213,54 @@ pub struct Syscalls {
     pub deny: Vec<Val<SyscallName>>,
     /// Syscalls the default filter refuses that this server needs (flagged by `policy show`).
     pub allow: Vec<Val<SyscallName>>,
+}
+
+/// `[pin]`: rug-pull pinning of what the server lists.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Pin {
+    pub mode: Option<Val<PinMode>>,
+    /// What an item whose text looks like prompt injection gets.
+    pub injection: Option<Val<InjectionMode>>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PinMode {
+    /// Pin on first use (`$XDG_STATE_HOME/mcp-guard/pins/`); later changes await approval.
+    #[default]
+    Tofu,
+    /// Only the lockfile given with `--pin FILE`.
+    File,
+    /// No pinning.
+    Off,
+}
+
+impl PinMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PinMode::Tofu => "tofu",
+            PinMode::File => "file",
+            PinMode::Off => "off",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InjectionMode {
+    /// Hidden and refused until `mcp-guard pin approve` (as an unapproved change).
+    #[default]
+    Quarantine,
+    /// Forwarded; the finding is only audited.
+    Flag,
+}
+
+impl InjectionMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InjectionMode::Quarantine => "quarantine",
+            InjectionMode::Flag => "flag",
+        }
+    }
 }

@@ -209,6 +209,10 @@ pub fn render(
     o.opt("keep", &a.keep, |v| {
         v.0.map_or_else(|| quote("unlimited"), |n| n.to_string())
     });
+
+    o.section("pin");
+    o.opt("mode", &p.pin.mode, |v| quote(v.as_str()));
+    o.opt("injection", &p.pin.injection, |v| quote(v.as_str()));
     Ok(o.0)
 }
 

@@ -114,7 +114,9 @@ impl Client {
             "initialize",
             json!({
                 "protocolVersion": PROTOCOL_VERSION,
-                "capabilities": {},
+                // What real hosts declare: servers gate tools on these (server-everything
+                // lists 3 more with them), and pin and scan must see what a host sees.
+                "capabilities": {"roots": {"listChanged": false}, "sampling": {}, "elicitation": {}},
                 "clientInfo": {"name": client_name, "version": env!("CARGO_PKG_VERSION")},
             }),
         )?;
@@ -203,14 +205,20 @@ impl Client {
         }
     }
 
-    /// A client with no roots, no sampling and no elicitation says so.
+    /// Answer what the server asks of the host, minimally, so it never waits on us: no roots,
+    /// and sampling and elicitation declined (there is no model or user to ask).
     fn answer_server_request(&mut self, id: Value, message: &Value) -> Result<(), ClientError> {
+        let result = |r: Value| json!({"jsonrpc": "2.0", "id": id, "result": r});
+        let error = |code: i64, m: &str| json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": m}});
         let reply = match message.get("method").and_then(Value::as_str) {
-            Some("ping") => json!({"jsonrpc": "2.0", "id": id, "result": {}}),
-            Some("roots/list") => json!({"jsonrpc": "2.0", "id": id, "result": {"roots": []}}),
-            _ => {
-                json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32601, "message": "not supported by this client"}})
-            }
+            Some("ping") => result(json!({})),
+            Some("roots/list") => result(json!({"roots": []})),
+            Some("elicitation/create") => result(json!({"action": "decline"})),
+            Some("sampling/createMessage") => error(
+                -1,
+                "declined: mcp-guard's snapshot client has no model to sample from",
+            ),
+            _ => error(-32601, "not supported by this client"),
         };
         self.send(&reply)
     }

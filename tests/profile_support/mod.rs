@@ -323,6 +323,21 @@ impl Outcome {
 pub fn run(what: &str, cmd: &[String]) -> Outcome {
     let start = Instant::now();
     let marker = unique_marker();
+    // The guards of this run keep their trust-on-first-use pins in a directory of their own,
+    // not the user's state (which the SDKs' default child environment would give them via
+    // HOME): every driver passes `--env` on. A TestHome's own XDG_STATE_HOME wins.
+    let state = tempfile::tempdir().expect("state tempdir");
+    let mut cmd = cmd.to_vec();
+    // A driver (`node ts_client.mjs … -- mcp-guard run …`), not the guard itself.
+    let options_end = cmd.iter().position(|a| a == "--");
+    let guard = guard_bin().display().to_string();
+    let driven = |end: usize| cmd[0] != guard && cmd[end..].contains(&guard);
+    if let Some(end) = options_end.filter(|e| driven(*e)) {
+        if !cmd[..end].iter().any(|a| a.starts_with("XDG_STATE_HOME=")) {
+            let setting = format!("XDG_STATE_HOME={}", state.path().display());
+            cmd.splice(end..end, ["--env".to_owned(), setting]);
+        }
+    }
     let mut child = {
         use std::os::unix::process::CommandExt;
         Command::new(&cmd[0])

@@ -213,6 +213,7 @@ impl Guard {
     ) -> Guard {
         let dir = tempfile::tempdir().expect("tempdir");
         setup(&mut command, dir.path());
+        support::private_state(&mut command, dir.path());
         let server_args: Vec<String> = server_args
             .iter()
             .map(|a| a.replace("{dir}", &dir.path().display().to_string()))

@@ -31,6 +31,8 @@ pub struct Server {
     lines: Receiver<String>,
     next_id: u64,
     private_dir: Option<PathBuf>,
+    /// The guard's own XDG_STATE_HOME (its pins), removed on drop.
+    _state: tempfile::TempDir,
 }
 
 impl Server {
@@ -157,6 +159,11 @@ impl Server {
     }
 
     fn try_start(mut command: Command, private_dir: Option<PathBuf>) -> Result<Server, String> {
+        let state = tempfile::tempdir().map_err(|e| e.to_string())?;
+        // The guard may run as the unprivileged test user: it must reach `state/state`.
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(state.path(), std::fs::Permissions::from_mode(0o755));
+        support::private_state(&mut command, state.path());
         command
             .env(SECRET_NAME, SECRET_VALUE)
             .stdin(Stdio::piped())
@@ -179,6 +186,7 @@ impl Server {
             lines,
             next_id: 0,
             private_dir,
+            _state: state,
         };
         let init = server.request(
             "initialize",

@@ -1,7 +1,8 @@
 //! Helpers shared by the integration tests: where the binaries are.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
 pub mod generate;
 pub mod users;
@@ -21,4 +22,18 @@ pub fn testkit_bin(name: &str) -> PathBuf {
         path.display()
     );
     path
+}
+
+/// Give a guard run its own `XDG_STATE_HOME` under `dir` (unless the test set one), so that
+/// runs never see each other's trust-on-first-use pins, nor the user's. World-writable, as a
+/// test may run the guard as the unprivileged test user.
+pub fn private_state(command: &mut Command, dir: &Path) {
+    if command.get_envs().any(|(k, _)| k == "XDG_STATE_HOME") {
+        return;
+    }
+    let state = dir.join("state");
+    std::fs::create_dir_all(&state).expect("state directory");
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o1777));
+    command.env("XDG_STATE_HOME", state);
 }

@@ -3,7 +3,9 @@
 //! It offers `add` and `search`. Then, depending on its argument, it swaps in a poisoned
 //! `search` description and a new `exfiltrate` tool and sends `notifications/tools/list_changed`:
 //! `--after-list` (default) after its first `tools/list`, `--after-call` after its first
-//! `tools/call`, `--changed` from the start.
+//! `tools/call`, `--changed` from the start; any other word (`--stable`): never. Without an
+//! argument the mode comes from `RUGPULL_MODE` (else `--after-list`), so that two starts of
+//! one command line (one pin identity) can differ.
 
 use std::io::{self, BufRead, Write};
 
@@ -32,6 +34,7 @@ fn tools(changed: bool) -> Value {
 fn main() {
     let mode = std::env::args()
         .nth(1)
+        .or_else(|| std::env::var("RUGPULL_MODE").ok())
         .unwrap_or_else(|| "--after-list".into());
     let mut changed = mode == "--changed";
     let stdin = io::stdin();
