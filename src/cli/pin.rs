@@ -48,7 +48,7 @@ pub struct PinArgs {
     pub action: Option<PinAction>,
 
     /// The lockfile to write.
-    #[arg(short, long, value_name = "FILE", default_value = DEFAULT_FILE)]
+    #[arg(short, long, value_name = "FILE", default_value = DEFAULT_FILE, value_parser = super::user_path::parse)]
     pub output: PathBuf,
 
     /// Replace an existing lockfile (after showing what changed).
@@ -102,7 +102,7 @@ pub struct LaunchArgs {
 #[derive(Debug, Clone, clap::Args)]
 pub struct LaunchOptions {
     /// Policy file for `mcp-guard run`.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_parser = super::user_path::parse)]
     pub policy: Option<PathBuf>,
     /// Shipped profile for `mcp-guard run`.
     #[arg(long, value_name = "NAME")]
@@ -222,11 +222,11 @@ fn status() -> anyhow::Result<ExitCode> {
     let dir = store::pins_dir()?;
     let ids = store::list(&dir)?;
     if ids.is_empty() {
-        println!(
+        super::output::println(&format!(
             "no server pinned yet in {} (a server is pinned the first time it runs under \
              `mcp-guard run`)",
             dir.display()
-        );
+        ))?;
         return Ok(ExitCode::SUCCESS);
     }
     let mut waiting = false;
@@ -234,14 +234,14 @@ fn status() -> anyhow::Result<ExitCode> {
         let lock = match Lockfile::load(&store::pin_path(&dir, &id)) {
             Ok(lock) => lock,
             Err(e) => {
-                println!("{id}  (unreadable: {e})");
+                super::output::println(&format!("{id}  (unreadable: {e})"))?;
                 continue;
             }
         };
-        println!("{id}  {}", join_words(&lock.command));
+        super::output::println(&format!("{id}  {}", join_words(&lock.command)))?;
         // Only the kinds the host has listed are pinned (an unlisted kind pins on first use).
         let counts = counts(&lock, |k| lock.items.contains_key(&k));
-        println!(
+        super::output::println(&format!(
             "    {}: {}{}",
             server_label(&lock),
             if counts.is_empty() {
@@ -254,17 +254,17 @@ fn status() -> anyhow::Result<ExitCode> {
             } else {
                 ""
             }
-        );
+        ))?;
         let pending = pending_lines(&lock);
         if !pending.is_empty() {
             waiting = true;
-            println!("    awaiting approval: {}", pending.join(", "));
+            super::output::println(&format!("    awaiting approval: {}", pending.join(", ")))?;
         }
     }
     if waiting {
-        println!(
-            "review with `mcp-guard pin diff ID`, approve with `mcp-guard pin approve ID [ITEM…]`"
-        );
+        super::output::println(
+            "review with `mcp-guard pin diff ID`, approve with `mcp-guard pin approve ID [ITEM…]`",
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -319,12 +319,17 @@ fn pending_diff(server: Option<&str>, command: &[OsString]) -> anyhow::Result<Ex
         now.instructions = p.item.as_str().map(str::to_owned);
     }
     if lock.pending_count() == 0 {
-        println!("{id}: nothing awaits approval");
+        super::output::println(&format!("{id}: nothing awaits approval"))?;
         return Ok(ExitCode::SUCCESS);
     }
-    print!("{}", render(&diff(&lock, &now)));
-    println!("awaiting approval: {}", pending_lines(&lock).join(", "));
-    println!("approve with: mcp-guard pin approve {id} [ITEM…]   (no ITEM: all of them)");
+    super::output::print(&render(&diff(&lock, &now)))?;
+    super::output::println(&format!(
+        "awaiting approval: {}",
+        pending_lines(&lock).join(", ")
+    ))?;
+    super::output::println(&format!(
+        "approve with: mcp-guard pin approve {id} [ITEM…]   (no ITEM: all of them)"
+    ))?;
     Ok(ExitCode::from(1))
 }
 
@@ -357,9 +362,9 @@ fn approve(
         );
     }
     if approved.is_empty() {
-        println!("{id}: nothing awaits approval");
+        super::output::println(&format!("{id}: nothing awaits approval"))?;
     } else {
-        println!("{id}: approved {}", approved.join(", "));
+        super::output::println(&format!("{id}: approved {}", approved.join(", ")))?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -451,16 +456,16 @@ fn pin(output: &Path, update: bool, launch: &LaunchArgs) -> anyhow::Result<ExitC
     let lock = snapshot(&launch.launch(&["--no-audit".into()]))
         .context("cannot take a snapshot of the server")?;
     if let Some(old) = &old {
-        print!("{}", render(&diff(old, &lock)));
+        super::output::print(&render(&diff(old, &lock)))?;
     }
     lock.save(output)?;
-    println!(
+    super::output::println(&format!(
         "pinned {} ({}) in {}",
         server_label(&lock),
         counts(&lock, |_| true).join(", "),
         output.display()
-    );
-    println!(
+    ))?;
+    super::output::println(&format!(
         "use it with: mcp-guard run --pin {} -- {}",
         shell_word(&output.display().to_string()),
         lock.command
@@ -468,7 +473,7 @@ fn pin(output: &Path, update: bool, launch: &LaunchArgs) -> anyhow::Result<ExitC
             .map(|a| shell_word(a))
             .collect::<Vec<_>>()
             .join(" ")
-    );
+    ))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -477,11 +482,11 @@ fn pin_diff(file: &Path, launch: &LaunchArgs) -> anyhow::Result<ExitCode> {
     let now = snapshot(&launch.launch(&["--no-audit".into()]))
         .context("cannot take a snapshot of the server")?;
     let changes = diff(&old, &now);
-    print!("{}", render(&changes));
+    super::output::print(&render(&changes))?;
     if changes.is_empty() {
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    super::output::println(&format!(
         "re-approve with: mcp-guard pin --update -o {} -- {}",
         shell_word(&file.display().to_string()),
         now.command
@@ -489,6 +494,6 @@ fn pin_diff(file: &Path, launch: &LaunchArgs) -> anyhow::Result<ExitCode> {
             .map(|a| shell_word(a))
             .collect::<Vec<_>>()
             .join(" ")
-    );
+    ))?;
     Ok(ExitCode::from(1))
 }
