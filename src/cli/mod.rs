@@ -24,7 +24,10 @@ use clap::{Parser, Subcommand};
 pub use run::RunArgs;
 
 const AFTER_HELP: &str = "\
-Use it in an MCP host config in place of the server command, e.g. Claude Desktop:
+Put every stdio server of your MCP hosts (Claude Desktop, Claude Code, VS Code, Cursor, ...)
+behind the guard at once: `mcp-guard wrap` shows the change, `mcp-guard wrap --write` makes it
+(with a backup; `mcp-guard unwrap` restores). Or use it by hand in place of the server command,
+e.g. in Claude Desktop:
 
   \"mcpServers\": {
     \"everything\": {
@@ -36,8 +39,10 @@ Use it in an MCP host config in place of the server command, e.g. Claude Desktop
 
 The first start fetches the package into mcp-guard's store (under a sandbox that reaches only
 the registry); later starts are offline. Without a profile or policy the server gets no network
-and none of your files (`mcp-guard policy list` shows the shipped profiles). Run `mcp-guard run --help` for the options,
-`mcp-guard check` to see what this kernel can enforce, `mcp-guard scan -- CMD` to vet a server.";
+and none of your files (`mcp-guard policy list` shows the shipped profiles). What a server
+lists is pinned on first use; `mcp-guard pin status` shows what awaits your approval. Run
+`mcp-guard run --help` for the options, `mcp-guard check` to see what this kernel can enforce,
+`mcp-guard scan -- CMD` to vet a server.";
 
 /// Sandbox launcher and JSON-RPC firewall for local stdio MCP servers.
 #[derive(Debug, Parser)]
