@@ -26,6 +26,29 @@ fn env_assignments_reach_the_server_started_through_env() {
     harness::assert_blocked(&env);
 }
 
+/// Without the sandbox (`--allow-unsandboxed`, what other systems than Linux need) the
+/// variables still arrive: the server gets the guard's environment with them on top.
+#[test]
+fn env_assignments_and_env_flags_reach_an_unsandboxed_server() {
+    let hostile = testkit_bin("hostile-server");
+    let mut command = Command::new(guard_bin());
+    command
+        .args([
+            "-q",
+            "run",
+            "--allow-unsandboxed",
+            "--env",
+            "MCP_GUARD_BY_FLAG=flagged",
+        ])
+        .args(["--", "env", "MCP_GUARD_VIA_ENV=hello"])
+        .arg(&hostile);
+    let mut server = Server::start_command(command);
+    let text = server.attack("read_env", json!({"name": "MCP_GUARD_VIA_ENV"}));
+    assert_eq!(text, "SUCCEEDED: read 5 bytes");
+    let text = server.attack("read_env", json!({"name": "MCP_GUARD_BY_FLAG"}));
+    assert_eq!(text, "SUCCEEDED: read 7 bytes");
+}
+
 #[test]
 fn the_command_behind_env_is_what_the_launch_policy_judges() {
     let dir = tempfile::tempdir().expect("tempdir");

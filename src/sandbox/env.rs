@@ -55,6 +55,15 @@ pub fn server_env(
     env
 }
 
+/// An unsandboxed run's environment: the guard's whole environment (nothing is scrubbed
+/// without a sandbox) with the policy's fixed values on top, so `--env NAME=VALUE` and
+/// `env NAME=VALUE cmd` reach the server as they do under the sandbox.
+pub fn unsandboxed_env(rules: &EnvRules) -> BTreeMap<String, String> {
+    let mut env = full_env();
+    env.extend(rules.set.iter().map(|(k, v)| (k.clone(), v.clone())));
+    env
+}
+
 /// The guard's whole environment, for an unsandboxed run (non-UTF-8 entries cannot cross the
 /// JSON plan and are left out).
 pub fn full_env() -> BTreeMap<String, String> {

@@ -270,7 +270,7 @@ pub fn prepare(config: &SandboxConfig, command: &[OsString]) -> Result<Plan, San
         })?;
     let cwd = std::env::current_dir()?;
     if config.disabled {
-        let env = env::full_env();
+        let env = env::unsandboxed_env(&config.env);
         return Ok(Plan {
             program,
             argv,
