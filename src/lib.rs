@@ -18,3 +18,4 @@ pub mod protocol;
 pub mod relay;
 pub mod sandbox;
 pub mod scan;
+pub mod status;

@@ -12,6 +12,7 @@ mod policy;
 mod policy_args;
 mod run;
 mod scan;
+mod status;
 mod supervise;
 mod update;
 mod user_path;
@@ -105,6 +106,8 @@ pub enum Command {
     Update(update::UpdateArgs),
     /// Put every stdio server of a host's config (Claude, VS Code, Cursor, …) behind the guard.
     Wrap(wrap::WrapArgs),
+    /// Every server of every host config: guarded or not, its profile, pin and last session.
+    Status(status::StatusArgs),
     /// Give the servers `wrap` put behind the guard their original commands back.
     Unwrap(wrap::UnwrapArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
@@ -133,6 +136,7 @@ pub fn main() -> ExitCode {
         Command::Update(args) => update::execute(args),
         Command::Wrap(args) => wrap::execute_wrap(args),
         Command::Unwrap(args) => wrap::execute_unwrap(args),
+        Command::Status(args) => status::execute(args),
         Command::Completions(args) => completions::execute_completions(args),
         Command::Man(args) => completions::execute_man(args),
         Command::Supervise(args) => supervise::execute(args),

@@ -270,7 +270,7 @@ fn status() -> anyhow::Result<ExitCode> {
 }
 
 /// `tool `x` (new)`, `tool `y` (quarantined: hidden-tag)`, one per item awaiting approval.
-fn pending_lines(lock: &Lockfile) -> Vec<String> {
+pub(super) fn pending_lines(lock: &Lockfile) -> Vec<String> {
     let describe = |what: String, p: &crate::pin::lockfile::PendingItem| {
         if p.findings.is_empty() {
             format!("{what} ({})", p.reason.as_str())

@@ -187,16 +187,15 @@ fn config_files(targets: &[String]) -> anyhow::Result<Vec<(String, PathBuf)>> {
     };
     let mut files = Vec::new();
     if targets.is_empty() {
-        files.extend(Host::ALL.into_iter().flat_map(existing));
+        files.extend(
+            hosts::existing_configs(&dirs)
+                .into_iter()
+                .map(|(host, path)| (host.name().to_owned(), path)),
+        );
         if files.is_empty() {
-            let looked: Vec<String> = Host::ALL
-                .iter()
-                .flat_map(|h| h.config_paths(&dirs))
-                .map(|p| p.display().to_string())
-                .collect();
             anyhow::bail!(
                 "no MCP host config found; looked at {}. Name the config file: mcp-guard wrap FILE",
-                looked.join(", ")
+                hosts::locations::looked_at(&dirs)
             );
         }
     }

@@ -12,7 +12,7 @@ use jsonc_parser::{CollectOptions, ParseOptions};
 use super::launch_args::{original_launch, valid_env_name, wrapped_args};
 use super::profile_choice::profile_for;
 use super::splice::{apply, Splice};
-use super::{EntryReport, Outcome, Rewrite};
+use super::{ConfiguredEntry, EntryReport, Outcome, Rewrite};
 
 /// Keys of an entry that make it a remote (HTTP/SSE) server: `url` (most hosts), `serverUrl`
 /// (Windsurf), `httpUrl` (Gemini CLI).
@@ -91,6 +91,19 @@ pub fn unwrap(text: &str, backup: Option<&str>) -> Result<Rewrite, String> {
         text: apply(text, splices),
         entries: reports,
     })
+}
+
+/// Every entry and its launch as written, for `mcp-guard status`.
+pub fn configured(text: &str) -> Result<Vec<ConfiguredEntry>, String> {
+    let root = parse(text)?;
+    Ok(entries(root.as_ref())
+        .into_iter()
+        .map(|e| ConfiguredEntry {
+            launch: stdio_launch(e.object).map(|l| (l.command, l.args)),
+            scope: e.scope,
+            name: e.name,
+        })
+        .collect())
 }
 
 /// The root value, `None` for an empty file.

@@ -39,6 +39,15 @@ pub fn original_launch(command: &str, args: &[String]) -> Option<(String, Vec<St
     Some((original.clone(), rest.to_vec()))
 }
 
+/// The `--profile` of a wrapped entry's args (before `--`).
+pub fn wrapped_profile(args: &[String]) -> Option<&str> {
+    let guard_args = args.split(|a| a == "--").next()?;
+    guard_args
+        .windows(2)
+        .find(|w| w[0] == "--profile")
+        .map(|w| w[1].as_str())
+}
+
 /// Environment names `--env` accepts; an entry with another key is not wrapped (the guard
 /// would refuse to start it).
 pub fn valid_env_name(name: &str) -> bool {
@@ -71,6 +80,7 @@ mod tests {
                 "@modelcontextprotocol/server-memory"
             ])
         );
+        assert_eq!(wrapped_profile(&wrapped), Some("memory"));
         assert_eq!(
             original_launch("/home/u/.cargo/bin/mcp-guard", &wrapped),
             Some(("npx".to_owned(), args))

@@ -113,6 +113,30 @@ impl Host {
     }
 }
 
+/// Every host config that exists, each file once (`./.cursor/mcp.json` run in HOME is
+/// `~/.cursor/mcp.json`).
+pub fn existing_configs(dirs: &Dirs) -> Vec<(Host, PathBuf)> {
+    let mut seen = std::collections::HashSet::new();
+    Host::ALL
+        .into_iter()
+        .flat_map(|host| host.config_paths(dirs).into_iter().map(move |p| (host, p)))
+        .filter(|(_, path)| path.is_file())
+        .filter(|(_, path)| {
+            seen.insert(std::fs::canonicalize(path).unwrap_or_else(|_| path.clone()))
+        })
+        .collect()
+}
+
+/// Every place a host config is looked for: `a, b, …`, for messages.
+pub fn looked_at(dirs: &Dirs) -> String {
+    Host::ALL
+        .iter()
+        .flat_map(|h| h.config_paths(dirs))
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 pub fn format_of(path: &Path) -> Format {
     match path.extension() {
         Some(ext) if ext == "toml" => Format::Toml,

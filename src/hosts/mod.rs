@@ -15,7 +15,7 @@ pub mod write;
 use std::path::Path;
 
 pub use error::HostError;
-pub use locations::{format_of, Dirs, Format, Host};
+pub use locations::{existing_configs, format_of, Dirs, Format, Host};
 
 /// What happened to one server entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,6 +67,27 @@ pub struct EntryReport {
     pub scope: String,
     pub name: String,
     pub outcome: Outcome,
+}
+
+/// An entry of a config as it is: its stdio launch (`command`, `args`), or why it has none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfiguredEntry {
+    pub scope: String,
+    pub name: String,
+    pub launch: Result<(String, Vec<String>), Outcome>,
+}
+
+/// Read `path` and list its entries.
+pub fn configured_entries(path: &Path) -> Result<Vec<ConfiguredEntry>, HostError> {
+    let text = write::read(path)?;
+    let parsed = match format_of(path) {
+        Format::Json => json_config::configured(&text),
+        Format::Toml => toml_config::configured(&text),
+    };
+    parsed.map_err(|message| HostError::Parse {
+        path: path.to_owned(),
+        message,
+    })
 }
 
 /// A config's text after a rewrite, and what happened to each entry.

@@ -6,7 +6,7 @@ use toml_edit::{Array, DocumentMut, Item, TableLike, Value};
 
 use super::launch_args::{original_launch, valid_env_name, wrapped_args};
 use super::profile_choice::profile_for;
-use super::{EntryReport, Outcome, Rewrite};
+use super::{ConfiguredEntry, EntryReport, Outcome, Rewrite};
 
 const SERVERS: &str = "mcp_servers";
 const SCOPE: &str = "mcp_servers";
@@ -68,6 +68,19 @@ pub fn unwrap(text: &str, backup: Option<&str>) -> Result<Rewrite, String> {
         text: finish(text, &doc, &reports),
         entries: reports,
     })
+}
+
+/// Every entry and its launch as written, for `mcp-guard status`.
+pub fn configured(text: &str) -> Result<Vec<ConfiguredEntry>, String> {
+    let mut doc = parse(text)?;
+    Ok(entries_mut(&mut doc)
+        .into_iter()
+        .map(|(name, entry)| ConfiguredEntry {
+            scope: SCOPE.to_owned(),
+            name,
+            launch: stdio_launch(&*entry).map(|(command, args, _)| (command, args)),
+        })
+        .collect())
 }
 
 fn parse(text: &str) -> Result<DocumentMut, String> {
