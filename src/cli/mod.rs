@@ -27,7 +27,8 @@ pub use run::RunArgs;
 const AFTER_HELP: &str = "\
 Put every stdio server of your MCP hosts (Claude Desktop, Claude Code, VS Code, Cursor, ...)
 behind the guard at once: `mcp-guard wrap` shows the change, `mcp-guard wrap --write` makes it
-(with a backup; `mcp-guard unwrap` restores). Or use it by hand in place of the server command,
+(with a backup; `mcp-guard unwrap` restores); `mcp-guard status` shows what runs guarded, with
+its pin and last session. Or use it by hand in place of the server command,
 e.g. in Claude Desktop:
 
   \"mcpServers\": {

@@ -35,7 +35,8 @@ order and indentation stay as they were.
 Nothing is written without --write: wrap edits other programs' configs, so it first shows the
 diff, as `git add -p` or a formatter's check mode would, and you run it again with --write
 when it looks right. The first write keeps the untouched file as FILE.mcp-guard-backup
-(owner-only). Restart the host afterwards.
+(owner-only). Restart the host afterwards; `mcp-guard status` then lists each server with its
+profile, pin and last session.
 
 Examples:
   mcp-guard wrap                         # show what would change in every config found

@@ -334,6 +334,23 @@ mod tests {
     }
 
     #[test]
+    fn configured_entries_include_project_scopes_and_remotes() {
+        let text = r#"{"mcpServers": {"a": {"command": "npx", "args": ["-y", "p"]}},
+            "projects": {"/src/app": {"mcpServers": {"b": {"url": "http://x"}}}}}"#;
+        let entries = configured(text).unwrap();
+        assert_eq!(entries.len(), 2);
+        assert_eq!(
+            entries[0].launch,
+            Ok(("npx".to_owned(), vec!["-y".to_owned(), "p".to_owned()]))
+        );
+        assert_eq!(
+            (entries[1].scope.as_str(), entries[1].name.as_str()),
+            ("project /src/app", "b")
+        );
+        assert_eq!(entries[1].launch, Err(Outcome::Remote));
+    }
+
+    #[test]
     fn vscode_settings_json_servers_are_found() {
         let text = "{\n  // user settings\n  \"mcp\": {\"servers\": {\"t\": {\"command\": \"uvx\", \"args\": [\"mcp-server-time\"]}}},\n}";
         let rewrite = wrap(text, "/bin/mcp-guard").unwrap();

@@ -205,4 +205,17 @@ mod tests {
             .iter()
             .all(|e| e.outcome == Outcome::AlreadyWrapped));
     }
+
+    #[test]
+    fn configured_entries_give_the_launch_as_written() {
+        let wrapped = wrap(INLINE_AND_DOTTED, "/bin/mcp-guard").unwrap().text;
+        let entries =
+            configured(&format!("{wrapped}[mcp_servers.r]\nurl = \"http://x\"\n")).unwrap();
+        let names: Vec<&str> = entries.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, ["x", "y", "r"]);
+        let (command, args) = entries[1].launch.clone().unwrap();
+        assert_eq!(command, "/bin/mcp-guard");
+        assert_eq!(args.last().map(String::as_str), Some("mcp-server-git"));
+        assert_eq!(entries[2].launch, Err(Outcome::Remote));
+    }
 }
