@@ -13,6 +13,7 @@ mod policy_args;
 mod run;
 mod scan;
 mod status;
+mod status_text;
 mod supervise;
 mod update;
 mod user_path;
