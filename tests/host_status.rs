@@ -244,3 +244,38 @@ fn status_without_host_configs_says_where_it_looked() {
     let json = machine.guard(&["status", "--json"]);
     assert_eq!(stdout(&json).trim(), "[]");
 }
+
+#[test]
+fn a_codex_toml_entry_is_listed_and_a_broken_config_is_named() {
+    let machine = Machine::new();
+    machine.put(
+        ".codex/config.toml",
+        "[mcp_servers.clock]\ncommand = \"uvx\"\nargs = [\"mcp-server-time\"]\n",
+    );
+    machine.guard(&["wrap", "codex", "--write"]);
+    let broken = machine.put(".gemini/settings.json", "{\"mcpServers\": {");
+
+    let out = machine.guard(&["status", "--json"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("{} cannot be parsed", broken.display())),
+        "{err}"
+    );
+    let doc: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let servers = doc.as_array().unwrap();
+    assert_eq!(servers.len(), 1, "{doc:#}");
+    let clock = &servers[0];
+    assert_eq!(
+        (&clock["host"], &clock["scope"], &clock["name"]),
+        (&json!("codex"), &json!("mcp_servers"), &json!("clock"))
+    );
+    assert_eq!(clock["guarded"], true);
+    assert_eq!(clock["profile"], "time");
+    assert_eq!(clock["command"], json!(["uvx", "mcp-server-time"]));
+    assert_eq!(clock["pin"]["pinned"], false, "{clock}");
+    assert_eq!(clock["last_session"], Value::Null);
+
+    let text = stdout(&machine.guard(&["status"]));
+    assert!(text.contains("  clock: guarded, profile time\n"), "{text}");
+    assert!(text.contains("not pinned yet"), "{text}");
+}
