@@ -17,7 +17,7 @@ use crate::status::last_session::{self, SessionSummary};
 const STATUS_AFTER_HELP: &str = "\
 Reads the configs `mcp-guard wrap` knows (see `mcp-guard wrap --help` for where), the pins in
 $XDG_STATE_HOME/mcp-guard/pins/ and the audit log $XDG_STATE_HOME/mcp-guard/audit.jsonl (with
-its rotated files). A server's last session is the latest one whose command is the entry's
+its rotated files; ~/.local/state when XDG_STATE_HOME is unset). A server's last session is the latest one whose command is the entry's
 command after `--`; a policy that writes its log elsewhere ([audit] path) is not read.
 
 Examples:
