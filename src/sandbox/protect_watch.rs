@@ -70,9 +70,11 @@ impl ProtectWatch {
     /// Move aside every missing name that now exists, and watch the nearest existing directory
     /// of the others (a directory created on the way gets its own watch here).
     pub fn sweep(&mut self) -> Vec<Quarantined> {
-        let out = sweep(&self.missing, &mut self.moved);
+        // Watch first, then look: a name created before a new directory's watch was added is
+        // seen by the look, one created after it raises an event (`mkdir -p .config/fish`
+        // would otherwise slip in between).
         self.rewatch();
-        out
+        sweep(&self.missing, &mut self.moved)
     }
 
     /// Block until something happens in a watched directory, then [`sweep`](Self::sweep).
