@@ -277,7 +277,10 @@ fn exec_copy(path: &Path, args: &[String]) -> Outcome {
     std::fs::copy(path, &copy).map_err(|e| format!("copy {}: {e}", path.display()))?;
     std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755))
         .map_err(|e| e.to_string())?;
-    finish(Command::new(&copy).args(args))
+    let outcome = finish(Command::new(&copy).args(args));
+    // Unguarded (a test's control) $TMPDIR is the real /tmp: leave nothing behind there.
+    let _ = std::fs::remove_file(&copy);
+    outcome
 }
 
 #[cfg(target_os = "linux")]
