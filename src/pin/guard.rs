@@ -18,6 +18,7 @@ use super::lockfile::{digest, Kind, Lockfile, PendingItem, PendingReason, Server
 use super::record::{apply, Change};
 use crate::filter::{as_forwarded, item_injections};
 use crate::filter::{Context, Direction, Verdict};
+use crate::protocol::version::ParamsPeek;
 use crate::protocol::{codes, parse_line, Message, Parsed, RequestId};
 
 /// How long after `notifications/initialized` a kind pinned on first use stays open to
@@ -244,8 +245,13 @@ impl PinGuard {
         };
         // The first use ends the first-use window: from now on additions are new.
         self.settle_until = None;
-        let params: Value = params.and_then(|p| serde_json::from_str(p).ok())?;
-        let key = params.get(field).and_then(Value::as_str)?.to_owned();
+        // Every call passes here: peek at the one member, never build the arguments' tree.
+        let peek = ParamsPeek::of(params);
+        let key = match field {
+            "name" => peek.name,
+            _ => peek.uri,
+        }?
+        .into_owned();
         if self.allowed(kind, &key) || self.approved_meanwhile(kind, &key) {
             return None;
         }

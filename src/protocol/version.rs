@@ -59,6 +59,9 @@ pub struct ParamsPeek<'a> {
     /// `tools/call` and `prompts/get` name their tool or prompt.
     #[serde(borrow, default)]
     pub name: Option<Cow<'a, str>>,
+    /// `resources/read` and `resources/subscribe` name their resource.
+    #[serde(borrow, default)]
+    pub uri: Option<Cow<'a, str>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -133,7 +133,7 @@ fn nearest_existing_dir(path: &Path) -> Option<PathBuf> {
 /// it aside in its own directory.
 fn quarantine_if_present(path: &Path, moved: &mut usize) -> Option<Quarantined> {
     let name = path.file_name()?;
-    let parent = open_dir_nofollow(path.parent()?)?;
+    let parent = open_without_symlinks_on_the_way(path.parent()?)?;
     fstatat(
         parent.as_fd(),
         name,
@@ -174,8 +174,9 @@ fn quarantine_if_present(path: &Path, moved: &mut usize) -> Option<Quarantined> 
     }
 }
 
-/// Open `dir` (absolute) component by component, refusing symlinks on the way.
-fn open_dir_nofollow(dir: &Path) -> Option<OwnedFd> {
+/// Open `dir` (absolute) component by component, refusing a symlink at any of them (unlike
+/// `env.rs`'s `open_dir_nofollow`, which checks only the last).
+fn open_without_symlinks_on_the_way(dir: &Path) -> Option<OwnedFd> {
     let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
     let mut fd = openat(AT_FDCWD, "/", flags, Mode::empty()).ok()?;
     for part in dir.components() {
