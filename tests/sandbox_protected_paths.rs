@@ -334,3 +334,37 @@ fn a_missing_protected_name_is_moved_aside_when_created() {
         harness::assert_blocked(&guarded.attack(name, args(&dir)));
     }
 }
+
+/// The watch that moves created protected names aside runs outside the sandbox: a server must
+/// not steer it at the user's own files by making a directory on the way a symlink (here
+/// `.config` → the user's real config directory holding `fish/`). The control shows the link
+/// itself is the server's to make.
+#[test]
+fn the_watch_is_never_steered_through_a_symlink() {
+    for who in identities() {
+        eprintln!("identity: {}", who.label());
+        let (_home_scratch, users_config) = tree_for(&who, |d| {
+            std::fs::create_dir_all(d.join("fish")).expect("mkdir");
+            std::fs::write(d.join("fish/config.fish"), "# the user's\n").expect("write");
+        });
+        let link = |d: &Path| json!({"target": path_str(&users_config), "path": path_str(&d.join(".config"))});
+
+        let (_control_scratch, control_dir) = tree_for(&who, |_| {});
+        let mut control = Server::direct_as(&who);
+        harness::assert_succeeded(&control.attack("symlink_at", link(&control_dir)));
+
+        let (_scratch, dir) = tree_for(&who, |_| {});
+        let mut guarded = Server::guarded_as(&who, &["--allow-write", &path_str(&dir)]);
+        harness::assert_succeeded(&guarded.attack("symlink_at", link(&dir)));
+        // Give the watch time to act on the new `.config`, were it to follow it.
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        drop(guarded); // the last sweep runs once the tree is dead
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        assert!(
+            users_config.join("fish/config.fish").is_file(),
+            "the user's fish config was moved through the link as {}",
+            who.label()
+        );
+        assert!(std::fs::symlink_metadata(dir.join(".config")).is_ok_and(|m| m.is_symlink()));
+    }
+}

@@ -24,6 +24,7 @@ pub const NAMES: &[&str] = &[
     "truncate_file",
     "delete_file",
     "symlink_read",
+    "symlink_at",
     "hardlink_read",
     "proc_read",
     "proc_open_mem",
@@ -111,6 +112,9 @@ pub fn run(name: &str, args: &Value) -> Option<Outcome> {
                 .map_err(|e| format!("symlink: {e}"))
                 .and_then(|()| read(&link))
         }
+        "symlink_at" => std::os::unix::fs::symlink(path("target"), path("path"))
+            .map(|()| "linked".to_owned())
+            .map_err(|e| format!("symlink: {e}")),
         "hardlink_read" => {
             let link = scratch("hardlink");
             std::fs::hard_link(path("target"), &link)
