@@ -280,10 +280,12 @@ fn a_server_refused_at_startup_is_reported_with_the_fix() {
 #[test]
 fn an_ordinary_user_is_not_warned_about_the_bounding_set_at_every_start() {
     for identity in support::users::identities() {
+        let state = identity.scratch_dir();
         let as_user = |args: &[&str]| {
             let mut command = Command::new(identity.binary(&support::guard_bin()));
             command.args(args).stdin(Stdio::null());
             identity.apply(&mut command);
+            support::private_state(&mut command, state.path());
             command.output().expect("run the guard")
         };
         let out = as_user(&["run", "--no-audit", "--", "true"]);

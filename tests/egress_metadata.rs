@@ -91,6 +91,8 @@ fn egress_cloud_metadata_is_unreachable() {
             .arg(who.binary(&testkit_bin("hostile-server")))
             .arg(scratch.path());
         who.apply(&mut command);
+        // Its pins and audit log stay in the scratch directory, not in the user's home.
+        harness::support::private_state(&mut command, scratch.path());
         let output = command.output().expect("run unshare");
         let stdout = String::from_utf8_lossy(&output.stdout);
         let stderr = String::from_utf8_lossy(&output.stderr);
