@@ -8,6 +8,7 @@
 
 use std::time::Instant;
 
+use mcp_guard::conversation::Entry;
 use mcp_guard::filter::{Context, Direction, Firewall, Options};
 use mcp_guard::policy::{merge, parse_policy, Origin};
 use mcp_guard::protocol::{parse_line, parse_line_with, Bodies, Message, Parsed};
@@ -43,15 +44,16 @@ fn main() {
     let to_server = Context {
         direction: Direction::HostToServer,
         version: v,
-        answered_method: None,
+        request: None,
     };
+    let listing = Entry::for_method("tools/list");
     let list = r#"{"jsonrpc":"2.0","id":0,"method":"tools/list"}"#;
     fw.inspect(&message(list), &to_server);
     let listed = r#"{"jsonrpc":"2.0","id":0,"result":{"tools":[{"name":"echo","description":"Echo","inputSchema":{"type":"object","properties":{"text":{"type":"string"}},"required":["text"]}}]}}"#;
     let ctx = Context {
         direction: Direction::ServerToHost,
         version: v,
-        answered_method: Some("tools/list"),
+        request: Some(&listing),
     };
     fw.inspect(&message(listed), &ctx);
 
@@ -62,10 +64,18 @@ fn main() {
     let result = format!(
         r#"{{"jsonrpc":"2.0","id":1,"result":{{"content":[{{"type":"text","text":"{text}"}}]}}}}"#
     );
+    // The echo call's entry, as the relay's ledger opens it.
+    let call_entry = Entry {
+        target: Some(mcp_guard::conversation::Target {
+            kind: mcp_guard::conversation::TargetKind::Tool,
+            value: "echo".into(),
+        }),
+        ..Entry::for_method("tools/call")
+    };
     let back = Context {
         direction: Direction::ServerToHost,
         version: v,
-        answered_method: Some("tools/call"),
+        request: Some(&call_entry),
     };
     let n = 200_000;
     for (label, line, ctx) in [

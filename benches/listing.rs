@@ -17,6 +17,7 @@ use std::path::PathBuf;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use mcp_guard::conversation::Entry;
 use mcp_guard::filter::{Context, Direction, Firewall, Options};
 use mcp_guard::policy::{merge, parse_policy, Origin, Vars};
 use mcp_guard::protocol::{parse_line, Parsed};
@@ -173,11 +174,11 @@ thread_local! {
     static FIREWALL: std::cell::RefCell<Firewall> = std::cell::RefCell::new(firewall());
 }
 
-fn context(direction: Direction, answered: Option<&str>) -> Context<'_> {
+fn context(direction: Direction, request: Option<&Entry>) -> Context<'_> {
     Context {
         direction,
         version: Some("2025-06-18"),
-        answered_method: answered,
+        request,
     }
 }
 
@@ -187,7 +188,8 @@ fn inspect(line: &[u8], direction: Direction, answered: Option<&str>) {
         let Ok(Parsed::Single(m)) = parse_line(line) else {
             panic!("bench line does not parse")
         };
-        std::hint::black_box(fw.inspect(&m, &context(direction, answered)));
+        let entry = answered.map(Entry::for_method);
+        std::hint::black_box(fw.inspect(&m, &context(direction, entry.as_ref())));
         fw.take_findings();
     })
 }

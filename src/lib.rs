@@ -6,6 +6,7 @@
 
 pub mod audit;
 pub mod cli;
+pub mod conversation;
 pub mod egress;
 pub mod filter;
 pub mod hosts;

@@ -523,3 +523,65 @@ fn filter_require_listing_refuses_unlisted_tool_calls() {
         answer.short()
     );
 }
+
+/// The host reuses the id of a call still in flight. The ledger refuses the second call before
+/// any stage or the audit sees it as forwarded, and the first call's answer is still checked
+/// against the first tool's `outputSchema` (it used to be checked against the second tool's,
+/// or not at all, and the audit logged the refused call as forwarded).
+#[test]
+fn a_reused_id_in_flight_is_refused_before_any_stage_and_the_first_answer_keeps_its_tool() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let audit = dir.path().join("audit.jsonl");
+    let mut g = Guard::start(
+        &["--no-pin", "--audit-log", &audit.display().to_string()],
+        &support::testkit_bin("lying-server"),
+        &[],
+    );
+    init(&mut g, json!({}));
+    list_tools(&mut g, 1);
+    // `add` with a = 13 answers a string sum, against its outputSchema; `echo` has none.
+    let add = json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call",
+        "params": {"name": "add", "arguments": {"a": 13, "b": 1}}});
+    let echo = json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call",
+        "params": {"name": "echo", "arguments": {"text": "x"}}});
+    // One write: the guard judges both lines before the server can answer the first.
+    g.send_bytes(format!("{add}\n{echo}\n").as_bytes());
+    let answers = [g.recv().json(), g.recv().json()];
+    let codes: Vec<i64> = answers
+        .iter()
+        .map(|a| a["error"]["code"].as_i64().unwrap_or(0))
+        .collect();
+    assert!(
+        codes.contains(&-32600),
+        "the second call must be refused as a duplicate id: {answers:?}"
+    );
+    assert!(
+        codes.contains(&-32603),
+        "the first call's answer must be checked against add's outputSchema: {answers:?}"
+    );
+    // The server saw one call with id 5, never the second.
+    let after = g.call_and_recv("6", "echo", json!({"text": "after"}));
+    assert_eq!(after.assert_result("6"), "after");
+    g.close_stdin();
+    g.wait_exit(std::time::Duration::from_secs(10));
+    let log = std::fs::read_to_string(&audit).expect("audit log");
+    let calls: Vec<Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["kind"] == "request" && e["id"] == "5")
+        .collect();
+    let decisions: Vec<(&str, &str)> = calls
+        .iter()
+        .map(|e| {
+            (
+                e["tool"].as_str().unwrap_or(""),
+                e["decision"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        decisions,
+        [("add", "forward"), ("echo", "refuse")],
+        "audit lines of the two calls with id 5: {calls:?}"
+    );
+}

@@ -6,6 +6,7 @@
 use std::sync::{Mutex, OnceLock};
 
 use libfuzzer_sys::fuzz_target;
+use mcp_guard::conversation::Entry;
 use mcp_guard::filter::{Context, Direction, Firewall, Options, Verdict};
 use mcp_guard::policy::{merge, parse_policy, Origin, Vars};
 use mcp_guard::protocol::{parse_line, parse_line_with, Message, Parsed};
@@ -103,10 +104,11 @@ fuzz_target!(|data: &[u8]| {
         };
         for message in &messages {
             let is_response = message.response_id().is_some();
+            let entry = is_response.then(|| Entry::for_method(answered));
             let context = Context {
                 direction,
                 version,
-                answered_method: is_response.then_some(answered),
+                request: entry.as_ref(),
             };
             match fw.inspect(message, &context) {
                 Verdict::Forward => {}

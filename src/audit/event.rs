@@ -6,7 +6,8 @@ use std::borrow::Cow;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::filter::Direction;
+pub use crate::conversation::target::{target_kind, Target, TargetKind};
+use crate::protocol::Direction;
 use crate::protocol::{Message, RequestId};
 
 /// The parts of `params` the audit log names.
@@ -18,23 +19,6 @@ pub struct TargetPeek<'a> {
     pub uri: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     pub arguments: Option<&'a RawValue>,
-}
-
-/// What a request acts on, by method.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TargetKind {
-    Tool,
-    Prompt,
-    Uri,
-}
-
-pub fn target_kind(method: &str) -> Option<TargetKind> {
-    match method {
-        "tools/call" => Some(TargetKind::Tool),
-        "prompts/get" => Some(TargetKind::Prompt),
-        "resources/read" | "resources/subscribe" | "resources/unsubscribe" => Some(TargetKind::Uri),
-        _ => None,
-    }
 }
 
 pub fn kind_of(message: &Message<'_>) -> &'static str {
@@ -78,13 +62,6 @@ pub struct MessageEvent<'a> {
     pub latency_ms: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub arguments: Option<serde_json::Value>,
-}
-
-/// A target label kept with an in-flight request, so its response names it too.
-#[derive(Debug, Clone)]
-pub struct Target {
-    pub kind: TargetKind,
-    pub value: Box<str>,
 }
 
 /// The target of a request, and its arguments, from `params`.

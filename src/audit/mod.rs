@@ -4,8 +4,8 @@
 //! lines that were not JSON-RPC; `crate::relay` records the session's start (with the sandbox's
 //! enforcement report), limit hits and the server's exit. Events are buffered and written at
 //! sensible points (refusals, findings, the relay's periodic tick, exit), never fsync'd per
-//! message. The optional pin stage ([`crate::pin`]) lives here so that its decisions are audited
-//! where they are made.
+//! message. The audit only observes: the relay reports what the firewall and the pin stage
+//! decided.
 
 pub mod chain;
 pub mod config;
@@ -19,7 +19,6 @@ use std::cell::RefCell;
 
 use crate::filter::{Context, Direction, Verdict};
 use crate::launch::SupervisorEvent;
-use crate::pin::PinGuard;
 use crate::protocol::Message;
 
 pub use chain::Destination;
@@ -27,11 +26,10 @@ pub use config::AuditConfig;
 use session::Recorder;
 pub use session::{SessionInfo, Severity};
 
-/// The session's audit trail and pin stage. Everything runs on the relay's one thread.
+/// The session's audit trail. Everything runs on the relay's one thread.
 #[derive(Default)]
 pub struct Audit {
     recorder: Option<RefCell<Recorder>>,
-    pin: Option<RefCell<PinGuard>>,
     stop: tokio::sync::Notify,
 }
 
@@ -39,7 +37,6 @@ impl std::fmt::Debug for Audit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Audit")
             .field("recording", &self.recorder.is_some())
-            .field("pinned", &self.pin.is_some())
             .finish()
     }
 }
@@ -67,12 +64,6 @@ impl Audit {
             recorder: Some(RefCell::new(recorder)),
             ..Self::default()
         })
-    }
-
-    /// Add the pin stage (`run --pin`).
-    pub fn with_pin(mut self, pin: PinGuard) -> Self {
-        self.pin = Some(RefCell::new(pin));
-        self
     }
 
     /// The session id (empty when nothing is recorded).
@@ -174,63 +165,11 @@ impl Audit {
         }
     }
 
-    /// A response to one of the pin's own requests: consumed, never forwarded.
-    pub fn pin_absorbs(&self, message: &Message<'_>) -> bool {
-        self.pin
-            .as_ref()
-            .is_some_and(|p| p.borrow_mut().absorb(message))
-            && {
-                self.record_pin_events();
-                true
-            }
-    }
-
-    /// The pin's decision on a message, after the firewall's.
-    pub fn pin_stage(
-        &self,
-        message: &Message<'_>,
-        context: &Context<'_>,
-        verdict: Verdict,
-    ) -> Verdict {
-        let Some(pin) = &self.pin else {
-            return verdict;
-        };
-        let verdict = pin.borrow_mut().inspect(message, context, verdict);
-        self.record_pin_events();
-        verdict
-    }
-
-    /// Requests the pin wants sent to the server (its own list checks).
-    pub fn pin_requests(&self) -> Vec<Vec<u8>> {
-        self.pin
-            .as_ref()
-            .map(|p| p.borrow_mut().take_outgoing())
-            .unwrap_or_default()
-    }
-
-    fn record_pin_events(&self) {
-        let Some(pin) = &self.pin else { return };
-        let (events, hint) = {
-            let mut p = pin.borrow_mut();
-            (p.take_events(), p.review_hint().to_owned())
-        };
-        for e in events {
-            let detail = match e.what {
-                "refused" => format!("refused use of {} `{}`", e.kind.noun(), e.key),
-                "instructions" => "the server's instructions changed since pinning; removed".into(),
-                "quarantined-instructions" => {
-                    "the server's instructions look like prompt injection; removed until approved"
-                        .into()
-                }
-                what => format!("{what} {} `{}` hidden from the host", e.kind.noun(), e.key),
-            };
-            if e.what != "refused" {
-                tracing::warn!("pin: {detail}; {hint}");
-            }
-            if let Some(r) = &self.recorder {
-                let stop = r.borrow_mut().pin_event(&detail, e.what != "refused");
-                self.stop_if(stop);
-            }
+    /// A decision of the pin stage (`hidden`: an item kept from the host, not a refused use).
+    pub fn pin_event(&self, detail: &str, hidden: bool) {
+        if let Some(r) = &self.recorder {
+            let stop = r.borrow_mut().pin_event(detail, hidden);
+            self.stop_if(stop);
         }
     }
 }

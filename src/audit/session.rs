@@ -9,17 +9,15 @@ use serde_json::{json, Value};
 use super::chain::{ChainWriter, Destination};
 use super::config::AuditConfig;
 use super::counters::{BurstDetector, Counters};
-use super::event::{id_text, kind_of, now_text, peek_target, MessageEvent, Target};
+use super::event::{id_text, kind_of, now_text, peek_target, MessageEvent};
 use super::AuditError;
 use crate::filter::{Context, Direction, Verdict};
 use crate::launch::SupervisorEvent;
 use crate::policy::firewall::OnSuspicious;
-use crate::protocol::{Message, RequestId};
+use crate::protocol::Message;
 
 /// Write when this much is buffered, even before the next tick.
 const FLUSH_BYTES: usize = 32 * 1024;
-/// In-flight requests remembered for latency; beyond this the oldest knowledge is dropped.
-const MAX_IN_FLIGHT: usize = 16 * 1024;
 
 /// What the session start event says besides the sandbox report.
 #[derive(Debug, Clone, Default)]
@@ -49,8 +47,6 @@ pub struct Recorder {
     ended: bool,
     counters: Counters,
     burst: BurstDetector,
-    /// Keyed by the asking side (0: host, 1: server) and the request id.
-    in_flight: crate::maps::Map<(u8, RequestId), (Instant, Option<Target>)>,
     stop_reason: Option<String>,
 }
 
@@ -84,7 +80,6 @@ impl Recorder {
             started: false,
             ended: false,
             counters: Counters::default(),
-            in_flight: Default::default(),
             stop_reason: None,
         })
     }
@@ -130,25 +125,19 @@ impl Recorder {
         let (mut target, mut arguments, mut latency_ms, mut method) =
             (None, None, None, message.method());
         match message {
-            Message::Request { id, method, .. } => {
+            Message::Request { method, .. } => {
                 let (t, args) = peek_target(method, message.body_text());
                 arguments = args;
-                if decision != "refuse" {
-                    if self.in_flight.len() >= MAX_IN_FLIGHT {
-                        self.in_flight.clear();
-                    }
-                    self.in_flight
-                        .insert((side(direction), id.clone()), (Instant::now(), t.clone()));
-                }
                 target = t;
             }
-            Message::Result { id, .. } | Message::Error { id: Some(id), .. } => {
-                let asker = opposite(direction);
-                if let Some((start, t)) = self.in_flight.remove(&(side(asker), id.clone())) {
-                    latency_ms = Some((start.elapsed().as_secs_f64() * 1e6).round() / 1e3);
-                    target = t;
+            Message::Result { .. } | Message::Error { id: Some(_), .. } => {
+                // The ledger's entry for the request it answers: its start and its target.
+                if let Some(entry) = context.request {
+                    let elapsed = entry.started.elapsed().as_secs_f64();
+                    latency_ms = Some((elapsed * 1e6).round() / 1e3);
+                    target = entry.target.clone();
                 }
-                method = context.answered_method;
+                method = context.answered_method();
             }
             _ => {}
         }
@@ -481,20 +470,6 @@ impl<'a> From<&'a Counters> for CounterView<'a> {
             suspicious: c.suspicious,
             limit_kills: c.limit_kills,
         }
-    }
-}
-
-fn side(d: Direction) -> u8 {
-    match d {
-        Direction::HostToServer => 0,
-        Direction::ServerToHost => 1,
-    }
-}
-
-fn opposite(d: Direction) -> Direction {
-    match d {
-        Direction::HostToServer => Direction::ServerToHost,
-        Direction::ServerToHost => Direction::HostToServer,
     }
 }
 

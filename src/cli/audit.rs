@@ -119,12 +119,13 @@ impl Verdict {
 }
 
 /// The audit trail for `run`: the policy's `[audit]`, then `--audit-log`, `--no-audit`,
-/// `--metrics-file`, and the pin stage (`[pin]`, `--pin`, `--no-pin`); `secrets` are redacted from it too.
+/// `--metrics-file`; and the pin stage (`[pin]`, `--pin`, `--no-pin`), which names the audit
+/// session in the pin file. `secrets` are redacted from the audit too.
 pub fn open_for_run(
     args: &RunArgs,
     eff: &crate::policy::EffectivePolicy,
     secrets: &KnownSecrets,
-) -> anyhow::Result<Audit> {
+) -> anyhow::Result<(Audit, Option<crate::pin::PinGuard>)> {
     let vars = Vars::from_env(None);
     let mut config = AuditConfig::from_policy(&eff.policy.audit, &eff.policy.redaction, &vars)?;
     if eff
@@ -160,11 +161,7 @@ pub fn open_for_run(
         pin_file: pin.as_ref().map(|p| p.path.display().to_string()),
     };
     let audit = Audit::open(config, info)?;
-    Ok(match pin {
-        Some(pin) => {
-            let session = audit.session_id();
-            audit.with_pin(pin.into_guard(&command.argv, &session))
-        }
-        None => audit,
-    })
+    let session = audit.session_id();
+    let pin = pin.map(|pin| pin.into_guard(&command.argv, &session));
+    Ok((audit, pin))
 }

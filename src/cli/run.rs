@@ -208,8 +208,9 @@ fn launch_and_relay(args: RunArgs) -> anyhow::Result<ExitCode> {
     };
     let firewall = crate::filter::Firewall::from_policy(&effective, firewall_options)
         .context("cannot build the message firewall from the policy")?;
-    let audit = super::audit::open_for_run(&args, &effective, &secrets)?;
-    let status = crate::relay::run_guarded(plan, options, firewall, audit, egress)?;
+    let (audit, pin) = super::audit::open_for_run(&args, &effective, &secrets)?;
+    let stages = crate::relay::Stages { firewall, pin };
+    let status = crate::relay::run_guarded(plan, options, stages, audit, egress)?;
     Ok(ExitCode::from(status))
 }
 

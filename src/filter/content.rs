@@ -16,16 +16,8 @@ pub fn stage(fw: &mut Firewall, m: &mut Inspection<'_>) -> Step {
         Some(method @ ("tools/call" | "prompts/get" | "resources/read")) => method,
         _ => return Step::Next,
     };
-    // Lent out while the body is read, not cloned; later stages see it again.
-    let pending = m.pending.take();
-    let step = check(
-        fw,
-        m,
-        method,
-        pending.as_ref().and_then(|p| p.tool.as_deref()),
-    );
-    m.pending = pending;
-    step
+    let tool = m.request.and_then(crate::conversation::Entry::tool);
+    check(fw, m, method, tool)
 }
 
 fn check(fw: &Firewall, m: &mut Inspection<'_>, method: &str, tool: Option<&str>) -> Step {

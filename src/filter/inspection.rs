@@ -6,6 +6,7 @@ use serde_json::Value;
 
 use super::raw_scan::Member;
 use super::{Direction, Finding, Verdict};
+use crate::conversation::Entry;
 use crate::protocol::tree::{self, Tree};
 use crate::protocol::{Body, Message, RequestId};
 
@@ -34,8 +35,8 @@ pub struct Inspection<'i> {
     pub version: Option<std::borrow::Cow<'static, str>>,
     /// The version came from the message's own `_meta` (not the session's).
     pub version_from_meta: bool,
-    /// For a response: what the firewall noted about the request it answers.
-    pub pending: Option<super::Pending>,
+    /// The ledger's entry (for a response: the request it answers).
+    pub request: Option<&'i Entry>,
     /// What the one pass over the raw text found, when the firewall made it.
     pub facts: Option<super::raw_scan::Facts>,
     raw: Option<&'i Body<'i>>,
@@ -46,7 +47,8 @@ pub struct Inspection<'i> {
 }
 
 impl<'i> Inspection<'i> {
-    pub fn new(message: &'i Message<'i>, direction: Direction, answered: Option<&'i str>) -> Self {
+    pub fn new(message: &'i Message<'i>, direction: Direction, request: Option<&'i Entry>) -> Self {
+        let answered = request.map(|entry| &*entry.method);
         let (kind, method) = match message {
             Message::Request { method, .. } => (Kind::Request, Some(&**method)),
             Message::Notification { method, .. } => (Kind::Notification, Some(&**method)),
@@ -60,7 +62,7 @@ impl<'i> Inspection<'i> {
             method,
             version: None,
             version_from_meta: false,
-            pending: None,
+            request,
             facts: None,
             raw: message.body(),
             body: None,
@@ -210,7 +212,7 @@ mod firewall_tests {
         let context = Context {
             direction: Direction::HostToServer,
             version: Some("2025-06-18"),
-            answered_method: None,
+            request: None,
         };
         let verdict = fw.inspect(&m, &context);
         let found = fw.take_findings().into_iter().map(|f| f.rule.to_owned());

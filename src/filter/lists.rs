@@ -31,7 +31,7 @@ pub fn stage(fw: &mut Firewall, m: &mut Inspection<'_>) -> Step {
     let rules = &fw.rules;
     let tools = &mut fw.tools;
     if family == "tool" {
-        tools.start_page(m.pending.as_ref().is_none_or(|p| p.first_page));
+        tools.start_page(m.request.is_none_or(|entry| entry.first_page));
     }
     let mut hidden: Vec<(&'static str, String)> = Vec::new();
     let mut notes: Vec<(&'static str, String)> = Vec::new();
@@ -267,11 +267,21 @@ deny = ["delete_*"]
 
     /// One message through the firewall: its verdict and what was found (rule, detail).
     fn pass(fw: &mut Firewall, message: &Value, answered: Option<&str>) -> (Verdict, Vec<String>) {
+        let entry = answered.map(crate::conversation::Entry::for_method);
+        pass_with(fw, message, entry.as_ref())
+    }
+
+    /// As [`pass`], for a response to the request the ledger's `entry` describes.
+    fn pass_with(
+        fw: &mut Firewall,
+        message: &Value,
+        entry: Option<&crate::conversation::Entry>,
+    ) -> (Verdict, Vec<String>) {
         let line = message.to_string();
         let Ok(Parsed::Single(m)) = parse_line(line.as_bytes()) else {
             panic!("does not parse: {line}");
         };
-        let direction = if answered.is_some() {
+        let direction = if entry.is_some() {
             Direction::ServerToHost
         } else {
             Direction::HostToServer
@@ -279,7 +289,7 @@ deny = ["delete_*"]
         let context = Context {
             direction,
             version: Some("2025-06-18"),
-            answered_method: answered,
+            request: entry,
         };
         let verdict = fw.inspect(&m, &context);
         let found = fw.take_findings();
@@ -302,7 +312,12 @@ deny = ["delete_*"]
         let request = json!({"jsonrpc": "2.0", "id": id, "method": "tools/list", "params": params});
         assert!(matches!(pass(fw, &request, None).0, Verdict::Forward));
         let result = json!({"jsonrpc": "2.0", "id": id, "result": {"tools": tools}});
-        match pass(fw, &result, Some("tools/list")) {
+        // The ledger's entry: a request with a cursor continues the listing.
+        let entry = crate::conversation::Entry {
+            first_page: cursor.is_none(),
+            ..crate::conversation::Entry::for_method("tools/list")
+        };
+        match pass_with(fw, &result, Some(&entry)) {
             (Verdict::Replace(out), found) => (serde_json::from_slice(&out).expect("json"), found),
             (Verdict::Forward, found) => (result, found),
             (v, _) => panic!("listing refused: {v:?}"),

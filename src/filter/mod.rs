@@ -35,32 +35,17 @@ pub mod uris;
 use std::borrow::Cow;
 use std::sync::Arc;
 
+pub use crate::protocol::Direction;
 pub use config::{FirewallError, Options};
 use inspection::{Inspection, Kind, Step};
 pub use lists::{as_forwarded, item_injections};
 pub use own_listing::Absorbed;
 pub use reply::codes;
 
+use crate::conversation::Entry;
 use crate::policy::{EffectivePolicy, Vars};
 use crate::protocol::schema::Schemas;
-use crate::protocol::{Bodies, Message, RequestId};
-
-/// Which way a message travels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Direction {
-    HostToServer,
-    ServerToHost,
-}
-
-impl Direction {
-    fn reverse(self) -> Direction {
-        match self {
-            Direction::HostToServer => Direction::ServerToHost,
-            Direction::ServerToHost => Direction::HostToServer,
-        }
-    }
-}
+use crate::protocol::{Bodies, Message};
 
 /// What the firewall knows about a message beyond the message itself.
 #[derive(Debug, Clone, Copy)]
@@ -68,8 +53,16 @@ pub struct Context<'a> {
     pub direction: Direction,
     /// The protocol version in force, when known.
     pub version: Option<&'a str>,
-    /// For a response: the method of the request it answers.
-    pub answered_method: Option<&'a str>,
+    /// The ledger's entry: for a response, the request it answers; for a request, the entry
+    /// the ledger opens for it if it is forwarded.
+    pub request: Option<&'a Entry>,
+}
+
+impl<'a> Context<'a> {
+    /// For a response: the method of the request it answers (for a request, its own).
+    pub fn answered_method(&self) -> Option<&'a str> {
+        self.request.map(|entry| &*entry.method)
+    }
 }
 
 /// The firewall's decision on one message.
@@ -117,24 +110,10 @@ const STAGES: &[(&str, Stage)] = &[
     ("errors", errors::stage),
 ];
 
-/// A request the firewall follows until its response (only those a later stage needs).
-#[derive(Debug, Clone, Default)]
-struct Pending {
-    /// The version the request was checked against, when it named one in its `_meta`.
-    version: Option<Cow<'static, str>>,
-    /// `tools/call`: the tool (its result is checked against the tool's `outputSchema`).
-    tool: Option<compact_str::CompactString>,
-    /// `tools/list`: the first page (no cursor) starts a fresh listing.
-    first_page: bool,
-}
-
 /// Lines up to this size are parsed into trees at once. A larger message that no stage looks
 /// into (a method without a schema, say) is then relayed without a tree; one that a stage does
 /// look into costs one more syntax pass, small beside building its tree.
 const EAGER_TREES_UP_TO: usize = 256 * 1024;
-
-/// Requests still followed beyond this are forgotten (their answers never came).
-const MAX_PENDING: usize = 4096;
 
 /// The compiled policy filters; built once at start-up, never per message.
 #[derive(Debug, Default)]
@@ -148,9 +127,6 @@ pub struct Firewall {
     rates: rate::RateLimits,
     tools: tools::ToolCache,
     own_listing: own_listing::OwnListing,
-    /// By the direction the requests went (index: [`Firewall::pending_of`]): a response finds
-    /// its request by a borrowed id, without cloning it into a key.
-    pending: [crate::maps::Map<RequestId, Pending>; 2],
     /// The host's `initialize` capabilities (`sampling`, `elicitation`, `roots`), once seen.
     host_capabilities: Option<Vec<String>>,
     /// `tools/call`s held for the user's approval.
@@ -227,19 +203,12 @@ impl Firewall {
         if !self.active {
             return Verdict::Forward;
         }
-        let mut m = Inspection::new(message, context.direction, context.answered_method);
+        let mut m = Inspection::new(message, context.direction, context.request);
         m.facts = self
             .raw_scan
             .as_ref()
             .zip(m.raw())
             .map(|(s, raw)| s.scan(raw));
-        // A response settles the request it answers: taken out once, before the version (which
-        // may be the request's) is chosen.
-        if matches!(m.kind, Kind::Result | Kind::Error) {
-            if let Some(id) = m.id() {
-                m.pending = self.pending_of(m.direction.reverse()).remove(id);
-            }
-        }
         (m.version, m.version_from_meta) = self.version_of(&m, context.version);
         for (_name, stage) in STAGES {
             if let Step::Stop(verdict) = stage(self, &mut m) {
@@ -247,7 +216,6 @@ impl Firewall {
                 return verdict;
             }
         }
-        self.remember(&mut m);
         self.findings.append(&mut m.findings);
         m.finish()
     }
@@ -280,7 +248,7 @@ impl Firewall {
         if let Some(v) = meta.and_then(|meta| meta.protocol_version) {
             return (Some(interned(&v)), true);
         }
-        if let Some(v) = m.pending.as_ref().and_then(|p| p.version.clone()) {
+        if let Some(v) = m.request.and_then(|entry| entry.meta_version.clone()) {
             return (Some(v), false);
         }
         // Known versions are static strings: no allocation per message.
@@ -360,7 +328,7 @@ impl Firewall {
         m.edit_body(|body| redactor.redact_value(body, &mut kinds));
         if !kinds.is_empty() {
             // Name what carried the secret the way `scan` reports locations ("tool x: …").
-            let subject = match (m.pending.as_ref().and_then(|p| p.tool.as_deref()), m.method) {
+            let subject = match (m.request.and_then(Entry::tool), m.method) {
                 (Some(tool), _) => format!("tool `{tool}`"),
                 (None, Some(method)) => format!("{method} message"),
                 (None, None) => "message".to_owned(),
@@ -371,40 +339,5 @@ impl Firewall {
             );
         }
         Step::Next
-    }
-
-    /// Follow a forwarded request whose response a stage will need to understand.
-    fn remember(&mut self, m: &mut Inspection<'_>) {
-        if m.kind != Kind::Request {
-            return;
-        }
-        let Some(id) = m.id() else { return };
-        let mut pending = Pending {
-            version: m.version.clone().filter(|_| m.version_from_meta),
-            ..Pending::default()
-        };
-        match m.method {
-            Some("tools/call") => {
-                pending.tool = m
-                    .body()
-                    .and_then(|b| b.get("name"))
-                    .and_then(|n| n.as_str())
-                    .map(Into::into);
-            }
-            Some("tools/list") => {
-                pending.first_page = m.body().and_then(|b| b.get("cursor")).is_none();
-            }
-            _ if pending.version.is_none() => return,
-            _ => {}
-        }
-        if self.pending.iter().map(|p| p.len()).sum::<usize>() >= MAX_PENDING {
-            self.pending.iter_mut().for_each(|p| p.clear());
-        }
-        self.pending_of(m.direction).insert(id.clone(), pending);
-    }
-
-    /// The requests followed that went `direction`.
-    fn pending_of(&mut self, direction: Direction) -> &mut crate::maps::Map<RequestId, Pending> {
-        &mut self.pending[direction as usize]
     }
 }

@@ -12,7 +12,7 @@ use serde_json::{json, Map, Value};
 
 use super::tools::State;
 use super::Firewall;
-use crate::protocol::{Message, RequestId};
+use crate::protocol::Message;
 
 /// The guard's listing in progress, or how the last one failed.
 #[derive(Debug, Default)]
@@ -20,8 +20,9 @@ pub struct OwnListing {
     /// Ids are `mcp-guard/tools/list/<nonce>/<n>`: no host picks such an id by accident.
     nonce: String,
     sequence: u64,
-    /// The id of the page request in flight, and the `_meta` each page request carries.
-    in_flight: Option<(String, Option<Value>)>,
+    /// While a listing is in progress: the `_meta` each page request carries. (Its page
+    /// request in flight is in the relay's ledger, which routes the answer here.)
+    in_progress: Option<Option<Value>>,
     pages: u32,
     /// Why the last listing did not complete (said in the refusal of the calls it held).
     pub failure: Option<String>,
@@ -33,8 +34,6 @@ const MAX_PAGES: u32 = 1000;
 /// What [`Firewall::absorb_listing`] did with a server response.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Absorbed {
-    /// Not an answer to the guard's listing: judge it as usual.
-    NotOurs,
     /// A page was recorded; send this request for the next one.
     NextPage(Vec<u8>),
     /// The listing is complete (or failed): held calls may go on.
@@ -50,7 +49,7 @@ impl Firewall {
 
     /// Whether the guard's listing is still in flight.
     pub fn listing_in_progress(&self) -> bool {
-        self.own_listing.in_flight.is_some()
+        self.own_listing.in_progress.is_some()
     }
 
     /// The guard's own `tools/list` request for the call with these params, or `None` when one is
@@ -89,22 +88,14 @@ impl Firewall {
             params.insert("cursor".into(), cursor.into());
         }
         let request = json!({"jsonrpc": "2.0", "id": id, "method": "tools/list", "params": params});
-        own.in_flight = Some((id, meta));
+        own.in_progress = Some(meta);
         serde_json::to_vec(&request).unwrap_or_default()
     }
 
-    /// Take the server's answer to the guard's listing (never forwarded to the host).
+    /// Take the server's answer to the guard's listing page request (the relay's ledger knows
+    /// it as the guard's; never forwarded to the host).
     pub fn absorb_listing(&mut self, message: &Message<'_>) -> Absorbed {
-        let Some((own_id, _)) = &self.own_listing.in_flight else {
-            return Absorbed::NotOurs;
-        };
-        let Some(RequestId::String(id) | RequestId::Escaped(id, _)) = message.response_id() else {
-            return Absorbed::NotOurs;
-        };
-        if id != own_id {
-            return Absorbed::NotOurs;
-        }
-        let (_, meta) = self.own_listing.in_flight.take().unwrap_or_default();
+        let meta = self.own_listing.in_progress.take().unwrap_or_default();
         let result = match message {
             Message::Result { result, .. } => serde_json::from_str::<Value>(result.get()),
             Message::Error { error, .. } => {
@@ -153,7 +144,7 @@ impl Firewall {
     /// calls it held are refused with this reason, and the next call asks again.
     pub fn listing_failed(&mut self, why: &str) {
         tracing::warn!("could not list the server's tools: {why}");
-        self.own_listing.in_flight = None;
+        self.own_listing.in_progress = None;
         self.own_listing.failure = Some(why.to_owned());
         if self.tools.state == State::Listed {
             self.tools.state = State::Never;

@@ -43,7 +43,7 @@ pub fn stage(fw: &mut Firewall, m: &mut Inspection<'_>) -> Step {
         return Step::Next;
     }
     // Name what carried them the way the redaction does ("tool `x`").
-    let subject = match m.pending.as_ref().and_then(|p| p.tool.as_deref()) {
+    let subject = match m.request.and_then(crate::conversation::Entry::tool) {
         Some(tool) => format!("tool `{tool}` result"),
         None => format!("{method} result"),
     };
@@ -127,10 +127,11 @@ mod tests {
             panic!("does not parse: {line}");
         };
         let mut fw = Firewall::for_tests(policy);
+        let entry = crate::conversation::Entry::for_method("resources/read");
         let context = Context {
             direction: Direction::ServerToHost,
             version: Some("2025-06-18"),
-            answered_method: Some("resources/read"),
+            request: Some(&entry),
         };
         let changed = match fw.inspect(&m, &context) {
             Verdict::Forward => None,

@@ -12,6 +12,8 @@
 //! when the server exits, when the guard asks, or when the guard dies (even by SIGKILL).
 //! It reports on fd 4 as JSON lines ([`SupervisorEvent`]).
 
+pub mod batch;
+pub mod events;
 pub mod supervisor;
 mod tree;
 

@@ -455,7 +455,7 @@ fn run_fetch_step(
     };
     let egress = crate::egress::launch::prepare(&mut plan).map_err(|e| run(e.into()))?;
     let status =
-        crate::relay::batch::run_batch(&plan, egress, FETCH_LIMIT).map_err(|e| run(e.into()))?;
+        crate::launch::batch::run_batch(&plan, egress, FETCH_LIMIT).map_err(|e| run(e.into()))?;
     if status != 0 {
         return Err(PackageError::FetchFailed {
             family: launch.family,

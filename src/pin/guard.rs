@@ -16,9 +16,9 @@ use serde_json::{json, Value};
 use super::identity::ServerId;
 use super::lockfile::{digest, Kind, Lockfile, PendingItem, PendingReason, ServerIdentity};
 use super::record::{apply, Change};
+use crate::conversation::{Entry, TargetKind};
 use crate::filter::{as_forwarded, item_injections};
 use crate::filter::{Context, Direction, Verdict};
-use crate::protocol::version::ParamsPeek;
 use crate::protocol::{codes, parse_line, Message, Parsed, RequestId};
 
 /// How long after `notifications/initialized` a kind pinned on first use stays open to
@@ -76,8 +76,6 @@ pub struct PinGuard {
     /// [`FIRST_USE_SETTLE`]); closed by the host's first use of anything.
     first_use: HashSet<Kind>,
     settle_until: Option<Instant>,
-    /// The guard's own list requests in flight: id → kind.
-    own: HashMap<String, Kind>,
     own_prefix: String,
     own_seq: u64,
     outgoing: Vec<Vec<u8>>,
@@ -144,7 +142,6 @@ impl PinGuard {
             pinning: HashSet::new(),
             first_use: HashSet::new(),
             settle_until: None,
-            own: HashMap::new(),
             own_prefix: format!("mcp-guard-pin-{session}-"),
             own_seq: 0,
             outgoing: Vec::new(),
@@ -165,13 +162,11 @@ impl PinGuard {
         std::mem::take(&mut self.events)
     }
 
-    /// A response to one of the guard's own list requests: consumed here, never forwarded.
-    pub fn absorb(&mut self, message: &Message<'_>) -> bool {
-        let Some(RequestId::String(id)) = message.response_id() else {
-            return false;
-        };
-        let Some(kind) = self.own.remove(id.as_str()) else {
-            return false;
+    /// The answer to one of the guard's own list requests (the relay's ledger knows them and
+    /// names the `method` asked): consumed here, never forwarded.
+    pub fn absorb(&mut self, message: &Message<'_>, method: &str) {
+        let Some(kind) = Kind::ALL.into_iter().find(|k| k.list_method() == method) else {
+            return;
         };
         if let Message::Result { result, .. } = message {
             if let Ok(result) = serde_json::from_str::<Value>(result.get()) {
@@ -182,7 +177,6 @@ impl PinGuard {
             }
         }
         self.save();
-        true
     }
 
     /// The pin's decision after the firewall's.
@@ -197,7 +191,7 @@ impl PinGuard {
         }
         let verdict = match (context.direction, message) {
             (Direction::HostToServer, Message::Request { id, method, .. }) => self
-                .check_use(id, method, message.body_text())
+                .check_use(id, method, context.request)
                 .unwrap_or(verdict),
             (Direction::HostToServer, Message::Notification { method, .. })
                 if method == "notifications/initialized" =>
@@ -227,7 +221,7 @@ impl PinGuard {
                 verdict
             }
             (Direction::ServerToHost, Message::Result { .. }) => {
-                self.filter_result(message, context.answered_method, verdict)
+                self.filter_result(message, context.answered_method(), verdict)
             }
             _ => verdict,
         };
@@ -236,22 +230,26 @@ impl PinGuard {
     }
 
     /// Refuse a call, get or read of an item that is not (or no longer) approved.
-    fn check_use(&mut self, id: &RequestId, method: &str, params: Option<&str>) -> Option<Verdict> {
-        let (kind, field) = match method {
-            "tools/call" => (Kind::Tools, "name"),
-            "prompts/get" => (Kind::Prompts, "name"),
-            "resources/read" | "resources/subscribe" => (Kind::Resources, "uri"),
-            _ => return None,
+    fn check_use(
+        &mut self,
+        id: &RequestId,
+        method: &str,
+        request: Option<&Entry>,
+    ) -> Option<Verdict> {
+        // Unsubscribing only stops updates: nothing of the item reaches the host.
+        if method == "resources/unsubscribe" {
+            return None;
+        }
+        // The ledger's entry already names the target: no second look into the params.
+        let target = request?.target.as_ref()?;
+        let kind = match target.kind {
+            TargetKind::Tool => Kind::Tools,
+            TargetKind::Prompt => Kind::Prompts,
+            TargetKind::Uri => Kind::Resources,
         };
         // The first use ends the first-use window: from now on additions are new.
         self.settle_until = None;
-        // Every call passes here: peek at the one member, never build the arguments' tree.
-        let peek = ParamsPeek::of(params);
-        let key = match field {
-            "name" => peek.name,
-            _ => peek.uri,
-        }?
-        .into_owned();
+        let key = target.value.to_string();
         if self.allowed(kind, &key) || self.approved_meanwhile(kind, &key) {
             return None;
         }
@@ -649,7 +647,6 @@ impl PinGuard {
             json!({"jsonrpc": "2.0", "id": id, "method": kind.list_method(), "params": params});
         self.outgoing
             .push(serde_json::to_vec(&request).unwrap_or_default());
-        self.own.insert(id, kind);
     }
 }
 

@@ -62,6 +62,9 @@ pub struct ParamsPeek<'a> {
     /// `resources/read` and `resources/subscribe` name their resource.
     #[serde(borrow, default)]
     pub uri: Option<Cow<'a, str>>,
+    /// List requests name the page they want.
+    #[serde(borrow, default)]
+    pub cursor: Option<&'a RawValue>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -7,7 +7,6 @@
 //! fires only when the guard really dies; and the two directions share state without locks.
 
 mod activity;
-pub mod batch;
 mod output;
 pub mod pipeline;
 
@@ -17,22 +16,20 @@ mod shutdown;
 mod stdio;
 
 use std::cell::RefCell;
-use std::os::fd::OwnedFd;
 use std::pin::pin;
 use std::time::Duration;
 
 use anyhow::Context;
-use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::time::{sleep_until, Instant};
 
 use crate::audit::Audit;
 use crate::egress::launch::EgressSetup;
-use crate::egress::{ConnectionRecord, InFlightCalls};
+use crate::egress::InFlightCalls;
 use crate::filter::Firewall;
+use crate::launch::events::{exit_status_of, next_record, EventReader, SPAWN_FAILED};
 use crate::launch::{self, SupervisorEvent};
-use crate::protocol::{Frame, LineReader};
 use crate::sandbox::Plan;
 use output::Output;
 use pipeline::Relay;
@@ -54,14 +51,18 @@ const STARTUP_HINT: &str = "if its messages (on stderr) show something refused (
     refused it: grant it with --allow-read PATH, --allow-exec PATH or --allow-host HOST, or \
     choose a profile (`mcp-guard policy list`); `mcp-guard scan -- CMD` lists what was refused";
 
-/// Exit status when the server could not be started at all.
-const SPAWN_FAILED: u8 = 126;
+/// What judges each message, in order: the firewall's stages, then the pin stage.
+pub struct Stages {
+    pub firewall: Firewall,
+    /// `[pin]` (trust on first use by default), `--pin FILE`; `None` with `--no-pin`.
+    pub pin: Option<crate::pin::PinGuard>,
+}
 
 /// Launch the server for `plan` and relay until it is gone; returns the exit status for the guard.
 pub fn run_guarded(
     plan: Plan,
     options: RelayOptions,
-    firewall: Firewall,
+    stages: Stages,
     audit: Audit,
     egress: Option<EgressSetup>,
 ) -> anyhow::Result<u8> {
@@ -69,7 +70,7 @@ pub fn run_guarded(
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let result = runtime.block_on(relay_session(&plan, &options, firewall, audit, egress));
+    let result = runtime.block_on(relay_session(&plan, &options, stages, audit, egress));
     // Normally the supervisor has removed it already, once the server's tree was dead.
     if let Some(dir) = &plan.private_dir {
         if let Err(e) = std::fs::remove_dir_all(dir).or_else(ignore_not_found) {
@@ -92,7 +93,7 @@ fn ignore_not_found(e: std::io::Error) -> std::io::Result<()> {
 async fn relay_session(
     plan: &Plan,
     options: &RelayOptions,
-    firewall: Firewall,
+    stages: Stages,
     audit: Audit,
     egress: Option<EgressSetup>,
 ) -> anyhow::Result<u8> {
@@ -115,8 +116,12 @@ async fn relay_session(
     let supervisor_pid = launched.supervisor.id().map(|id| Pid::from_raw(id as i32));
     let mut supervisor = launched.supervisor;
     let relay = Relay {
-        session: RefCell::new(Session::new(options.request_timeout)),
-        firewall: RefCell::new(firewall),
+        session: RefCell::new(Session::new(
+            options.request_timeout,
+            crate::conversation::Ledger::new(egress_calls),
+        )),
+        firewall: RefCell::new(stages.firewall),
+        pin: stages.pin.map(RefCell::new),
         audit,
         to_host: Output::new("the host's stdout", stdio::host_output()),
         to_server: Output::new("the server's stdin", Box::new(launched.server_stdin)),
@@ -124,9 +129,9 @@ async fn relay_session(
         listing_done: tokio::sync::Notify::new(),
         held_requests: RefCell::default(),
         activity: activity::Activity::default(),
-        egress_calls,
     };
-    let mut events = EventReader::new(launched.events)?;
+    let mut events =
+        EventReader::new(launched.events).context("cannot read the supervisor's events")?;
 
     let mut host = Some(Box::pin(relay.pump_host(stdio::host_input())));
     let mut server = pin!(relay.pump_server(launched.server_stdout));
@@ -298,167 +303,5 @@ async fn received(
         _ = sigint.recv() => "SIGINT",
         _ = sigterm.recv() => "SIGTERM",
         _ = sighup.recv() => "SIGHUP",
-    }
-}
-
-fn exit_status_of(status: std::process::ExitStatus) -> Option<u8> {
-    use std::os::unix::process::ExitStatusExt;
-    status
-        .code()
-        .map(|c| (c & 0xff) as u8)
-        .or_else(|| status.signal().map(|s| (128 + s).clamp(0, 255) as u8))
-}
-
-/// The supervisor's event pipe and what it has said so far.
-struct EventReader {
-    reader: Option<LineReader<tokio::net::unix::pipe::Receiver>>,
-    exited: Option<SupervisorEvent>,
-    spawn_failed: Option<String>,
-    /// A limit enforced by the guard itself (wall clock).
-    limit: Option<String>,
-}
-
-impl EventReader {
-    fn new(fd: OwnedFd) -> anyhow::Result<Self> {
-        let receiver = tokio::net::unix::pipe::Receiver::from_owned_fd(fd)
-            .context("cannot read the supervisor's events")?;
-        Ok(Self {
-            reader: Some(LineReader::new(receiver, 1 << 20)),
-            exited: None,
-            spawn_failed: None,
-            limit: None,
-        })
-    }
-
-    /// The next event; pending forever once the pipe is closed.
-    async fn next(&mut self) -> Option<SupervisorEvent> {
-        let Some(reader) = self.reader.as_mut() else {
-            return std::future::pending().await;
-        };
-        loop {
-            match reader.next_frame().await {
-                Ok(Frame::Line(line)) => match serde_json::from_slice(line) {
-                    Ok(event) => return Some(event),
-                    Err(e) => tracing::warn!("malformed supervisor event: {e}"),
-                },
-                Ok(Frame::Oversize { .. }) => tracing::warn!("oversize supervisor event"),
-                Ok(Frame::Eof { .. }) | Err(_) => {
-                    self.reader = None;
-                    return None;
-                }
-            }
-        }
-    }
-
-    /// Events already written, without waiting for more than a moment.
-    async fn next_now(&mut self) -> Option<SupervisorEvent> {
-        // Once the pipe is closed, `next` would wait forever: there is nothing more to read.
-        self.reader.as_ref()?;
-        tokio::time::timeout(Duration::from_millis(200), self.next())
-            .await
-            .ok()
-            .flatten()
-    }
-
-    fn handle(&mut self, event: Option<SupervisorEvent>) {
-        match event {
-            Some(SupervisorEvent::Confined { report }) => {
-                // Said once, loudly: what this kernel could not enforce.
-                for (layer, reason) in &report.not_enforced {
-                    tracing::warn!("sandbox: {layer:?} NOT enforced: {reason}");
-                }
-                for (layer, reason) in &report.partial {
-                    tracing::warn!("sandbox: {layer:?} only partly enforced: {reason}");
-                }
-                if let Some(limits) = &report.limits {
-                    tracing::debug!("sandbox limits: {limits}");
-                }
-                if let Some(tier) = report.network_isolation {
-                    tracing::debug!(
-                        "egress: only through the guard's proxy ({} tier)",
-                        tier.as_str()
-                    );
-                }
-                tracing::debug!(
-                    landlock_abi = report.landlock_abi.as_deref().unwrap_or("none"),
-                    "sandbox: enforced {:?}",
-                    report.enforced
-                );
-            }
-            Some(SupervisorEvent::SpawnFailed { error }) => {
-                // Said once, with the fix, when the session ends.
-                self.spawn_failed = Some(error);
-            }
-            Some(SupervisorEvent::ConnectRefused {
-                destination,
-                reason,
-                ..
-            }) => {
-                tracing::warn!(
-                    "refused the server's connection to {destination} (not through the egress proxy): {reason}"
-                );
-            }
-            Some(SupervisorEvent::ProtectedNameMoved {
-                path,
-                moved_to,
-                error,
-            }) => match (moved_to, error) {
-                (Some(to), _) => tracing::warn!(
-                    "the server created the protected name {path}: moved aside to {to} \
-                     (look at it, then delete it or rename it back)"
-                ),
-                (None, error) => tracing::error!(
-                    "the server created the protected name {path} and it could not be moved \
-                     aside: {}",
-                    error.as_deref().unwrap_or("unknown error")
-                ),
-            },
-            Some(exited @ SupervisorEvent::Exited { .. }) => self.exited = Some(exited),
-            None => {}
-        }
-    }
-
-    fn describe_exit(&self, status: u8) -> String {
-        // The cgroup's word first, then what the signal says (SIGXCPU, SIGXFSZ), then the
-        // guard's own wall clock.
-        let limit = match &self.exited {
-            Some(SupervisorEvent::Exited {
-                limit: Some(limit), ..
-            }) => Some(limit.as_str()),
-            Some(SupervisorEvent::Exited {
-                signal: Some(sig), ..
-            }) => crate::sandbox::limits::limit_from_signal(*sig),
-            _ => None,
-        }
-        .or(self.limit.as_deref());
-        let base = match (&self.spawn_failed, &self.exited) {
-            (Some(error), _) => format!("could not be started ({error})"),
-            (
-                None,
-                Some(SupervisorEvent::Exited {
-                    signal: Some(sig), ..
-                }),
-            ) => {
-                let name = Signal::try_from(*sig)
-                    .map(|s| s.as_str())
-                    .unwrap_or("unknown signal");
-                format!("was killed by {name} (exit status {status})")
-            }
-            _ => format!("exited with status {status}"),
-        };
-        match limit {
-            Some(limit) => format!("{base}; the {limit} limit was reached"),
-            None => base,
-        }
-    }
-}
-
-/// The next record of the egress proxy; never ready without one (not in `hosts` mode).
-async fn next_record(
-    records: &mut Option<tokio::sync::mpsc::UnboundedReceiver<ConnectionRecord>>,
-) -> Option<ConnectionRecord> {
-    match records {
-        Some(receiver) => receiver.recv().await,
-        None => std::future::pending().await,
     }
 }

@@ -2,6 +2,7 @@
 //! direction is in [`Relay::relay_line`] and [`Relay::judge`].
 
 mod consent;
+mod pin_stage;
 
 use std::cell::RefCell;
 use std::time::{Duration, Instant};
@@ -11,12 +12,13 @@ use tokio::io::AsyncRead;
 
 use super::output::Output;
 use super::replies::{cancelled_notification, error_response};
-use super::session::{Answer, InFlight, Session};
+use super::session::Session;
 use crate::audit::{Audit, Severity};
+use crate::conversation::{Answer, Entry, Origin, Refusal, Side};
 use crate::filter::{Absorbed, Context, Direction, Firewall, Verdict};
 use crate::protocol::id_recovery::recover_id;
 use crate::protocol::needle::Needle;
-use crate::protocol::version::{allows_batches, MetaPeek, ParamsPeek};
+use crate::protocol::version::{allows_batches, ParamsPeek};
 use crate::protocol::{
     codes, parse_line, parse_line_with, Frame, Invalid, LineReader, Message, Parsed, RequestId,
 };
@@ -32,6 +34,8 @@ pub struct Relay {
     pub to_host: Output,
     /// The server's stdin.
     pub to_server: Output,
+    /// The pin stage (`run --pin`, or trust on first use), after the firewall's.
+    pub pin: Option<RefCell<crate::pin::PinGuard>>,
     pub max_message_bytes: usize,
     /// Wakes the host's input when the guard's own `tools/list` is complete.
     pub listing_done: tokio::sync::Notify,
@@ -39,31 +43,6 @@ pub struct Relay {
     pub held_requests: RefCell<Vec<RequestId>>,
     /// When the last message passed (for busy polling).
     pub activity: super::activity::Activity,
-    /// `hosts` mode: the host's calls in flight, which the egress proxy names in its records.
-    pub egress_calls: Option<crate::egress::InFlightCalls>,
-}
-
-/// Who sent a message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Side {
-    Host,
-    Server,
-}
-
-impl Side {
-    fn other(self) -> Side {
-        match self {
-            Side::Host => Side::Server,
-            Side::Server => Side::Host,
-        }
-    }
-
-    fn direction(self) -> Direction {
-        match self {
-            Side::Host => Direction::HostToServer,
-            Side::Server => Direction::ServerToHost,
-        }
-    }
 }
 
 /// Replies the guard owes after judging one line (a batch collects them into one array).
@@ -163,7 +142,7 @@ impl Relay {
         let request = self.firewall.borrow_mut().request_listing(params);
         if let Some(request) = request {
             tracing::debug!("listing the server's tools before the host's first call");
-            self.to_server.enqueue(request);
+            self.send_own(request, Origin::GuardListing);
         }
         let timeout = self.session.borrow().request_timeout;
         let wait = async {
@@ -255,11 +234,11 @@ impl Relay {
                 judged.batch = true;
                 scratch.push(b'[');
                 // Answers to requests of a batch whose refused members' errors the guard holds:
-                // those errors join this array (see `InFlight::hold` for the rule).
+                // those errors join this array (see `conversation::InFlight::hold` for the rule).
                 let mut merged = Vec::new();
                 {
                     let mut session = self.session.borrow_mut();
-                    let waiting = requests_of(&mut session, from.other());
+                    let waiting = session.ledger.sent_by(from.other());
                     if waiting.has_held() {
                         for message in items.iter().flatten() {
                             if let Some(id) = message.response_id() {
@@ -297,7 +276,7 @@ impl Relay {
                 }
                 if !judged.to_sender.is_empty() && !judged.forwarded.is_empty() {
                     // Held before anything is sent, so the answers cannot come first.
-                    requests_of(&mut self.session.borrow_mut(), from).hold(
+                    (self.session.borrow_mut().ledger.sent_by(from)).hold(
                         std::mem::take(&mut judged.forwarded),
                         std::mem::take(&mut judged.to_sender),
                     );
@@ -330,7 +309,7 @@ impl Relay {
         for side in [Side::Host, Side::Server] {
             let settled = {
                 let mut session = self.session.borrow_mut();
-                let own = requests_of(&mut session, side);
+                let own = session.ledger.sent_by(side);
                 if !own.has_held() {
                     continue;
                 }
@@ -345,40 +324,29 @@ impl Relay {
     /// Admit one message into the session and pass it through the firewall and the audit;
     /// append what is to be forwarded to `out`, and any error replies to `judged`.
     fn judge(&self, from: Side, message: &Message<'_>, out: &mut Vec<u8>, judged: &mut Judged) {
-        // A response is matched to its request first (the firewall needs the request's method);
-        // a request is tracked only once the firewall has let it through.
-        if from == Side::Server && self.audit.pin_absorbs(message) {
-            return; // the answer to one of the pin's own list requests
-        }
-        if from == Side::Server {
-            let absorbed = self.firewall.borrow_mut().absorb_listing(message);
-            match absorbed {
-                Absorbed::NotOurs => {}
-                Absorbed::NextPage(request) => return self.to_server.enqueue(request),
-                Absorbed::Done => return self.listing_done.notify_waiters(),
-            }
-        }
         if from == Side::Host
             && (self.consent_answer(message, out, judged)
                 || self.consent_withdrawn(message, judged))
         {
             return; // about a call held for the user's approval (`consent.rs`)
         }
+        // Admission, before any stage sees the message: a response must answer a request in
+        // flight (its entry comes back with it); a request must not reuse an id in flight.
         let is_response =
             message.response_id().is_some() || matches!(message, Message::Error { .. });
-        let mut answered = None;
-        if is_response {
-            match self.admit(from, message) {
-                Ok(method) => answered = method,
-                Err(reply) => return judged.reply_to_sender(reply),
-            }
+        let entry = match self.admit(from, message) {
+            Ok(entry) => entry,
+            Err(reply) => return judged.reply_to_sender(reply),
+        };
+        if let Some(own) = entry.as_ref().filter(|e| is_response && e.is_guards()) {
+            return self.guards_answer(message, own);
         }
         // The version is one of the known &'static strs: no allocation per message.
         let version = self.session.borrow().version;
         let context = Context {
             direction: from.direction(),
             version,
-            answered_method: answered.as_deref(),
+            request: entry.as_ref(),
         };
         let verdict = self.firewall.borrow_mut().inspect(message, &context);
         for finding in self.firewall.borrow_mut().take_findings() {
@@ -388,12 +356,9 @@ impl Relay {
                 &finding.detail,
             );
         }
-        let verdict = self.audit.pin_stage(message, &context, verdict);
+        let verdict = self.pin_stage(message, &context, verdict);
         let (verdict, held) = self.consent_gate(from, message, verdict, judged);
         self.audit.message(&context, message, &verdict);
-        for request in self.audit.pin_requests() {
-            self.to_server.enqueue(request);
-        }
         if held {
             return; // waits for the user (`consent.rs`)
         }
@@ -405,16 +370,15 @@ impl Relay {
                 reply_to_sender,
                 reply_to_receiver,
             } => {
-                tracing::info!(from = ?from, method = message.method().unwrap_or(answered.as_deref().unwrap_or("")), "refused: {reason}");
+                let method = message.method().or(context.answered_method()).unwrap_or("");
+                tracing::info!(from = ?from, method, "refused: {reason}");
                 judged.to_sender.extend(reply_to_sender);
                 judged.to_receiver.extend(reply_to_receiver);
                 return;
             }
         };
         if !is_response {
-            if let Err(reply) = self.admit(from, message) {
-                return judged.reply_to_sender(reply);
-            }
+            self.forwarded(from, message, entry);
             if judged.batch {
                 judged.forwarded.extend(request_id(message));
             }
@@ -425,6 +389,23 @@ impl Relay {
         match replacement {
             Some(bytes) => out.extend_from_slice(&bytes),
             None => message.write_to(out),
+        }
+    }
+
+    /// The server's answer to one of the guard's own requests: the guard's, never forwarded.
+    fn guards_answer(&self, message: &Message<'_>, own: &Entry) {
+        match own.origin {
+            Origin::GuardPin => {
+                self.pin_absorbs(message, own);
+            }
+            Origin::GuardListing => {
+                let absorbed = self.firewall.borrow_mut().absorb_listing(message);
+                match absorbed {
+                    Absorbed::NextPage(request) => self.send_own(request, Origin::GuardListing),
+                    Absorbed::Done => self.listing_done.notify_waiters(),
+                }
+            }
+            Origin::Host | Origin::Server => {}
         }
     }
 
@@ -452,74 +433,53 @@ impl Relay {
         }
     }
 
-    /// Track `message` from `side`; `Err` carries the error reply to send back to the sender
-    /// (an empty reply means: drop silently).
-    fn admit(&self, side: Side, message: &Message<'_>) -> Result<Option<CompactString>, Vec<u8>> {
+    /// Admission of `message` from `side` before any stage: a request's id must be free (its
+    /// entry is returned, opened in the ledger only once forwarded); a response must answer a
+    /// request of the other side in flight (that request's entry is returned, settled). `Err`
+    /// carries the error reply to the sender (empty: drop silently).
+    fn admit(&self, side: Side, message: &Message<'_>) -> Result<Option<Entry>, Vec<u8>> {
         let mut session = self.session.borrow_mut();
         let session = &mut *session;
-        let (own, other) = match side {
-            Side::Host => (&mut session.host_requests, &mut session.server_requests),
-            Side::Server => (&mut session.server_requests, &mut session.host_requests),
-        };
         match message {
-            Message::Request { id, method, .. } => {
-                if own.contains(id) {
-                    return Err(error_response(
-                        Some(id),
-                        codes::INVALID_REQUEST,
-                        "Invalid Request: this id is already in use by a request still in flight",
-                    ));
+            Message::Request { id, .. } => {
+                if let Err(Refusal::DuplicateId) = session.ledger.admit(side, id) {
+                    let reason =
+                        "Invalid Request: this id is already in use by a request still in flight";
+                    let reply = error_response(Some(id), codes::INVALID_REQUEST, reason);
+                    let refusal = Verdict::Refuse {
+                        reason: reason.to_owned(),
+                        reply_to_sender: Some(reply.clone()),
+                        reply_to_receiver: None,
+                    };
+                    let context = Context {
+                        direction: side.direction(),
+                        version: session.version,
+                        request: None,
+                    };
+                    tracing::warn!(from = ?side, id = %id, "refused a request reusing an id in flight");
+                    self.audit.message(&context, message, &refusal);
+                    return Err(reply);
                 }
-                let meta = ParamsPeek::meta_of(message.body_text());
-                let version = meta.as_ref().and_then(|m| m.protocol_version.clone());
-                let pending = Pending::new(method, meta.as_ref(), session.request_timeout);
-                match side {
-                    Side::Host => {
-                        if let Some(calls) = &self.egress_calls {
-                            calls.begin(&id.to_string(), method, tool_name(message).as_deref());
-                        }
-                        session.host_requests.insert(id.clone(), pending)
-                    }
-                    Side::Server => session.server_requests.insert(id.clone(), pending),
-                }
-                if let Some(v) = version {
-                    session.observe_version(&v, "request _meta");
-                }
-                Ok(None)
+                let origin = match side {
+                    Side::Host => Origin::Host,
+                    Side::Server => Origin::Server,
+                };
+                Ok(Entry::of_request(message, origin, session.request_timeout))
             }
-            Message::Notification { method, .. } => {
-                match &**method {
-                    "notifications/cancelled" => {
-                        // The sender gave up on its own request: a late answer is expected.
-                        if let Some(id) = ParamsPeek::of(message.body_text())
-                            .request_id
-                            .and_then(RequestId::from_raw)
-                        {
-                            own.abandon(&id);
-                        }
-                    }
-                    "notifications/progress" => {
-                        if let Some(token) = ParamsPeek::of(message.body_text()).progress_token {
-                            other.touch_progress(token.get(), session.request_timeout);
-                        }
-                    }
-                    _ => {}
-                }
-                Ok(None)
-            }
-            Message::Result { id, result } => match self.answered(side, other, id) {
-                Answer::Expected(method) => {
-                    if side == Side::Server && &*method == "initialize" {
+            Message::Notification { .. } => Ok(None),
+            Message::Result { id, result } => match session.ledger.answer(side, id) {
+                Answer::Expected(entry) => {
+                    if side == Side::Server && entry.method == "initialize" {
                         if let Some(v) = ParamsPeek::of(Some(result.get())).protocol_version {
                             session.observe_version(&v, "initialize result");
                         }
                     }
-                    Ok(Some(method))
+                    Ok(Some(entry))
                 }
                 answer => Err(unexpected_answer(side, id, answer)),
             },
-            Message::Error { id: Some(id), .. } => match self.answered(side, other, id) {
-                Answer::Expected(method) => Ok(Some(method)),
+            Message::Error { id: Some(id), .. } => match session.ledger.answer(side, id) {
+                Answer::Expected(entry) => Ok(Some(entry)),
                 answer => Err(unexpected_answer(side, id, answer)),
             },
             Message::Error { id: None, error } => {
@@ -529,12 +489,40 @@ impl Relay {
         }
     }
 
-    /// `requests.answer(id)`, and the egress attribution's end of a host call.
-    fn answered(&self, side: Side, requests: &mut InFlight, id: &RequestId) -> Answer {
-        if let (Side::Server, Some(calls)) = (side, &self.egress_calls) {
-            calls.end(&id.to_string());
+    /// A request or notification from `side` passed every stage: a request is in flight from
+    /// now on; cancellations and progress act on the ledger.
+    fn forwarded(&self, side: Side, message: &Message<'_>, entry: Option<Entry>) {
+        let mut session = self.session.borrow_mut();
+        let session = &mut *session;
+        match message {
+            Message::Request { id, .. } => {
+                let Some(entry) = entry else { return };
+                let version = entry.meta_version.clone();
+                session.ledger.open(side, id.clone(), entry);
+                if let Some(v) = version {
+                    session.observe_version(&v, "request _meta");
+                }
+            }
+            Message::Notification { method, .. } => match &**method {
+                "notifications/cancelled" => {
+                    // The sender gave up on its own request: a late answer is expected.
+                    if let Some(id) = ParamsPeek::of(message.body_text())
+                        .request_id
+                        .and_then(RequestId::from_raw)
+                    {
+                        session.ledger.abandon(side, &id);
+                    }
+                }
+                "notifications/progress" => {
+                    if let Some(token) = ParamsPeek::of(message.body_text()).progress_token {
+                        let timeout = session.request_timeout;
+                        (session.ledger).touch_progress(side.other(), token.get(), timeout);
+                    }
+                }
+                _ => {}
+            },
+            _ => {}
         }
-        requests.answer(id)
     }
 
     async fn server_oversize(&self, len: u64, head: &[u8], tail: &[u8]) {
@@ -545,13 +533,8 @@ impl Relay {
             &format!("oversize message of {len} bytes"),
         );
         let Some(id) = id else { return };
-        if self
-            .session
-            .borrow_mut()
-            .host_requests
-            .abandon(&id)
-            .is_some()
-        {
+        let abandoned = self.session.borrow_mut().ledger.abandon(Side::Host, &id);
+        if abandoned.is_some() {
             let message = format!(
                 "The MCP server's response of {len} bytes exceeds the limit of {} bytes (mcp-guard --max-message-bytes)",
                 self.max_message_bytes
@@ -576,13 +559,8 @@ impl Relay {
         };
         for message in messages {
             if let Message::Request { id, .. } = message {
-                if self
-                    .session
-                    .borrow_mut()
-                    .host_requests
-                    .abandon(&id)
-                    .is_some()
-                {
+                let abandoned = self.session.borrow_mut().ledger.abandon(Side::Host, &id);
+                if abandoned.is_some() {
                     let reply = error_response(
                         Some(&id),
                         codes::SERVER_EXITED,
@@ -599,13 +577,14 @@ impl Relay {
         let (expired, timeout) = {
             let mut session = self.session.borrow_mut();
             (
-                session.host_requests.expire(Instant::now()),
+                session.ledger.expire(Side::Host, Instant::now()),
                 session.request_timeout,
             )
         };
         for (id, pending) in expired {
-            if let Some(calls) = &self.egress_calls {
-                calls.end(&id.to_string());
+            if pending.is_guards() {
+                self.own_request_expired(&id, &pending);
+                continue;
             }
             tracing::warn!(id = %id, method = %pending.method, "request timed out after {timeout:?}");
             let message = format!(
@@ -629,6 +608,21 @@ impl Relay {
         // Server → host requests are the host's business: it has its own timeouts.
     }
 
+    /// One of the guard's own requests got no answer in time: nobody but the guard is told.
+    fn own_request_expired(&self, id: &RequestId, own: &Entry) {
+        tracing::warn!(id = %id, method = %own.method, "the server did not answer the guard's own request in time");
+        self.to_server
+            .enqueue(cancelled_notification(id, "mcp-guard: request timed out"));
+        if own.origin == Origin::GuardListing {
+            let timeout = self.session.borrow().request_timeout;
+            self.firewall.borrow_mut().listing_failed(&format!(
+                "no answer to tools/list within {} (mcp-guard --request-timeout)",
+                humantime::format_duration(timeout)
+            ));
+            self.listing_done.notify_waiters();
+        }
+    }
+
     /// How often to look for expired requests.
     pub fn expiry_tick(&self) -> Duration {
         (self.session.borrow().request_timeout / 10)
@@ -638,9 +632,9 @@ impl Relay {
     /// The server is gone: every host request still waiting gets an error.
     pub async fn fail_pending_host_requests(&self, why: &str) {
         let mut pending: Vec<(RequestId, CompactString)> =
-            (self.session.borrow_mut().host_requests)
-                .drain()
+            (self.session.borrow_mut().ledger.drain(Side::Host))
                 .into_iter()
+                .filter(|(_, p)| !p.is_guards())
                 .map(|(id, p)| (id, p.method))
                 .collect();
         let held = std::mem::take(&mut *self.held_requests.borrow_mut());
@@ -656,9 +650,6 @@ impl Relay {
             (id, what.into())
         }));
         for (id, method) in pending {
-            if let Some(calls) = &self.egress_calls {
-                calls.end(&id.to_string());
-            }
             let message = format!("The MCP server exited before answering {method}: {why}");
             self.reply(
                 Side::Host,
@@ -672,7 +663,7 @@ impl Relay {
 
     /// The host is gone: answer the server's own requests so it is free to exit.
     pub async fn fail_pending_server_requests(&self) {
-        let pending = self.session.borrow_mut().server_requests.drain();
+        let pending = self.session.borrow_mut().ledger.drain(Side::Server);
         for (id, p) in pending {
             let message = format!("The MCP client disconnected before answering {}", p.method);
             self.reply(
@@ -685,39 +676,11 @@ impl Relay {
     }
 }
 
-use super::session::Pending;
-
-impl Pending {
-    fn new(method: &str, meta: Option<&MetaPeek<'_>>, timeout: Duration) -> Self {
-        Pending {
-            method: method.into(),
-            deadline: Instant::now() + timeout,
-            progress_token: meta
-                .and_then(|m| m.progress_token)
-                .map(|raw| Box::from(raw.get())),
-            batch: None,
-        }
-    }
-}
-
-/// The requests `side` sent (and the replies the guard holds for it).
-fn requests_of(session: &mut Session, side: Side) -> &mut InFlight {
-    match side {
-        Side::Host => &mut session.host_requests,
-        Side::Server => &mut session.server_requests,
-    }
-}
-
 fn request_id(message: &Message<'_>) -> Option<RequestId> {
     match message {
         Message::Request { id, .. } => Some(id.clone()),
         _ => None,
     }
-}
-
-/// The tool a `tools/call` request names (for the egress attribution, `hosts` mode only).
-fn tool_name<'m>(message: &'m Message<'_>) -> Option<std::borrow::Cow<'m, str>> {
-    ParamsPeek::of(tools_call_params(message)?).name
 }
 
 /// The params of `message` when it is a `tools/call` request.

@@ -232,15 +232,16 @@ mod tests {
         use crate::filter::{Context, Direction, Firewall};
         use crate::protocol::{parse_line, Parsed};
         let mut fw = Firewall::for_tests("version = 1\n");
-        let mut pass = |message: Value, direction, answered| {
+        let mut pass = |message: Value, direction, answered: Option<&str>| {
             let line = message.to_string();
             let Ok(Parsed::Single(m)) = parse_line(line.as_bytes()) else {
                 panic!("does not parse: {line}");
             };
+            let entry = answered.map(crate::conversation::Entry::for_method);
             let context = Context {
                 direction,
                 version: Some("2025-06-18"),
-                answered_method: answered,
+                request: entry.as_ref(),
             };
             fw.inspect(&m, &context);
             fw.take_findings()

@@ -89,9 +89,12 @@ impl Relay {
                     return true;
                 };
                 // Tracked only now: its time to answer starts when the server gets it.
-                if let Err(reply) = self.admit(Side::Host, &held) {
-                    judged.reply_to_sender(reply);
-                    return true;
+                match self.admit(Side::Host, &held) {
+                    Ok(entry) => self.forwarded(Side::Host, &held, entry),
+                    Err(reply) => {
+                        judged.reply_to_sender(reply);
+                        return true;
+                    }
                 }
                 if judged.batch && out.len() > 1 {
                     out.push(b',');
