@@ -8,7 +8,7 @@ use serde_json::value::RawValue;
 
 pub use crate::conversation::target::{target_kind, Target, TargetKind};
 use crate::protocol::Direction;
-use crate::protocol::{Message, RequestId};
+use crate::protocol::RequestId;
 
 /// The parts of `params` the audit log names.
 #[derive(Debug, Default, Deserialize)]
@@ -19,15 +19,6 @@ pub struct TargetPeek<'a> {
     pub uri: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     pub arguments: Option<&'a RawValue>,
-}
-
-pub fn kind_of(message: &Message<'_>) -> &'static str {
-    match message {
-        Message::Request { .. } => "request",
-        Message::Notification { .. } => "notification",
-        Message::Result { .. } => "result",
-        Message::Error { .. } => "error",
-    }
 }
 
 /// A request id as audit text (numbers as digits, strings as they are).

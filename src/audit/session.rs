@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use super::chain::{ChainWriter, Destination};
 use super::config::AuditConfig;
 use super::counters::{BurstDetector, Counters};
-use super::event::{id_text, kind_of, now_text, peek_target, MessageEvent};
+use super::event::{id_text, now_text, peek_target, MessageEvent};
 use super::AuditError;
 use crate::filter::{Context, Direction, Verdict};
 use crate::launch::SupervisorEvent;
@@ -165,7 +165,7 @@ impl Recorder {
             seq: self.seq,
             event: "message",
             direction,
-            kind: kind_of(message),
+            kind: message.kind().as_str(),
             method,
             tool: None,
             prompt: None,

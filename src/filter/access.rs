@@ -1,6 +1,7 @@
 //! Allow/deny on use: `tools/call`, `prompts/get`, `resources/read|subscribe|unsubscribe` of an
 //! item the policy does not allow are refused with an error the host can show.
 
+use crate::conversation::target::{target_kind, TargetKind};
 use serde_json::Value;
 
 use super::inspection::{Inspection, Kind, Step};
@@ -13,13 +14,11 @@ pub fn stage(fw: &mut Firewall, m: &mut Inspection<'_>) -> Step {
         return Step::Next;
     }
     let rules = &fw.rules;
-    let (filter, section, what) = match m.method {
-        Some("tools/call") => (&rules.tools, "tools", "tool"),
-        Some("prompts/get") => (&rules.prompts, "prompts", "prompt"),
-        Some("resources/read" | "resources/subscribe" | "resources/unsubscribe") => {
-            return check_uri(fw, m)
-        }
-        _ => return Step::Next,
+    let (filter, section, what) = match m.method.and_then(target_kind) {
+        Some(TargetKind::Tool) => (&rules.tools, "tools", "tool"),
+        Some(TargetKind::Prompt) => (&rules.prompts, "prompts", "prompt"),
+        Some(TargetKind::Uri) => return check_uri(fw, m),
+        None => return Step::Next,
     };
     if filter.is_open() {
         return Step::Next;

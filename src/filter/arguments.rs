@@ -3,6 +3,7 @@
 //! pattern, length), and no NUL bytes anywhere (refused, never stripped). From 2025-11-25 on,
 //! arguments that fail the `inputSchema` get a tool result marked `isError`, not -32602.
 
+use crate::conversation::target::{target_kind, TargetKind};
 use std::collections::HashMap;
 
 use serde_json::Value;
@@ -19,13 +20,11 @@ pub fn stage(fw: &mut Firewall, m: &mut Inspection<'_>) -> Step {
     if m.direction != Direction::HostToServer || m.kind != Kind::Request {
         return Step::Next;
     }
-    let (rules, is_tool) = match m.method {
-        Some("tools/call") => (&fw.rules.tool_args, true),
-        Some("prompts/get") => (&fw.rules.prompt_args, false),
-        Some("resources/read" | "resources/subscribe" | "resources/unsubscribe") => {
-            return refuse_nul(m)
-        }
-        _ => return Step::Next,
+    let (rules, is_tool) = match m.method.and_then(target_kind) {
+        Some(TargetKind::Tool) => (&fw.rules.tool_args, true),
+        Some(TargetKind::Prompt) => (&fw.rules.prompt_args, false),
+        Some(TargetKind::Uri) => return refuse_nul(m),
+        None => return Step::Next,
     };
     if let Step::Stop(v) = refuse_nul(m) {
         return Step::Stop(v);

@@ -10,13 +10,7 @@ use crate::conversation::Entry;
 use crate::protocol::tree::{self, Tree};
 use crate::protocol::{Body, Message, RequestId};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Request,
-    Notification,
-    Result,
-    Error,
-}
+pub use crate::protocol::MessageKind as Kind;
 
 /// What a stage decided.
 pub enum Step {

@@ -19,6 +19,7 @@ use super::record::{apply, Change};
 use crate::conversation::{Entry, TargetKind};
 use crate::filter::{as_forwarded, item_injections};
 use crate::filter::{Context, Direction, Verdict};
+use crate::protocol::reply::{error_response, result_response};
 use crate::protocol::{codes, parse_line, Message, Parsed, RequestId};
 
 /// How long after `notifications/initialized` a kind pinned on first use stays open to
@@ -278,7 +279,12 @@ impl PinGuard {
             what: "refused",
         });
         Some(Verdict::Refuse {
-            reply_to_sender: Some(error_reply(id, &format!("mcp-guard: {reason}"))),
+            reply_to_sender: Some(error_response(
+                Some(id),
+                codes::INVALID_PARAMS,
+                &format!("mcp-guard: {reason}"),
+                None,
+            )),
             reason,
             reply_to_receiver: None,
         })
@@ -409,7 +415,7 @@ impl PinGuard {
             None => self.check_initialize(&mut result, &sent),
         };
         match changed {
-            Some(()) => Verdict::Replace(result_message(id, &result)),
+            Some(()) => Verdict::Replace(result_response(Some(id), &result)),
             None => verdict,
         }
     }
@@ -654,27 +660,6 @@ fn text_of(v: Option<&Value>, key: &str) -> Option<String> {
     v.and_then(|v| v.get(key))
         .and_then(Value::as_str)
         .map(str::to_owned)
-}
-
-fn error_reply(id: &RequestId, message: &str) -> Vec<u8> {
-    let mut out = br#"{"jsonrpc":"2.0","id":"#.to_vec();
-    out.extend_from_slice(id.to_json().as_bytes());
-    out.extend_from_slice(br#","error":"#);
-    let _ = serde_json::to_writer(
-        &mut out,
-        &json!({"code": codes::INVALID_PARAMS, "message": message}),
-    );
-    out.push(b'}');
-    out
-}
-
-fn result_message(id: &RequestId, result: &Value) -> Vec<u8> {
-    let mut out = br#"{"jsonrpc":"2.0","id":"#.to_vec();
-    out.extend_from_slice(id.to_json().as_bytes());
-    out.extend_from_slice(br#","result":"#);
-    let _ = serde_json::to_writer(&mut out, result);
-    out.push(b'}');
-    out
 }
 
 /// Quote a word for a shell command line when needed.

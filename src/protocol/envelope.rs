@@ -169,7 +169,37 @@ pub enum Message<'a> {
     },
 }
 
+/// The four kinds of JSON-RPC message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageKind {
+    Request,
+    Notification,
+    Result,
+    Error,
+}
+
+impl MessageKind {
+    /// As the audit log names it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageKind::Request => "request",
+            MessageKind::Notification => "notification",
+            MessageKind::Result => "result",
+            MessageKind::Error => "error",
+        }
+    }
+}
+
 impl<'a> Message<'a> {
+    pub fn kind(&self) -> MessageKind {
+        match self {
+            Message::Request { .. } => MessageKind::Request,
+            Message::Notification { .. } => MessageKind::Notification,
+            Message::Result { .. } => MessageKind::Result,
+            Message::Error { .. } => MessageKind::Error,
+        }
+    }
+
     pub fn method(&self) -> Option<&str> {
         match self {
             Message::Request { method, .. } | Message::Notification { method, .. } => Some(method),

@@ -10,7 +10,6 @@ mod activity;
 mod output;
 pub mod pipeline;
 
-mod replies;
 mod session;
 mod shutdown;
 mod stdio;

@@ -11,13 +11,13 @@ use compact_str::CompactString;
 use tokio::io::AsyncRead;
 
 use super::output::Output;
-use super::replies::{cancelled_notification, error_response};
 use super::session::Session;
 use crate::audit::{Audit, Severity};
 use crate::conversation::{Answer, Entry, Origin, Refusal, Side};
 use crate::filter::{Absorbed, Context, Direction, Firewall, Verdict};
 use crate::protocol::id_recovery::recover_id;
 use crate::protocol::needle::Needle;
+use crate::protocol::reply::{cancelled_notification, error_response};
 use crate::protocol::version::{allows_batches, ParamsPeek};
 use crate::protocol::{
     codes, parse_line, parse_line_with, Frame, Invalid, LineReader, Message, Parsed, RequestId,
@@ -173,7 +173,7 @@ impl Relay {
         self.audit.invalid(Direction::HostToServer, &message);
         self.reply(
             Side::Host,
-            &error_response(id.as_ref(), codes::INVALID_REQUEST, &message),
+            &error_response(id.as_ref(), codes::INVALID_REQUEST, &message, None),
         )
         .await;
     }
@@ -225,7 +225,7 @@ impl Relay {
                     if from == Side::Host {
                         self.reply(
                             Side::Host,
-                            &error_response(None, codes::INVALID_REQUEST, &message),
+                            &error_response(None, codes::INVALID_REQUEST, &message, None),
                         )
                         .await;
                     }
@@ -445,7 +445,7 @@ impl Relay {
                 if let Err(Refusal::DuplicateId) = session.ledger.admit(side, id) {
                     let reason =
                         "Invalid Request: this id is already in use by a request still in flight";
-                    let reply = error_response(Some(id), codes::INVALID_REQUEST, reason);
+                    let reply = error_response(Some(id), codes::INVALID_REQUEST, reason, None);
                     let refusal = Verdict::Refuse {
                         reason: reason.to_owned(),
                         reply_to_sender: Some(reply.clone()),
@@ -541,7 +541,7 @@ impl Relay {
             );
             self.reply(
                 Side::Host,
-                &error_response(Some(&id), codes::INTERNAL_ERROR, &message),
+                &error_response(Some(&id), codes::INTERNAL_ERROR, &message, None),
             )
             .await;
             self.release_settled_batches().await;
@@ -565,6 +565,7 @@ impl Relay {
                         Some(&id),
                         codes::SERVER_EXITED,
                         "The MCP server is no longer running",
+                        None,
                     );
                     self.reply(Side::Host, &reply).await;
                 }
@@ -594,7 +595,7 @@ impl Relay {
             );
             self.reply(
                 Side::Host,
-                &error_response(Some(&id), codes::REQUEST_TIMEOUT, &message),
+                &error_response(Some(&id), codes::REQUEST_TIMEOUT, &message, None),
             )
             .await;
             self.reply(
@@ -653,7 +654,7 @@ impl Relay {
             let message = format!("The MCP server exited before answering {method}: {why}");
             self.reply(
                 Side::Host,
-                &error_response(Some(&id), codes::SERVER_EXITED, &message),
+                &error_response(Some(&id), codes::SERVER_EXITED, &message, None),
             )
             .await;
         }
@@ -668,7 +669,7 @@ impl Relay {
             let message = format!("The MCP client disconnected before answering {}", p.method);
             self.reply(
                 Side::Server,
-                &error_response(Some(&id), codes::INTERNAL_ERROR, &message),
+                &error_response(Some(&id), codes::INTERNAL_ERROR, &message, None),
             )
             .await;
         }
@@ -701,7 +702,7 @@ fn finding_severity(rule: &str) -> Severity {
 }
 
 fn invalid_reply(invalid: &Invalid) -> Vec<u8> {
-    error_response(invalid.id(), invalid.code(), &invalid.message())
+    error_response(invalid.id(), invalid.code(), &invalid.message(), None)
 }
 
 fn unexpected_answer(from: Side, id: &RequestId, answer: Answer) -> Vec<u8> {

@@ -7,9 +7,9 @@ use super::{Judged, Relay, Side};
 use crate::audit::Severity;
 use crate::filter::consent::{Ask, Outcome, Settled};
 use crate::filter::Verdict;
+use crate::protocol::reply::cancelled_notification;
 use crate::protocol::version::ParamsPeek;
 use crate::protocol::{parse_line, Message, Parsed, RequestId};
-use crate::relay::replies::cancelled_notification;
 
 impl Relay {
     /// After the firewall's verdict on a host message: a `tools/call` that needs the user's
