@@ -18,4 +18,5 @@ pub mod protocol;
 pub mod relay;
 pub mod sandbox;
 pub mod scan;
+pub mod secrets;
 pub mod status;

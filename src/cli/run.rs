@@ -164,6 +164,12 @@ fn launch_and_relay(args: RunArgs) -> anyhow::Result<ExitCode> {
     if let Some(launch) = &env_launch {
         apply_env_launch(&mut config.env, launch);
     }
+    // `keyring:SERVICE/ACCOUNT` values: looked up here, outside the sandbox, before launch.
+    crate::secrets::set_passed_references(&config.env.pass, &mut config.env.set, |name| {
+        std::env::var(name).ok()
+    });
+    let from_keychain = crate::secrets::resolve_env(&mut config.env.set)
+        .map_err(|e| LaunchFailure::cannot_start(super::errors::describe(&e)))?;
     if let Some(package) = &package {
         // The store entry: read-only and executable, nothing more.
         config.fs.read.push(package.entry.clone());
@@ -198,6 +204,11 @@ fn launch_and_relay(args: RunArgs) -> anyhow::Result<ExitCode> {
     let mut secrets = args.policy.env_secrets();
     for (name, value) in env_launch.iter().flat_map(|l| &l.set) {
         secrets.add_env(name, value);
+    }
+    for name in &from_keychain.names {
+        if let Some(value) = config.env.set.get(name) {
+            secrets.add_env(name, value);
+        }
     }
     let firewall_options = crate::filter::Options {
         max_text_bytes: defaults.max_text_bytes.max(options.max_message_bytes),
