@@ -118,6 +118,10 @@ fn session(
     env: &[(&str, &str)],
     names: &[&str],
 ) -> Output {
+    let calls: Vec<(&str, Value)> = names
+        .iter()
+        .map(|name| ("read_env", json!({"name": name})))
+        .collect();
     let mut command = Command::new(who.binary(&guard_bin()));
     command
         .args(["run", "--audit-log"])
@@ -129,6 +133,11 @@ fn session(
     command.envs(env.iter().copied());
     who.apply(&mut command);
     support::private_state(&mut command, dir);
+    host_session(command, &calls)
+}
+
+/// Initialize, then one `tools/call` per item (ids 1, 2, …), then EOF.
+fn host_session(command: Command, calls: &[(&str, Value)]) -> Output {
     let mut lines = vec![
         json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
         "protocolVersion": "2025-06-18", "capabilities": {},
@@ -136,10 +145,10 @@ fn session(
         .to_string(),
     ];
     lines.push(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}).to_string());
-    for (i, name) in names.iter().enumerate() {
+    for (i, (tool, arguments)) in calls.iter().enumerate() {
         lines.push(
             json!({"jsonrpc": "2.0", "id": i + 1, "method": "tools/call",
-                   "params": {"name": "read_env", "arguments": {"name": name}}})
+                   "params": {"name": tool, "arguments": arguments}})
             .to_string(),
         );
     }
@@ -318,4 +327,42 @@ fn secret_set_refuses_an_empty_value_and_a_malformed_reference() {
         "{}",
         text(&malformed.stderr)
     );
+}
+
+/// The server is given one secret, not the keyring: without the guard a server of the same user
+/// reads any secret stored there; under it `keyctl` is refused.
+#[test]
+fn the_server_cannot_read_the_keyring_its_secret_came_from() {
+    if !kernel_has_keyutils() {
+        return;
+    }
+    for who in identities() {
+        let label = who.label();
+        let mut service = Service::new("keyring-read");
+        service.set(&who, "other", "another-tools-token-0123456789");
+        let read = (
+            "keyring_read",
+            json!({"description": format!("keyring-rs:other@{}", service.name)}),
+        );
+
+        let mut control = Command::new(who.binary(&testkit_bin("hostile-server")));
+        who.apply(&mut control);
+        let output = host_session(control, std::slice::from_ref(&read));
+        let control = call_text(&output, 1);
+        assert!(
+            control.starts_with("SUCCEEDED: read 30 bytes"),
+            "{label}: {control}"
+        );
+
+        let mut guarded = Command::new(who.binary(&guard_bin()));
+        guarded
+            .args(["run", "--no-audit", "--"])
+            .arg(who.binary(&testkit_bin("hostile-server")));
+        who.apply(&mut guarded);
+        let dir = who.scratch_dir();
+        support::private_state(&mut guarded, dir.path());
+        let output = host_session(guarded, &[read]);
+        let guarded = call_text(&output, 1);
+        assert!(guarded.starts_with("BLOCKED:"), "{label}: {guarded}");
+    }
 }
