@@ -366,3 +366,28 @@ fn the_server_cannot_read_the_keyring_its_secret_came_from() {
         assert!(guarded.starts_with("BLOCKED:"), "{label}: {guarded}");
     }
 }
+
+/// `policy show` names the reference (no secret in it) and looks nothing up: the secret need
+/// not exist to show the policy.
+#[test]
+fn policy_show_shows_the_reference_and_hides_plain_values() {
+    let output = Command::new(guard_bin())
+        .args([
+            "policy",
+            "show",
+            "--env",
+            "TOKEN=keyring:mcp-guard-test-absent/me",
+        ])
+        .args(["--env", "PLAIN=s3cret-plain-value"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run the guard");
+    let out = text(&output.stdout);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(
+        out.contains("TOKEN = \"keyring:mcp-guard-test-absent/me\""),
+        "{out}"
+    );
+    assert!(out.contains("PLAIN = \"<hidden>\""), "{out}");
+    assert!(!out.contains("s3cret-plain-value"), "{out}");
+}

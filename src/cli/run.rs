@@ -29,6 +29,9 @@ keep the locked version until `mcp-guard update`.
 In a host config (Claude Desktop, Cursor, VS Code), put `mcp-guard` as the command and
 `run`, its options, `--`, then the original command and its arguments as the args.
 `env NAME=VALUE… CMD` is looked through: CMD is launched and judged, with the variables.
+A token need not sit in the host config: `mcp-guard secret set github/me` stores it in the OS
+keychain and `--env GITHUB_TOKEN=keyring:github/me` gives it to the server (looked up by the
+guard at launch; a missing one stops the launch and says how to store it).
 With --allow-host (or a policy's `[network] allow`), the server reaches only those hosts,
 through the guard's egress proxy; each connection is in the audit log with its tool call.
 What the sandbox could not enforce on this kernel is said once on stderr; `--require` makes
