@@ -391,3 +391,35 @@ fn policy_show_shows_the_reference_and_hides_plain_values() {
     assert!(out.contains("PLAIN = \"<hidden>\""), "{out}");
     assert!(!out.contains("s3cret-plain-value"), "{out}");
 }
+
+/// A keychain value is a known secret like any `--env` value: redacted from what the server
+/// sends back and from the audit log.
+#[test]
+fn a_keychain_value_echoed_by_the_server_is_redacted() {
+    if !kernel_has_keyutils() {
+        return;
+    }
+    let who = Identity::Current;
+    let mut service = Service::new("redacted");
+    let value = "echoed-secret-0123456789abcdef";
+    service.set(&who, "token", value);
+    let dir = who.scratch_dir();
+    let flag = format!("TOKEN=keyring:{}", service.reference("token"));
+    let mut command = Command::new(guard_bin());
+    command
+        .args(["run", "--env", &flag, "--audit-log"])
+        .arg(dir.path().join("audit.jsonl"))
+        .arg("--")
+        .arg(testkit_bin("echo-server"));
+    support::private_state(&mut command, dir.path());
+    let output = host_session(
+        command,
+        &[("echo", json!({"text": format!("the token is {value}")}))],
+    );
+    let echoed = call_text(&output, 1);
+    assert!(!echoed.contains(value), "{echoed}");
+    assert!(echoed.contains("REDACTED"), "{echoed}");
+    let audit = std::fs::read_to_string(dir.path().join("audit.jsonl")).expect("audit log");
+    assert!(!audit.contains(value), "{audit}");
+    assert!(!text(&output.stderr).contains(value));
+}
