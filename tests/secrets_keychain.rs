@@ -301,7 +301,7 @@ fn a_missing_secret_stops_the_launch_and_answers_initialize_with_the_fix() {
 }
 
 #[test]
-fn secret_set_refuses_an_empty_value_and_a_malformed_reference() {
+fn secret_refuses_empty_and_nul_values_and_malformed_references() {
     let who = Identity::Current;
     let empty = secret(&who, &["set", "mcp-guard-test-empty/me"], "\n");
     assert_eq!(empty.status.code(), Some(2), "{}", text(&empty.stderr));
@@ -309,6 +309,16 @@ fn secret_set_refuses_an_empty_value_and_a_malformed_reference() {
         text(&empty.stderr).contains("empty"),
         "{}",
         text(&empty.stderr)
+    );
+    let nul = secret(&who, &["set", "mcp-guard-test-nul/me"], "a\0b");
+    assert_eq!(nul.status.code(), Some(2), "{}", text(&nul.stderr));
+    assert!(text(&nul.stderr).contains("NUL"), "{}", text(&nul.stderr));
+    let absent = secret(&who, &["delete", "mcp-guard-test-absent/me"], "");
+    assert_eq!(absent.status.code(), Some(1), "{}", text(&absent.stderr));
+    assert!(
+        text(&absent.stderr).contains("nothing to remove"),
+        "{}",
+        text(&absent.stderr)
     );
     let malformed = secret(&who, &["check", "no-slash"], "");
     assert!(!malformed.status.success());

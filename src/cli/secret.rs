@@ -42,7 +42,7 @@ pub enum SecretAction {
         #[arg(value_name = "SERVICE/ACCOUNT", value_parser = parse_reference)]
         reference: SecretRef,
     },
-    /// Remove SERVICE/ACCOUNT from the keychain.
+    /// Remove SERVICE/ACCOUNT from the keychain; exit status 1 when it was not there.
     Delete {
         #[arg(value_name = "SERVICE/ACCOUNT", value_parser = parse_reference)]
         reference: SecretRef,
@@ -82,14 +82,23 @@ pub fn execute(args: SecretArgs) -> anyhow::Result<ExitCode> {
             }
             Err(err) => Err(err.into()),
         },
-        SecretAction::Delete { reference } => {
-            store::delete(&reference)?;
-            eprintln!(
-                "mcp-guard: removed `{reference}` from {}",
-                store::describe()
-            );
-            Ok(ExitCode::SUCCESS)
-        }
+        SecretAction::Delete { reference } => match store::delete(&reference) {
+            Ok(()) => {
+                eprintln!(
+                    "mcp-guard: removed `{reference}` from {}",
+                    store::describe()
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(SecretError::Missing { .. }) => {
+                eprintln!(
+                    "mcp-guard: `{reference}` is not in {}: nothing to remove",
+                    store::describe()
+                );
+                Ok(ExitCode::FAILURE)
+            }
+            Err(err) => Err(err.into()),
+        },
     }
 }
 

@@ -39,6 +39,12 @@ pub enum SecretError {
     Empty(SecretRef),
 
     #[error(
+        "the secret `{0}` holds a NUL character, which no environment variable can carry; \
+         store it again with `mcp-guard secret set {0}`"
+    )]
+    HasNul(SecretRef),
+
+    #[error(
         "keychain secrets are supported on Linux (kernel keyring) and macOS (Keychain) only; \
          pass the value with `--env NAME=VALUE`, or from the environment with `--env NAME`"
     )]

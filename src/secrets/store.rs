@@ -19,16 +19,23 @@ use super::{SecretError, SecretRef};
 
 /// The value of `reference`.
 pub fn read(reference: &SecretRef) -> Result<String, SecretError> {
-    let entry = entry(reference)?;
-    entry
+    let value = entry(reference)?
         .get_password()
-        .map_err(|e| platform_error(reference, e))
+        .map_err(|e| platform_error(reference, e))?;
+    // Another tool may have stored it: a NUL would fail the server's exec, obscurely.
+    if value.contains('\0') {
+        return Err(SecretError::HasNul(reference.clone()));
+    }
+    Ok(value)
 }
 
 /// Store `value` as `reference`, replacing what was there.
 pub fn write(reference: &SecretRef, value: &str) -> Result<(), SecretError> {
     if value.is_empty() {
         return Err(SecretError::Empty(reference.clone()));
+    }
+    if value.contains('\0') {
+        return Err(SecretError::HasNul(reference.clone()));
     }
     entry(reference)?
         .set_password(value)
