@@ -423,3 +423,27 @@ fn a_keychain_value_echoed_by_the_server_is_redacted() {
     assert!(!audit.contains(value), "{audit}");
     assert!(!text(&output.stderr).contains(value));
 }
+
+/// Where `keyctl` is refused (a container's seccomp profile; here the guard's own filter, with
+/// `mcp-guard secret check` run as the guarded "server"), the error says so and what to do.
+#[test]
+fn an_unavailable_keyring_is_a_clear_error() {
+    if !kernel_has_keyutils() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut command = Command::new(guard_bin());
+    command
+        .args(["-q", "run", "--no-audit", "--"])
+        .arg(guard_bin())
+        .args(["secret", "check", "mcp-guard-test-unavailable/me"]);
+    support::private_state(&mut command, dir.path());
+    let output = feed(command, &[]);
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("cannot use the kernel keyring of uid")
+            && stderr.contains("mcp-guard-test-unavailable/me")
+            && stderr.contains("refuse `keyctl`"),
+        "{stderr}"
+    );
+}

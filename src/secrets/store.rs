@@ -4,9 +4,11 @@
 //! desktop session, so it works for hosts started by systemd, over SSH and in CI, but it lives
 //! in kernel memory only: a reboot empties it. Secret Service (GNOME Keyring, KWallet) would
 //! persist, but needs a D-Bus session bus and a running daemon, which headless machines lack.
-//! The `keyring` crate's own keyutils store links entries into the *session* keyring, which a
-//! process without one (any host not started from a PAM login) cannot write: the user keyring
-//! is shared by all of the user's processes instead, whatever their session.
+//! The `keyring` crate's own keyutils store adds entries to the *session* keyring and links
+//! them into the persistent one; in a process with no session keyring of its own (a host not
+//! started from a PAM login, CI) those calls failed with EACCES here. The user keyring is
+//! shared by all of the user's processes, whatever their session, so the crate's credential
+//! is built on it instead.
 //!
 //! macOS: the login Keychain. Elsewhere: [`SecretError::Unsupported`].
 //!
@@ -107,9 +109,10 @@ mod platform {
         it as the user the host runs the guard as)";
 
     pub fn entry(reference: &SecretRef) -> keyring::Result<keyring::Entry> {
-        // `create`: a user who never stored a key has no user keyring yet.
+        // `create`: a user who never stored a key has no user keyring yet. Any failure here
+        // means no keyring at all (the crate's `decode_error` would call EACCES "no entry").
         let user = KeyRing::from_special_id(KeyRingIdentifier::User, true)
-            .map_err(keyring::keyutils::decode_error)?;
+            .map_err(|e| keyring::Error::PlatformFailure(Box::new(e)))?;
         let credential = KeyutilsCredential {
             session: user,
             persistent: None,
