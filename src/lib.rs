@@ -19,4 +19,5 @@ pub mod protocol;
 pub mod relay;
 pub mod sandbox;
 pub mod scan;
+pub mod secrets;
 pub mod status;

@@ -12,6 +12,7 @@ mod policy;
 mod policy_args;
 mod run;
 mod scan;
+mod secret;
 mod status;
 mod status_text;
 mod supervise;
@@ -104,6 +105,9 @@ pub enum Command {
     Pin(pin::PinArgs),
     /// Run a server under the guard as a client would and report what looks wrong.
     Scan(scan::ScanArgs),
+    /// Keep servers' tokens in the OS keychain: `secret set SERVICE/ACCOUNT` (value on stdin),
+    /// then `run --env NAME=keyring:SERVICE/ACCOUNT`.
+    Secret(secret::SecretArgs),
     /// Fetch the packages `npx -y` / `uvx` servers run from again, and lock the new versions.
     Update(update::UpdateArgs),
     /// Put every stdio server of a host's config (Claude, VS Code, Cursor, …) behind the guard.
@@ -135,6 +139,7 @@ pub fn main() -> ExitCode {
         Command::Audit(args) => audit::execute(args),
         Command::Pin(args) => pin::execute(args),
         Command::Scan(args) => scan::execute(args),
+        Command::Secret(args) => secret::execute(args),
         Command::Update(args) => update::execute(args),
         Command::Wrap(args) => wrap::execute_wrap(args),
         Command::Unwrap(args) => wrap::execute_unwrap(args),

@@ -83,7 +83,8 @@ pub struct PolicyFlags {
     pub timeout: Option<DurationText>,
 
     /// Pass NAME from this environment, or set NAME=VALUE (repeatable). The value (8 characters
-    /// or more) is redacted from the server's messages and the audit log.
+    /// or more) is redacted from the server's messages and the audit log. A value
+    /// `keyring:SERVICE/ACCOUNT` is the secret `mcp-guard secret set` stored (also when passed).
     #[arg(long = "env", value_name = "NAME[=VALUE]", value_parser = parse_env)]
     pub env: Vec<(EnvName, Option<String>)>,
 
@@ -187,7 +188,9 @@ impl PolicyArgs {
         let mut secrets = KnownSecrets::default();
         for (name, value) in &self.flags.env {
             let passed = || std::env::var(&name.0).ok();
-            if let Some(value) = value.clone().or_else(passed) {
+            // A `keyring:` reference is no secret: `run` adds the value it names once resolved.
+            let value = value.clone().or_else(passed);
+            if let Some(value) = value.filter(|v| !v.starts_with(crate::secrets::PREFIX)) {
                 secrets.add_env(&name.0, &value);
             }
         }

@@ -29,6 +29,9 @@ keep the locked version until `mcp-guard update`.
 In a host config (Claude Desktop, Cursor, VS Code), put `mcp-guard` as the command and
 `run`, its options, `--`, then the original command and its arguments as the args.
 `env NAME=VALUE… CMD` is looked through: CMD is launched and judged, with the variables.
+A token need not sit in the host config: `mcp-guard secret set github/me` stores it in the OS
+keychain and `--env GITHUB_TOKEN=keyring:github/me` gives it to the server (looked up by the
+guard at launch; a missing one stops the launch and says how to store it).
 With --allow-host (or a policy's `[network] allow`), the server reaches only those hosts,
 through the guard's egress proxy; each connection is in the audit log with its tool call.
 What the sandbox could not enforce on this kernel is said once on stderr; `--require` makes
@@ -164,6 +167,12 @@ fn launch_and_relay(args: RunArgs) -> anyhow::Result<ExitCode> {
     if let Some(launch) = &env_launch {
         apply_env_launch(&mut config.env, launch);
     }
+    // `keyring:SERVICE/ACCOUNT` values: looked up here, outside the sandbox, before launch.
+    crate::secrets::set_passed_references(&config.env.pass, &mut config.env.set, |name| {
+        std::env::var(name).ok()
+    });
+    let from_keychain = crate::secrets::resolve_env(&mut config.env.set)
+        .map_err(|e| LaunchFailure::cannot_start(super::errors::describe(&e)))?;
     if let Some(package) = &package {
         // The store entry: read-only and executable, nothing more.
         config.fs.read.push(package.entry.clone());
@@ -198,6 +207,11 @@ fn launch_and_relay(args: RunArgs) -> anyhow::Result<ExitCode> {
     let mut secrets = args.policy.env_secrets();
     for (name, value) in env_launch.iter().flat_map(|l| &l.set) {
         secrets.add_env(name, value);
+    }
+    for name in &from_keychain.names {
+        if let Some(value) = config.env.set.get(name) {
+            secrets.add_env(name, value);
+        }
     }
     let firewall_options = crate::filter::Options {
         max_text_bytes: defaults.max_text_bytes.max(options.max_message_bytes),

@@ -27,7 +27,10 @@ Each stdio entry {command, args, env} becomes
 P is chosen from the command: server-filesystem, server-memory, server-everything,
 mcp-server-git and mcp-server-time get their own profile, other npx/node launches `node`,
 uvx/python `python`, anything else `default` (`mcp-guard policy list`). The entry's env values
-stay where they are, in the host config; `--env NAME` passes each to the server. Entries
+stay where they are, in the host config; `--env NAME` passes each to the server. To take a
+token out of the config: `mcp-guard secret set SERVICE/ACCOUNT`, then make the env value
+\"keyring:SERVICE/ACCOUNT\" (the guard looks it up at launch; unwrapped, the server would get
+that text instead). Entries
 already under the guard are left alone (running wrap twice changes nothing); remote (url)
 entries are listed as not wrapped. Only the `command` and `args` values change: comments,
 order and indentation stay as they were.

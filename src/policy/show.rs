@@ -130,12 +130,18 @@ pub fn render(
     if !p.env.set.is_empty() {
         o.section("env.set");
         for (name, v) in &p.env.set {
-            // Values written by the user may be secrets; shipped ones are not.
+            // Values written by the user may be secrets; shipped ones are not, nor is a
+            // keychain reference (it names the secret, `run` looks it up).
             let shown = match &v.origin {
                 Some(Origin::Builtin | Origin::Profile(_)) | None => v
                     .value
                     .expand(vars)
                     .unwrap_or_else(|_| v.value.as_str().to_owned()),
+                _ if crate::secrets::SecretRef::in_env_value(v.value.as_str())
+                    .is_some_and(|r| r.is_ok()) =>
+                {
+                    v.value.as_str().to_owned()
+                }
                 _ => "<hidden>".to_owned(),
             };
             o.line(

@@ -19,6 +19,7 @@ pub const NAMES: &[&str] = &[
     "bpf",
     "perf_event_open",
     "keyctl",
+    "keyring_read",
     "userfaultfd",
     "unshare_mount",
     "clone_newuser",
@@ -46,6 +47,7 @@ pub fn run(name: &str, args: &Value) -> Option<Outcome> {
         "bpf" => bpf(),
         "perf_event_open" => perf_event_open(),
         "keyctl" => keyctl(),
+        "keyring_read" => keyring_read(&text("description")),
         "userfaultfd" => userfaultfd(),
         "unshare_mount" => in_child(unshare_mount),
         "clone_newuser" => clone_newuser(),
@@ -167,6 +169,45 @@ fn keyctl() -> Outcome {
         return Err(os_error("keyctl(KEYCTL_GET_KEYRING_ID)"));
     }
     Ok(format!("user keyring id {id}"))
+}
+
+/// Read another tool's secret from the user keyring (a `user` key with this description): what
+/// `mcp-guard secret set` stores there.
+fn keyring_read(description: &str) -> Outcome {
+    const KEYCTL_SEARCH: libc::c_long = 10;
+    const KEYCTL_READ: libc::c_long = 11;
+    const KEY_SPEC_USER_KEYRING: libc::c_long = -4;
+    let description =
+        std::ffi::CString::new(description).map_err(|_| "a NUL in the description".to_owned())?;
+    // SAFETY: two NUL-terminated strings that outlive the call.
+    let key = unsafe {
+        libc::syscall(
+            libc::SYS_keyctl,
+            KEYCTL_SEARCH,
+            KEY_SPEC_USER_KEYRING,
+            c"user".as_ptr(),
+            description.as_ptr(),
+            0,
+        )
+    };
+    if key < 0 {
+        return Err(os_error("keyctl(KEYCTL_SEARCH)"));
+    }
+    let mut buffer = [0u8; 4096];
+    // SAFETY: the buffer and its length, valid for the call.
+    let n = unsafe {
+        libc::syscall(
+            libc::SYS_keyctl,
+            KEYCTL_READ,
+            key,
+            buffer.as_mut_ptr(),
+            buffer.len(),
+        )
+    };
+    if n < 0 {
+        return Err(os_error("keyctl(KEYCTL_READ)"));
+    }
+    Ok(format!("read {n} bytes of a keyring secret"))
 }
 
 fn userfaultfd() -> Outcome {
