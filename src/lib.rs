@@ -6,6 +6,7 @@
 
 pub mod audit;
 pub mod cli;
+pub mod client;
 pub mod conversation;
 pub mod egress;
 pub mod filter;
@@ -19,4 +20,5 @@ pub mod protocol;
 pub mod relay;
 pub mod sandbox;
 pub mod scan;
+pub mod shell;
 pub mod status;

@@ -24,6 +24,7 @@ pub mod net_broker;
 pub mod netns;
 pub mod network_tier;
 #[cfg(target_os = "linux")]
+pub mod path_search;
 mod privileges;
 pub mod probe;
 pub mod protect;
@@ -264,7 +265,7 @@ pub fn prepare(config: &SandboxConfig, command: &[OsString]) -> Result<Plan, San
         .ok_or_else(|| SandboxError::Setup("no server command given".into()))?;
     let path = std::env::var("PATH").unwrap_or_default();
     let program =
-        exec::resolve_program(first, &path).ok_or_else(|| SandboxError::CommandNotFound {
+        path_search::resolve_program(first, &path).ok_or_else(|| SandboxError::CommandNotFound {
             command: first.clone(),
             path: path.clone(),
         })?;
