@@ -36,14 +36,14 @@ pub fn relative_entries(path_var: &str) -> Vec<String> {
 }
 
 /// Why a bare `name` may not be the file a shell would run here: PATH has relative entries,
-/// which mcp-guard skips. `None` when it has none, or `name` has a `/`.
+/// which mcp-guard skips. `None` when it has none, `name` has a `/`, or it is not found at all
+/// (the not-found error names the skipped entries).
 pub fn skipped_entries_note(name: &str, path_var: &str) -> Option<String> {
     let skipped = relative_entries(path_var);
     if skipped.is_empty() || name.contains('/') {
         return None;
     }
-    let found = resolve_program(name, path_var)
-        .map_or("not found".to_owned(), |p| p.display().to_string());
+    let found = resolve_program(name, path_var)?.display().to_string();
     Some(format!(
         "PATH entries {} are relative and never searched (what they name depends on the current \
          directory): `{name}` is {found}, the file both the launch allowlist and the sandbox use; \
@@ -80,6 +80,7 @@ mod tests {
         assert!(note.contains("/bin/sh"), "{note}");
         assert_eq!(skipped_entries_note("sh", "/usr/bin:/bin"), None);
         assert_eq!(skipped_entries_note("./sh", ".:/usr/bin"), None);
+        assert_eq!(skipped_entries_note("no-such-command-xyz", ".:/usr/bin"), None);
     }
 
 }

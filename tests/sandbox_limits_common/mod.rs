@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 #[path = "../support/mod.rs"]
 pub mod support;
 
+// Not every test that includes this module looks at replies.
+#[allow(unused_imports)]
 pub use support::mcp::{Reply, Session};
 
 pub fn hostile() -> Command {
