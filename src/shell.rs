@@ -24,7 +24,14 @@ mod tests {
 
     #[test]
     fn join_round_trips_through_a_shell_split() {
-        let words = ["node", "/srv/my server.js", "it's", "", "--root=/x", "$HOME"];
+        let words = [
+            "node",
+            "/srv/my server.js",
+            "it's",
+            "",
+            "--root=/x",
+            "$HOME",
+        ];
         let line = join(words);
         assert_eq!(shlex::split(&line), Some(words.map(str::to_owned).to_vec()));
         assert_eq!(quote_word("plain/path-1.2"), "plain/path-1.2");

@@ -53,17 +53,18 @@ fn a_dot_path_entry_is_skipped_with_a_message_and_the_allowlist_judges_what_runs
     let dir = tempfile::tempdir().expect("tempdir");
     let marker = dir.path().join("decoy-ran");
     let decoy = dir.path().join("ls");
-    std::fs::write(
-        &decoy,
-        format!("#!/bin/sh\ntouch {}\n", marker.display()),
-    )
-    .expect("write decoy");
+    std::fs::write(&decoy, format!("#!/bin/sh\ntouch {}\n", marker.display()))
+        .expect("write decoy");
     std::fs::set_permissions(&decoy, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     let real = ["/usr/bin/ls", "/bin/ls"]
         .into_iter()
         .find(|p| std::path::Path::new(p).exists())
         .expect("an ls binary");
-    let real_dir = std::path::Path::new(real).parent().unwrap().display().to_string();
+    let real_dir = std::path::Path::new(real)
+        .parent()
+        .unwrap()
+        .display()
+        .to_string();
     let run = |policy: &str| {
         let file = dir.path().join("p.toml");
         std::fs::write(&file, policy).expect("write policy");
@@ -85,13 +86,19 @@ fn a_dot_path_entry_is_skipped_with_a_message_and_the_allowlist_judges_what_runs
     let stderr = String::from_utf8_lossy(&denied.stderr);
     assert_eq!(denied.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("refuses to launch"), "{stderr}");
-    assert!(stderr.contains(r#"PATH entries "." are relative and never searched"#), "{stderr}");
+    assert!(
+        stderr.contains(r#"PATH entries "." are relative and never searched"#),
+        "{stderr}"
+    );
     assert!(!marker.exists(), "the decoy ran");
 
     // Allowed, the real ls runs (never the decoy), and the skipped entry is named.
     let allowed = run("version = 1\n[launch]\nallow = [\"ls\"]\n");
     let stderr = String::from_utf8_lossy(&allowed.stderr);
-    assert!(stderr.contains(r#"PATH entries "." are relative"#), "{stderr}");
+    assert!(
+        stderr.contains(r#"PATH entries "." are relative"#),
+        "{stderr}"
+    );
     assert!(stderr.contains(&format!("`ls` is {real}")), "{stderr}");
     assert!(!marker.exists(), "the decoy ran: {stderr}");
 }

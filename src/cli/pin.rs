@@ -10,14 +10,14 @@ use std::time::Duration;
 use anyhow::Context;
 
 use super::run::RunArgs;
+use crate::client::Launch;
 use crate::pin::collect::snapshot;
 use crate::pin::diff::{diff, render};
-use crate::shell;
 use crate::pin::identity::{identify, ServerId};
 use crate::pin::{store, Kind, Lockfile, PinGuard};
 use crate::policy::model::{InjectionMode, PinMode};
 use crate::policy::EffectivePolicy;
-use crate::client::Launch;
+use crate::shell;
 
 const DEFAULT_FILE: &str = "mcp-guard.pin.json";
 

@@ -26,6 +26,8 @@ pub enum ClientError {
     },
     #[error("cannot write to the server (it exited?): {0}")]
     Write(std::io::Error),
-    #[error("{method}: the server was still paginating after {pages} pages; mcp-guard stops there")]
+    #[error(
+        "{method}: the server was still paginating after {pages} pages; mcp-guard stops there"
+    )]
     EndlessPages { method: String, pages: usize },
 }

@@ -13,9 +13,7 @@ pub fn declared_capabilities() -> Value {
 /// us: no roots, and sampling and elicitation declined (there is no model or user to ask).
 pub fn answer(id: &Value, method: &str) -> Value {
     let result = |r: Value| json!({"jsonrpc": "2.0", "id": id, "result": r});
-    let error = |code: i64, m: &str| {
-        json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": m}})
-    };
+    let error = |code: i64, m: &str| json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": m}});
     match method {
         "ping" => result(json!({})),
         "roots/list" => result(json!({"roots": []})),

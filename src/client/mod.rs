@@ -80,7 +80,11 @@ pub struct Client {
 impl Client {
     /// Start `command` (a guard around a server, or a server alone) with its stdin and stdout
     /// piped to us; each answer is awaited for `timeout`.
-    pub fn spawn(command: Command, stderr: Stderr, timeout: Duration) -> Result<Client, ClientError> {
+    pub fn spawn(
+        command: Command,
+        stderr: Stderr,
+        timeout: Duration,
+    ) -> Result<Client, ClientError> {
         Ok(Client {
             process: process::Process::spawn(command, stderr)?,
             next_id: 0,
@@ -251,7 +255,8 @@ impl Client {
     }
 
     fn note_garbage(&mut self, line: &[u8]) {
-        self.garbage.push(String::from_utf8_lossy(line).into_owned());
+        self.garbage
+            .push(String::from_utf8_lossy(line).into_owned());
     }
 
     fn send(&mut self, message: &Value) -> Result<(), ClientError> {

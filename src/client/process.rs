@@ -137,7 +137,11 @@ impl Process {
     pub fn stderr_text(&self) -> String {
         self.stderr
             .as_ref()
-            .and_then(|s| s.lock().ok().map(|s| String::from_utf8_lossy(&s).into_owned()))
+            .and_then(|s| {
+                s.lock()
+                    .ok()
+                    .map(|s| String::from_utf8_lossy(&s).into_owned())
+            })
             .unwrap_or_default()
     }
 

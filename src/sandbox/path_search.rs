@@ -80,7 +80,9 @@ mod tests {
         assert!(note.contains("/bin/sh"), "{note}");
         assert_eq!(skipped_entries_note("sh", "/usr/bin:/bin"), None);
         assert_eq!(skipped_entries_note("./sh", ".:/usr/bin"), None);
-        assert_eq!(skipped_entries_note("no-such-command-xyz", ".:/usr/bin"), None);
+        assert_eq!(
+            skipped_entries_note("no-such-command-xyz", ".:/usr/bin"),
+            None
+        );
     }
-
 }
