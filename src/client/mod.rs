@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 pub use error::ClientError;
-pub use host_answers::declared_capabilities;
 pub use process::Stderr;
 
 /// The protocol version the client asks for (the server may answer with another).
@@ -115,7 +114,7 @@ impl Client {
             "initialize",
             json!({
                 "protocolVersion": PROTOCOL_VERSION,
-                "capabilities": declared_capabilities(),
+                "capabilities": host_answers::declared_capabilities(),
                 "clientInfo": {"name": client_name, "version": env!("CARGO_PKG_VERSION")},
             }),
         )?;
