@@ -6,6 +6,7 @@
 
 pub mod audit;
 pub mod cli;
+pub mod client;
 pub mod conversation;
 pub mod egress;
 pub mod filter;
@@ -20,4 +21,5 @@ pub mod relay;
 pub mod sandbox;
 pub mod scan;
 pub mod secrets;
+pub mod shell;
 pub mod status;

@@ -14,10 +14,12 @@
 #[path = "support/users.rs"]
 mod users;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
+use mcp_guard::client::{Client, ClientError, Stderr};
 use serde_json::{json, Value};
 use users::{identities, Identity};
 
@@ -98,53 +100,29 @@ fn guard(who: &Identity, dirs: &Dirs, args: &[&str]) -> Command {
     cmd
 }
 
-/// initialize, then one tools/call; returns (initialize result, call result, stderr).
-fn mcp_exchange(mut cmd: Command, tool: &str, arguments: Value) -> (Value, Value, String) {
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn mcp-guard");
-    let mut stdin = child.stdin.take().expect("stdin");
-    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
-    let mut send = |v: Value| {
-        let _ = writeln!(stdin, "{v}");
-    };
-    send(
-        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-        "protocolVersion": "2025-06-18", "capabilities": {},
-        "clientInfo": {"name": "package-store-test", "version": "1"}}}),
-    );
-    let mut read = |id: u64| -> Value {
-        let mut line = String::new();
-        loop {
-            line.clear();
-            if stdout.read_line(&mut line).unwrap_or(0) == 0 {
-                return Value::Null;
-            }
-            if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                if v["id"] == id {
-                    return v;
-                }
-            }
+/// initialize, then one tools/call, with mcp-guard's own client; returns both answers as
+/// JSON-RPC replies (`{"result": …}`, `{"error": …}`, or the client's error when none came) and
+/// the guard's stderr.
+fn mcp_exchange(cmd: Command, tool: &str, arguments: Value) -> (Value, Value, String) {
+    let reply = |answer: Result<Value, ClientError>| match answer {
+        Ok(result) => json!({ "result": result }),
+        Err(ClientError::Rpc { code, message, .. }) => {
+            json!({"error": {"code": code, "message": message}})
         }
+        Err(other) => json!({ "no answer": other.to_string() }),
     };
-    let init = read(1);
-    let mut call = Value::Null;
-    if !init.is_null() {
-        send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
-        send(json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
-            "params": {"name": tool, "arguments": arguments}}));
-        call = read(2);
-    }
-    drop(stdin);
-    let out = child.wait_with_output().expect("wait");
-    (
-        init,
-        call,
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    // The first start downloads the server before it can answer.
+    let mut client = match Client::spawn(cmd, Stderr::Capture, Duration::from_secs(300)) {
+        Ok(client) => client,
+        Err(e) => return (reply(Err(e)), Value::Null, String::new()),
+    };
+    let init = client.initialize("package-store-test");
+    let call = match &init {
+        Ok(_) => reply(client.call_tool(tool, arguments)),
+        Err(_) => Value::Null,
+    };
+    let finished = client.finish(Duration::from_secs(30));
+    (reply(init), call, finished.stderr)
 }
 
 struct Case {

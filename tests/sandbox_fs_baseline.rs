@@ -6,8 +6,7 @@
 mod harness;
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
 use mcp_guard::sandbox::{Layer, SandboxConfig};
 
@@ -55,29 +54,9 @@ fn starts_under_the_guard(command: &[&str], needs: PathBuf) {
         .args(["-q", "run", "--"])
         .args(command)
         .current_dir(env!("CARGO_MANIFEST_DIR"));
-    let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"0"}}}"#;
-    let mut child = guard
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn the guard");
-    let mut stdin = child.stdin.take().expect("stdin");
-    std::io::Write::write_all(&mut stdin, format!("{init}\n").as_bytes()).expect("write");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line);
-        let _ = tx.send(line);
-    });
-    let line = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_default();
-    drop(stdin);
-    let _ = child.kill();
-    let _ = child.wait();
-    assert!(
-        line.contains("\"result\"") && line.contains("\"id\":1"),
-        "{command:?} did not start under the guard: {line:?}"
-    );
+    if let Err(e) = harness::support::mcp::Session::try_start(guard) {
+        panic!("{command:?} did not start under the guard: {e}");
+    }
 }
 
 #[test]

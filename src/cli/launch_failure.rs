@@ -54,8 +54,7 @@ impl LaunchFailure {
                 },
             };
         }
-        let not_executable = std::env::split_paths(path_var)
-            .filter(|dir| dir.is_absolute())
+        let not_executable = crate::sandbox::path_search::searched_dirs(path_var)
             .map(|dir| dir.join(command))
             .find(|p| p.is_file());
         match not_executable {
@@ -67,8 +66,9 @@ impl LaunchFailure {
             None => Self {
                 status: NOT_FOUND,
                 reason: format!(
-                    "command not found: `{command}` (searched PATH={path_var}); install it, or give \
-                     its absolute path"
+                    "command not found: `{command}` (searched PATH={path_var}{}); install it, or \
+                     give its absolute path",
+                    relative_note(path_var)
                 ),
             },
         }
@@ -80,6 +80,18 @@ impl LaunchFailure {
         answer_pending_requests(&self.reason);
         ExitCode::from(self.status)
     }
+}
+
+/// `; relative entries ".", "bin" are never searched` when PATH has some.
+fn relative_note(path_var: &str) -> String {
+    let skipped = crate::sandbox::path_search::relative_entries(path_var);
+    if skipped.is_empty() {
+        return String::new();
+    }
+    format!(
+        "; relative entries {} are never searched: write them as absolute paths",
+        skipped.join(", ")
+    )
 }
 
 /// Answer every request the host sends in the next moments with an error: a host waiting on

@@ -10,14 +10,14 @@ use std::time::Duration;
 use anyhow::Context;
 
 use super::run::RunArgs;
+use crate::client::Launch;
 use crate::pin::collect::snapshot;
 use crate::pin::diff::{diff, render};
-use crate::pin::guard::shell_word;
 use crate::pin::identity::{identify, ServerId};
 use crate::pin::{store, Kind, Lockfile, PinGuard};
 use crate::policy::model::{InjectionMode, PinMode};
 use crate::policy::EffectivePolicy;
-use crate::scan::client::Launch;
+use crate::shell;
 
 const DEFAULT_FILE: &str = "mcp-guard.pin.json";
 
@@ -181,7 +181,7 @@ fn find_pin(server: Option<&str>, command: &[OsString]) -> anyhow::Result<(Strin
                 anyhow::bail!(
                     "`{}` has not been pinned yet (id {}): it is pinned the first time it runs \
                      under `mcp-guard run`",
-                    join_words(&server.command),
+                    shell::join(&server.command),
                     server.id
                 );
             }
@@ -190,14 +190,6 @@ fn find_pin(server: Option<&str>, command: &[OsString]) -> anyhow::Result<(Strin
     };
     let path = store::pin_path(&dir, &id);
     Ok((id, path))
-}
-
-fn join_words(words: &[String]) -> String {
-    words
-        .iter()
-        .map(|a| shell_word(a))
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// `server-everything 2.0.0`.
@@ -238,7 +230,7 @@ fn status() -> anyhow::Result<ExitCode> {
                 continue;
             }
         };
-        super::output::println(&format!("{id}  {}", join_words(&lock.command)))?;
+        super::output::println(&format!("{id}  {}", shell::join(&lock.command)))?;
         // Only the kinds the host has listed are pinned (an unlisted kind pins on first use).
         let counts = counts(&lock, |k| lock.items.contains_key(&k));
         super::output::println(&format!(
@@ -467,12 +459,8 @@ fn pin(output: &Path, update: bool, launch: &LaunchArgs) -> anyhow::Result<ExitC
     ))?;
     super::output::println(&format!(
         "use it with: mcp-guard run --pin {} -- {}",
-        shell_word(&output.display().to_string()),
-        lock.command
-            .iter()
-            .map(|a| shell_word(a))
-            .collect::<Vec<_>>()
-            .join(" ")
+        shell::quote_word(&output.display().to_string()),
+        shell::join(&lock.command)
     ))?;
     Ok(ExitCode::SUCCESS)
 }
@@ -488,12 +476,8 @@ fn pin_diff(file: &Path, launch: &LaunchArgs) -> anyhow::Result<ExitCode> {
     }
     super::output::println(&format!(
         "re-approve with: mcp-guard pin --update -o {} -- {}",
-        shell_word(&file.display().to_string()),
-        now.command
-            .iter()
-            .map(|a| shell_word(a))
-            .collect::<Vec<_>>()
-            .join(" ")
+        shell::quote_word(&file.display().to_string()),
+        shell::join(&now.command)
     ))?;
     Ok(ExitCode::from(1))
 }

@@ -114,10 +114,11 @@ fn init(args: InitArgs) -> anyhow::Result<ExitCode> {
     let starter = Starter::for_command(&ServerCommand::new(&args.command));
     // Start the server with the very policy the file will hold (minus the item lists), so the
     // written file is known to start it.
-    let first = TempPolicy::write(&render(&starter, None))?;
+    let first = TempPolicy::write(&render(&starter, None))
+        .context("cannot write the starter policy to a temporary file")?;
     let guard = std::env::current_exe().context("cannot find the mcp-guard executable")?;
     let quiet = !tracing::enabled!(tracing::Level::DEBUG);
-    let inventory = discover(&guard, &first.path, &args.command, quiet).with_context(|| {
+    let inventory = discover(&guard, first.path(), &args.command, quiet).with_context(|| {
         format!(
             "cannot inspect the server under the starter policy (base profile `{}`); if it needs \
              more to start, run it with `mcp-guard run --profile {} [--allow-read ...] -- ...` to \

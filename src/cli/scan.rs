@@ -49,8 +49,12 @@ pub struct ScanArgs {
 }
 
 pub fn execute(args: ScanArgs) -> anyhow::Result<ExitCode> {
-    let dir = tempfile_dir()?;
-    let audit_log = dir.join("audit.jsonl");
+    // A private (0700) directory for the scan's audit log, removed on return.
+    let dir = tempfile::Builder::new()
+        .prefix("mcp-guard-scan-")
+        .tempdir()
+        .context("cannot create a temporary directory for the scan's audit log")?;
+    let audit_log = dir.path().join("audit.jsonl");
     let mut launch_args = args.launch.clone();
     let options = &mut launch_args.options;
     if options.policy.is_none() && options.profile.is_none() {
@@ -65,7 +69,7 @@ pub fn execute(args: ScanArgs) -> anyhow::Result<ExitCode> {
     ];
     let launch = launch_args.launch(&extra);
     let result = crate::scan::scan(&launch, &audit_log, args.call_tools);
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(dir);
     let result = result.context("cannot scan the server")?;
     let command: Vec<String> = args
         .launch
@@ -100,19 +104,4 @@ pub fn execute(args: ScanArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
-}
-
-/// A private temporary directory for the scan's audit log.
-fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
-    use std::os::unix::fs::DirBuilderExt;
-    let base = std::env::temp_dir();
-    for n in 0..100u32 {
-        let dir = base.join(format!("mcp-guard-scan-{}-{n}", std::process::id()));
-        match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
-            Ok(()) => return Ok(dir),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(e).context("cannot create a temporary directory"),
-        }
-    }
-    anyhow::bail!("cannot create a temporary directory in {}", base.display())
 }

@@ -4,7 +4,6 @@
 use std::path::PathBuf;
 
 use super::status::{PinState, ServerStatus};
-use crate::pin::guard::shell_word;
 use crate::status::last_session::SessionSummary;
 
 /// Per host config, per entry: a line saying whether it is guarded, then its details.
@@ -28,8 +27,7 @@ pub(super) fn render(servers: &[ServerStatus], log: Option<&PathBuf>) -> String 
         let profile = s.profile.as_deref().unwrap_or("from its policy");
         out += &format!("  {}{scope}: guarded, profile {profile}\n", s.name);
         if let Some(command) = &s.command {
-            let words: Vec<String> = command.iter().map(|w| shell_word(w)).collect();
-            out += &format!("    command: {}\n", words.join(" "));
+            out += &format!("    command: {}\n", crate::shell::join(command));
         }
         if let Some(pin) = &s.pin {
             out += &format!("    pin: {}\n", describe_pin(pin));

@@ -106,7 +106,7 @@ pub(super) fn option_value<'a>(
 /// The canonical path of `name` on PATH.
 pub fn find_on_path(name: &str) -> Option<PathBuf> {
     let path = std::env::var("PATH").unwrap_or_default();
-    crate::sandbox::exec::resolve_program(name, &path)
+    crate::sandbox::path_search::resolve_program(name, &path)
 }
 
 /// A registry package spec `NAME[@VERSION]` (`@scope/name@1.2`): name and version.

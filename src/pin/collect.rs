@@ -5,11 +5,11 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::lockfile::{Kind, Lockfile, ServerIdentity, FORMAT_VERSION};
-use crate::scan::client::{Client, ClientError, Launch};
+use crate::client::{ClientError, Launch};
 
 /// Start the server, initialise, list everything its capabilities announce, stop it.
 pub fn snapshot(launch: &Launch) -> Result<Lockfile, ClientError> {
-    let mut client = Client::start(launch)?;
+    let mut client = launch.start()?;
     let result = (|| {
         let init = client.initialize("mcp-guard-pin")?;
         let info = init.get("serverInfo");
@@ -42,7 +42,7 @@ pub fn snapshot(launch: &Launch) -> Result<Lockfile, ClientError> {
             if caps.and_then(|c| c.get(cap)).is_none() {
                 continue;
             }
-            match client.list_all(kind) {
+            match client.list_all(kind.list_method(), kind.result_member()) {
                 Ok(items) => {
                     lock.items.entry(kind).or_default();
                     for item in items {

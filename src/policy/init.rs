@@ -9,27 +9,19 @@
 //! those by name: anything else is refused.
 
 use std::ffi::OsString;
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::time::{Duration, Instant};
-
-use anyhow::{anyhow, bail, Context};
-use serde_json::{json, Value};
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
 
 use super::resolve::ServerCommand;
+use crate::client::{Client, ClientError, Stderr};
 
-/// The protocol version `init` asks for.
-pub const PROTOCOL_VERSION: &str = "2025-06-18";
 /// `initialize` may wait for a package runner to download the server.
 const INITIALIZE_TIMEOUT: Duration = Duration::from_secs(180);
 const LIST_TIMEOUT: Duration = Duration::from_secs(30);
 /// After listing, how long to wait for `list_changed` notifications, and how many rounds.
 const SETTLE: Duration = Duration::from_millis(1000);
 const MAX_RELISTS: usize = 3;
-/// A server whose cursors never end is cut off here.
-const MAX_PAGES: usize = 1000;
 /// After stdin closes, how long the guard gets to stop the server (its own grace is 5 s, then
 /// SIGTERM, then 5 s more).
 const EXIT_WAIT: Duration = Duration::from_secs(15);
@@ -193,26 +185,10 @@ fn list(items: &[String]) -> String {
     out
 }
 
-fn shell_words(argv: &[String]) -> String {
-    argv.iter()
-        .map(|a| {
-            if !a.is_empty()
-                && a.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_./=:@%+,".contains(c))
-            {
-                a.clone()
-            } else {
-                format!("'{}'", a.replace('\'', r"'\''"))
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 /// The starter policy; without an inventory (the file the server is first started with), no
 /// item sections.
 pub fn render(starter: &Starter, inventory: Option<&Inventory>) -> String {
-    let cmd = shell_words(&starter.command);
+    let cmd = crate::shell::join(&starter.command);
     let mut t = String::new();
     t.push_str(&format!(
         "# Starter policy for `{cmd}`, written by `mcp-guard policy init`.\n"
@@ -334,216 +310,25 @@ pub fn render(starter: &Starter, inventory: Option<&Inventory>) -> String {
 // -------------------------------------------------------------------------------------------------
 // Talking to the server
 
-/// A JSON-RPC session with `mcp-guard run ... -- CMD` over its stdio.
-struct Session {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    lines: Receiver<String>,
-    next_id: u64,
-    /// `notifications/tools/list_changed` and the like, as they arrive.
-    changed: Vec<String>,
-}
-
-impl Session {
-    fn start(
-        guard: &Path,
-        policy: &Path,
-        command: &[OsString],
-        quiet: bool,
-    ) -> anyhow::Result<Session> {
-        let mut cmd = Command::new(guard);
-        if quiet {
-            cmd.arg("--quiet");
-        }
-        // A probe, not the host: it must see everything and pin nothing on first use.
-        cmd.arg("run")
-            .arg("--no-pin")
-            .arg("--policy")
-            .arg(policy)
-            .arg("--")
-            .args(command)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        let mut child = cmd
-            .spawn()
-            .with_context(|| format!("cannot start {}", guard.display()))?;
-        let stdin = child.stdin.take();
-        let stdout = child
-            .stdout
-            .take()
-            .ok_or_else(|| anyhow!("no stdout pipe to the server"))?;
-        let (tx, lines) = mpsc::channel();
-        // A thread per pipe: std has no read with a timeout.
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Ok(Session {
-            child,
-            stdin,
-            lines,
-            next_id: 1,
-            changed: Vec::new(),
-        })
-    }
-
-    fn send(&mut self, message: &Value) -> anyhow::Result<()> {
-        let stdin = self
-            .stdin
-            .as_mut()
-            .ok_or_else(|| anyhow!("the server's stdin is closed"))?;
-        let mut line = message.to_string();
-        line.push('\n');
-        stdin
-            .write_all(line.as_bytes())
-            .and_then(|()| stdin.flush())
-            .context("cannot write to the server (it exited?)")
-    }
-
-    /// Sends a request and waits for its result.
-    fn request(&mut self, method: &str, params: Value, timeout: Duration) -> anyhow::Result<Value> {
-        let id = self.next_id;
-        self.next_id += 1;
-        self.send(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}))?;
-        self.receive(Some((id, method)), timeout)?
-            .ok_or_else(|| anyhow!("the server did not answer {method} within {timeout:?}"))
-    }
-
-    /// Reads messages until the answer to `request` (then its result), or for `timeout` when
-    /// there is none (then `None`). Meanwhile answers the server's requests and notes its
-    /// `notifications/*/list_changed`.
-    fn receive(
-        &mut self,
-        request: Option<(u64, &str)>,
-        timeout: Duration,
-    ) -> anyhow::Result<Option<Value>> {
-        let deadline = Instant::now() + timeout;
-        let what = request.map_or("", |(_, m)| m);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = match self.lines.recv_timeout(left) {
-                Ok(line) => line,
-                Err(RecvTimeoutError::Timeout) => return Ok(None),
-                Err(RecvTimeoutError::Disconnected) => {
-                    let status = self
-                        .child
-                        .wait()
-                        .map(|s| s.to_string())
-                        .unwrap_or_else(|e| e.to_string());
-                    bail!("the server exited while mcp-guard waited for {what} ({status}); see its messages above")
-                }
-            };
-            let Ok(message) = serde_json::from_str::<Value>(&line) else {
-                continue;
-            };
-            if let Some(method) = message.get("method").and_then(Value::as_str) {
-                match message.get("id") {
-                    // A request from the server: ping and roots/list (no roots) are answered,
-                    // anything else refused.
-                    Some(req_id) => {
-                        let answer = match method {
-                            "ping" => json!({"jsonrpc": "2.0", "id": req_id, "result": {}}),
-                            "roots/list" => {
-                                json!({"jsonrpc": "2.0", "id": req_id, "result": {"roots": []}})
-                            }
-                            _ => json!({"jsonrpc": "2.0", "id": req_id,
-                                "error": {"code": -32601, "message": "not supported by mcp-guard policy init"}}),
-                        };
-                        self.send(&answer)?;
-                    }
-                    None if method.ends_with("/list_changed") => {
-                        self.changed.push(method.to_owned());
-                    }
-                    None => {}
-                }
-            } else if let Some((id, method)) = request {
-                if message.get("id") == Some(&json!(id)) {
-                    if let Some(error) = message.get("error") {
-                        bail!("the server answered {method} with an error: {error}");
-                    }
-                    return Ok(Some(message.get("result").cloned().unwrap_or(Value::Null)));
-                }
-            }
-        }
-    }
-
-    /// Every page of a list method; `field` is the array in each result, `key` the item's name.
-    fn list_all(&mut self, method: &str, field: &str, key: &str) -> anyhow::Result<Vec<String>> {
-        let mut items = Vec::new();
-        let mut cursor: Option<Value> = None;
-        for _ in 0..MAX_PAGES {
-            let params = match &cursor {
-                Some(c) => json!({"cursor": c}),
-                None => json!({}),
-            };
-            let result = self.request(method, params, LIST_TIMEOUT)?;
-            for item in result[field].as_array().into_iter().flatten() {
-                if let Some(name) = item[key].as_str() {
-                    items.push(name.to_owned());
-                }
-            }
-            match result.get("nextCursor") {
-                Some(c) if !c.is_null() && c != "" => cursor = Some(c.clone()),
-                _ => {
-                    items.sort();
-                    items.dedup();
-                    return Ok(items);
-                }
-            }
-        }
-        bail!("{method}: the server was still paginating after {MAX_PAGES} pages")
-    }
-
-    /// Closes stdin (the guard then stops the server) and waits; kills after `EXIT_WAIT`.
-    fn finish(mut self) {
-        self.stdin = None;
-        let deadline = Instant::now() + EXIT_WAIT;
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Session {
-    fn drop(&mut self) {
-        // An error path: do not leave the guard (and its server) behind.
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-/// Starts `command` under `guard run --policy policy`, initializes and lists everything.
+/// Starts `command` under `guard run --no-pin --policy policy`, initializes and lists everything.
 pub fn discover(
     guard: &Path,
     policy: &Path,
     command: &[OsString],
     quiet: bool,
-) -> anyhow::Result<Inventory> {
-    let mut s = Session::start(guard, policy, command, quiet)?;
-    let init = s.request(
-        "initialize",
-        json!({
-            "protocolVersion": PROTOCOL_VERSION,
-            // Like a full host: some servers only offer the tools that use these (sampling,
-            // elicitation) when the client announces them.
-            "capabilities": {"roots": {"listChanged": false}, "sampling": {}, "elicitation": {}},
-            "clientInfo": {"name": "mcp-guard policy init", "version": env!("CARGO_PKG_VERSION")},
-        }),
-        INITIALIZE_TIMEOUT,
-    )?;
-    s.send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))?;
+) -> Result<Inventory, ClientError> {
+    let mut run = std::process::Command::new(guard);
+    if quiet {
+        run.arg("--quiet");
+    }
+    // A probe, not the host: it must see everything and pin nothing on first use.
+    run.args(["run", "--no-pin", "--policy"])
+        .arg(policy)
+        .arg("--")
+        .args(command);
+    let mut client = Client::spawn(run, Stderr::Inherit, INITIALIZE_TIMEOUT)?;
+    let init = client.initialize("mcp-guard policy init")?;
+    client.set_timeout(LIST_TIMEOUT);
     let caps = &init["capabilities"];
     let info = &init["serverInfo"];
     let mut inv = Inventory {
@@ -564,23 +349,25 @@ pub fn discover(
                 continue;
             }
             match *feature {
-                "tools" => inv.tools = Some(s.list_all("tools/list", "tools", "name")?),
-                "prompts" => inv.prompts = Some(s.list_all("prompts/list", "prompts", "name")?),
+                "tools" => inv.tools = Some(names(&mut client, "tools/list", "tools", "name")?),
+                "prompts" => {
+                    inv.prompts = Some(names(&mut client, "prompts/list", "prompts", "name")?)
+                }
                 _ => {
-                    inv.resources = Some(s.list_all("resources/list", "resources", "uri")?);
+                    inv.resources = Some(names(&mut client, "resources/list", "resources", "uri")?);
                     // Templates are optional even for servers with resources.
-                    inv.templates = s
-                        .list_all(
-                            "resources/templates/list",
-                            "resourceTemplates",
-                            "uriTemplate",
-                        )
-                        .ok();
+                    inv.templates = names(
+                        &mut client,
+                        "resources/templates/list",
+                        "resourceTemplates",
+                        "uriTemplate",
+                    )
+                    .ok();
                 }
             }
         }
-        s.receive(None, SETTLE)?;
-        let changed = std::mem::take(&mut s.changed);
+        client.listen(SETTLE)?;
+        let changed = client.take_list_changed();
         wanted = ["tools", "prompts", "resources"]
             .into_iter()
             .filter(|f| {
@@ -593,52 +380,45 @@ pub fn discover(
             break;
         }
     }
-    s.finish();
+    client.finish(EXIT_WAIT);
     Ok(inv)
 }
 
-/// A file in the temp directory, removed on drop.
+/// The sorted `key` of every item a list method returns.
+fn names(
+    client: &mut Client,
+    method: &str,
+    member: &str,
+    key: &str,
+) -> Result<Vec<String>, ClientError> {
+    let mut names: Vec<String> = client
+        .list_all(method, member)?
+        .iter()
+        .filter_map(|item| item[key].as_str().map(str::to_owned))
+        .collect();
+    names.sort();
+    names.dedup();
+    Ok(names)
+}
+
+/// The starter policy, in a private temporary file (mode 0600, removed on drop).
 pub struct TempPolicy {
-    pub path: PathBuf,
+    file: tempfile::NamedTempFile,
 }
 
 impl TempPolicy {
-    pub fn write(text: &str) -> anyhow::Result<TempPolicy> {
-        use std::os::unix::fs::OpenOptionsExt;
-        let dir = std::env::temp_dir();
-        for attempt in 0..16u32 {
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.subsec_nanos())
-                .unwrap_or(0);
-            let path = dir.join(format!(
-                "mcp-guard-init-{}-{nanos:x}-{attempt}.toml",
-                std::process::id()
-            ));
-            let file = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&path);
-            match file {
-                Ok(mut f) => {
-                    f.write_all(text.as_bytes())
-                        .with_context(|| format!("cannot write {}", path.display()))?;
-                    return Ok(TempPolicy { path });
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-                Err(e) => {
-                    return Err(e).with_context(|| format!("cannot create {}", path.display()))
-                }
-            }
-        }
-        bail!("cannot create a temporary policy file in {}", dir.display())
+    pub fn write(text: &str) -> std::io::Result<TempPolicy> {
+        let mut file = tempfile::Builder::new()
+            .prefix("mcp-guard-init-")
+            .suffix(".toml")
+            .tempfile()?;
+        file.write_all(text.as_bytes())?;
+        file.flush()?;
+        Ok(TempPolicy { file })
     }
-}
 
-impl Drop for TempPolicy {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+    pub fn path(&self) -> &Path {
+        self.file.path()
     }
 }
 
@@ -657,7 +437,7 @@ mod tests {
     fn inventory() -> Inventory {
         Inventory {
             server: "demo 1.0".into(),
-            protocol_version: PROTOCOL_VERSION.into(),
+            protocol_version: crate::client::PROTOCOL_VERSION.into(),
             tools: Some(vec!["echo".into(), "weird*name".into()]),
             prompts: Some(vec![]),
             resources: Some(vec!["Demo://r/static/a.md".into()]),

@@ -113,12 +113,11 @@ pub fn create_dirs(dirs: &[PathBuf]) -> std::io::Result<()> {
     Ok(())
 }
 
-/// The program `name` names, found exactly as the sandbox will find it to run it
-/// (`sandbox::exec::resolve_program`: relative PATH entries are never searched), so the launch
-/// allowlist judges the same binary that runs.
+/// The program `name` names, found with the sandbox's own PATH search
+/// ([`crate::sandbox::path_search`]), so the launch allowlist judges the same binary that runs.
 fn find_program(name: &str) -> Option<PathBuf> {
     let path = std::env::var("PATH").unwrap_or_default();
-    crate::sandbox::exec::resolve_program(name, &path)
+    crate::sandbox::path_search::resolve_program(name, &path)
 }
 
 impl EffectivePolicy {
@@ -239,7 +238,16 @@ impl EffectivePolicy {
         let vars = &vars.with_server_dir(command.and_then(ServerCommand::server_dir));
         let mut warnings = Vec::new();
         if let Some(cmd) = command {
-            self.check_launch(cmd, vars)?;
+            let path = std::env::var("PATH").unwrap_or_default();
+            let first = cmd.argv.first().map_or("", String::as_str);
+            let note = crate::sandbox::path_search::skipped_entries_note(first, &path);
+            self.check_launch(cmd, vars).map_err(|e| match (e, &note) {
+                (PolicyError::LaunchRefused(why), Some(note)) => {
+                    PolicyError::LaunchRefused(format!("{why}. Note: {note}"))
+                }
+                (e, _) => e,
+            })?;
+            warnings.extend(note);
         }
 
         let fs = self.resolve_fs(vars, command, &mut warnings)?;

@@ -264,7 +264,7 @@ mod tests {
 
     #[test]
     fn grants_never_include_bin_directories() {
-        let Some(env) = super::super::exec::resolve_program("env", "/usr/bin:/bin") else {
+        let Some(env) = super::super::path_search::resolve_program("env", "/usr/bin:/bin") else {
             return;
         };
         let chain = ExecChain::resolve(&env, "/usr/bin:/bin");

@@ -213,16 +213,10 @@ fn held_by_someone(dir: &Path) -> bool {
     }
 }
 
-/// Unpredictable enough for a directory name (creation is exclusive anyway).
+/// Unpredictable, for a directory name (creation is exclusive anyway). Should the OS have no
+/// randomness to give, the retry loop's exclusive creation still keeps names apart.
 fn random_u64() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
-    hasher.finish()
+    getrandom::u64().unwrap_or_else(|_| u64::from(std::process::id()))
 }
 
 #[cfg(test)]

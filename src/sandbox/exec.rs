@@ -9,6 +9,8 @@ use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use super::path_search::resolve_program;
+
 /// How deep `#!` interpreters may nest (the kernel's own limit is 4 for binfmt_script).
 const MAX_CHAIN: usize = 5;
 
@@ -80,25 +82,6 @@ impl ExecChain {
     pub fn executables(&self) -> impl Iterator<Item = &ExecLink> {
         self.links.iter()
     }
-}
-
-/// Search `path_var` for an executable `name`; a name with a `/` is taken relative to the CWD.
-pub fn resolve_program(name: &str, path_var: &str) -> Option<PathBuf> {
-    if name.contains('/') {
-        let p = std::path::absolute(name).ok()?;
-        return is_executable(&p).then_some(p);
-    }
-    std::env::split_paths(path_var)
-        .filter(|dir| dir.is_absolute())
-        .map(|dir| dir.join(name))
-        .find(|p| is_executable(p))
-}
-
-fn is_executable(path: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    path.metadata()
-        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        .unwrap_or(false)
 }
 
 /// The first 256 bytes: the kernel reads at most that much of a `#!` line.
@@ -229,13 +212,5 @@ mod tests {
         let targets = shebang_targets(b"#!/usr/bin/env -S sh -e\n", "/usr/bin:/bin");
         assert_eq!(targets[0], PathBuf::from("/usr/bin/env"));
         assert!(targets.get(1).is_some_and(|p| p.ends_with("sh")));
-    }
-
-    #[test]
-    fn resolve_program_ignores_relative_path_entries() {
-        assert_eq!(
-            resolve_program("definitely-not-a-command-xyz", ".:/usr/bin"),
-            None
-        );
     }
 }

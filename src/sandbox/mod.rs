@@ -24,6 +24,7 @@ pub mod net_broker;
 pub mod netns;
 pub mod network_tier;
 #[cfg(target_os = "linux")]
+pub mod path_search;
 mod privileges;
 pub mod probe;
 pub mod protect;
@@ -263,11 +264,12 @@ pub fn prepare(config: &SandboxConfig, command: &[OsString]) -> Result<Plan, San
         .first()
         .ok_or_else(|| SandboxError::Setup("no server command given".into()))?;
     let path = std::env::var("PATH").unwrap_or_default();
-    let program =
-        exec::resolve_program(first, &path).ok_or_else(|| SandboxError::CommandNotFound {
+    let program = path_search::resolve_program(first, &path).ok_or_else(|| {
+        SandboxError::CommandNotFound {
             command: first.clone(),
             path: path.clone(),
-        })?;
+        }
+    })?;
     let cwd = std::env::current_dir()?;
     if config.disabled {
         let env = env::unsandboxed_env(&config.env);

@@ -5,9 +5,9 @@ use std::path::Path;
 use serde_json::{json, Map, Value};
 
 use super::checks::{check_output, check_text, check_tool};
-use super::client::{Client, ClientError, Launch};
 use super::findings::{self, Finding, Severity};
 use crate::audit::redact::{truncate, Redactor};
+use crate::client::{Client, ClientError, Launch};
 use crate::pin::Kind;
 
 /// At most this many resources read, prompts got and tools called.
@@ -29,7 +29,7 @@ pub fn scan(
     audit_log: &Path,
     call_tools: bool,
 ) -> Result<ScanResult, ClientError> {
-    let mut client = Client::start(launch)?;
+    let mut client = launch.start()?;
     let mut result = ScanResult::default();
     let redactor = Redactor::builtin();
     let outcome = exercise(&mut client, &mut result, &redactor, call_tools);
@@ -40,23 +40,22 @@ pub fn scan(
             e.to_string(),
         ));
     }
-    let garbage = client.garbage.clone();
-    let (_, stderr) = client.finish(std::time::Duration::from_secs(10));
-    for line in garbage {
+    let finished = client.finish(std::time::Duration::from_secs(10));
+    for line in &finished.garbage {
         result.findings.push(
             Finding::new(
                 findings::STDOUT_GARBAGE,
                 "guard",
                 format!(
                     "a non-JSON line reached the client: {:?}",
-                    truncate(&line, 120)
+                    truncate(line, 120)
                 ),
             )
             .with_severity(Severity::High),
         );
     }
     read_audit(audit_log, &mut result.findings);
-    read_stderr(&stderr, &mut result.findings);
+    read_stderr(&finished.stderr, &mut result.findings);
     dedup(&mut result.findings);
     result
         .findings
@@ -92,7 +91,7 @@ fn exercise(
         if caps.get(cap).is_none() {
             continue;
         }
-        let items = match client.list_all(kind) {
+        let items = match client.list_all(kind.list_method(), kind.result_member()) {
             Ok(items) => items,
             Err(ClientError::Rpc { .. }) if kind == Kind::ResourceTemplates => continue,
             Err(e @ ClientError::Rpc { .. }) => {
@@ -131,9 +130,9 @@ fn exercise(
                     "prompts/get",
                     json!({"name": key, "arguments": prompt_arguments(item)}),
                 ),
-                Kind::Tools if call_tools => client.request(
-                    "tools/call",
-                    json!({"name": key, "arguments": sample(item.get("inputSchema").unwrap_or(&Value::Null), 0)}),
+                Kind::Tools if call_tools => client.call_tool(
+                    &key,
+                    sample(item.get("inputSchema").unwrap_or(&Value::Null), 0),
                 ),
                 _ => continue,
             };

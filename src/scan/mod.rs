@@ -3,7 +3,6 @@
 //! checks what it says about itself and what it outputs, then reads what the guard saw.
 
 pub mod checks;
-pub mod client;
 pub mod exercise;
 pub mod findings;
 pub mod report;

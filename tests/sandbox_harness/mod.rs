@@ -3,22 +3,19 @@
 //! attack per `tools/call`.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
 use mcp_guard::sandbox::{self, SandboxConfig};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 #[path = "../support/mod.rs"]
 pub mod support;
 
 pub const SECRET_NAME: &str = "MCP_GUARD_TEST_SECRET";
 pub const SECRET_VALUE: &str = "hunter2-do-not-leak";
-const REPLY_TIMEOUT: Duration = Duration::from_secs(20);
 
 pub fn hostile_bin() -> PathBuf {
     support::testkit_bin("hostile-server")
@@ -26,10 +23,8 @@ pub fn hostile_bin() -> PathBuf {
 
 /// A running hostile server, spoken to over its stdio.
 pub struct Server {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    lines: Receiver<String>,
-    next_id: u64,
+    /// Taken on drop, so the server is gone before its private directory is removed.
+    session: Option<support::mcp::Session>,
     private_dir: Option<PathBuf>,
     /// The guard's own XDG_STATE_HOME (its pins), removed on drop.
     _state: tempfile::TempDir,
@@ -164,104 +159,44 @@ impl Server {
         use std::os::unix::fs::PermissionsExt;
         let _ = std::fs::set_permissions(state.path(), std::fs::Permissions::from_mode(0o755));
         support::private_state(&mut command, state.path());
-        command
-            .env(SECRET_NAME, SECRET_VALUE)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        let mut child = command.spawn().map_err(|e| e.to_string())?;
-        let stdin = child.stdin.take();
-        let stdout = child.stdout.take().ok_or("no stdout")?;
-        let (tx, lines) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut server = Server {
-            child,
-            stdin,
-            lines,
-            next_id: 0,
+        command.env(SECRET_NAME, SECRET_VALUE);
+        let session = support::mcp::Session::try_start(command)?;
+        Ok(Server {
+            session: Some(session),
             private_dir,
             _state: state,
-        };
-        let init = server.request(
-            "initialize",
-            json!({"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "sandbox-tests", "version": "0"}}),
-        );
-        if init.get("result").is_none() {
-            return Err(format!("initialize failed: {init}"));
-        }
-        Ok(server)
+        })
+    }
+
+    fn session(&mut self) -> &mut support::mcp::Session {
+        // Only `drop` takes it.
+        self.session.as_mut().expect("a running session")
     }
 
     /// pid of the process we started (the guard, for [`Server::guarded`]).
     pub fn pid(&self) -> i32 {
-        self.child.id() as i32
-    }
-
-    pub fn request(&mut self, method: &str, params: Value) -> Value {
-        self.next_id += 1;
-        let id = self.next_id;
-        let message = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
-        let stdin = self.stdin.as_mut().expect("stdin open");
-        writeln!(stdin, "{message}")
-            .and_then(|()| stdin.flush())
-            .expect("write to the server");
-        let deadline = Instant::now() + REPLY_TIMEOUT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    let reply: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
-                    if reply.get("id") == Some(&json!(id)) {
-                        return reply;
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) => {
-                    panic!("no reply to {method} within {REPLY_TIMEOUT:?}")
-                }
-                Err(RecvTimeoutError::Disconnected) => {
-                    panic!("the server closed its output before answering {method}")
-                }
-            }
-        }
+        self.session.as_ref().map_or(0, support::mcp::Session::pid)
     }
 
     /// Run attack `name`; returns its text (`SUCCEEDED: ...` or `BLOCKED: ...`).
+    #[track_caller]
     pub fn attack(&mut self, name: &str, arguments: Value) -> String {
-        let reply = self.request("tools/call", json!({"name": name, "arguments": arguments}));
-        reply["result"]["content"][0]["text"]
-            .as_str()
-            .unwrap_or_else(|| panic!("attack {name} got no text result: {reply}"))
-            .to_owned()
+        match self.session().attack(name, arguments) {
+            support::mcp::Reply::Text(text) => text,
+            other => panic!("attack {name} got no text result: {other:?}"),
+        }
     }
 
     /// The server (and the guard) still answer.
+    #[track_caller]
     pub fn assert_alive(&mut self) {
-        let reply = self.request("tools/list", json!({}));
-        assert!(
-            reply.get("result").is_some(),
-            "the server no longer answers: {reply}"
-        );
+        self.session().assert_alive();
     }
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
-        drop(self.stdin.take());
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        drop(self.session.take());
         if let Some(dir) = &self.private_dir {
             let _ = std::fs::remove_dir_all(dir);
         }

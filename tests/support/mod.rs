@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 pub mod generate;
+pub mod mcp;
 pub mod users;
 
 /// The `mcp-guard` binary under test.
