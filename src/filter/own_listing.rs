@@ -155,9 +155,7 @@ impl Firewall {
 /// A per-session token that makes the guard's request ids unguessable in practice (its own
 /// listings here, its confirmation requests in `consent.rs`).
 pub(super) fn nonce() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or_default();
-    format!("{:x}{:08x}", std::process::id(), nanos)
+    // Without the OS's randomness (never seen), the pid still tells sessions apart.
+    let random = getrandom::u64().unwrap_or_else(|_| u64::from(std::process::id()));
+    format!("{random:016x}")
 }

@@ -88,10 +88,10 @@ impl PinGuard {
     pub fn file(lock: Lockfile, lock_path: &str, command: &[String], session: &str) -> Self {
         let cmd = command
             .iter()
-            .map(|a| shell_word(a))
+            .map(|a| crate::shell::quote_word(a))
             .collect::<Vec<_>>()
             .join(" ");
-        let file = shell_word(lock_path);
+        let file = crate::shell::quote_word(lock_path);
         let hint = format!(
             "review with `mcp-guard pin diff {file} -- {cmd}` and re-approve with \
              `mcp-guard pin --update -o {file} -- {cmd}`"
@@ -348,7 +348,7 @@ impl PinGuard {
             return format!("pin: {noun} `{key}` {state}; {}", self.review_hint);
         };
         let id = &tofu.server.id;
-        let approve = format!("mcp-guard pin approve {id} {}", shell_word(key));
+        let approve = format!("mcp-guard pin approve {id} {}", crate::shell::quote_word(key));
         let injection = if seen.findings.is_empty() {
             String::new()
         } else {
@@ -662,15 +662,3 @@ fn text_of(v: Option<&Value>, key: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// Quote a word for a shell command line when needed.
-pub fn shell_word(word: &str) -> String {
-    let plain = !word.is_empty()
-        && word
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:@%+,".contains(&b));
-    if plain {
-        word.to_owned()
-    } else {
-        format!("'{}'", word.replace('\'', r"'\''"))
-    }
-}
