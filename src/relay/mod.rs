@@ -18,7 +18,6 @@ use std::cell::RefCell;
 use std::pin::pin;
 use std::time::Duration;
 
-use anyhow::Context;
 use nix::unistd::Pid;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::time::{sleep_until, Instant};
@@ -50,6 +49,24 @@ const STARTUP_HINT: &str = "if its messages (on stderr) show something refused (
     refused it: grant it with --allow-read PATH, --allow-exec PATH or --allow-host HOST, or \
     choose a profile (`mcp-guard policy list`); `mcp-guard scan -- CMD` lists what was refused";
 
+/// Why a session could not be run.
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
+    #[error("cannot handle {name}: {source}")]
+    Signal {
+        name: &'static str,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Launch(#[from] launch::LaunchError),
+    #[error("cannot start the egress proxy: {0}")]
+    Egress(std::io::Error),
+    #[error("cannot read the supervisor's events: {0}")]
+    Events(std::io::Error),
+}
+
 /// What judges each message, in order: the firewall's stages, then the pin stage.
 pub struct Stages {
     pub firewall: Firewall,
@@ -64,11 +81,11 @@ pub fn run_guarded(
     stages: Stages,
     audit: Audit,
     egress: Option<EgressSetup>,
-) -> anyhow::Result<u8> {
+) -> Result<u8, RelayError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .context("cannot start the async runtime")?;
+        .map_err(RelayError::Runtime)?;
     let result = runtime.block_on(relay_session(&plan, &options, stages, audit, egress));
     // Normally the supervisor has removed it already, once the server's tree was dead.
     if let Some(dir) = &plan.private_dir {
@@ -95,11 +112,14 @@ async fn relay_session(
     stages: Stages,
     audit: Audit,
     egress: Option<EgressSetup>,
-) -> anyhow::Result<u8> {
+) -> Result<u8, RelayError> {
     // Before the spawn: a signal from then on is the relay's to handle, not a plain death.
-    let mut sigint = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
-    let mut sigterm = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
-    let mut sighup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
+    let handle = |kind: SignalKind, name: &'static str| {
+        signal(kind).map_err(|source| RelayError::Signal { name, source })
+    };
+    let mut sigint = handle(SignalKind::interrupt(), "SIGINT")?;
+    let mut sigterm = handle(SignalKind::terminate(), "SIGTERM")?;
+    let mut sighup = handle(SignalKind::hangup(), "SIGHUP")?;
     let mut launched = launch::spawn(plan)?;
     // `hosts` mode: the proxy on its own thread; its records come back here for the audit.
     let (egress_calls, mut egress_records) = match (egress, launched.egress.take()) {
@@ -107,7 +127,7 @@ async fn relay_session(
             let calls = InFlightCalls::new();
             let (records, receiver) = tokio::sync::mpsc::unbounded_channel();
             crate::egress::launch::start(channel, setup, calls.clone(), records)
-                .context("cannot start the egress proxy")?;
+                .map_err(RelayError::Egress)?;
             (Some(calls), Some(receiver))
         }
         _ => (None, None),
@@ -130,7 +150,7 @@ async fn relay_session(
         activity: activity::Activity::default(),
     };
     let mut events =
-        EventReader::new(launched.events).context("cannot read the supervisor's events")?;
+        EventReader::new(launched.events).map_err(RelayError::Events)?;
 
     let mut host = Some(Box::pin(relay.pump_host(stdio::host_input())));
     let mut server = pin!(relay.pump_server(launched.server_stdout));
