@@ -365,3 +365,22 @@ fn a_real_python_client_approves_and_declines() {
     let text = declined["call"]["text"].as_str().unwrap_or_default();
     assert!(text.contains("declined"), "{declined}");
 }
+
+/// A call held for the user keeps its id: the host cannot slip a second request with the same
+/// id past the ledger while the first waits (its answer would be taken for the held call's).
+#[test]
+fn a_request_reusing_the_id_of_a_held_call_is_refused() {
+    let (mut g, _dir, id, _) = asked("2025-11-25", json!({"elicitation": {}}));
+    g.call("7", "echo", json!({"text": "other"}));
+    let refused = g.recv().json();
+    assert_eq!(refused["id"], 7, "{refused}");
+    assert_eq!(refused["error"]["code"], -32600, "{refused}");
+    // The held call is still the user's to approve, and then runs once.
+    answer(
+        &mut g,
+        &id,
+        json!({"action": "accept", "content": {"approve": true}}),
+    );
+    assert_eq!(g.recv().assert_result("7"), "deploy");
+    assert_eq!(server_calls(&mut g, "9"), ["echo", "stats"]);
+}

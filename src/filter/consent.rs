@@ -330,6 +330,12 @@ impl Firewall {
         Some((RequestId::String(own.into()), audit))
     }
 
+    /// Whether the host's call `call_id` is held for the user's approval (its id is in use: the
+    /// ledger refuses another request with it, as it does for requests in flight).
+    pub fn holds_call(&self, call_id: &RequestId) -> bool {
+        self.consents.held.values().any(|h| h.call_id == *call_id)
+    }
+
     /// Every held call (the server is gone): their ids and tools.
     pub fn drain_consents(&mut self) -> Vec<(RequestId, String)> {
         self.consents

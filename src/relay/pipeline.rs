@@ -442,7 +442,14 @@ impl Relay {
         let session = &mut *session;
         match message {
             Message::Request { id, .. } => {
-                if let Err(Refusal::DuplicateId) = session.ledger.admit(side, id) {
+                // A call held for the user's approval keeps its id too (`consent.rs`).
+                let held = side == Side::Host
+                    && self.firewall.try_borrow().is_ok_and(|fw| fw.holds_call(id));
+                let admitted = match session.ledger.admit(side, id) {
+                    Ok(()) if held => Err(Refusal::DuplicateId),
+                    admitted => admitted,
+                };
+                if let Err(Refusal::DuplicateId) = admitted {
                     let reason =
                         "Invalid Request: this id is already in use by a request still in flight";
                     let reply = error_response(Some(id), codes::INVALID_REQUEST, reason, None);
