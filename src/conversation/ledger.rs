@@ -180,6 +180,10 @@ pub struct Ledger {
     to_host: InFlight,
     /// `hosts` egress mode: the host's calls in flight, published for the egress proxy.
     egress: Option<InFlightCalls>,
+    /// The requests of a host line the relay holds unjudged while the guard lists the server's
+    /// tools itself: not in flight yet, but answered like requests in flight should the server
+    /// exit meanwhile.
+    unjudged: Vec<RequestId>,
 }
 
 impl Ledger {
@@ -231,6 +235,21 @@ impl Ledger {
             self.ended(asker, id);
         }
         answer
+    }
+
+    /// The host's requests `ids` wait, unjudged, for the guard's own tool listing.
+    pub fn hold_unjudged(&mut self, ids: Vec<RequestId>) {
+        self.unjudged = ids;
+    }
+
+    /// The held line goes on to be judged (its requests are admitted as usual).
+    pub fn release_unjudged(&mut self) {
+        self.unjudged.clear();
+    }
+
+    /// The server is gone: the held requests, to be answered.
+    pub fn take_unjudged(&mut self) -> Vec<RequestId> {
+        std::mem::take(&mut self.unjudged)
     }
 
     /// Forget a request of `side` without an answer (cancelled by its sender, or undeliverable).

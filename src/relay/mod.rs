@@ -146,7 +146,6 @@ async fn relay_session(
         to_server: Output::new("the server's stdin", Box::new(launched.server_stdin)),
         max_message_bytes: options.max_message_bytes,
         listing_done: tokio::sync::Notify::new(),
-        held_requests: RefCell::default(),
         activity: activity::Activity::default(),
     };
     let mut events =

@@ -39,8 +39,6 @@ pub struct Relay {
     pub max_message_bytes: usize,
     /// Wakes the host's input when the guard's own `tools/list` is complete.
     pub listing_done: tokio::sync::Notify,
-    /// Host requests held until that listing is complete (not yet in the session).
-    pub held_requests: RefCell<Vec<RequestId>>,
     /// When the last message passed (for busy polling).
     pub activity: super::activity::Activity,
 }
@@ -135,10 +133,11 @@ impl Relay {
         };
         let Some(params) = call_params else { return };
         // Should the server exit meanwhile, the held requests are answered like pending ones.
-        *self.held_requests.borrow_mut() = match &parsed {
+        let held = match &parsed {
             Parsed::Single(message) => request_id(message).into_iter().collect(),
             Parsed::Batch(items) => items.iter().flatten().filter_map(request_id).collect(),
         };
+        self.session.borrow_mut().ledger.hold_unjudged(held);
         let request = self.firewall.borrow_mut().request_listing(params);
         if let Some(request) = request {
             tracing::debug!("listing the server's tools before the host's first call");
@@ -160,7 +159,7 @@ impl Relay {
                 humantime::format_duration(timeout)
             ));
         }
-        self.held_requests.borrow_mut().clear();
+        self.session.borrow_mut().ledger.release_unjudged();
     }
 
     async fn host_oversize(&self, len: u64, head: &[u8], tail: &[u8]) {
@@ -645,7 +644,7 @@ impl Relay {
                 .filter(|(_, p)| !p.is_guards())
                 .map(|(id, p)| (id, p.method))
                 .collect();
-        let held = std::mem::take(&mut *self.held_requests.borrow_mut());
+        let held = self.session.borrow_mut().ledger.take_unjudged();
         pending.extend(
             held.into_iter()
                 .map(|id| (id, "a request held for the tool listing".into())),
