@@ -5,17 +5,20 @@
 //! Two sources of approval: `--pin FILE` (the file is the whole approval and is never written),
 //! and trust on first use (the default): the first session pins what the host is shown, and
 //! later additions wait in the pin file for `mcp-guard pin approve`. An item whose text looks
-//! like prompt injection is quarantined the same way (`[pin] injection = "quarantine"`).
+//! like prompt injection is quarantined the same way (`[pin] injection = "quarantine"`), and so
+//! is a tool that shadows another server's (the fleet ledger, `fleet.rs` and `shadowing.rs`).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use super::fleet::{self, FleetServer};
 use super::identity::ServerId;
 use super::lockfile::{digest, Kind, Lockfile, PendingItem, PendingReason, ServerIdentity};
 use super::record::{apply, Change};
+use super::shadowing::{ledger_tools, shadowing, OwnTool};
 use crate::conversation::{Entry, TargetKind};
 use crate::filter::{as_forwarded, item_injections};
 use crate::filter::{Context, Direction, Verdict};
@@ -35,8 +38,10 @@ pub struct PinEvent {
     pub kind: Kind,
     pub key: String,
     /// `new`, `changed`, `quarantined`, `refused`, `instructions` (changed) or
-    /// `quarantined-instructions` (first use).
+    /// `quarantined-instructions` (first use), `shadowing`.
     pub what: &'static str,
+    /// Why, when the word above does not say it all (how a tool shadows another's).
+    pub note: Option<String>,
 }
 
 /// Trust on first use: where the pin lives and whether this is its first session.
@@ -48,13 +53,21 @@ struct Tofu {
     first_session: bool,
     /// Changes not yet written to the pin file.
     changes: Vec<Change>,
+    /// The fleet ledger shared with the other guards (`None`: no state directory).
+    fleet: Option<std::path::PathBuf>,
+    /// `serverInfo.name` of this session, for the other guards' messages.
+    name: Option<String>,
+    /// This session's tools (name → short digest), as recorded in the ledger.
+    tools: BTreeMap<String, String>,
+    /// The ledger could not be used: said once.
+    fleet_failed: bool,
 }
 
 /// A listed item the pin hides, as last seen.
 #[derive(Debug, Clone)]
 struct Seen {
     reason: PendingReason,
-    findings: Vec<&'static str>,
+    findings: Vec<String>,
     digest: String,
     item: Value,
 }
@@ -116,6 +129,10 @@ impl PinGuard {
             server,
             first_session: lock.is_none(),
             changes: Vec::new(),
+            fleet: fleet::ledger_path(),
+            name: None,
+            tools: BTreeMap::new(),
+            fleet_failed: false,
         };
         Self::with(
             lock.unwrap_or_default(),
@@ -277,6 +294,7 @@ impl PinGuard {
             kind,
             key,
             what: "refused",
+            note: None,
         });
         Some(Verdict::Refuse {
             reply_to_sender: Some(error_response(
@@ -366,6 +384,11 @@ impl PinGuard {
                 "{noun} `{key}` has changed since this server was pinned{injection}; review \
                  with `mcp-guard pin diff {id}` and approve it with `{approve}`"
             ),
+            PendingReason::Shadowing => format!(
+                "{noun} `{key}` is quarantined: it {}; review with `mcp-guard pin diff {id}` \
+                 and approve it only if you trust it: `{approve}`",
+                seen.findings.join("; it ")
+            ),
             PendingReason::Quarantined => format!(
                 "{noun} `{key}` is quarantined: its text looks like prompt injection ({}); \
                  review with `mcp-guard pin diff {id}` and approve it only if you trust it: \
@@ -433,6 +456,7 @@ impl PinGuard {
     ) -> Option<Vec<Value>> {
         let items = result.get(kind.result_member())?.as_array()?;
         let findings = self.findings_of(kind, sent);
+        let shadows = self.shadowing_of(kind, sent);
         let never_listed = self.tofu.is_some() && !self.lock.items.contains_key(&kind);
         if never_listed {
             // Trust on first use pins the session's first listing of a kind (the guard's own
@@ -459,7 +483,8 @@ impl PinGuard {
             let shown = as_forwarded(item);
             let item_digest = digest(&shown);
             let found = findings.get(&key).cloned().unwrap_or_default();
-            let quarantined = self.quarantine && !found.is_empty();
+            let shadow = shadows.get(&key).cloned().unwrap_or_default();
+            let quarantined = (self.quarantine && !found.is_empty()) || !shadow.is_empty();
             if self.lock.approves(kind, &key, &item_digest) {
                 self.verified.entry(kind).or_default().insert(key.clone());
                 if let Some(h) = self.hidden.get_mut(&kind) {
@@ -481,6 +506,7 @@ impl PinGuard {
                 .get(&kind)
                 .is_some_and(|m| m.contains_key(&key));
             let reason = match (pinning, pinned) {
+                _ if !shadow.is_empty() => PendingReason::Shadowing,
                 (true, _) => PendingReason::Quarantined,
                 (false, true) => PendingReason::Changed,
                 (false, false) => PendingReason::New,
@@ -497,13 +523,23 @@ impl PinGuard {
                 Some(b) if !news => b.reason,
                 _ => reason,
             };
+            let shadowed = (!shadow.is_empty()).then(|| shadow.join("; "));
+            let findings = if shadow.is_empty() {
+                found.iter().map(|f| (*f).to_owned()).collect()
+            } else {
+                shadow
+            };
             let seen = Seen {
                 reason,
-                findings: found,
+                findings,
                 digest: item_digest,
                 item: shown,
             };
-            if to_host || reason == PendingReason::Quarantined {
+            let quarantine = matches!(
+                reason,
+                PendingReason::Quarantined | PendingReason::Shadowing
+            );
+            if to_host || quarantine {
                 self.record_pending(kind, &key, &seen);
             }
             self.hidden
@@ -515,6 +551,7 @@ impl PinGuard {
                     kind,
                     key,
                     what: reason.as_str(),
+                    note: shadowed,
                 });
             }
             hid = true;
@@ -538,6 +575,59 @@ impl PinGuard {
         out
     }
 
+    /// Trust on first use, tools: how each listed tool shadows another server's (the fleet
+    /// ledger's), and this server's tools recorded there, in one hold (of two guards starting
+    /// together, the second sees the first). Without a usable ledger, nothing is found.
+    fn shadowing_of(&mut self, kind: Kind, sent: &Value) -> HashMap<String, Vec<String>> {
+        let Some(tofu) = self.tofu.as_mut().filter(|_| kind == Kind::Tools) else {
+            return HashMap::new();
+        };
+        let Some(path) = tofu.fleet.clone() else {
+            return HashMap::new();
+        };
+        let items: Vec<(String, Value, String)> = sent
+            .get(kind.result_member())
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|item| {
+                let name = kind.key_of(item)?;
+                let short = digest(&as_forwarded(item))
+                    .chars()
+                    .skip(7)
+                    .take(16)
+                    .collect();
+                Some((name, item.clone(), short))
+            })
+            .collect();
+        let own: Vec<OwnTool> = items
+            .iter()
+            .map(|(name, item, digest)| OwnTool { name, item, digest })
+            .collect();
+        tofu.tools.extend(ledger_tools(&own));
+        let record = FleetServer {
+            name: tofu.name.clone(),
+            command: tofu.server.command.clone(),
+            seen: fleet::now_secs(),
+            tools: tofu.tools.clone(),
+        };
+        let id = tofu.server.id.clone();
+        let checked = fleet::update(&path, record.seen, |ledger| {
+            let found = shadowing(&own, ledger.others(&id));
+            ledger.record(&id, record);
+            found
+        });
+        match checked {
+            Ok(found) => found,
+            Err(e) => {
+                if !std::mem::replace(&mut tofu.fleet_failed, true) {
+                    tracing::warn!("pin: {e}");
+                }
+                HashMap::new()
+            }
+        }
+    }
+
     /// The server's instructions reach the model as trusted text: changed ones (and, on
     /// first use, ones that look like injection) are removed from the `initialize` result.
     fn check_initialize(&mut self, result: &mut Value, sent: &Value) -> Option<()> {
@@ -545,6 +635,9 @@ impl PinGuard {
             .get("instructions")
             .and_then(Value::as_str)
             .map(str::to_owned);
+        if let Some(tofu) = &mut self.tofu {
+            tofu.name = text_of(result.get("serverInfo"), "name");
+        }
         let first = self.tofu.as_ref().is_some_and(|t| t.first_session);
         if first {
             if let Some(tofu) = &mut self.tofu {
@@ -591,6 +684,7 @@ impl PinGuard {
         }
         result.as_object_mut()?.remove("instructions");
         self.events.push(PinEvent {
+            note: None,
             kind: Kind::Tools,
             key: "(server instructions)".into(),
             what: if first {
