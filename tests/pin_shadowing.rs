@@ -37,10 +37,16 @@ impl Session {
     fn start(who: &Identity, state: &Path, server: &[String]) -> Session {
         let mut command = Command::new(who.binary(&support::guard_bin()));
         who.apply(&mut command);
-        let mut child = command
+        command
             .env("XDG_STATE_HOME", state)
             .args(["run", "--allow-unsandboxed", "--"])
-            .args(server)
+            .args(server);
+        Session::spawn(command)
+    }
+
+    /// Start `command` (a guard) and initialize it.
+    fn spawn(mut command: Command) -> Session {
+        let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -293,4 +299,66 @@ fn official_servers_side_by_side_do_not_flag_each_other() {
     }
     let status = text(&pin_cli(&who, state.path(), &["status"]));
     assert!(!status.contains("(shadowing"), "{status}");
+}
+
+/// `mcp-guard status` shows the quarantined tool of a host's server: a Cursor config with both
+/// servers, wrapped, each entry started as the host starts it.
+#[test]
+fn status_shows_the_shadowing_tool() {
+    let who = Identity::Current;
+    let home = tempfile::tempdir().unwrap();
+    let state = home.path().join("state");
+    let config = home.path().join(".cursor/mcp.json");
+    std::fs::create_dir_all(config.parent().unwrap()).unwrap();
+    let entry = |args: &[&str]| {
+        let server = fleet_server(&who, args);
+        json!({"command": server[0], "args": server[1..]})
+    };
+    let servers = json!({"mcpServers": {"mail": entry(MAIL), "calc": entry(CALC)}});
+    std::fs::write(&config, servers.to_string()).unwrap();
+    let guard = |args: &[&str]| {
+        let mut command = Command::new(support::guard_bin());
+        command
+            .env("HOME", home.path())
+            .env("XDG_STATE_HOME", &state)
+            .env_remove("XDG_CONFIG_HOME")
+            .env_remove("CODEX_HOME")
+            .current_dir(home.path())
+            .args(args);
+        command
+    };
+    let wrapped = guard(&["wrap", "cursor", "--write"]).output().unwrap();
+    assert!(wrapped.status.success(), "{}", text(&wrapped));
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
+    let mut sessions = Vec::new();
+    for name in ["mail", "calc"] {
+        let entry = &doc["mcpServers"][name];
+        let mut args: Vec<&str> = entry["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap())
+            .collect();
+        assert_eq!(args[0], "run", "{entry}");
+        // The test server lives in the build tree.
+        args.insert(1, "--allow-unsandboxed");
+        let mut command = guard(&args);
+        command.current_dir(home.path());
+        let mut session = Session::spawn(command);
+        sessions.push((name, session.tools(2)));
+        session.stop();
+    }
+    assert_eq!(
+        sessions,
+        [
+            ("mail", vec!["send_email".to_owned()]),
+            ("calc", vec!["sub".to_owned()])
+        ]
+    );
+    let status = guard(&["status"]).output().unwrap();
+    let status = text(&status);
+    assert!(
+        status.contains("awaiting approval: tool `add` (shadowing: it shadows server `mail`"),
+        "{status}"
+    );
 }
