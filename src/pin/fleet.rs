@@ -21,6 +21,8 @@ const FORMAT_VERSION: u32 = 1;
 /// A server not seen for 30 days is forgotten (its tools no longer count as another's).
 pub const FORGET_AFTER_SECS: u64 = 30 * 24 * 3600;
 pub const MAX_SERVERS: usize = 64;
+/// How stale the time seen may get before a listing that changed nothing writes it anew.
+const RESEEN_AFTER_SECS: u64 = 3600;
 pub const MAX_TOOLS: usize = 512;
 pub const MAX_NAME: usize = 128;
 
@@ -122,11 +124,21 @@ pub fn update<T>(
 }
 
 impl Fleet {
-    /// Record what server `id` offers now, replacing what it offered before.
+    /// Record what server `id` offers now, replacing what it offered before. The time seen
+    /// moves on only hourly when nothing else changed: most listings then write nothing.
     pub fn record(&mut self, id: &str, mut server: FleetServer) {
         server.tools.retain(|name, _| name.len() <= MAX_NAME);
         while server.tools.len() > MAX_TOOLS {
             server.tools.pop_last();
+        }
+        if let Some(before) = self.servers.get(id) {
+            let same = FleetServer {
+                seen: before.seen,
+                ..server.clone()
+            };
+            if &same == before && server.seen.saturating_sub(before.seen) < RESEEN_AFTER_SECS {
+                return;
+            }
         }
         self.servers.insert(id.to_owned(), server);
     }
@@ -187,6 +199,13 @@ mod tests {
         })
         .unwrap();
         assert_eq!(seen.servers.keys().collect::<Vec<_>>(), ["a"]);
+        // Listed again a little later with nothing changed: the record stays as it was.
+        let again = update(&path, now + 10, |f| {
+            f.record("a", server(now + 10, &["z"]));
+            f.servers["a"].seen
+        })
+        .unwrap();
+        assert_eq!(again, now);
         let fleet = update(&path, now, |f| {
             for n in 0..MAX_SERVERS as u64 + 5 {
                 f.record(&format!("s{n}"), server(now - 1000 + n, &[]));

@@ -604,6 +604,7 @@ impl PinGuard {
             .iter()
             .map(|(name, item, digest)| OwnTool { name, item, digest })
             .collect();
+        let earlier = tofu.tools.clone();
         tofu.tools.extend(ledger_tools(&own));
         let record = FleetServer {
             name: tofu.name.clone(),
@@ -613,7 +614,7 @@ impl PinGuard {
         };
         let id = tofu.server.id.clone();
         let checked = fleet::update(&path, record.seen, |ledger| {
-            let found = shadowing(&own, ledger.others(&id));
+            let found = shadowing(&own, &earlier, ledger.others(&id));
             ledger.record(&id, record);
             found
         });

@@ -28,12 +28,18 @@ pub struct OwnTool<'a> {
     pub digest: &'a str,
 }
 
-/// Per own tool name, how it shadows the tools of `others` (none: it does not).
+/// Per own tool name, how it shadows the tools of `others` (none: it does not). `own` is one
+/// listing (a page); `earlier` the names of this server's tools on its other pages.
 pub fn shadowing<'a>(
     own: &[OwnTool<'_>],
+    earlier: &BTreeMap<String, String>,
     others: impl Iterator<Item = (&'a str, &'a FleetServer)>,
 ) -> HashMap<String, Vec<String>> {
-    let own_names: HashSet<&str> = own.iter().map(|t| t.name).collect();
+    let own_names: HashSet<&str> = own
+        .iter()
+        .map(|t| t.name)
+        .chain(earlier.keys().map(String::as_str))
+        .collect();
     let words: Vec<Words> = own.iter().map(|t| Words::of(t.item)).collect();
     let digests: HashMap<&str, &str> = own.iter().map(|t| (t.name, t.digest)).collect();
     let mut found: HashMap<String, Vec<String>> = HashMap::new();
@@ -186,7 +192,7 @@ mod tests {
             .map(|(name, item, digest)| OwnTool { name, item, digest })
             .collect();
         let mail = mail();
-        shadowing(&own, std::iter::once(("abc", &mail)))
+        shadowing(&own, &BTreeMap::new(), std::iter::once(("abc", &mail)))
     }
 
     #[test]
