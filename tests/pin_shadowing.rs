@@ -8,7 +8,7 @@
 mod profile_support;
 mod support;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Output, Stdio};
 use std::sync::mpsc::{self, Receiver};
@@ -49,7 +49,7 @@ impl Session {
         let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("start mcp-guard");
         let stdout = child.stdout.take().expect("stdout");
@@ -105,9 +105,15 @@ impl Session {
             .collect()
     }
 
-    fn stop(mut self) {
+    /// Close the host's side; what the guard said on stderr.
+    fn stop(mut self) -> String {
         drop(self.stdin);
+        let mut stderr = String::new();
+        if let Some(mut pipe) = self.child.stderr.take() {
+            let _ = pipe.read_to_string(&mut stderr);
+        }
         let _ = self.child.wait();
+        stderr
     }
 }
 
@@ -179,7 +185,13 @@ fn a_tool_naming_another_servers_tool_is_quarantined_until_approved() {
                 && message.contains("tool `send_email`"),
             "{label}: {refused}"
         );
-        calc.stop();
+        let said = calc.stop();
+        assert!(
+            said.contains(
+                "pin: shadowing tool `add` hidden from the host: it shadows server `mail`"
+            ),
+            "{label}: {said}"
+        );
         mail.stop();
 
         let status = text(&pin_cli(&who, state.path(), &["status"]));
