@@ -8,17 +8,16 @@
 //! like prompt injection is quarantined the same way (`[pin] injection = "quarantine"`), and so
 //! is a tool that shadows another server's (the fleet ledger, `fleet.rs` and `shadowing.rs`).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use super::fleet::{self, FleetServer};
+use super::fleet_check::FleetMember;
 use super::identity::ServerId;
 use super::lockfile::{digest, Kind, Lockfile, PendingItem, PendingReason, ServerIdentity};
 use super::record::{apply, Change};
-use super::shadowing::{ledger_tools, shadowing, OwnTool};
 use crate::conversation::{Entry, TargetKind};
 use crate::filter::{as_forwarded, item_injections};
 use crate::filter::{Context, Direction, Verdict};
@@ -53,14 +52,8 @@ struct Tofu {
     first_session: bool,
     /// Changes not yet written to the pin file.
     changes: Vec<Change>,
-    /// The fleet ledger shared with the other guards (`None`: no state directory).
-    fleet: Option<std::path::PathBuf>,
-    /// `serverInfo.name` of this session, for the other guards' messages.
-    name: Option<String>,
-    /// This session's tools (name → short digest), as recorded in the ledger.
-    tools: BTreeMap<String, String>,
-    /// The ledger could not be used: said once.
-    fleet_failed: bool,
+    /// Its part in the fleet ledger shared with the other guards (`None`: no state directory).
+    fleet: Option<FleetMember>,
 }
 
 /// A listed item the pin hides, as last seen.
@@ -126,13 +119,10 @@ impl PinGuard {
         );
         let tofu = Tofu {
             path,
+            fleet: FleetMember::of(&server),
             server,
             first_session: lock.is_none(),
             changes: Vec::new(),
-            fleet: fleet::ledger_path(),
-            name: None,
-            tools: BTreeMap::new(),
-            fleet_failed: false,
         };
         Self::with(
             lock.unwrap_or_default(),
@@ -575,57 +565,12 @@ impl PinGuard {
         out
     }
 
-    /// Trust on first use, tools: how each listed tool shadows another server's (the fleet
-    /// ledger's), and this server's tools recorded there, in one hold (of two guards starting
-    /// together, the second sees the first). Without a usable ledger, nothing is found.
+    /// Trust on first use, tools: how each listed tool shadows another server's.
     fn shadowing_of(&mut self, kind: Kind, sent: &Value) -> HashMap<String, Vec<String>> {
-        let Some(tofu) = self.tofu.as_mut().filter(|_| kind == Kind::Tools) else {
-            return HashMap::new();
-        };
-        let Some(path) = tofu.fleet.clone() else {
-            return HashMap::new();
-        };
-        let items: Vec<(String, Value, String)> = sent
-            .get(kind.result_member())
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(|item| {
-                let name = kind.key_of(item)?;
-                let short = digest(&as_forwarded(item))
-                    .chars()
-                    .skip(7)
-                    .take(16)
-                    .collect();
-                Some((name, item.clone(), short))
-            })
-            .collect();
-        let own: Vec<OwnTool> = items
-            .iter()
-            .map(|(name, item, digest)| OwnTool { name, item, digest })
-            .collect();
-        let earlier = tofu.tools.clone();
-        tofu.tools.extend(ledger_tools(&own));
-        let record = FleetServer {
-            name: tofu.name.clone(),
-            command: tofu.server.command.clone(),
-            seen: fleet::now_secs(),
-            tools: tofu.tools.clone(),
-        };
-        let id = tofu.server.id.clone();
-        let checked = fleet::update(&path, record.seen, |ledger| {
-            let found = shadowing(&own, &earlier, ledger.others(&id));
-            ledger.record(&id, record);
-            found
-        });
-        match checked {
-            Ok(found) => found,
-            Err(e) => {
-                if !std::mem::replace(&mut tofu.fleet_failed, true) {
-                    tracing::warn!("pin: {e}");
-                }
-                HashMap::new()
-            }
+        let member = self.tofu.as_mut().and_then(|t| t.fleet.as_mut());
+        match member {
+            Some(member) if kind == Kind::Tools => member.check(sent),
+            _ => HashMap::new(),
         }
     }
 
@@ -636,8 +581,8 @@ impl PinGuard {
             .get("instructions")
             .and_then(Value::as_str)
             .map(str::to_owned);
-        if let Some(tofu) = &mut self.tofu {
-            tofu.name = text_of(result.get("serverInfo"), "name");
+        if let Some(member) = self.tofu.as_mut().and_then(|t| t.fleet.as_mut()) {
+            member.name = text_of(result.get("serverInfo"), "name");
         }
         let first = self.tofu.as_ref().is_some_and(|t| t.first_session);
         if first {
