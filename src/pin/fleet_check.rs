@@ -29,14 +29,18 @@ pub struct FleetMember {
 impl FleetMember {
     /// The member for `server`; `None` without a state directory (nothing to share).
     pub fn of(server: &ServerId) -> Option<FleetMember> {
-        Some(FleetMember {
-            ledger: fleet::ledger_path()?,
+        Some(FleetMember::at(fleet::ledger_path()?, server))
+    }
+
+    fn at(ledger: PathBuf, server: &ServerId) -> FleetMember {
+        FleetMember {
+            ledger,
             id: server.id.clone(),
             command: server.command.clone(),
             name: None,
             tools: BTreeMap::new(),
             failed: false,
-        })
+        }
     }
 
     /// Per tool of `listing` (a `tools/list` result as the server sent it), how it shadows
@@ -82,5 +86,50 @@ impl FleetMember {
             }
             HashMap::new()
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::sync::{Arc, Barrier};
+
+    const GUARDS: usize = 8;
+
+    #[test]
+    fn of_guards_starting_together_each_sees_those_before_it() {
+        // Each offers `send_email` its own way: every guard but the first to take the hold
+        // finds a collision, none misses one recorded before it.
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = dir.path().join("mcp-guard/servers.json");
+        let barrier = Arc::new(Barrier::new(GUARDS));
+        let threads: Vec<_> = (0..GUARDS)
+            .map(|n| {
+                let (ledger, barrier) = (ledger.clone(), Arc::clone(&barrier));
+                std::thread::spawn(move || {
+                    let server = ServerId {
+                        id: format!("s{n}"),
+                        identity: format!("/bin/s{n}"),
+                        command: vec![format!("/bin/s{n}")],
+                    };
+                    let mut member = FleetMember::at(ledger, &server);
+                    let listing = json!({"tools": [
+                        {"name": "send_email", "description": format!("Mail, way {n}.")}
+                    ]});
+                    barrier.wait();
+                    member.check(&listing).contains_key("send_email")
+                })
+            })
+            .collect();
+        let flagged = threads
+            .into_iter()
+            .map(|t| t.join().unwrap())
+            .filter(|f| *f)
+            .count();
+        assert_eq!(flagged, GUARDS - 1);
+        let fleet: fleet::Fleet =
+            serde_json::from_str(&std::fs::read_to_string(&ledger).unwrap()).unwrap();
+        assert_eq!(fleet.servers.len(), GUARDS);
     }
 }
