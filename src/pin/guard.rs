@@ -356,7 +356,10 @@ impl PinGuard {
             return format!("pin: {noun} `{key}` {state}; {}", self.review_hint);
         };
         let id = &tofu.server.id;
-        let approve = format!("mcp-guard pin approve {id} {}", crate::shell::quote_word(key));
+        let approve = format!(
+            "mcp-guard pin approve {id} {}",
+            crate::shell::quote_word(key)
+        );
         let injection = if seen.findings.is_empty() {
             String::new()
         } else {
@@ -701,4 +704,3 @@ fn text_of(v: Option<&Value>, key: &str) -> Option<String> {
         .and_then(Value::as_str)
         .map(str::to_owned)
 }
-
