@@ -40,8 +40,10 @@ that fatal. Decisions are logged as JSON lines to $XDG_STATE_HOME/mcp-guard/audi
 
 Trust on first use: the first session with a server pins the tools, prompts, resources and
 instructions the host is shown ($XDG_STATE_HOME/mcp-guard/pins/); anything new or changed
-later, or whose text looks like prompt injection, is hidden and refused until
-`mcp-guard pin approve` (`mcp-guard pin status` lists what waits; `--no-pin` turns it off).
+later, or whose text looks like prompt injection, or a tool that shadows another server's
+(its text names that server's tool, or it takes its name; the guards share
+$XDG_STATE_HOME/mcp-guard/servers.json), is hidden and refused until `mcp-guard pin approve`
+(`mcp-guard pin status` lists what waits; `--no-pin` turns it off).
 
 Exit status: the server's own status (128+N when it died of signal N); 2 when mcp-guard itself
 could not understand its arguments or policy (or the policy refuses the command); 127 when the
