@@ -248,8 +248,11 @@ fn the_same_name_with_another_definition_is_a_collision_the_same_tool_twice_is_n
     relay.stop();
     mail.stop();
     let status = text(&pin_cli(&who, state.path(), &["status"]));
+    // Both twins are named (in the ledger's order, which is by server id).
     assert!(
-        status.contains("tool `send_email` (shadowing: it has the same name as server `mail`"),
+        status.contains("tool `send_email` (shadowing: it has the same name as server `")
+            && status.contains("the same name as server `mail` (")
+            && status.contains("the same name as server `mail-eu` ("),
         "{status}"
     );
 }
