@@ -11,6 +11,8 @@ pub mod chain;
 pub mod config;
 mod counters;
 pub mod event;
+mod excerpt;
+mod forwarded;
 pub mod redact;
 mod session;
 pub mod verify;

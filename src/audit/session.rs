@@ -9,11 +9,13 @@ use serde_json::{json, Value};
 use super::chain::{ChainWriter, Destination};
 use super::config::AuditConfig;
 use super::counters::{BurstDetector, Counters};
-use super::event::{id_text, kind_of, now_text, peek_target, MessageEvent, Target};
+use super::event::{id_text, kind_of, peek_target, Clock, MessageEvent, Target};
+use super::excerpt::{excerpt, redact_bounded};
+use super::forwarded::Forwarded;
 use super::AuditError;
 use crate::filter::{Context, Direction, Verdict};
 use crate::launch::SupervisorEvent;
-use crate::policy::firewall::OnSuspicious;
+use crate::policy::firewall::{Forwards, OnSuspicious};
 use crate::protocol::{Message, RequestId};
 
 /// Write when this much is buffered, even before the next tick.
@@ -52,6 +54,11 @@ pub struct Recorder {
     /// Keyed by the asking side (0: host, 1: server) and the request id.
     in_flight: crate::maps::Map<(u8, RequestId), (Instant, Option<Target>)>,
     stop_reason: Option<String>,
+    clock: Clock,
+    /// Findings recorded since the last message line: they are about the next one.
+    findings_pending: u32,
+    /// Forwards counted, not yet written (`forwards = "count"`).
+    forwarded: Forwarded,
 }
 
 impl Recorder {
@@ -86,6 +93,9 @@ impl Recorder {
             counters: Counters::default(),
             in_flight: Default::default(),
             stop_reason: None,
+            clock: Clock::default(),
+            findings_pending: 0,
+            forwarded: Forwarded::default(),
         })
     }
 
@@ -152,18 +162,34 @@ impl Recorder {
             }
             _ => {}
         }
-        let arguments = arguments.and_then(|raw| {
-            let mut value: Value = serde_json::from_str(raw.get()).ok()?;
-            self.counters.redactions += self.config.redactor.redact(&mut value);
-            Some(value)
-        });
+        let findings = std::mem::take(&mut self.findings_pending);
+        let aggregate = self.config.forwards == Forwards::Count
+            && decision == "forward"
+            && findings == 0
+            && !matches!(message, Message::Error { .. });
+        let bytes = message.body_text().map_or(0, str::len);
+        if aggregate {
+            self.forwarded
+                .add(direction, message, method, target.as_ref(), bytes);
+            return false;
+        }
+        self.record_forwarded();
+        // Cut before it is scanned: the redaction patterns never run over more than the
+        // excerpt (and a margin), however large the call.
+        let arguments = arguments
+            .filter(|_| self.config.excerpts > 0)
+            .and_then(|raw| excerpt(&self.config.redactor, raw.get(), self.config.excerpts))
+            .map(|(value, redactions)| {
+                self.counters.redactions += redactions;
+                value
+            });
         let reason = reason.map(|r| {
-            let (text, n) = self.config.redactor.redact_text(r);
+            let max = self.config.redactor.max_value_bytes();
+            let (text, n) = redact_bounded(&self.config.redactor, r, max);
             self.counters.redactions += n;
             text
         });
         self.seq += 1;
-        let ts = now_text();
         let id = match message {
             Message::Request { id, .. }
             | Message::Result { id, .. }
@@ -171,7 +197,7 @@ impl Recorder {
             _ => None,
         };
         let mut event = MessageEvent {
-            ts: &ts,
+            ts: self.clock.now(),
             session: &self.session,
             seq: self.seq,
             event: "message",
@@ -184,13 +210,14 @@ impl Recorder {
             id,
             decision,
             reason: reason.as_deref(),
+            bytes,
+            findings: (findings > 0).then_some(findings),
             latency_ms,
             arguments,
         };
         event.set_target(target.as_ref());
-        let body = serde_json::to_vec(&event).unwrap_or_default();
         if let Some(w) = &mut self.writer {
-            w.push(&body);
+            w.push_event(&event);
         }
         let refused = decision == "refuse";
         let mut stop = self.after_refusal(server_fault, reason.as_deref());
@@ -203,6 +230,14 @@ impl Recorder {
             stop |= self.flush();
         }
         stop
+    }
+
+    /// The forwards counted since the last line (`forwards = "count"`), as a line of their own
+    /// before the next one, so the log keeps the order of events.
+    fn record_forwarded(&mut self) {
+        if let Some(fields) = self.forwarded.take() {
+            self.record("forwards", fields);
+        }
     }
 
     /// Count a refusal of the server's message towards a burst; record and act on a
@@ -249,6 +284,11 @@ impl Recorder {
         self.counters.findings += 1;
         if self.writer.is_none() {
             return false;
+        }
+        // The firewall's findings come just before the line of the message they are about;
+        // consent's also come on their own (a request that timed out, a withdrawal).
+        if kind != "consent" {
+            self.findings_pending += 1;
         }
         let detail = self.config.redactor.redact_text(detail).0;
         self.record(
@@ -374,6 +414,7 @@ impl Recorder {
 
     /// Write what is buffered; `true` when the server must be stopped.
     pub fn flush(&mut self) -> bool {
+        self.record_forwarded();
         let Some(writer) = &mut self.writer else {
             return false;
         };
@@ -430,16 +471,20 @@ impl Recorder {
 
     /// Queue one event of `kind` with `fields` (an object).
     fn record(&mut self, kind: &str, fields: Value) {
-        let Some(writer) = &mut self.writer else {
+        if self.writer.is_none() {
             return;
-        };
+        }
+        if kind != "forwards" {
+            self.record_forwarded();
+        }
         self.seq += 1;
-        let mut event =
-            json!({"ts": now_text(), "session": self.session, "seq": self.seq, "event": kind});
+        let mut event = json!({"ts": self.clock.now(), "session": self.session, "seq": self.seq, "event": kind});
         if let (Some(map), Value::Object(extra)) = (event.as_object_mut(), fields) {
             map.extend(extra);
         }
-        writer.push(&serde_json::to_vec(&event).unwrap_or_default());
+        if let Some(writer) = &mut self.writer {
+            writer.push_event(&event);
+        }
     }
 }
 

@@ -254,6 +254,29 @@ pub struct Audit {
     pub max_size: Option<Val<Size>>,
     /// Rotated files kept (`audit.jsonl.1` … `.N`); older ones are removed.
     pub keep: Option<Val<Count>>,
+    /// How much of a call's arguments a line carries (default 0: none, metadata only).
+    pub excerpts: Option<Val<Size>>,
+    /// A line per forwarded message, or counts of them per method.
+    pub forwards: Option<Val<Forwards>>,
+}
+
+/// `[audit] forwards`: what the log says about messages forwarded unchanged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Forwards {
+    /// A line of its own for each.
+    Every,
+    /// Counted per direction and method, one `forwards` line per write of the log.
+    Count,
+}
+
+impl Forwards {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Forwards::Every => "every",
+            Forwards::Count => "count",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
