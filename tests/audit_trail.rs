@@ -73,7 +73,9 @@ fn audit_log_records_every_decision() {
         .unwrap();
     assert_eq!(call["tool"], "echo");
     assert_eq!(call["decision"], "forward");
-    assert_eq!(call["arguments"]["api_key"], "[REDACTED:key]", "{call}");
+    // Metadata only by default: the size, not the arguments (`[audit] excerpts` adds them).
+    assert!(call["bytes"].as_u64().unwrap() > 30, "{call}");
+    assert!(call.get("arguments").is_none(), "{call}");
     let answer = events
         .iter()
         .find(|e| e["method"] == "tools/call" && e["kind"] == "result")
@@ -303,4 +305,92 @@ fn audit_verify_json_says_intact_or_where_it_broke() {
     let (code, report) = json_verify(&notes);
     assert_eq!(code, 3, "{report}");
     assert_eq!(report["status"], "not_an_audit_log", "{report}");
+}
+
+/// A guard logging to `log` under `policy` (TOML after `version = 1`).
+fn start_with_policy(dir: &Path, log: &Path, policy: &str) -> Guard {
+    let file = dir.join("policy.toml");
+    std::fs::write(&file, format!("version = 1\n{policy}")).unwrap();
+    let (log_arg, policy_arg) = (log.display().to_string(), file.display().to_string());
+    let mut guard = Guard::start(
+        &["--audit-log", &log_arg, "--policy", &policy_arg],
+        &echo_bin(),
+        &[],
+    );
+    guard.initialize("2025-06-18");
+    guard
+}
+
+/// With `[audit] excerpts`, a call's line carries its arguments: sensitive keys and secrets
+/// redacted, and a megabyte argument cut to the excerpt (the secret near its start hidden,
+/// the rest never reaching the log).
+#[test]
+fn audit_excerpts_are_cut_and_redacted() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.jsonl");
+    let mut guard = start_with_policy(dir.path(), &log, "[audit]\nexcerpts = \"256B\"\n");
+    let long = format!("key AKIAABCDEFGHIJKLMNOP {}TAIL", "x".repeat(1 << 20));
+    guard.call_and_recv("2", "echo", json!({"api_key": "sk-live-123", "text": long}));
+    guard.close_stdin();
+    assert_eq!(guard.exit_code(Duration::from_secs(10)), 0);
+    let call = events(&log)
+        .into_iter()
+        .find(|e| e["method"] == "tools/call" && e["kind"] == "request")
+        .unwrap();
+    assert_eq!(call["arguments"]["api_key"], "[REDACTED:key]", "{call}");
+    let text = call["arguments"]["text"].as_str().unwrap();
+    assert!(
+        text.starts_with("key [REDACTED:aws_access_key] xxx"),
+        "{text}"
+    );
+    assert!(text.contains("…[truncated"), "{text}");
+    let whole = std::fs::read_to_string(&log).unwrap();
+    assert!(whole.len() < 16 * 1024, "{} bytes", whole.len());
+    assert!(!whole.contains("sk-live-123") && !whole.contains("AKIA") && !whole.contains("TAIL"));
+    assert_eq!(verify(&log).0, 0);
+}
+
+/// `forwards = "count"`: forwarded messages become counts per method and tool, in `forwards`
+/// lines; a refusal keeps its own line, after the counts of what came before it; the chain
+/// verifies.
+#[test]
+fn audit_forwards_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.jsonl");
+    let mut guard = start_with_policy(dir.path(), &log, "[audit]\nforwards = \"count\"\n");
+    for n in 0..5 {
+        guard.call_and_recv(&(n + 2).to_string(), "echo", json!({"text": "hi"}));
+    }
+    guard
+        .call_and_recv("9", "not-listed", json!({}))
+        .assert_error("9", -32602);
+    guard.call_and_recv("10", "echo", json!({"text": "hi"}));
+    guard.close_stdin();
+    assert_eq!(guard.exit_code(Duration::from_secs(10)), 0);
+    let events = events(&log);
+    let messages: Vec<&Value> = events.iter().filter(|e| e["event"] == "message").collect();
+    assert_eq!(messages.len(), 1, "only the refusal: {messages:?}");
+    assert_eq!(messages[0]["decision"], "refuse");
+    let refusal = events.iter().position(|e| e["event"] == "message").unwrap();
+    let count = |e: &Value, kind: &str| {
+        e["counts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["tool"] == "echo" && c["kind"] == kind)
+            .map(|c| c["messages"].as_u64().unwrap())
+            .sum::<u64>()
+    };
+    let before: u64 = events[..refusal]
+        .iter()
+        .filter(|e| e["event"] == "forwards")
+        .map(|e| count(e, "request"))
+        .sum();
+    let after: u64 = events[refusal..]
+        .iter()
+        .filter(|e| e["event"] == "forwards")
+        .map(|e| count(e, "result"))
+        .sum();
+    assert_eq!((before, after), (5, 1), "{events:?}");
+    assert_eq!(verify(&log).0, 0);
 }

@@ -93,3 +93,41 @@ impl Count {
         value
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::RequestId;
+
+    #[test]
+    fn counts_per_direction_kind_method_and_target() {
+        let mut f = Forwarded::default();
+        assert!(f.take().is_none());
+        let call = Message::Request {
+            id: RequestId::Number("1".into()),
+            method: "tools/call".into(),
+            params: None,
+        };
+        let echo = Target {
+            kind: TargetKind::Tool,
+            value: "echo".into(),
+        };
+        let other = Target {
+            kind: TargetKind::Tool,
+            value: "other".into(),
+        };
+        let up = Direction::HostToServer;
+        f.add(up, &call, Some("tools/call"), Some(&echo), 10);
+        f.add(up, &call, Some("tools/call"), Some(&echo), 5);
+        f.add(up, &call, Some("tools/call"), Some(&other), 1);
+        let fields = f.take().unwrap();
+        let counts = fields["counts"].as_array().unwrap();
+        assert_eq!(counts.len(), 2, "{fields}");
+        assert_eq!(counts[0]["tool"], "echo");
+        assert_eq!(
+            (counts[0]["messages"].as_u64(), counts[0]["bytes"].as_u64()),
+            (Some(2), Some(15))
+        );
+        assert!(f.take().is_none(), "taken: a fresh start");
+    }
+}
