@@ -66,13 +66,13 @@ impl Forwarded {
         if self.counts.is_empty() {
             return None;
         }
-        let counts: Vec<Value> = self.counts.drain(..).map(Count::to_json).collect();
+        let counts: Vec<Value> = self.counts.drain(..).map(Count::into_json).collect();
         Some(json!({ "decision": "forward", "counts": counts }))
     }
 }
 
 impl Count {
-    fn to_json(self) -> Value {
+    fn into_json(self) -> Value {
         let mut value = json!({
             "direction": self.direction,
             "kind": self.kind,
