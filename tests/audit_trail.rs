@@ -196,7 +196,9 @@ fn audit_log_rotates_and_stays_bounded() {
     let long_session = |log: &Path, max_size: &str| {
         std::fs::write(
             &policy,
-            format!("version = 1\n[audit]\nmax_size = \"{max_size}\"\nkeep = 2\n"),
+            format!(
+                "version = 1\n[audit]\nmax_size = \"{max_size}\"\nkeep = 2\nforwards = \"every\"\n"
+            ),
         )
         .unwrap();
         let log_arg = log.display().to_string();
@@ -392,5 +394,48 @@ fn audit_forwards_counted() {
         .map(|e| count(e, "result"))
         .sum();
     assert_eq!((before, after), (5, 1), "{events:?}");
+    assert_eq!(verify(&log).0, 0);
+}
+
+/// The default, `forwards = "auto"`: a line for each forwarded message of an ordinary session,
+/// counts for a flood beyond 200 a second, and the counts add up to what was forwarded.
+#[test]
+fn audit_forwards_auto_counts_only_a_flood() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.jsonl");
+    let mut guard = start_with_policy(dir.path(), &log, "");
+    // 600 calls sent at once: at least 400 of them within one second of another.
+    let mut batch = String::new();
+    for n in 0..600 {
+        batch.push_str(&format!(
+            r#"{{"jsonrpc":"2.0","id":{},"method":"tools/call","params":{{"name":"echo","arguments":{{"text":"hi"}}}}}}"#,
+            n + 2
+        ));
+        batch.push('\n');
+    }
+    guard.send_bytes(batch.as_bytes());
+    for _ in 0..600 {
+        guard.recv();
+    }
+    guard.close_stdin();
+    assert_eq!(guard.exit_code(Duration::from_secs(10)), 0);
+    let events = events(&log);
+    let lines = events
+        .iter()
+        .filter(|e| e["event"] == "message" && e["tool"] == "echo" && e["kind"] == "request")
+        .count() as u64;
+    let counted: u64 = events
+        .iter()
+        .filter(|e| e["event"] == "forwards")
+        .flat_map(|e| e["counts"].as_array().unwrap().clone())
+        .filter(|c| c["tool"] == "echo" && c["kind"] == "request")
+        .map(|c| c["messages"].as_u64().unwrap())
+        .sum();
+    assert_eq!(lines + counted, 600, "{lines} lines, {counted} counted");
+    // The 200 lines a second are shared by both directions (and `initialize`).
+    assert!(
+        lines >= 50 && counted >= 200,
+        "{lines} lines, {counted} counted"
+    );
     assert_eq!(verify(&log).0, 0);
 }

@@ -141,6 +141,13 @@ pub struct Clock {
 }
 
 impl Clock {
+    /// Seconds since the epoch, now.
+    pub fn second(&self) -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    }
+
     pub fn now(&mut self) -> &str {
         let now = std::time::SystemTime::now();
         let millis = now

@@ -57,8 +57,11 @@ pub struct Recorder {
     clock: Clock,
     /// Findings recorded since the last message line: they are about the next one.
     findings_pending: u32,
-    /// Forwards counted, not yet written (`forwards = "count"`).
+    /// Forwards counted, not yet written (`forwards = "count"`, `"auto"`).
     forwarded: Forwarded,
+    /// `forwards = "auto"`: the current second (since the epoch) and the forwards given a
+    /// line in it.
+    forward_lines: (u64, u32),
 }
 
 impl Recorder {
@@ -96,6 +99,7 @@ impl Recorder {
             clock: Clock::default(),
             findings_pending: 0,
             forwarded: Forwarded::default(),
+            forward_lines: (0, 0),
         })
     }
 
@@ -163,10 +167,9 @@ impl Recorder {
             _ => {}
         }
         let findings = std::mem::take(&mut self.findings_pending);
-        let aggregate = self.config.forwards == Forwards::Count
-            && decision == "forward"
-            && findings == 0
-            && !matches!(message, Message::Error { .. });
+        let countable =
+            decision == "forward" && findings == 0 && !matches!(message, Message::Error { .. });
+        let aggregate = countable && self.count_this_forward();
         let bytes = message.body_text().map_or(0, str::len);
         if aggregate {
             self.forwarded
@@ -230,6 +233,22 @@ impl Recorder {
             stop |= self.flush();
         }
         stop
+    }
+
+    /// Whether this forwarded message is counted rather than given a line (`[audit] forwards`).
+    fn count_this_forward(&mut self) -> bool {
+        match self.config.forwards {
+            Forwards::Every => false,
+            Forwards::Count => true,
+            Forwards::Auto => {
+                let second = self.clock.second();
+                if second != self.forward_lines.0 {
+                    self.forward_lines = (second, 0);
+                }
+                self.forward_lines.1 += 1;
+                self.forward_lines.1 > Forwards::AUTO_LINES_PER_SECOND
+            }
+        }
     }
 
     /// The forwards counted since the last line (`forwards = "count"`), as a line of their own

@@ -132,7 +132,7 @@ const EXAMPLES: &[(&str, &str)] = &[
     ("audit.max_size", "max_size = \"32MiB\""),
     ("audit.keep", "keep = 3"),
     ("audit.excerpts", "excerpts = \"512B\"   # 0: metadata only"),
-    ("audit.forwards", "forwards = \"count\"   # or \"every\""),
+    ("audit.forwards", "forwards = \"every\"   # or \"count\", \"auto\""),
     ("pin.mode", "mode = \"tofu\"   # or \"file\" (with --pin FILE), \"off\""),
     (
         "pin.injection",

@@ -266,15 +266,21 @@ pub struct Audit {
 pub enum Forwards {
     /// A line of its own for each.
     Every,
-    /// Counted per direction and method, one `forwards` line per write of the log.
+    /// Counted per direction, method and target in `forwards` lines.
     Count,
+    /// A line each while fewer than [`Forwards::AUTO_LINES_PER_SECOND`] came this second,
+    /// counted beyond: every call of an interactive session, a bounded cost for a flood.
+    Auto,
 }
 
 impl Forwards {
+    pub const AUTO_LINES_PER_SECOND: u32 = 200;
+
     pub fn as_str(self) -> &'static str {
         match self {
             Forwards::Every => "every",
             Forwards::Count => "count",
+            Forwards::Auto => "auto",
         }
     }
 }

@@ -51,7 +51,7 @@ max_value_bytes = "4KiB"
 max_size = "32MiB"
 keep = 3
 excerpts = 0
-forwards = "every"
+forwards = "auto"
 "#;
 
 /// A shipped profile.
