@@ -352,6 +352,17 @@ fn audit_excerpts_are_cut_and_redacted() {
     assert_eq!(verify(&log).0, 0);
 }
 
+/// The `echo` messages of `kind` counted in the `forwards` lines among `events`.
+fn counted(events: &[Value], kind: &str) -> u64 {
+    events
+        .iter()
+        .filter(|e| e["event"] == "forwards")
+        .flat_map(|e| e["counts"].as_array().cloned().unwrap_or_default())
+        .filter(|c| c["tool"] == "echo" && c["kind"] == kind)
+        .map(|c| c["messages"].as_u64().unwrap())
+        .sum()
+}
+
 /// `forwards = "count"`: forwarded messages become counts per method and tool, in `forwards`
 /// lines; a refusal keeps its own line, after the counts of what came before it; the chain
 /// verifies.
@@ -374,25 +385,8 @@ fn audit_forwards_counted() {
     assert_eq!(messages.len(), 1, "only the refusal: {messages:?}");
     assert_eq!(messages[0]["decision"], "refuse");
     let refusal = events.iter().position(|e| e["event"] == "message").unwrap();
-    let count = |e: &Value, kind: &str| {
-        e["counts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|c| c["tool"] == "echo" && c["kind"] == kind)
-            .map(|c| c["messages"].as_u64().unwrap())
-            .sum::<u64>()
-    };
-    let before: u64 = events[..refusal]
-        .iter()
-        .filter(|e| e["event"] == "forwards")
-        .map(|e| count(e, "request"))
-        .sum();
-    let after: u64 = events[refusal..]
-        .iter()
-        .filter(|e| e["event"] == "forwards")
-        .map(|e| count(e, "result"))
-        .sum();
+    let before = counted(&events[..refusal], "request");
+    let after = counted(&events[refusal..], "result");
     assert_eq!((before, after), (5, 1), "{events:?}");
     assert_eq!(verify(&log).0, 0);
 }
@@ -424,13 +418,7 @@ fn audit_forwards_auto_counts_only_a_flood() {
         .iter()
         .filter(|e| e["event"] == "message" && e["tool"] == "echo" && e["kind"] == "request")
         .count() as u64;
-    let counted: u64 = events
-        .iter()
-        .filter(|e| e["event"] == "forwards")
-        .flat_map(|e| e["counts"].as_array().unwrap().clone())
-        .filter(|c| c["tool"] == "echo" && c["kind"] == "request")
-        .map(|c| c["messages"].as_u64().unwrap())
-        .sum();
+    let counted = counted(&events, "request");
     assert_eq!(lines + counted, 600, "{lines} lines, {counted} counted");
     // The 200 lines a second are shared by both directions (and `initialize`).
     assert!(
