@@ -293,7 +293,8 @@ impl Recorder {
     pub fn invalid(&mut self, direction: Direction, reason: &str) -> bool {
         self.ensure_started();
         self.counters.invalid += 1;
-        let reason = self.config.redactor.redact_text(reason).0;
+        let max = self.config.redactor.max_value_bytes();
+        let reason = redact_bounded(&self.config.redactor, reason, max).0;
         self.record("invalid", json!({"direction": direction, "reason": reason}));
         false
     }
@@ -309,7 +310,8 @@ impl Recorder {
         if kind != "consent" {
             self.findings_pending += 1;
         }
-        let detail = self.config.redactor.redact_text(detail).0;
+        let max = self.config.redactor.max_value_bytes();
+        let detail = redact_bounded(&self.config.redactor, detail, max).0;
         self.record(
             "finding",
             json!({"severity": severity, "kind": kind, "detail": detail}),
