@@ -32,7 +32,8 @@
 //! - `one-cpu`: the bench, the guard and the server on CPU 0: round trips then measure the
 //!   guard's own work, without the cost of waking an idle CPU, which on a virtual machine is
 //!   tens of microseconds per hop;
-//! - `split`: the bench and the server on CPU 0, the guard on CPU 1 (the direct path: both
+//! - `split`: the bench and the server on CPU 0, the guard on CPU 1 (started with both CPUs
+//!   allowed, so it busy-polls as on a machine of its own, then moved; the direct path: both
 //!   peers on CPU 0);
 //! - `free`: wherever the scheduler puts them.
 //!
@@ -123,22 +124,73 @@ impl Placement {
         });
     }
 
-    /// Move a started guard's threads where this placement wants them.
+    /// Spawn a guard: with every CPU allowed in `split`, so that it sees two CPUs (and busy-polls,
+    /// as it does on a machine of its own); [`place_guard`](Self::place_guard) then moves it.
+    fn spawn_guard(self, command: &mut Command) -> std::io::Result<Child> {
+        if self != Placement::Split {
+            return command.spawn();
+        }
+        let all: Vec<usize> = (0..cpu_count()).collect();
+        set_affinity(0, &all)?;
+        let child = command.spawn();
+        self.pin_bench();
+        child
+    }
+
+    /// Move a started guard where this placement wants it: in `split`, its threads to CPU 1,
+    /// its descendants (supervisor, server) to CPU 0 with the bench.
     fn place_guard(self, guard_pid: u32) {
         if self != Placement::Split {
             return;
         }
-        let tasks = std::fs::read_dir(format!("/proc/{guard_pid}/task"))
-            .into_iter()
-            .flatten()
-            .flatten();
-        for task in tasks {
-            if let Some(tid) = task.file_name().to_str().and_then(|t| t.parse().ok()) {
-                // A thread that just ended cannot be moved: nothing to do about it.
-                let _ = set_affinity(tid, &[1]);
-            }
+        move_tasks(guard_pid, &[1]);
+        for pid in descendants(guard_pid) {
+            move_tasks(pid, &[0]);
         }
     }
+}
+
+/// Run every thread of process `pid` on `cpus` (a thread that just ended is skipped).
+fn move_tasks(pid: u32, cpus: &[usize]) {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten();
+    for task in tasks {
+        if let Some(tid) = task.file_name().to_str().and_then(|t| t.parse().ok()) {
+            let _ = set_affinity(tid, cpus);
+        }
+    }
+}
+
+/// The processes below `root`, from each process's parent in `/proc/PID/stat`.
+fn descendants(root: u32) -> Vec<u32> {
+    let parents: Vec<(u32, u32)> = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+            // `PID (COMM) STATE PPID …`; COMM may hold spaces and parentheses.
+            let after = &stat[stat.rfind(')')? + 1..];
+            let ppid = after.split_whitespace().nth(1)?.parse().ok()?;
+            Some((pid, ppid))
+        })
+        .collect();
+    let mut found = vec![root];
+    let mut i = 0;
+    while i < found.len() {
+        let parent = found[i];
+        found.extend(
+            parents
+                .iter()
+                .filter(|(_, p)| *p == parent)
+                .map(|(c, _)| *c),
+        );
+        i += 1;
+    }
+    found.split_off(1)
 }
 
 fn cpu_count() -> usize {
@@ -367,7 +419,7 @@ struct Peer {
 }
 
 impl Peer {
-    fn spawn(bins: &Binaries, route: Route) -> Peer {
+    fn spawn(bins: &Binaries, route: Route, placement: Placement) -> Peer {
         let stderr_path =
             std::env::temp_dir().join(format!("mcp-guard-bench-{}.stderr", std::process::id()));
         let stderr = std::fs::File::create(&stderr_path).expect("stderr file");
@@ -383,12 +435,15 @@ impl Peer {
                 c
             }
         };
-        let mut child = command
+        command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .expect("spawn the server");
+            .stderr(stderr);
+        let mut child = match route {
+            Route::Direct => command.spawn(),
+            _ => placement.spawn_guard(&mut command),
+        }
+        .expect("spawn the server");
         let stdin = BufWriter::with_capacity(MIB, child.stdin.take().expect("stdin"));
         let stdout = BufReader::with_capacity(MIB, child.stdout.take().expect("stdout"));
         Peer {
@@ -481,7 +536,7 @@ struct Measurement {
 
 /// A started, initialised peer, placed.
 fn start_peer(bins: &Binaries, route: Route, placement: Placement) -> Peer {
-    let mut peer = Peer::spawn(bins, route);
+    let mut peer = Peer::spawn(bins, route, placement);
     peer.initialize();
     if route != Route::Direct {
         placement.place_guard(peer.child.id());
