@@ -254,6 +254,35 @@ pub struct Audit {
     pub max_size: Option<Val<Size>>,
     /// Rotated files kept (`audit.jsonl.1` … `.N`); older ones are removed.
     pub keep: Option<Val<Count>>,
+    /// How much of a call's arguments a line carries (default 0: none, metadata only).
+    pub excerpts: Option<Val<Size>>,
+    /// A line per forwarded message, or counts of them per method.
+    pub forwards: Option<Val<Forwards>>,
+}
+
+/// `[audit] forwards`: what the log says about messages forwarded unchanged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Forwards {
+    /// A line of its own for each.
+    Every,
+    /// Counted per direction, method and target in `forwards` lines.
+    Count,
+    /// A line each while fewer than [`Forwards::AUTO_LINES_PER_SECOND`] came this second,
+    /// counted beyond: every call of an interactive session, a bounded cost for a flood.
+    Auto,
+}
+
+impl Forwards {
+    pub const AUTO_LINES_PER_SECOND: u32 = 200;
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Forwards::Every => "every",
+            Forwards::Count => "count",
+            Forwards::Auto => "auto",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -189,7 +189,9 @@ merge_fields!(Audit {
     redact_keys,
     max_value_bytes,
     max_size,
-    keep
+    keep,
+    excerpts,
+    forwards
 });
 
 impl Merge for Policy {
