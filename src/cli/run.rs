@@ -222,6 +222,9 @@ fn launch_and_relay(args: RunArgs) -> anyhow::Result<ExitCode> {
         server_label: server_label(&args.command),
         ..defaults
     };
+    // The supervisor is forked without exec only from a single-threaded guard: the firewall's
+    // schema warm-up thread starts after that fork.
+    crate::launch::deferred::hold();
     let firewall = crate::filter::Firewall::from_policy(&effective, firewall_options)
         .context("cannot build the message firewall from the policy")?;
     let (audit, pin) = super::audit::open_for_run(&args, &effective, &secrets)?;
