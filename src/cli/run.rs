@@ -224,7 +224,7 @@ fn launch_and_relay(args: RunArgs) -> anyhow::Result<ExitCode> {
     };
     // The supervisor is forked without exec only from a single-threaded guard: the firewall's
     // schema warm-up thread starts after that fork.
-    crate::launch::deferred::hold();
+    crate::deferred::hold();
     let firewall = crate::filter::Firewall::from_policy(&effective, firewall_options)
         .context("cannot build the message firewall from the policy")?;
     let (audit, pin) = super::audit::open_for_run(&args, &effective, &secrets)?;

@@ -17,7 +17,6 @@
 
 pub mod batch;
 pub mod events;
-pub mod deferred;
 pub mod supervisor;
 mod tree;
 
@@ -137,7 +136,7 @@ pub fn spawn(plan: &Plan) -> Result<Launched, LaunchError> {
         .kill_on_drop(false);
     let spawned = command.spawn();
     // Forked (or failed): threads held back for the fork may start now.
-    deferred::release();
+    crate::deferred::release();
     let mut supervisor = spawned.map_err(LaunchError::Spawn)?;
     drop((command, events_write));
     let egress = egress.map(|(ours, _theirs)| ours);

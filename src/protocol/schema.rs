@@ -411,8 +411,8 @@ impl Schemas {
     pub fn warm_in_background(self: &Arc<Self>, first: Option<&str>) {
         let schemas = Arc::clone(self);
         let first = first.map(str::to_owned);
-        // `run` starts the thread once its supervisor is forked (see `launch::deferred`).
-        crate::launch::deferred::run_after_launch(move || {
+        // `run` starts the thread once its supervisor is forked (see `crate::deferred`).
+        crate::deferred::run_after_launch(move || {
             let spawned = std::thread::Builder::new()
                 .name("mcp-guard-schemas".into())
                 .spawn(move || {

@@ -1,9 +1,9 @@
 //! Background threads that wait until the supervisor is started.
 //!
 //! The guard forks its supervisor without exec only while it has a single thread (see
-//! `spawn_forked`); a thread started just before (the schema warm-up, built with the firewall)
-//! would force the slower re-exec. `run` holds such starts from before the firewall is built
-//! until [`super::spawn`] has forked; everywhere else they start at once, as before.
+//! `launch::spawn_forked`); a thread started just before (the schema warm-up, built with the
+//! firewall) would force the slower re-exec. `run` holds such starts from before the firewall is built
+//! until `launch::spawn` has forked; everywhere else they start at once, as before.
 
 use std::sync::Mutex;
 
@@ -41,7 +41,7 @@ pub fn run_after_launch(job: impl FnOnce() + Send + 'static) {
 }
 
 /// The supervisor is started (or will not be): run what was held, and stop holding.
-pub(super) fn release() {
+pub(crate) fn release() {
     let jobs = match HELD.lock() {
         Ok(mut held) => {
             held.holding = false;
