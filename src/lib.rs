@@ -1,26 +1,28 @@
 //! mcp-guard: a sandbox launcher and JSON-RPC firewall for local stdio MCP servers.
 //!
 //! The data path reads top-down: host line → [`protocol::framing`] → [`protocol::envelope`] →
-//! [`relay`] (request tracking, filters) → server, and back. The server itself is started by
-//! [`launch`] through a supervisor process that applies the [`sandbox`].
+//! `relay` ([`conversation`], [`filter`]) → server, and back. The server itself is started by
+//! `launch` through a supervisor process that applies the [`sandbox`]. `ARCHITECTURE.md` has
+//! the whole picture. Modules that only the binary uses are `pub(crate)`; the public ones are
+//! what the integration tests, benches and fuzz targets drive.
 
 pub mod audit;
 pub mod cli;
 pub mod client;
 pub mod conversation;
-pub mod deferred;
+pub(crate) mod deferred;
 pub mod egress;
 pub mod filter;
-pub mod hosts;
-pub mod launch;
-pub mod launchers;
-pub mod maps;
-pub mod pin;
+pub(crate) mod hosts;
+pub(crate) mod launch;
+pub(crate) mod launchers;
+pub(crate) mod maps;
+pub(crate) mod pin;
 pub mod policy;
 pub mod protocol;
-pub mod relay;
+pub(crate) mod relay;
 pub mod sandbox;
-pub mod scan;
-pub mod secrets;
-pub mod shell;
-pub mod status;
+pub(crate) mod scan;
+pub(crate) mod secrets;
+pub(crate) mod shell;
+pub(crate) mod status;

@@ -15,6 +15,5 @@ pub mod spec;
 pub mod uv;
 
 pub use env::{look_through_env, EnvLaunch, LauncherError};
-pub use error::{LockedEntry, PackageError};
+pub use error::PackageError;
 pub use package::look_through_package;
-pub use spec::PackageLaunch;

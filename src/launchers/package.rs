@@ -138,7 +138,6 @@ fn hash_dir(root: &Path, rel: &Path, hasher: &mut Sha256) -> std::io::Result<()>
 pub struct Prepared {
     pub command: Vec<OsString>,
     pub entry: PathBuf,
-    pub version: String,
 }
 
 /// Make `launch` ready to run from the store: check the locked entry, or fetch and lock it.
@@ -157,11 +156,7 @@ pub fn prepare(launch: &PackageLaunch) -> Result<Prepared, PackageError> {
         Family::Npm => super::npm::command(launch, &entry)?,
         Family::Uv => super::uv::command(launch, &entry)?,
     };
-    Ok(Prepared {
-        command,
-        entry,
-        version: locked.version,
-    })
+    Ok(Prepared { command, entry })
 }
 
 /// The first start of a package: fetch it and add it to the lock. The hold lasts across the

@@ -133,10 +133,6 @@ impl Output {
         }
     }
 
-    pub async fn is_open(&self) -> bool {
-        self.writer.lock().await.is_some()
-    }
-
     /// Flush and close (the peer sees EOF).
     pub async fn close(&self) {
         if let Some(mut writer) = self.writer.lock().await.take() {

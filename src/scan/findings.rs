@@ -75,10 +75,6 @@ impl Finding {
     }
 }
 
-pub fn rule(id: &str) -> Option<&'static Rule> {
-    ALL.iter().find(|r| r.id == id)
-}
-
 impl Severity {
     pub fn as_str(self) -> &'static str {
         match self {

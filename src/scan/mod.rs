@@ -7,5 +7,5 @@ pub mod exercise;
 pub mod findings;
 pub mod report;
 
-pub use exercise::{scan, ScanResult};
-pub use findings::{Finding, Severity};
+pub use exercise::scan;
+pub use findings::Severity;

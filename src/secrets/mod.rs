@@ -11,6 +11,6 @@ mod error;
 mod reference;
 pub mod store;
 
-pub use env::{resolve_env, set_passed_references, ResolvedEnv};
+pub use env::{resolve_env, set_passed_references};
 pub use error::{EnvSecretError, SecretError};
 pub use reference::{SecretRef, PREFIX};
