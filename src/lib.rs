@@ -23,3 +23,4 @@ pub mod scan;
 pub mod secrets;
 pub mod shell;
 pub mod status;
+pub mod telemetry;

@@ -178,6 +178,7 @@ impl Recorder {
         };
         event.set_target(target.as_ref());
         let body = serde_json::to_vec(&event).unwrap_or_default();
+        crate::telemetry::event(&body);
         if let Some(w) = &mut self.writer {
             w.push(&body);
         }
@@ -428,7 +429,9 @@ impl Recorder {
         if let (Some(map), Value::Object(extra)) = (event.as_object_mut(), fields) {
             map.extend(extra);
         }
-        writer.push(&serde_json::to_vec(&event).unwrap_or_default());
+        let body = serde_json::to_vec(&event).unwrap_or_default();
+        crate::telemetry::event(&body);
+        writer.push(&body);
     }
 }
 

@@ -222,6 +222,8 @@ fn launch_and_relay(args: RunArgs) -> anyhow::Result<ExitCode> {
     };
     let firewall = crate::filter::Firewall::from_policy(&effective, firewall_options)
         .context("cannot build the message firewall from the policy")?;
+    // Dropped after the relay: the last events and the counters are sent then.
+    let _telemetry = super::audit::start_telemetry(&args, &effective, &command);
     let (audit, pin) = super::audit::open_for_run(&args, &effective, &secrets)?;
     let stages = crate::relay::Stages { firewall, pin };
     let status = crate::relay::run_guarded(plan, options, stages, audit, egress)?;

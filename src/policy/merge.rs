@@ -189,7 +189,8 @@ merge_fields!(Audit {
     redact_keys,
     max_value_bytes,
     max_size,
-    keep
+    keep,
+    otlp_endpoint
 });
 
 impl Merge for Policy {

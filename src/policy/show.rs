@@ -215,6 +215,7 @@ pub fn render(
     o.opt("keep", &a.keep, |v| {
         v.0.map_or_else(|| quote("unlimited"), |n| n.to_string())
     });
+    o.opt("otlp_endpoint", &a.otlp_endpoint, |v| quote(v));
 
     o.section("pin");
     o.opt("mode", &p.pin.mode, |v| quote(v.as_str()));
