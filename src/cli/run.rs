@@ -89,7 +89,9 @@ pub struct RunArgs {
     #[arg(long, value_name = "PATH", conflicts_with = "no_audit", value_parser = super::user_path::parse)]
     pub audit_log: Option<std::path::PathBuf>,
 
-    /// Write no audit log.
+    /// Write no audit log (and send no OpenTelemetry export: `[audit] otlp_endpoint`, else the
+    /// guard's own $OTEL_EXPORTER_OTLP_ENDPOINT, names the collector that otherwise gets the
+    /// events and counters).
     #[arg(long)]
     pub no_audit: bool,
 
