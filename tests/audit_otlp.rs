@@ -81,7 +81,8 @@ fn serve(stream: TcpStream, sink: &Mutex<Vec<(String, Value)>>) {
         }
         let body = serde_json::from_slice(&body).unwrap_or(Value::Null);
         sink.lock().unwrap().push((path, body));
-        let answer = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}";
+        let answer =
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}";
         if out.write_all(answer.as_bytes()).is_err() {
             return;
         }
@@ -187,7 +188,9 @@ fn events_and_counters_reach_the_collector() {
     assert_eq!(resource["service.name"], "mcp-guard", "{resource:?}");
     assert!(resource.contains_key("host.name"), "{resource:?}");
     assert!(
-        resource["mcp_guard.server.command"].to_string().contains("echo-server"),
+        resource["mcp_guard.server.command"]
+            .to_string()
+            .contains("echo-server"),
         "{resource:?}"
     );
     let call = |tool: &str, decision: &str| {
@@ -209,7 +212,11 @@ fn events_and_counters_reach_the_collector() {
 
     let one = |name: &str| {
         let points = sums(&collector, name);
-        points.iter().map(|(_, v)| *v).max().unwrap_or_else(|| panic!("no {name}"))
+        points
+            .iter()
+            .map(|(_, v)| *v)
+            .max()
+            .unwrap_or_else(|| panic!("no {name}"))
     };
     assert!(one("mcp_guard.messages") >= 4);
     assert!(one("mcp_guard.forwarded") >= 3);
@@ -233,7 +240,11 @@ fn the_standard_variable_turns_it_on_but_not_the_servers_env() {
     std::thread::sleep(Duration::from_millis(500));
     assert!(collector.received.lock().unwrap().is_empty());
     // In the guard's own environment it does.
-    session(&[("OTEL_EXPORTER_OTLP_ENDPOINT", &collector.url)], &policy, &[]);
+    session(
+        &[("OTEL_EXPORTER_OTLP_ENDPOINT", &collector.url)],
+        &policy,
+        &[],
+    );
     wait_for(|| !collector.bodies("/v1/metrics").is_empty());
     assert!(!records(&collector).is_empty());
 }

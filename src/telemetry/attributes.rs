@@ -105,7 +105,7 @@ pub fn record_counters(provider: &SdkMeterProvider, counters: &Value, fields: &M
     let forwarded = get("messages")
         .saturating_sub(get("modified"))
         .saturating_sub(refused);
-    let mut add = |name: &'static str, unit: &'static str, value: u64, attrs: &[KeyValue]| {
+    let add = |name: &'static str, unit: &'static str, value: u64, attrs: &[KeyValue]| {
         meter
             .u64_counter(name)
             .with_unit(unit)

@@ -12,7 +12,7 @@ mod export;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-use opentelemetry::logs::{LogRecord as _, Logger as _};
+use opentelemetry::logs::Logger as _;
 use opentelemetry_sdk::logs::{SdkLogger, SdkLoggerProvider};
 use opentelemetry_sdk::metrics::SdkMeterProvider;
 
