@@ -292,3 +292,71 @@ fn a_dead_collector_costs_the_telemetry_not_the_session() {
     let log = std::fs::read_to_string(&log).unwrap();
     assert!(log.contains("\"delete_all\""), "{log}");
 }
+
+#[test]
+fn a_collector_that_never_answers_does_not_slow_the_relay() {
+    // Accepts connections and reads nothing: every export waits for its timeout.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let held: Vec<TcpStream> = listener.incoming().flatten().collect();
+        drop(held);
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let policy = policy(dir.path(), &format!("otlp_endpoint = \"{url}\"\n"));
+    let policy_arg = policy.display().to_string();
+    let mut guard = Guard::start_run(
+        &[],
+        &["--allow-unsandboxed", "--no-pin", "--policy", &policy_arg],
+        &echo_bin(),
+        &[],
+    );
+    guard.initialize("2025-06-18");
+    // Past the batch processor's 1 s delay: its first export is now waiting on the collector.
+    std::thread::sleep(Duration::from_millis(1500));
+    let started = Instant::now();
+    for n in 0..50 {
+        guard.call_and_recv(&(n + 2).to_string(), "echo", json!({"text": "hi"}));
+    }
+    // 50 round trips while the exporter is stuck on its first batch.
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    guard.close_stdin();
+    // The exit waits for the last batch a bounded time (2 × the 3 s export timeout).
+    let exiting = Instant::now();
+    assert_eq!(guard.exit_code(Duration::from_secs(15)), 0);
+    assert!(
+        exiting.elapsed() < Duration::from_secs(9),
+        "{:?}",
+        exiting.elapsed()
+    );
+}
+
+#[test]
+fn policy_check_refuses_an_endpoint_the_exporter_cannot_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let check = |endpoint: &str| {
+        let path = policy(dir.path(), &format!("otlp_endpoint = \"{endpoint}\"\n"));
+        let out = std::process::Command::new(support::guard_bin())
+            .args(["policy", "check"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, stderr) = check("https://collector:4318");
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("otlp_endpoint") && stderr.contains("https://"),
+        "{stderr}"
+    );
+    // The control: a plain http:// collector is fine.
+    let (code, stderr) = check("http://collector:4318");
+    assert_eq!(code, Some(0), "{stderr}");
+}
