@@ -36,7 +36,9 @@ With --allow-host (or a policy's `[network] allow`), the server reaches only tho
 through the guard's egress proxy; each connection is in the audit log with its tool call.
 What the sandbox could not enforce on this kernel is said once on stderr; `--require` makes
 that fatal. Decisions are logged as JSON lines to $XDG_STATE_HOME/mcp-guard/audit.jsonl
-(`--audit-log`, `--no-audit`).
+(`--audit-log`, `--no-audit`). Fleets: `[audit] otlp_endpoint = http://collector:4318` (or
+the guard's own $OTEL_EXPORTER_OTLP_ENDPOINT) also sends them, and the counters, to an
+OpenTelemetry collector over OTLP/HTTP; a collector that is down costs telemetry, never messages.
 
 Trust on first use: the first session with a server pins the tools, prompts, resources and
 instructions the host is shown ($XDG_STATE_HOME/mcp-guard/pins/); anything new or changed
