@@ -260,6 +260,15 @@ fn nothing_is_sent_without_the_setting_or_with_an_empty_one() {
         &policy(dir.path(), "otlp_endpoint = \"\"\n"),
         &[],
     );
+    // `--no-audit` records nothing, so nothing is exported either.
+    session(
+        &[],
+        &policy(
+            dir.path(),
+            &format!("otlp_endpoint = \"{}\"\n", collector.url),
+        ),
+        &["--no-audit"],
+    );
     std::thread::sleep(Duration::from_millis(500));
     assert!(collector.received.lock().unwrap().is_empty());
 }
