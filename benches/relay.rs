@@ -1,4 +1,5 @@
-//! Relay benchmark: the cost of putting `mcp-guard run` between a host and a fast server.
+//! Relay benchmark: the cost of putting `mcp-guard run` between a host and a fast server, as
+//! users run it (the default policy, the audit log on) and with `--no-audit`.
 //!
 //! Run it with release binaries of the whole workspace (the bench needs `echo-server` from the
 //! testkit, which `cargo bench` does not build):
@@ -8,21 +9,36 @@
 //! cargo build --release --workspace && cargo bench --bench relay -- --quick # ~10x fewer messages
 //! ```
 //!
-//! (`scripts/bench-relay [--quick]` does both.) For each message size it measures, against
-//! (a) `echo-server` directly and (b) `mcp-guard run --allow-unsandboxed --no-audit -- echo-server`
-//! (other flags with `MCP_GUARD_BENCH_FLAGS`):
+//! (`scripts/bench-relay [--quick]` does both.) For each message size and each placement of
+//! the processes it measures three paths, alternating round by round so bursts of load on a
+//! shared machine hit them alike:
+//! - `direct`: `echo-server` alone;
+//! - `default`: `mcp-guard run -- echo-server` (default policy and sandbox, audit log on,
+//!   written under a temporary `XDG_STATE_HOME`);
+//! - `no-audit`: the same with `--no-audit`.
+//!
+//! `MCP_GUARD_BENCH_FLAGS` (whitespace-separated) adds flags to both guarded paths (e.g.
+//! `--allow-unsandboxed` where the sandbox cannot run); `MCP_GUARD_BENCH_GUARD=PATH` measures
+//! another build of the guard. For each path:
 //! - throughput: N `tools/call` lines pipelined (a writer thread keeps the pipe full while the
 //!   reader drains the answers), in MB/s of request bytes and messages per second;
 //! - latency: ping-pong round trips (write one request, wait for its answer), p50 and p99;
 //!
 //! and the start-up overhead: spawn to first `initialize` answer, median of many starts.
-//! Ratios are guarded/direct. Direct and guarded runs alternate, best of `--rounds=N` (default
-//! 3) per path, since a shared machine's load comes in bursts; each round's own throughput ratio
-//! is printed too (their spread is the machine's). Options: `--quick` (fewer
-//! messages, one round), `--only-1k` (skip the big sizes), `--rounds=N`, `--one-cpu` (run the
-//! bench and everything it starts on CPU 0: round trips then measure the guard's own work,
-//! without the cost of waking an idle CPU, which on a virtual machine is tens of microseconds
-//! per hop and depends on where the scheduler happens to place each process).
+//! Ratios are each guarded path's over direct, best of `--rounds=N` (default 3) per path; each
+//! round's own throughput ratio is printed too (their spread is the machine's).
+//!
+//! Placements (`--placements=one-cpu,split,free`, all three by default):
+//! - `one-cpu`: the bench, the guard and the server on CPU 0: round trips then measure the
+//!   guard's own work, without the cost of waking an idle CPU, which on a virtual machine is
+//!   tens of microseconds per hop;
+//! - `split`: the bench and the server on CPU 0, the guard on CPU 1 (started with both CPUs
+//!   allowed, so it busy-polls as on a machine of its own, then moved; the direct path: both
+//!   peers on CPU 0);
+//! - `free`: wherever the scheduler puts them.
+//!
+//! Other options: `--quick` (fewer messages, one round), `--only-1k` (skip the big sizes),
+//! `--one-cpu` (= `--placements=one-cpu`).
 
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::PathBuf;
@@ -35,9 +51,9 @@ const MIB: usize = 1 << 20;
 struct Config {
     quick: bool,
     only_small: bool,
-    /// Direct and guarded are measured alternately this many times; the best round counts.
+    /// The paths are measured alternately this many times; the best round counts.
     rounds: usize,
-    one_cpu: bool,
+    placements: Vec<Placement>,
 }
 
 #[derive(Clone, Copy)]
@@ -47,13 +63,144 @@ struct SizeCase {
     round_trips: usize,
 }
 
-/// The flags given to `mcp-guard run`: `MCP_GUARD_BENCH_FLAGS` (whitespace-separated) to compare
-/// configurations, e.g. `MCP_GUARD_BENCH_FLAGS="--no-audit"` for the sandbox without the audit
-/// log; by default the relay and firewall alone (`--allow-unsandboxed --no-audit`).
-/// `MCP_GUARD_BENCH_GUARD=PATH` measures another build of the guard.
-fn guard_flags() -> Vec<String> {
+/// What is measured: the server alone, or behind the guard with or without the audit log.
+#[derive(Clone, Copy, PartialEq)]
+enum Route {
+    Direct,
+    Default,
+    NoAudit,
+}
+
+impl Route {
+    const ALL: [Route; 3] = [Route::Direct, Route::Default, Route::NoAudit];
+
+    fn name(self) -> &'static str {
+        match self {
+            Route::Direct => "direct",
+            Route::Default => "default",
+            Route::NoAudit => "no-audit",
+        }
+    }
+}
+
+/// Where the processes run.
+#[derive(Clone, Copy, PartialEq)]
+enum Placement {
+    OneCpu,
+    Split,
+    Free,
+}
+
+impl Placement {
+    fn parse(name: &str) -> Placement {
+        match name {
+            "one-cpu" => Placement::OneCpu,
+            "split" => Placement::Split,
+            "free" => Placement::Free,
+            other => {
+                eprintln!("unknown placement `{other}`: one-cpu, split or free");
+                std::process::exit(2);
+            }
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Placement::OneCpu => "one-cpu: bench, guard and server on CPU 0",
+            Placement::Split => "split: bench and server on CPU 0, guard on CPU 1",
+            Placement::Free => "free: no pinning",
+        }
+    }
+
+    /// Pin this thread (and so what it spawns from now on) for this placement.
+    fn pin_bench(self) {
+        let cpus = match self {
+            Placement::OneCpu | Placement::Split => vec![0],
+            Placement::Free => (0..cpu_count()).collect(),
+        };
+        set_affinity(0, &cpus).unwrap_or_else(|e| {
+            eprintln!("cannot set the CPU affinity: {e}");
+            std::process::exit(2);
+        });
+    }
+
+    /// Spawn a guard: with every CPU allowed in `split`, so that it sees two CPUs (and busy-polls,
+    /// as it does on a machine of its own); [`place_guard`](Self::place_guard) then moves it.
+    fn spawn_guard(self, command: &mut Command) -> std::io::Result<Child> {
+        if self != Placement::Split {
+            return command.spawn();
+        }
+        let all: Vec<usize> = (0..cpu_count()).collect();
+        set_affinity(0, &all)?;
+        let child = command.spawn();
+        self.pin_bench();
+        child
+    }
+
+    /// Move a started guard where this placement wants it: in `split`, its threads to CPU 1,
+    /// its descendants (supervisor, server) to CPU 0 with the bench.
+    fn place_guard(self, guard_pid: u32) {
+        if self != Placement::Split {
+            return;
+        }
+        move_tasks(guard_pid, &[1]);
+        for pid in descendants(guard_pid) {
+            move_tasks(pid, &[0]);
+        }
+    }
+}
+
+/// Run every thread of process `pid` on `cpus` (a thread that just ended is skipped).
+fn move_tasks(pid: u32, cpus: &[usize]) {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten();
+    for task in tasks {
+        if let Some(tid) = task.file_name().to_str().and_then(|t| t.parse().ok()) {
+            let _ = set_affinity(tid, cpus);
+        }
+    }
+}
+
+/// The processes below `root`, from each process's parent in `/proc/PID/stat`.
+fn descendants(root: u32) -> Vec<u32> {
+    let parents: Vec<(u32, u32)> = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+            // `PID (COMM) STATE PPID …`; COMM may hold spaces and parentheses.
+            let after = &stat[stat.rfind(')')? + 1..];
+            let ppid = after.split_whitespace().nth(1)?.parse().ok()?;
+            Some((pid, ppid))
+        })
+        .collect();
+    let mut found = vec![root];
+    let mut i = 0;
+    while i < found.len() {
+        let parent = found[i];
+        found.extend(
+            parents
+                .iter()
+                .filter(|(_, p)| *p == parent)
+                .map(|(c, _)| *c),
+        );
+        i += 1;
+    }
+    found.split_off(1)
+}
+
+fn cpu_count() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// The flags every guarded path gets besides its own (`MCP_GUARD_BENCH_FLAGS`).
+fn extra_flags() -> Vec<String> {
     std::env::var("MCP_GUARD_BENCH_FLAGS")
-        .unwrap_or_else(|_| "--allow-unsandboxed --no-audit".into())
+        .unwrap_or_default()
         .split_whitespace()
         .map(str::to_owned)
         .collect()
@@ -61,25 +208,30 @@ fn guard_flags() -> Vec<String> {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let mut placements: Vec<Placement> = args
+        .iter()
+        .find_map(|a| a.strip_prefix("--placements="))
+        .map(|list| list.split(',').map(Placement::parse).collect())
+        .unwrap_or_else(|| vec![Placement::OneCpu, Placement::Split, Placement::Free]);
+    if args.iter().any(|a| a == "--one-cpu") {
+        placements = vec![Placement::OneCpu];
+    }
+    if cpu_count() < 2 {
+        placements.retain(|p| *p != Placement::Split);
+    }
     let config = Config {
-        quick: args.iter().any(|a| a == "--quick"),
+        quick,
         only_small: args.iter().any(|a| a == "--only-1k"),
-        one_cpu: args.iter().any(|a| a == "--one-cpu"),
+        placements,
         rounds: args
             .iter()
             .find_map(|a| a.strip_prefix("--rounds="))
             .map(|n| n.parse().expect("--rounds=N"))
-            .unwrap_or(if args.iter().any(|a| a == "--quick") {
-                1
-            } else {
-                3
-            }),
+            .unwrap_or(if quick { 1 } else { 3 }),
     };
     // `cargo bench` passes `--bench`; ignore what we do not know.
     let bins = Binaries::locate();
-    if config.one_cpu {
-        pin_to_cpu_zero();
-    }
     let scale = if config.quick { 10 } else { 1 };
     let mut cases = vec![SizeCase {
         bytes: KIB,
@@ -113,113 +265,130 @@ fn main() {
     );
     // The machine may be shared: the load says how much to trust the figures.
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!(
-        "  load average {} on {cpus} CPUs",
+        "  load average {} on {} CPUs",
         load.split_whitespace()
             .take(3)
             .collect::<Vec<_>>()
-            .join(" ")
+            .join(" "),
+        cpu_count()
     );
-    if config.one_cpu {
-        println!("  everything pinned to CPU 0 (--one-cpu)");
-    }
-    println!("  direct : {}", bins.echo.display());
+    let extra = extra_flags().join(" ");
+    println!("  direct  : {}", bins.echo.display());
     println!(
-        "  guarded: {} run {} -- echo-server",
+        "  default : {} run {extra} -- echo-server (audit log under {})",
         bins.guard.display(),
-        guard_flags().join(" ")
+        bins.state.path().display()
     );
-    println!();
     println!(
-        "{:>7} {:>8} | {:>7} {:>9} {:>10} | {:>6} {:>9} {:>9}",
-        "size", "path", "msgs", "MB/s", "msg/s", "trips", "p50", "p99"
+        "  no-audit: {} run --no-audit {extra} -- echo-server",
+        bins.guard.display()
     );
-    println!("{}", "-".repeat(80));
     for case in cases {
-        // Alternate the two paths so a burst of load elsewhere hits both alike; keep the best.
-        let (mut direct, mut guarded) = (Vec::new(), Vec::new());
-        for _ in 0..config.rounds {
-            direct.push(measure(&bins, false, case));
-            guarded.push(measure(&bins, true, case));
-        }
-        // Each round's own ratio too: how much of the spread is the machine, not the guard.
-        let mut per_round: Vec<f64> = direct
-            .iter()
-            .zip(&guarded)
-            .map(|(d, g)| g.mb_per_s / d.mb_per_s)
-            .collect();
-        let (direct, guarded) = (best(direct), best(guarded));
-        print_row(case, "direct", &direct);
-        print_row(case, "guarded", &guarded);
-        println!(
-            "{:>7} {:>8} | {:>7} {:>9} {:>10} | {:>6} {:>9} {:>9}",
-            "",
-            "g/d",
-            "",
-            format!("{:.2}x", guarded.mb_per_s / direct.mb_per_s),
-            format!("{:.2}x", guarded.msg_per_s / direct.msg_per_s),
-            "",
-            format!("{:.2}x", ratio(guarded.p50, direct.p50)),
-            format!("{:.2}x", ratio(guarded.p99, direct.p99)),
-        );
-        println!(
-            "{:>7} {:>8} | {:>28} | {:>6} {:>9} {:>9}",
-            "",
-            "g-d",
-            "",
-            "",
-            format!("+{}", fmt_duration(guarded.p50.saturating_sub(direct.p50))),
-            format!("+{}", fmt_duration(guarded.p99.saturating_sub(direct.p99))),
-        );
-        if per_round.len() > 1 {
-            let listed: Vec<String> = per_round.iter().map(|r| format!("{r:.2}")).collect();
-            per_round.sort_by(f64::total_cmp);
+        for &placement in &config.placements {
+            placement.pin_bench();
+            println!();
+            println!("{} — {}", fmt_size(case.bytes), placement.describe());
             println!(
-                "{:>7} {:>8} | g/d MB/s per round: {} (median {:.2})",
-                "",
-                "rounds",
-                listed.join(" "),
-                per_round[per_round.len() / 2]
+                "{:>9} | {:>7} {:>9} {:>10} | {:>6} {:>9} {:>9}",
+                "path", "msgs", "MB/s", "msg/s", "trips", "p50", "p99"
             );
+            println!("{}", "-".repeat(72));
+            // Alternate the paths so a burst of load elsewhere hits them alike; keep the best.
+            let mut rounds: Vec<Vec<Measurement>> = vec![Vec::new(); Route::ALL.len()];
+            for _ in 0..config.rounds {
+                for (i, path) in Route::ALL.into_iter().enumerate() {
+                    rounds[i].push(measure(&bins, path, placement, case));
+                }
+            }
+            let direct = best(&rounds[0]);
+            print_row(case, "direct", &direct);
+            for (i, path) in Route::ALL.into_iter().enumerate().skip(1) {
+                let guarded = best(&rounds[i]);
+                print_row(case, path.name(), &guarded);
+                println!(
+                    "{:>9} | {:>7} {:>9} {:>10} | {:>6} {:>9} {:>9}",
+                    "÷ direct",
+                    "",
+                    format!("{:.2}x", guarded.mb_per_s / direct.mb_per_s),
+                    format!("{:.2}x", guarded.msg_per_s / direct.msg_per_s),
+                    "",
+                    format!("+{}", fmt_duration(guarded.p50.saturating_sub(direct.p50))),
+                    format!("+{}", fmt_duration(guarded.p99.saturating_sub(direct.p99))),
+                );
+                if config.rounds > 1 {
+                    // Each round's own ratio: how much of the spread is the machine.
+                    let mut per_round: Vec<f64> = rounds[0]
+                        .iter()
+                        .zip(&rounds[i])
+                        .map(|(d, g)| g.mb_per_s / d.mb_per_s)
+                        .collect();
+                    let listed: Vec<String> = per_round.iter().map(|r| format!("{r:.2}")).collect();
+                    per_round.sort_by(f64::total_cmp);
+                    println!(
+                        "{:>9} | MB/s ÷ direct per round: {} (median {:.2})",
+                        "",
+                        listed.join(" "),
+                        per_round[per_round.len() / 2]
+                    );
+                }
+            }
         }
-        println!("{}", "-".repeat(80));
     }
 
+    let placement = config.placements[0];
+    placement.pin_bench();
     let starts = if config.quick { 10 } else { 50 };
-    let (mut direct, mut guarded) = (Vec::new(), Vec::new());
+    let mut times: Vec<Vec<Duration>> = vec![Vec::new(); Route::ALL.len()];
     for _ in 0..starts {
-        direct.push(startup_time(&bins, false));
-        guarded.push(startup_time(&bins, true));
+        for (i, path) in Route::ALL.into_iter().enumerate() {
+            times[i].push(startup_time(&bins, path, placement));
+        }
     }
-    let (direct, guarded) = (median(direct), median(guarded));
+    let medians: Vec<Duration> = times.into_iter().map(median).collect();
     println!();
-    println!("start-up to the first initialize answer (median of {starts}):");
-    println!("  direct  {:>10}", fmt_duration(direct));
     println!(
-        "  guarded {:>10}  (+{}, {:.1}x)",
-        fmt_duration(guarded),
-        fmt_duration(guarded.saturating_sub(direct)),
-        ratio(guarded, direct)
+        "start-up to the first initialize answer (median of {starts}, {}):",
+        placement.describe()
     );
+    for (i, path) in Route::ALL.into_iter().enumerate() {
+        let extra = if i == 0 {
+            String::new()
+        } else {
+            format!(
+                "  (+{}, {:.1}x)",
+                fmt_duration(medians[i].saturating_sub(medians[0])),
+                ratio(medians[i], medians[0])
+            )
+        };
+        println!(
+            "  {:<9} {:>10}{extra}",
+            path.name(),
+            fmt_duration(medians[i])
+        );
+    }
 }
 
-/// Run this process, and so everything it starts, on CPU 0 only.
-fn pin_to_cpu_zero() {
+/// Run thread (or process) `tid` (0: this thread) on `cpus` only.
+fn set_affinity(tid: libc::pid_t, cpus: &[usize]) -> std::io::Result<()> {
     // SAFETY: a zeroed cpu_set_t is a valid empty set; we pass its exact size.
     unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(0, &mut set);
-        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
-            eprintln!("cannot pin to CPU 0: {}", std::io::Error::last_os_error());
-            std::process::exit(2);
+        for &cpu in cpus {
+            libc::CPU_SET(cpu, &mut set);
+        }
+        if libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            return Err(std::io::Error::last_os_error());
         }
     }
+    Ok(())
 }
 
 struct Binaries {
     guard: PathBuf,
     echo: PathBuf,
+    /// `XDG_STATE_HOME` of the guarded paths: the default path's audit log goes there.
+    state: tempfile::TempDir,
 }
 
 impl Binaries {
@@ -236,7 +405,8 @@ impl Binaries {
             );
             std::process::exit(2);
         }
-        Binaries { guard, echo }
+        let state = tempfile::tempdir().expect("a temporary state directory");
+        Binaries { guard, echo, state }
     }
 }
 
@@ -249,23 +419,31 @@ struct Peer {
 }
 
 impl Peer {
-    fn spawn(bins: &Binaries, guarded: bool) -> Peer {
+    fn spawn(bins: &Binaries, route: Route, placement: Placement) -> Peer {
         let stderr_path =
             std::env::temp_dir().join(format!("mcp-guard-bench-{}.stderr", std::process::id()));
         let stderr = std::fs::File::create(&stderr_path).expect("stderr file");
-        let mut command = if guarded {
-            let mut c = Command::new(&bins.guard);
-            c.arg("run").args(guard_flags()).arg("--").arg(&bins.echo);
-            c
-        } else {
-            Command::new(&bins.echo)
+        let mut command = match route {
+            Route::Direct => Command::new(&bins.echo),
+            Route::Default | Route::NoAudit => {
+                let mut c = Command::new(&bins.guard);
+                c.arg("run").env("XDG_STATE_HOME", bins.state.path());
+                if route == Route::NoAudit {
+                    c.arg("--no-audit");
+                }
+                c.args(extra_flags()).arg("--").arg(&bins.echo);
+                c
+            }
         };
-        let mut child = command
+        command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .expect("spawn the server");
+            .stderr(stderr);
+        let mut child = match route {
+            Route::Direct => command.spawn(),
+            _ => placement.spawn_guard(&mut command),
+        }
+        .expect("spawn the server");
         let stdin = BufWriter::with_capacity(MIB, child.stdin.take().expect("stdin"));
         let stdout = BufReader::with_capacity(MIB, child.stdout.take().expect("stdout"));
         Peer {
@@ -348,6 +526,7 @@ fn request(id: usize, size: usize) -> Vec<u8> {
     line
 }
 
+#[derive(Clone)]
 struct Measurement {
     mb_per_s: f64,
     msg_per_s: f64,
@@ -355,10 +534,19 @@ struct Measurement {
     p99: Duration,
 }
 
-fn measure(bins: &Binaries, guarded: bool, case: SizeCase) -> Measurement {
-    // Throughput: pipelined through a writer thread.
-    let mut peer = Peer::spawn(bins, guarded);
+/// A started, initialised peer, placed.
+fn start_peer(bins: &Binaries, route: Route, placement: Placement) -> Peer {
+    let mut peer = Peer::spawn(bins, route, placement);
     peer.initialize();
+    if route != Route::Direct {
+        placement.place_guard(peer.child.id());
+    }
+    peer
+}
+
+fn measure(bins: &Binaries, route: Route, placement: Placement, case: SizeCase) -> Measurement {
+    // Throughput: pipelined through a writer thread.
+    let mut peer = start_peer(bins, route, placement);
     let mut stdin = peer.stdin.take().expect("stdin");
     let (count, size) = (case.pipelined, case.bytes);
     // Everything after the id, shared by all requests: the writer only formats the id.
@@ -401,8 +589,7 @@ fn measure(bins: &Binaries, guarded: bool, case: SizeCase) -> Measurement {
     let secs = elapsed.as_secs_f64();
 
     // Latency: one request in flight at a time.
-    let mut peer = Peer::spawn(bins, guarded);
-    peer.initialize();
+    let mut peer = start_peer(bins, route, placement);
     let mut times = Vec::with_capacity(case.round_trips);
     let lines: Vec<Vec<u8>> = (0..case.round_trips.min(16))
         .map(|i| request(i + 1, size))
@@ -424,10 +611,9 @@ fn measure(bins: &Binaries, guarded: bool, case: SizeCase) -> Measurement {
     }
 }
 
-fn startup_time(bins: &Binaries, guarded: bool) -> Duration {
+fn startup_time(bins: &Binaries, route: Route, placement: Placement) -> Duration {
     let t = Instant::now();
-    let mut peer = Peer::spawn(bins, guarded);
-    peer.initialize();
+    let peer = start_peer(bins, route, placement);
     let elapsed = t.elapsed();
     peer.finish();
     elapsed
@@ -440,12 +626,13 @@ fn median(mut times: Vec<Duration>) -> Duration {
 
 /// The best of several rounds: highest throughput, and the latencies of the round with the
 /// lowest p50 (p50 and p99 from the same round).
-fn best(rounds: Vec<Measurement>) -> Measurement {
+fn best(rounds: &[Measurement]) -> Measurement {
     let mb_per_s = rounds.iter().map(|m| m.mb_per_s).fold(0.0, f64::max);
     let msg_per_s = rounds.iter().map(|m| m.msg_per_s).fold(0.0, f64::max);
     let fastest = rounds
-        .into_iter()
+        .iter()
         .min_by_key(|m| m.p50)
+        .cloned()
         .expect("at least one round");
     Measurement {
         mb_per_s,
@@ -487,8 +674,7 @@ fn fmt_size(bytes: usize) -> String {
 
 fn print_row(case: SizeCase, path: &str, m: &Measurement) {
     println!(
-        "{:>7} {:>8} | {:>7} {:>9.1} {:>10.0} | {:>6} {:>9} {:>9}",
-        fmt_size(case.bytes),
+        "{:>9} | {:>7} {:>9.1} {:>10.0} | {:>6} {:>9} {:>9}",
         path,
         case.pipelined,
         m.mb_per_s,

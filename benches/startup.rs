@@ -7,15 +7,23 @@
 //! - under `mcp-guard run` with the audit log written to a file,
 //! - under `mcp-guard run` in `hosts` network mode, in each isolation tier (namespace, broker),
 //!
-//! measured in alternation (one of each per round, so load bursts hit all alike), median and
-//! p90 over N rounds. Also the cost of starting the guard binary at all (`mcp-guard --version`)
-//! and, with `--strace`, one traced start with the time of each step (exec of the supervisor,
-//! landlock, seccomp, exec of the server, first answer).
+//! and the time from spawn to exit of `/bin/true` started plainly, under bwrap and under
+//! `mcp-guard run` (the figure of issue 18: what the sandbox adds to a process start).
+//! Measured in alternation (one of each per round, so load bursts hit all alike), median and
+//! p90 over N rounds; as the current user and, when run as root, again as the ordinary user
+//! `mcpguard-test` when it exists (`--as=root` / `--as=user` for one of them). Also the cost of
+//! starting the guard binary at all (`mcp-guard --version`) and, with `--strace`, one traced
+//! start with the time of each step (fork of the supervisor, landlock, seccomp, exec of the
+//! server, first answer). Without bwrap its rows are skipped, with the reason.
 //!
 //! ```text
 //! cargo build --release --workspace && cargo bench --bench startup            # 40 rounds
 //! cargo build --release --workspace && cargo bench --bench startup -- --rounds=10 --strace
 //! ```
+
+#[allow(dead_code)]
+#[path = "../tests/support/users.rs"]
+mod users;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -28,6 +36,8 @@ const INIT: &[u8] = b"{\"jsonrpc\":\"2.0\",\"id\":0,\"method\":\"initialize\",\"
 struct Variant {
     name: &'static str,
     argv: Vec<String>,
+    /// Time to the first `initialize` answer (else: to the exit, for `/bin/true`).
+    initialize: bool,
 }
 
 fn main() {
@@ -37,6 +47,7 @@ fn main() {
         .find_map(|a| a.strip_prefix("--rounds="))
         .map(|n| n.parse().expect("--rounds=N"))
         .unwrap_or(40);
+    let only = args.iter().find_map(|a| a.strip_prefix("--as="));
     let guard = PathBuf::from(env!("CARGO_BIN_EXE_mcp-guard"));
     let echo = guard.with_file_name("echo-server");
     if !echo.exists() {
@@ -46,65 +57,106 @@ fn main() {
         );
         std::process::exit(2);
     }
-    let scratch = std::env::temp_dir().join(format!("mcp-guard-startup-{}", std::process::id()));
-    std::fs::create_dir_all(&scratch).expect("scratch dir");
-    let audit = scratch.join("audit.jsonl");
+    for who in users::identities() {
+        let ordinary = matches!(who, users::Identity::Ordinary { .. });
+        match only {
+            Some("root") if ordinary => continue,
+            Some("user") if !ordinary && unsafe { libc::geteuid() } == 0 => continue,
+            _ => {}
+        }
+        println!("\n=== as {} ===", who.label());
+        suite(
+            &who,
+            &guard,
+            &echo,
+            rounds,
+            args.iter().any(|a| a == "--strace"),
+        );
+    }
+}
+
+/// Every variant, alternating, as `who`.
+fn suite(who: &users::Identity, guard: &Path, echo: &Path, rounds: usize, strace: bool) {
+    let scratch = who.scratch_dir();
+    let audit = scratch.path().join("audit.jsonl");
+    let (guard, echo) = (who.binary(guard), who.binary(echo));
     let (g, e) = (guard.display().to_string(), echo.display().to_string());
     let mut variants = vec![Variant {
         name: "plain exec",
         argv: vec![e.clone()],
+        initialize: true,
     }];
-    let bwrap = bwrap_argv(&e);
-    match &bwrap {
+    match bwrap_argv(who, &e, true) {
         Ok(argv) => variants.push(Variant {
             name: "bwrap",
-            argv: argv.clone(),
+            argv,
+            initialize: true,
         }),
         Err(why) => println!("bwrap: not measured ({why})"),
     }
-    let run = |extra: &[&str]| -> Vec<String> {
+    let run = |extra: &[&str], server: &str| -> Vec<String> {
         let mut v = vec![g.clone(), "run".into()];
         v.extend(extra.iter().map(|s| s.to_string()));
-        v.extend(["--".into(), e.clone()]);
+        v.extend(["--".into(), server.to_owned()]);
         v
     };
-    variants.push(Variant {
-        name: "guard --allow-unsandboxed",
-        argv: run(&["--allow-unsandboxed", "--no-audit"]),
-    });
-    variants.push(Variant {
-        name: "guard (sandboxed)",
-        argv: run(&["--no-audit"]),
-    });
+    let guarded = |name, extra: &[&str]| Variant {
+        name,
+        argv: run(extra, &e),
+        initialize: true,
+    };
+    variants.push(guarded(
+        "guard --allow-unsandboxed",
+        &["--allow-unsandboxed", "--no-audit"],
+    ));
+    variants.push(guarded("guard (sandboxed)", &["--no-audit"]));
     let audit_arg = audit.display().to_string();
-    variants.push(Variant {
-        name: "guard (sandboxed, audit)",
-        argv: run(&["--audit-log", &audit_arg]),
-    });
+    variants.push(guarded(
+        "guard (sandboxed, audit)",
+        &["--audit-log", &audit_arg],
+    ));
     // `hosts` mode: the egress proxy's thread and port, plus each isolation tier.
-    variants.push(Variant {
-        name: "guard, hosts mode, namespace tier",
-        argv: run(&[
+    variants.push(guarded(
+        "guard, hosts, namespace",
+        &[
             "--no-audit",
             "--allow-host",
             "api.example.org",
             "--network-isolation",
             "namespace",
-        ]),
-    });
-    variants.push(Variant {
-        name: "guard, hosts mode, broker tier",
-        argv: run(&[
+        ],
+    ));
+    variants.push(guarded(
+        "guard, hosts, broker",
+        &[
             "--no-audit",
             "--allow-host",
             "api.example.org",
             "--network-isolation",
             "broker",
-        ]),
-    });
+        ],
+    ));
+    // Spawn to exit of a process that does nothing: what each launcher adds to a start.
+    let true_variants = [
+        ("/bin/true, plain", vec!["/bin/true".to_string()]),
+        (
+            "/bin/true, bwrap",
+            bwrap_argv(who, "/bin/true", false).unwrap_or_default(),
+        ),
+        ("/bin/true, guard", run(&["--no-audit"], "/bin/true")),
+    ];
+    for (name, argv) in true_variants {
+        if !argv.is_empty() {
+            variants.push(Variant {
+                name,
+                argv,
+                initialize: false,
+            });
+        }
+    }
 
     // Each variant must work before it is timed.
-    variants.retain(|v| match start_once(&v.argv) {
+    variants.retain(|v| match start_once(who, v) {
         Ok(_) => true,
         Err(why) => {
             println!("{}: not measured ({why})", v.name);
@@ -115,32 +167,41 @@ fn main() {
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!(
-        "start-up to the first initialize answer, {rounds} alternating rounds; load average {} on {cpus} CPUs",
-        load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+        "{rounds} alternating rounds; load average {} on {cpus} CPUs",
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
     );
     let mut times: Vec<Vec<Duration>> = vec![Vec::new(); variants.len()];
     let mut version = Vec::new();
+    let version_variant = Variant {
+        name: "mcp-guard --version",
+        argv: vec![g.clone(), "--version".into()],
+        initialize: false,
+    };
     for _ in 0..rounds {
         for (v, t) in variants.iter().zip(times.iter_mut()) {
-            t.push(start_once(&v.argv).expect("start"));
+            t.push(start_once(who, v).expect("start"));
         }
-        let t = Instant::now();
-        let ok = Command::new(&guard)
-            .arg("--version")
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "mcp-guard --version failed");
-        version.push(t.elapsed());
+        version.push(start_once(who, &version_variant).expect("mcp-guard --version"));
     }
-    let base = median(&mut times[0].clone());
+    let median_of = |name: &str| {
+        variants
+            .iter()
+            .position(|v| v.name == name)
+            .map(|i| median(&mut times[i].clone()))
+    };
+    let plain_init = median_of("plain exec").unwrap_or_default();
+    let plain_true = median_of("/bin/true, plain").unwrap_or_default();
     println!();
     println!(
         "{:<28} {:>10} {:>10} {:>12}",
-        "", "median", "p90", "over plain"
+        "to the first answer / exit", "median", "p90", "over plain"
     );
-    for (v, t) in variants.iter().zip(times.iter_mut()) {
-        let m = median(t);
+    for (v, t) in variants.iter().zip(times.iter()) {
+        let m = median(&mut t.clone());
+        let base = if v.initialize { plain_init } else { plain_true };
         println!(
             "{:<28} {:>10} {:>10} {:>12}",
             v.name,
@@ -155,38 +216,48 @@ fn main() {
         fmt(median(&mut version)),
         fmt(percentile(&version, 0.9))
     );
-    let find = |name: &str| {
-        variants
-            .iter()
-            .position(|v| v.name == name)
-            .map(|i| median(&mut times[i].clone()))
-    };
-    if let (Some(unsandboxed), Some(sandboxed)) =
-        (find("guard --allow-unsandboxed"), find("guard (sandboxed)"))
-    {
+    if let (Some(unsandboxed), Some(sandboxed)) = (
+        median_of("guard --allow-unsandboxed"),
+        median_of("guard (sandboxed)"),
+    ) {
         println!();
         println!(
             "sandbox setup over a plain exec: +{} (whole guard, sandboxed, vs plain exec)",
-            fmt(sandboxed.saturating_sub(base))
+            fmt(sandboxed.saturating_sub(plain_init))
         );
         println!(
             "  of which the relay process:    +{} (--allow-unsandboxed vs plain exec)",
-            fmt(unsandboxed.saturating_sub(base))
+            fmt(unsandboxed.saturating_sub(plain_init))
         );
         println!(
             "  of which the sandbox:          +{} (sandboxed vs --allow-unsandboxed)",
             fmt(sandboxed.saturating_sub(unsandboxed))
         );
     }
-    if args.iter().any(|a| a == "--strace") {
-        strace_breakdown(&run(&["--no-audit"]), &scratch);
+    if let (Some(guard), Some(bwrap)) =
+        (median_of("/bin/true, guard"), median_of("/bin/true, bwrap"))
+    {
+        println!(
+            "/bin/true: guard {} bwrap",
+            if guard <= bwrap {
+                format!("-{} under", fmt(bwrap - guard))
+            } else {
+                format!("+{} over", fmt(guard - bwrap))
+            }
+        );
     }
-    let _ = std::fs::remove_dir_all(&scratch);
+    if strace {
+        strace_breakdown(who, &run(&["--no-audit"], &e), scratch.path());
+    }
 }
 
 /// bwrap with a read-only `/`, fresh /dev and /proc and every namespace unshared (the usual
 /// way to sandbox a command with it); `Err` says why it cannot run here.
-fn bwrap_argv(server: &str) -> Result<Vec<String>, String> {
+fn bwrap_argv(
+    who: &users::Identity,
+    server: &str,
+    initialize: bool,
+) -> Result<Vec<String>, String> {
     let path = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
         .map(|d| d.join("bwrap"))
         .find(|p| p.exists())
@@ -208,45 +279,65 @@ fn bwrap_argv(server: &str) -> Result<Vec<String>, String> {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    start_once(&argv).map_err(|e| format!("fails here: {e}"))?;
+    let probe = Variant {
+        name: "bwrap",
+        argv: argv.clone(),
+        initialize,
+    };
+    start_once(who, &probe).map_err(|e| format!("fails here: {e}"))?;
     Ok(argv)
 }
 
-/// Spawn `argv`, send `initialize`, wait for the answer; the time to it. Then close stdin and
-/// reap (not timed).
-fn start_once(argv: &[String]) -> Result<Duration, String> {
-    let t = Instant::now();
-    let mut child = Command::new(&argv[0])
-        .args(&argv[1..])
+/// Spawn the variant as `who`; with `initialize`, send it and wait for the answer, else wait
+/// for the exit. The time to it; then close stdin and reap (not timed).
+fn start_once(who: &users::Identity, v: &Variant) -> Result<Duration, String> {
+    let mut command = Command::new(&v.argv[0]);
+    command
+        .args(&v.argv[1..])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("spawn: {e}"))?;
+        .stderr(Stdio::piped());
+    who.apply(&mut command);
+    let t = Instant::now();
+    let mut child = command.spawn().map_err(|e| format!("spawn: {e}"))?;
     let mut stdin = child.stdin.take().expect("stdin");
     let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
-    stdin.write_all(INIT).map_err(|e| format!("write: {e}"))?;
     let mut line = String::new();
-    let read = stdout.read_line(&mut line);
-    let elapsed = t.elapsed();
-    drop(stdin);
+    let (answered, elapsed) = if v.initialize {
+        stdin.write_all(INIT).map_err(|e| format!("write: {e}"))?;
+        let read = stdout.read_line(&mut line);
+        let elapsed = t.elapsed();
+        drop(stdin);
+        let answered = matches!(read, Ok(n) if n > 0 && line.contains("\"result\""));
+        (answered, elapsed)
+    } else {
+        drop((stdin, stdout));
+        let status = child.wait();
+        (status.is_ok_and(|s| s.success()), t.elapsed())
+    };
     let mut stderr = String::new();
     if let Some(mut e) = child.stderr.take() {
         use std::io::Read;
         let _ = e.read_to_string(&mut stderr);
     }
     let _ = child.wait();
-    match read {
-        Ok(n) if n > 0 && line.contains("\"result\"") => Ok(elapsed),
-        _ => Err(format!(
-            "no initialize answer; stderr: {}",
+    if answered {
+        Ok(elapsed)
+    } else {
+        Err(format!(
+            "no {}; stderr: {}",
+            if v.initialize {
+                "initialize answer"
+            } else {
+                "successful exit"
+            },
             stderr.lines().take(3).collect::<Vec<_>>().join(" | ")
-        )),
+        ))
     }
 }
 
 /// One start under `strace -f -ttt`: when each step happened, from the first exec.
-fn strace_breakdown(argv: &[String], scratch: &Path) {
+fn strace_breakdown(who: &users::Identity, argv: &[String], scratch: &Path) {
     let log = scratch.join("strace.log");
     let mut cmd = vec![
         "strace".to_string(),
@@ -258,7 +349,12 @@ fn strace_breakdown(argv: &[String], scratch: &Path) {
         log.display().to_string(),
     ];
     cmd.extend(argv.iter().cloned());
-    if let Err(e) = start_once(&cmd) {
+    let traced = Variant {
+        name: "strace",
+        argv: cmd,
+        initialize: true,
+    };
+    if let Err(e) = start_once(who, &traced) {
         println!("\nstrace breakdown: not available ({e})");
         return;
     }

@@ -8,6 +8,7 @@ pub mod audit;
 pub mod cli;
 pub mod client;
 pub mod conversation;
+pub mod deferred;
 pub mod egress;
 pub mod filter;
 pub mod hosts;

@@ -73,7 +73,9 @@ fn audit_log_records_every_decision() {
         .unwrap();
     assert_eq!(call["tool"], "echo");
     assert_eq!(call["decision"], "forward");
-    assert_eq!(call["arguments"]["api_key"], "[REDACTED:key]", "{call}");
+    // Metadata only by default: the size, not the arguments (`[audit] excerpts` adds them).
+    assert!(call["bytes"].as_u64().unwrap() > 30, "{call}");
+    assert!(call.get("arguments").is_none(), "{call}");
     let answer = events
         .iter()
         .find(|e| e["method"] == "tools/call" && e["kind"] == "result")
@@ -194,7 +196,9 @@ fn audit_log_rotates_and_stays_bounded() {
     let long_session = |log: &Path, max_size: &str| {
         std::fs::write(
             &policy,
-            format!("version = 1\n[audit]\nmax_size = \"{max_size}\"\nkeep = 2\n"),
+            format!(
+                "version = 1\n[audit]\nmax_size = \"{max_size}\"\nkeep = 2\nforwards = \"every\"\n"
+            ),
         )
         .unwrap();
         let log_arg = log.display().to_string();
@@ -303,4 +307,124 @@ fn audit_verify_json_says_intact_or_where_it_broke() {
     let (code, report) = json_verify(&notes);
     assert_eq!(code, 3, "{report}");
     assert_eq!(report["status"], "not_an_audit_log", "{report}");
+}
+
+/// A guard logging to `log` under `policy` (TOML after `version = 1`).
+fn start_with_policy(dir: &Path, log: &Path, policy: &str) -> Guard {
+    let file = dir.join("policy.toml");
+    std::fs::write(&file, format!("version = 1\n{policy}")).unwrap();
+    let (log_arg, policy_arg) = (log.display().to_string(), file.display().to_string());
+    let mut guard = Guard::start(
+        &["--audit-log", &log_arg, "--policy", &policy_arg],
+        &echo_bin(),
+        &[],
+    );
+    guard.initialize("2025-06-18");
+    guard
+}
+
+/// With `[audit] excerpts`, a call's line carries its arguments: sensitive keys and secrets
+/// redacted, and a megabyte argument cut to the excerpt (the secret near its start hidden,
+/// the rest never reaching the log).
+#[test]
+fn audit_excerpts_are_cut_and_redacted() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.jsonl");
+    let mut guard = start_with_policy(dir.path(), &log, "[audit]\nexcerpts = \"256B\"\n");
+    let long = format!("key AKIAABCDEFGHIJKLMNOP {}TAIL", "x".repeat(1 << 20));
+    guard.call_and_recv("2", "echo", json!({"api_key": "sk-live-123", "text": long}));
+    guard.close_stdin();
+    assert_eq!(guard.exit_code(Duration::from_secs(10)), 0);
+    let call = events(&log)
+        .into_iter()
+        .find(|e| e["method"] == "tools/call" && e["kind"] == "request")
+        .unwrap();
+    assert_eq!(call["arguments"]["api_key"], "[REDACTED:key]", "{call}");
+    let text = call["arguments"]["text"].as_str().unwrap();
+    assert!(
+        text.starts_with("key [REDACTED:aws_access_key] xxx"),
+        "{text}"
+    );
+    assert!(text.contains("…[truncated"), "{text}");
+    let whole = std::fs::read_to_string(&log).unwrap();
+    assert!(whole.len() < 16 * 1024, "{} bytes", whole.len());
+    assert!(!whole.contains("sk-live-123") && !whole.contains("AKIA") && !whole.contains("TAIL"));
+    assert_eq!(verify(&log).0, 0);
+}
+
+/// The `echo` messages of `kind` counted in the `forwards` lines among `events`.
+fn counted(events: &[Value], kind: &str) -> u64 {
+    events
+        .iter()
+        .filter(|e| e["event"] == "forwards")
+        .flat_map(|e| e["counts"].as_array().cloned().unwrap_or_default())
+        .filter(|c| c["tool"] == "echo" && c["kind"] == kind)
+        .map(|c| c["messages"].as_u64().unwrap())
+        .sum()
+}
+
+/// `forwards = "count"`: forwarded messages become counts per method and tool, in `forwards`
+/// lines; a refusal keeps its own line, after the counts of what came before it; the chain
+/// verifies.
+#[test]
+fn audit_forwards_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.jsonl");
+    let mut guard = start_with_policy(dir.path(), &log, "[audit]\nforwards = \"count\"\n");
+    for n in 0..5 {
+        guard.call_and_recv(&(n + 2).to_string(), "echo", json!({"text": "hi"}));
+    }
+    guard
+        .call_and_recv("9", "not-listed", json!({}))
+        .assert_error("9", -32602);
+    guard.call_and_recv("10", "echo", json!({"text": "hi"}));
+    guard.close_stdin();
+    assert_eq!(guard.exit_code(Duration::from_secs(10)), 0);
+    let events = events(&log);
+    let messages: Vec<&Value> = events.iter().filter(|e| e["event"] == "message").collect();
+    assert_eq!(messages.len(), 1, "only the refusal: {messages:?}");
+    assert_eq!(messages[0]["decision"], "refuse");
+    let refusal = events.iter().position(|e| e["event"] == "message").unwrap();
+    let before = counted(&events[..refusal], "request");
+    let after = counted(&events[refusal..], "result");
+    assert_eq!((before, after), (5, 1), "{events:?}");
+    assert_eq!(verify(&log).0, 0);
+}
+
+/// The default, `forwards = "auto"`: a line for each forwarded message of an ordinary session,
+/// counts for a flood beyond 200 a second, and the counts add up to what was forwarded.
+#[test]
+fn audit_forwards_auto_counts_only_a_flood() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.jsonl");
+    let mut guard = start_with_policy(dir.path(), &log, "");
+    // 1 500 calls sent at once: answered in well under the seconds it would take to stay
+    // below 200 forwards a second.
+    let mut batch = String::new();
+    for n in 0..1500 {
+        batch.push_str(&format!(
+            r#"{{"jsonrpc":"2.0","id":{},"method":"tools/call","params":{{"name":"echo","arguments":{{"text":"hi"}}}}}}"#,
+            n + 2
+        ));
+        batch.push('\n');
+    }
+    guard.send_bytes(batch.as_bytes());
+    for _ in 0..1500 {
+        guard.recv();
+    }
+    guard.close_stdin();
+    assert_eq!(guard.exit_code(Duration::from_secs(10)), 0);
+    let events = events(&log);
+    let lines = events
+        .iter()
+        .filter(|e| e["event"] == "message" && e["tool"] == "echo" && e["kind"] == "request")
+        .count() as u64;
+    let counted = counted(&events, "request");
+    assert_eq!(lines + counted, 1500, "{lines} lines, {counted} counted");
+    // The 200 lines a second are shared by both directions (and `initialize`).
+    assert!(
+        lines >= 50 && counted >= 200,
+        "{lines} lines, {counted} counted"
+    );
+    assert_eq!(verify(&log).0, 0);
 }

@@ -49,7 +49,9 @@ fn dependency_graph(src: &Path) -> Graph {
                     .collect();
                 if name != from && modules.contains(&name) {
                     let edges = graph.entry(from.clone()).or_default();
-                    let shown = file.strip_prefix(src.parent().unwrap_or(src)).unwrap_or(file);
+                    let shown = file
+                        .strip_prefix(src.parent().unwrap_or(src))
+                        .unwrap_or(file);
                     edges.entry(name).or_insert_with(|| shown.to_path_buf());
                 }
             }

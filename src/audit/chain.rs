@@ -68,10 +68,13 @@ pub struct ChainWriter {
     sink: Sink,
     /// The log's path and rotation (file sinks only).
     path: Option<(PathBuf, Rotation)>,
-    /// Buffered bodies: JSON object members without braces, each ending in '\n'.
+    /// Buffered events: JSON objects, each ending in '\n'.
     pending: Vec<u8>,
     /// Reused for the lines written by one flush.
     out: Vec<u8>,
+    /// Where this writer's last write left the file (inode, size) and the hash of the line it
+    /// ended with: when the file is still so, the next write chains on without reading it.
+    tail: Option<(u64, u64, String)>,
 }
 
 impl ChainWriter {
@@ -98,17 +101,24 @@ impl ChainWriter {
             path,
             pending: Vec::with_capacity(64 * 1024),
             out: Vec::with_capacity(64 * 1024),
+            tail: None,
         })
     }
 
     /// Queue one event: `body` is a serialised JSON object (`{...}`).
     pub fn push(&mut self, body: &[u8]) {
-        let inner = body
-            .strip_prefix(b"{")
-            .and_then(|b| b.strip_suffix(b"}"))
-            .unwrap_or(body);
-        self.pending.extend_from_slice(inner);
+        self.pending.extend_from_slice(body);
         self.pending.push(b'\n');
+    }
+
+    /// Queue one event, serialised straight into the buffer (a JSON object: a struct or map).
+    pub fn push_event<T: serde::Serialize>(&mut self, event: &T) {
+        let start = self.pending.len();
+        if serde_json::to_writer(&mut self.pending, event).is_ok() {
+            self.pending.push(b'\n');
+        } else {
+            self.pending.truncate(start);
+        }
     }
 
     pub fn buffered(&self) -> usize {
@@ -139,20 +149,22 @@ impl ChainWriter {
                         lock = Lock::exclusive(file)?;
                     }
                 }
-                let mut prev = last_line_hash(file)?;
-                let mut size = file.metadata()?.len();
+                use std::os::unix::fs::MetadataExt;
+                let meta = file.metadata()?;
+                let mut size = meta.len();
+                let mut prev = match self.tail.take() {
+                    // Nobody wrote since this writer did: its own last line is the file's.
+                    Some((ino, end, hash)) if ino == meta.ino() && end == size => hash,
+                    _ => last_line_hash(file)?,
+                };
                 let rotation = self
                     .path
                     .as_ref()
                     .and_then(|(path, r)| Some((path, *r, r.max_size?)));
                 self.out.clear();
-                for body in self
-                    .pending
-                    .split(|b| *b == b'\n')
-                    .filter(|b| !b.is_empty())
-                {
-                    // `{"prev":"<64 hex>",` + body + `}\n`
-                    let line = body.len() as u64 + 75;
+                for body in lines(&self.pending) {
+                    // `{"prev":"<64 hex>",` + body's members + `}\n`
+                    let line = body.len() as u64 + 74;
                     let used = size + self.out.len() as u64;
                     if let Some((path, rotation, limit)) = rotation {
                         if used > 0 && used + line > limit {
@@ -171,6 +183,7 @@ impl ChainWriter {
                     prev = chain(body, &prev, &mut self.out);
                 }
                 file.write_all(&self.out)?;
+                self.tail = Some((file.metadata()?.ino(), size + self.out.len() as u64, prev));
                 drop(lock);
             }
         }
@@ -182,17 +195,30 @@ impl ChainWriter {
 /// Append the chained lines for `bodies` to `out`; returns the hash of the last one.
 fn chain(bodies: &[u8], prev: &str, out: &mut Vec<u8>) -> String {
     let mut prev = prev.to_owned();
-    for body in bodies.split(|b| *b == b'\n').filter(|b| !b.is_empty()) {
+    for body in lines(bodies) {
+        // `{"prev":"<hash>",` then the event's members and closing brace.
+        let members = body.strip_prefix(b"{").unwrap_or(body);
         let start = out.len();
         out.extend_from_slice(b"{\"prev\":\"");
         out.extend_from_slice(prev.as_bytes());
         out.extend_from_slice(b"\",");
-        out.extend_from_slice(body);
-        out.push(b'}');
+        out.extend_from_slice(members);
         prev = hex(&Sha256::digest(&out[start..]));
         out.push(b'\n');
     }
     prev
+}
+
+/// The non-empty lines of `buffer`, found with `memchr` (the buffer holds many per write).
+fn lines(buffer: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut start = 0;
+    memchr::memchr_iter(b'\n', buffer)
+        .chain(std::iter::once(buffer.len()))
+        .filter_map(move |end| {
+            let line = &buffer[start.min(end)..end];
+            start = end + 1;
+            (!line.is_empty()).then_some(line)
+        })
 }
 
 pub fn hex(bytes: &[u8]) -> String {
@@ -207,7 +233,7 @@ pub fn line_hash(line: &[u8]) -> String {
 /// The first line of a new file after a rotation: `previous` is the old file's last line hash.
 fn rotated_event(previous: &str) -> Vec<u8> {
     let ts = super::event::now_text();
-    format!("\"ts\":\"{ts}\",\"event\":\"rotated\",\"continues\":\"{previous}\"\n").into_bytes()
+    format!("{{\"ts\":\"{ts}\",\"event\":\"rotated\",\"continues\":\"{previous}\"}}\n").into_bytes()
 }
 
 /// Is `file` no longer the file at `path` (renamed away by a rotation)?

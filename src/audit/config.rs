@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::chain::{Destination, Rotation};
 use super::redact::Redactor;
 use crate::filter::redact::PatternError;
-use crate::policy::firewall::{self, OnSuspicious};
+use crate::policy::firewall::{self, Forwards, OnSuspicious};
 use crate::policy::Vars;
 
 /// The log's file name under the state directory.
@@ -16,6 +16,8 @@ const DEFAULT_FILE: &str = "mcp-guard/audit.jsonl";
 const DEFAULT_MAX_SIZE: u64 = 32 * 1024 * 1024;
 /// ...and keep this many rotated files.
 const DEFAULT_KEEP: u64 = 3;
+/// A line per forwarded message, counts beyond 200 a second (BENCHMARKS.md measures the three).
+const DEFAULT_FORWARDS: Forwards = Forwards::Auto;
 
 #[derive(Debug, Clone)]
 pub struct AuditConfig {
@@ -30,6 +32,9 @@ pub struct AuditConfig {
     pub metrics_file: Option<PathBuf>,
     /// Print the counters at exit.
     pub summary: bool,
+    /// Bytes of a call's arguments a line carries; 0: none (metadata only).
+    pub excerpts: usize,
+    pub forwards: Forwards,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -110,6 +115,15 @@ impl AuditConfig {
             redactor: Redactor::new(&keys, builtin, &extra, max_value_bytes)?,
             metrics_file: None,
             summary: false,
+            excerpts: audit.excerpts.as_ref().map_or(0, |v| {
+                v.value
+                    .bytes
+                    .map_or(usize::MAX, |b| usize::try_from(b).unwrap_or(usize::MAX))
+            }),
+            forwards: audit
+                .forwards
+                .as_ref()
+                .map_or(DEFAULT_FORWARDS, |v| v.value),
         })
     }
 }

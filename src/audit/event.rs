@@ -1,5 +1,6 @@
-//! What one message event says: its kind, method, target (tool, prompt or URI), id, and the
-//! call's arguments (redacted, truncated), read from the message without a full parse.
+//! What one message event says: its kind, method, target (tool, prompt or URI), id, decision,
+//! size and latency, read from the message without a full parse; the call's arguments only
+//! when the policy asks for excerpts (`excerpt.rs`).
 
 use std::borrow::Cow;
 
@@ -49,6 +50,11 @@ pub struct MessageEvent<'a> {
     pub decision: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<&'a str>,
+    /// The body's (`params`, `result`, `error`) size as received.
+    pub bytes: usize,
+    /// Findings the firewall recorded on this message (each a line of its own, just before).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub findings: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub latency_ms: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -92,4 +98,33 @@ impl<'a> MessageEvent<'a> {
 /// RFC 3339 UTC time with milliseconds.
 pub fn now_text() -> String {
     humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
+}
+
+/// [`now_text`], formatted again only when the millisecond changes (a busy session writes
+/// many lines per millisecond).
+#[derive(Debug, Default)]
+pub struct Clock {
+    millis: u128,
+    text: String,
+}
+
+impl Clock {
+    /// Seconds since the epoch, now.
+    pub fn second(&self) -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    }
+
+    pub fn now(&mut self) -> &str {
+        let now = std::time::SystemTime::now();
+        let millis = now
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        if millis != self.millis || self.text.is_empty() {
+            self.millis = millis;
+            self.text = humantime::format_rfc3339_millis(now).to_string();
+        }
+        &self.text
+    }
 }

@@ -1,4 +1,8 @@
 //! The audit trail: one structured JSON Lines event per decision, hash-chained (issue 6).
+//! Message lines carry metadata (method, target, id, decision, size, latency); a call's
+//! arguments only when `[audit] excerpts` asks, cut before the secret scan (`excerpt.rs`), and
+//! forwards beyond a rate are counted rather than itemised (`[audit] forwards`, `forwarded.rs`),
+//! so the log costs the relay about the same whatever the messages' size and rate.
 //!
 //! The relay calls [`Audit::message`] for every message it judged and [`Audit::invalid`] for
 //! lines that were not JSON-RPC; `crate::relay` records the session's start (with the sandbox's
@@ -11,6 +15,8 @@ pub mod chain;
 pub mod config;
 mod counters;
 pub mod event;
+mod excerpt;
+mod forwarded;
 pub mod redact;
 mod session;
 pub mod verify;

@@ -9,11 +9,13 @@ use serde_json::{json, Value};
 use super::chain::{ChainWriter, Destination};
 use super::config::AuditConfig;
 use super::counters::{BurstDetector, Counters};
-use super::event::{id_text, now_text, peek_target, MessageEvent};
+use super::event::{id_text, peek_target, Clock, MessageEvent};
+use super::excerpt::{excerpt, redact_bounded};
+use super::forwarded::Forwarded;
 use super::AuditError;
 use crate::filter::{Context, Direction, Verdict};
 use crate::launch::SupervisorEvent;
-use crate::policy::firewall::OnSuspicious;
+use crate::policy::firewall::{Forwards, OnSuspicious};
 use crate::protocol::Message;
 
 /// Write when this much is buffered, even before the next tick.
@@ -48,6 +50,14 @@ pub struct Recorder {
     counters: Counters,
     burst: BurstDetector,
     stop_reason: Option<String>,
+    clock: Clock,
+    /// Findings recorded since the last message line: they are about the next one.
+    findings_pending: u32,
+    /// Forwards counted, not yet written (`forwards = "count"`, `"auto"`).
+    forwarded: Forwarded,
+    /// `forwards = "auto"`: the current second (since the epoch) and the forwards given a
+    /// line in it.
+    forward_lines: (u64, u32),
 }
 
 impl Recorder {
@@ -81,6 +91,10 @@ impl Recorder {
             ended: false,
             counters: Counters::default(),
             stop_reason: None,
+            clock: Clock::default(),
+            findings_pending: 0,
+            forwarded: Forwarded::default(),
+            forward_lines: (0, 0),
         })
     }
 
@@ -141,18 +155,33 @@ impl Recorder {
             }
             _ => {}
         }
-        let arguments = arguments.and_then(|raw| {
-            let mut value: Value = serde_json::from_str(raw.get()).ok()?;
-            self.counters.redactions += self.config.redactor.redact(&mut value);
-            Some(value)
-        });
+        let findings = std::mem::take(&mut self.findings_pending);
+        let countable =
+            decision == "forward" && findings == 0 && !matches!(message, Message::Error { .. });
+        let aggregate = countable && self.count_this_forward();
+        let bytes = message.body_text().map_or(0, str::len);
+        if aggregate {
+            self.forwarded
+                .add(direction, message, method, target.as_ref(), bytes);
+            return false;
+        }
+        self.record_forwarded();
+        // Cut before it is scanned: the redaction patterns never run over more than the
+        // excerpt (and a margin), however large the call.
+        let arguments = arguments
+            .filter(|_| self.config.excerpts > 0)
+            .and_then(|raw| excerpt(&self.config.redactor, raw.get(), self.config.excerpts))
+            .map(|(value, redactions)| {
+                self.counters.redactions += redactions;
+                value
+            });
         let reason = reason.map(|r| {
-            let (text, n) = self.config.redactor.redact_text(r);
+            let max = self.config.redactor.max_value_bytes();
+            let (text, n) = redact_bounded(&self.config.redactor, r, max);
             self.counters.redactions += n;
             text
         });
         self.seq += 1;
-        let ts = now_text();
         let id = match message {
             Message::Request { id, .. }
             | Message::Result { id, .. }
@@ -160,7 +189,7 @@ impl Recorder {
             _ => None,
         };
         let mut event = MessageEvent {
-            ts: &ts,
+            ts: self.clock.now(),
             session: &self.session,
             seq: self.seq,
             event: "message",
@@ -173,14 +202,15 @@ impl Recorder {
             id,
             decision,
             reason: reason.as_deref(),
+            bytes,
+            findings: (findings > 0).then_some(findings),
             latency_ms,
             arguments,
         };
         event.set_target(target.as_ref());
-        let body = serde_json::to_vec(&event).unwrap_or_default();
-        crate::telemetry::event(&body);
+        crate::telemetry::event(&event);
         if let Some(w) = &mut self.writer {
-            w.push(&body);
+            w.push_event(&event);
         }
         let refused = decision == "refuse";
         let mut stop = self.after_refusal(server_fault, reason.as_deref());
@@ -193,6 +223,30 @@ impl Recorder {
             stop |= self.flush();
         }
         stop
+    }
+
+    /// Whether this forwarded message is counted rather than given a line (`[audit] forwards`).
+    fn count_this_forward(&mut self) -> bool {
+        match self.config.forwards {
+            Forwards::Every => false,
+            Forwards::Count => true,
+            Forwards::Auto => {
+                let second = self.clock.second();
+                if second != self.forward_lines.0 {
+                    self.forward_lines = (second, 0);
+                }
+                self.forward_lines.1 += 1;
+                self.forward_lines.1 > Forwards::AUTO_LINES_PER_SECOND
+            }
+        }
+    }
+
+    /// The forwards counted since the last line (`forwards = "count"`), as a line of their own
+    /// before the next one, so the log keeps the order of events.
+    fn record_forwarded(&mut self) {
+        if let Some(fields) = self.forwarded.take() {
+            self.record("forwards", fields);
+        }
     }
 
     /// Count a refusal of the server's message towards a burst; record and act on a
@@ -229,7 +283,8 @@ impl Recorder {
     pub fn invalid(&mut self, direction: Direction, reason: &str) -> bool {
         self.ensure_started();
         self.counters.invalid += 1;
-        let reason = self.config.redactor.redact_text(reason).0;
+        let max = self.config.redactor.max_value_bytes();
+        let reason = redact_bounded(&self.config.redactor, reason, max).0;
         self.record("invalid", json!({"direction": direction, "reason": reason}));
         false
     }
@@ -240,7 +295,13 @@ impl Recorder {
         if self.writer.is_none() {
             return false;
         }
-        let detail = self.config.redactor.redact_text(detail).0;
+        // The firewall's findings come just before the line of the message they are about;
+        // consent's also come on their own (a request that timed out, a withdrawal).
+        if kind != "consent" {
+            self.findings_pending += 1;
+        }
+        let max = self.config.redactor.max_value_bytes();
+        let detail = redact_bounded(&self.config.redactor, detail, max).0;
         self.record(
             "finding",
             json!({"severity": severity, "kind": kind, "detail": detail}),
@@ -364,6 +425,7 @@ impl Recorder {
 
     /// Write what is buffered; `true` when the server must be stopped.
     pub fn flush(&mut self) -> bool {
+        self.record_forwarded();
         let Some(writer) = &mut self.writer else {
             return false;
         };
@@ -420,18 +482,21 @@ impl Recorder {
 
     /// Queue one event of `kind` with `fields` (an object).
     fn record(&mut self, kind: &str, fields: Value) {
-        let Some(writer) = &mut self.writer else {
+        if self.writer.is_none() {
             return;
-        };
+        }
+        if kind != "forwards" {
+            self.record_forwarded();
+        }
         self.seq += 1;
-        let mut event =
-            json!({"ts": now_text(), "session": self.session, "seq": self.seq, "event": kind});
+        let mut event = json!({"ts": self.clock.now(), "session": self.session, "seq": self.seq, "event": kind});
         if let (Some(map), Value::Object(extra)) = (event.as_object_mut(), fields) {
             map.extend(extra);
         }
-        let body = serde_json::to_vec(&event).unwrap_or_default();
-        crate::telemetry::event(&body);
-        writer.push(&body);
+        crate::telemetry::event(&event);
+        if let Some(writer) = &mut self.writer {
+            writer.push_event(&event);
+        }
     }
 }
 

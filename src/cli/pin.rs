@@ -14,6 +14,7 @@ use crate::client::Launch;
 use crate::pin::collect::snapshot;
 use crate::pin::diff::{diff, render};
 use crate::pin::identity::{identify, ServerId};
+use crate::pin::lockfile::PendingReason;
 use crate::pin::{store, Kind, Lockfile, PinGuard};
 use crate::policy::model::{InjectionMode, PinMode};
 use crate::policy::EffectivePolicy;
@@ -264,7 +265,9 @@ fn status() -> anyhow::Result<ExitCode> {
 /// `tool `x` (new)`, `tool `y` (quarantined: hidden-tag)`, one per item awaiting approval.
 pub(super) fn pending_lines(lock: &Lockfile) -> Vec<String> {
     let describe = |what: String, p: &crate::pin::lockfile::PendingItem| {
-        if p.findings.is_empty() {
+        if p.reason == PendingReason::Shadowing {
+            format!("{what} (shadowing: it {})", p.findings.join("; it "))
+        } else if p.findings.is_empty() {
             format!("{what} ({})", p.reason.as_str())
         } else {
             format!(

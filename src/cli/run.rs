@@ -42,8 +42,10 @@ OpenTelemetry collector over OTLP/HTTP; a collector that is down costs telemetry
 
 Trust on first use: the first session with a server pins the tools, prompts, resources and
 instructions the host is shown ($XDG_STATE_HOME/mcp-guard/pins/); anything new or changed
-later, or whose text looks like prompt injection, is hidden and refused until
-`mcp-guard pin approve` (`mcp-guard pin status` lists what waits; `--no-pin` turns it off).
+later, or whose text looks like prompt injection, or a tool that shadows another server's
+(its text names that server's tool, or it takes its name; the guards share
+$XDG_STATE_HOME/mcp-guard/servers.json), is hidden and refused until `mcp-guard pin approve`
+(`mcp-guard pin status` lists what waits; `--no-pin` turns it off).
 
 Exit status: the server's own status (128+N when it died of signal N); 2 when mcp-guard itself
 could not understand its arguments or policy (or the policy refuses the command); 127 when the
@@ -224,6 +226,9 @@ fn launch_and_relay(args: RunArgs) -> anyhow::Result<ExitCode> {
         server_label: server_label(&args.command),
         ..defaults
     };
+    // The supervisor is forked without exec only from a single-threaded guard: the firewall's
+    // schema warm-up thread starts after that fork.
+    crate::deferred::hold();
     let firewall = crate::filter::Firewall::from_policy(&effective, firewall_options)
         .context("cannot build the message firewall from the policy")?;
     // Dropped after the relay: the last events and the counters are sent then.

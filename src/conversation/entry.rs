@@ -43,8 +43,10 @@ pub struct Entry {
 }
 
 impl Entry {
-    /// The entry for `message` (a request) sent by `origin`, with `timeout` to answer. One peek
-    /// into the params, only for the methods whose params name something the answer needs.
+    /// The entry for `message` (a request) sent by `origin`, with `timeout` to answer. What it
+    /// names is read from the tree the relay's parse built, when there is one; the params text
+    /// is peeked into only for a `_meta` (its progress token is kept as written) or when no tree
+    /// was built (a large message).
     pub fn of_request(message: &Message<'_>, origin: Origin, timeout: Duration) -> Option<Entry> {
         static META: Needle = Needle::new(b"\"_meta\"");
         static CURSOR: Needle = Needle::new(b"\"cursor\"");
@@ -55,22 +57,39 @@ impl Entry {
         let kind = target_kind(method);
         let is_list = method.ends_with("/list");
         let wanted = |needle: &Needle| params.is_some_and(|p| needle.is_in(p.as_bytes()));
-        let needs_peek = kind.is_some() || wanted(&META) || (is_list && wanted(&CURSOR));
+        let has_meta = wanted(&META);
+        let has_cursor = is_list && wanted(&CURSOR);
+        // From the tree: the target and the cursor, without a second pass over the text.
+        let from_tree = message.body().and_then(|body| {
+            body.with_tree(|tree| {
+                let params = tree?.value.as_object();
+                let member = |key: &str| params.and_then(|p| p.get(key)).and_then(|v| v.as_str());
+                let value = kind.and_then(|kind| match kind {
+                    TargetKind::Uri => member("uri"),
+                    TargetKind::Tool | TargetKind::Prompt => member("name"),
+                });
+                let cursor = params.is_some_and(|p| p.contains_key("cursor"));
+                Some((value.map(CompactString::from), cursor))
+            })
+        });
+        let needs_peek = has_meta || (from_tree.is_none() && (kind.is_some() || has_cursor));
         let peek = if needs_peek {
             ParamsPeek::of(params)
         } else {
             ParamsPeek::default()
         };
-        let target = kind.and_then(|kind| {
-            let value = match kind {
-                TargetKind::Uri => peek.uri.as_deref(),
-                TargetKind::Tool | TargetKind::Prompt => peek.name.as_deref(),
-            }?;
-            Some(Target {
-                kind,
-                value: value.into(),
-            })
-        });
+        let (value, cursor) = match from_tree {
+            Some(found) => found,
+            None => {
+                let value = match kind {
+                    Some(TargetKind::Uri) => peek.uri.as_deref(),
+                    Some(TargetKind::Tool | TargetKind::Prompt) => peek.name.as_deref(),
+                    None => None,
+                };
+                (value.map(CompactString::from), peek.cursor.is_some())
+            }
+        };
+        let target = kind.zip(value).map(|(kind, value)| Target { kind, value });
         let now = Instant::now();
         let meta = peek.meta.as_ref();
         Some(Entry {
@@ -86,7 +105,7 @@ impl Entry {
             meta_version: meta
                 .and_then(|m| m.protocol_version.as_deref())
                 .map(interned),
-            first_page: is_list && peek.cursor.is_none(),
+            first_page: is_list && !cursor,
         })
     }
 
@@ -114,5 +133,57 @@ impl Entry {
     /// Asked by the guard itself: the answer is the guard's, never forwarded.
     pub fn is_guards(&self) -> bool {
         matches!(self.origin, Origin::GuardListing | Origin::GuardPin)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{parse_line_with, Bodies, Parsed};
+
+    fn entry(line: &str, bodies: Bodies) -> Entry {
+        let Ok(Parsed::Single(message)) = parse_line_with(line.as_bytes(), bodies) else {
+            panic!("does not parse: {line}");
+        };
+        Entry::of_request(&message, Origin::Host, Duration::from_secs(1)).expect("a request")
+    }
+
+    #[test]
+    fn the_tree_and_the_text_give_the_same_entry() {
+        for line in [
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"name":"decoy"}}}"#,
+            r#"{"jsonrpc":"2.0","id":2,"method":"resources/read","params":{"uri":"memory://a"}}"#,
+            r#"{"jsonrpc":"2.0","id":3,"method":"tools/list","params":{"cursor":"c2"}}"#,
+            r#"{"jsonrpc":"2.0","id":4,"method":"tools/list"}"#,
+            r#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"slow","_meta":{"progressToken":"t\u0031","io.modelcontextprotocol/protocolVersion":"2025-06-18"}}}"#,
+        ] {
+            let (tree, text) = (entry(line, Bodies::Trees), entry(line, Bodies::Raw));
+            assert_eq!(tree.target, text.target, "{line}");
+            assert_eq!(tree.first_page, text.first_page, "{line}");
+            assert_eq!(tree.progress_token, text.progress_token, "{line}");
+            assert_eq!(tree.meta_version, text.meta_version, "{line}");
+        }
+        let call = entry(
+            r#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"slow","_meta":{"progressToken":"t\u0031"}}}"#,
+            Bodies::Trees,
+        );
+        assert_eq!(call.tool(), Some("slow"));
+        // Kept as written: a progress notification names it the same way.
+        assert_eq!(call.progress_token.as_deref(), Some(r#""t\u0031""#));
+        let page = entry(
+            r#"{"jsonrpc":"2.0","id":3,"method":"tools/list","params":{"cursor":"c2"}}"#,
+            Bodies::Trees,
+        );
+        assert!(!page.first_page);
+    }
+
+    #[test]
+    fn the_firewall_still_gets_the_tree() {
+        let line = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"}}"#;
+        let Ok(Parsed::Single(message)) = parse_line_with(line.as_bytes(), Bodies::Trees) else {
+            panic!("does not parse");
+        };
+        Entry::of_request(&message, Origin::Host, Duration::from_secs(1));
+        assert!(message.body().and_then(|b| b.take_tree()).is_some());
     }
 }

@@ -22,7 +22,8 @@ pub fn target_kind(method: &str) -> Option<TargetKind> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
     pub kind: TargetKind,
-    pub value: Box<str>,
+    /// Inline up to 24 bytes (most tool and prompt names): no allocation per request.
+    pub value: compact_str::CompactString,
 }
 
 impl Target {

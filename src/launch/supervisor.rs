@@ -12,7 +12,7 @@ use nix::sys::wait::WaitStatus;
 use nix::unistd::{fork, ForkResult, Pid};
 
 use super::{tree, SupervisorEvent, EGRESS_FD, EVENTS_FD, PLAN_FD, SIGNAL_KILL_TREE};
-use crate::sandbox::limits::ResourceGroup;
+use crate::sandbox::limits::{Placement, ResourceGroup};
 use crate::sandbox::{self, Plan};
 
 /// Exit status when the server could not be started at all.
@@ -37,6 +37,49 @@ pub fn main() -> u8 {
         }
     };
     drop(plan_pipe);
+    supervise_plan(plan, events)
+}
+
+/// The supervisor forked from a single-threaded guard without exec (see `launch::spawn`):
+/// `plan` is the guard's own, copied by fork. Gives the process the signal state a fresh exec
+/// would have had; the caller `_exit`s with the returned status.
+pub fn main_forked(plan: Plan) -> u8 {
+    // SAFETY: fd 4 was placed for us (launch::place_supervisor_fds); the guard's objects that
+    // own the other fds are never used or dropped here (the process ends with _exit).
+    let events = unsafe { File::from_raw_fd(EVENTS_FD) };
+    // SAFETY: fcntl on an fd we own.
+    unsafe {
+        libc::fcntl(EVENTS_FD, libc::F_SETFD, libc::FD_CLOEXEC);
+    }
+    restore_exec_signal_state();
+    supervise_plan(plan, EventWriter(events))
+}
+
+/// What exec would have done to the guard's signal dispositions: its handlers (tokio's) back
+/// to the default; and what Rust's start-up does: SIGPIPE ignored, so a write to a vanished
+/// guard fails with EPIPE instead of killing the supervisor before it has killed the tree.
+fn restore_exec_signal_state() {
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler};
+    let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+    for sig in Signal::iterator() {
+        if matches!(sig, Signal::SIGKILL | Signal::SIGSTOP) {
+            continue;
+        }
+        // SAFETY: installs no handler code; reads the old action only to keep SIG_IGN.
+        unsafe {
+            if let Ok(old) = sigaction(sig, &default) {
+                if old.handler() == SigHandler::SigIgn {
+                    let _ = sigaction(sig, &old);
+                }
+            }
+        }
+    }
+    // SAFETY: as above.
+    let _ = unsafe { nix::sys::signal::signal(Signal::SIGPIPE, SigHandler::SigIgn) };
+}
+
+/// Everything after the plan is in hand, for both ways of starting the supervisor.
+fn supervise_plan(plan: Plan, mut events: EventWriter) -> u8 {
     // The egress channel (fd 5) comes with a plan in `hosts` mode only.
     let egress = plan.egress.map(|_| {
         // SAFETY: fd 5 was placed for us by the guard (launch::place_supervisor_fds); dup2
@@ -97,16 +140,23 @@ pub fn main() -> u8 {
         _ => None,
     };
 
-    // SAFETY: this process is single-threaded, so the child may do anything after fork.
-    let server = match unsafe { fork() } {
-        Ok(ForkResult::Child) => {
+    // SAFETY: this process is single-threaded (its threads start after this fork, in the
+    // parent), so the child may do anything after fork.
+    let forked = match &group {
+        Some(group) => unsafe { group.fork_into() }.map(|(r, placed)| (r, Some((group, placed)))),
+        None => unsafe { fork() }
+            .map(|r| (r, None))
+            .map_err(|e| sandbox::SandboxError::Setup(format!("fork failed: {e}"))),
+    };
+    let server = match forked {
+        Ok((ForkResult::Child, group)) => {
             let child = ChildChannels {
                 guard: egress.as_ref(),
                 broker: broker.as_ref().map(|(_, child)| child),
             };
-            exec_server(&plan, group.as_ref(), child, &mut events)
+            exec_server(&plan, group, child, &mut events)
         }
-        Ok(ForkResult::Parent { child }) => {
+        Ok((ForkResult::Parent { child }, _)) => {
             // Only the child speaks to the guard's proxy; if it dies, the guard sees the end.
             drop(egress);
             if let Some((ours, theirs)) = broker {
@@ -118,7 +168,7 @@ pub fn main() -> u8 {
         }
         Err(e) => {
             events.send(&SupervisorEvent::SpawnFailed {
-                error: format!("fork failed: {e}"),
+                error: e.to_string(),
             });
             return SPAWN_FAILED;
         }
@@ -223,9 +273,12 @@ struct ChildChannels<'a> {
     broker: Option<&'a std::os::unix::net::UnixStream>,
 }
 
+/// The server's group and how the child got into it.
+type GroupPlacement<'a> = Option<(&'a ResourceGroup, Placement)>;
+
 fn exec_server(
     plan: &Plan,
-    group: Option<&ResourceGroup>,
+    group: GroupPlacement<'_>,
     channels: ChildChannels<'_>,
     events: &mut EventWriter,
 ) -> ! {
@@ -253,16 +306,15 @@ fn exec_server(
 
 fn prepare_child(
     plan: &Plan,
-    group: Option<&ResourceGroup>,
+    group: GroupPlacement<'_>,
     channels: ChildChannels<'_>,
 ) -> Result<sandbox::EnforcementReport, String> {
     // A session of its own: no controlling terminal (no TIOCSTI into the user's terminal) and a
     // process group the supervisor can signal as a whole.
     nix::unistd::setsid().map_err(|e| format!("setsid failed: {e}"))?;
-    if let Some(group) = group {
-        group
-            .join(std::process::id() as i32)
-            .map_err(|e| e.to_string())?;
+    // Before anything of the server's runs: it never runs outside its limits.
+    if let Some((group, placement)) = group {
+        group.join_current(placement).map_err(|e| e.to_string())?;
     }
     reset_signals();
     std::env::set_current_dir(&plan.cwd).map_err(|e| {
@@ -434,16 +486,24 @@ fn read_plan(pipe: &mut File) -> Result<Plan, String> {
 }
 
 /// Close every inherited fd above `last_kept` (stdio, the event pipe, the egress channel).
-fn close_other_fds(last_kept: i32) {
+/// Only raw system calls: also used in the guard's forked child (see `launch::spawn_forked`).
+pub(super) fn close_other_fds(last_kept: i32) {
     #[cfg(target_os = "linux")]
-    // SAFETY: closes fds this process does not use; none is owned by a Rust object.
+    // SAFETY: closes fds this process does not use; none is owned by a Rust object in use.
     unsafe {
-        libc::syscall(
+        let closed = libc::syscall(
             libc::SYS_close_range,
             (last_kept + 1) as libc::c_uint,
             libc::c_uint::MAX,
             0,
         );
+        if closed != 0 {
+            // Before Linux 5.9: one by one, up to the descriptor limit.
+            let limit = libc::sysconf(libc::_SC_OPEN_MAX).clamp(1024, 1 << 20) as i32;
+            for fd in last_kept + 1..limit {
+                libc::close(fd);
+            }
+        }
     }
 }
 

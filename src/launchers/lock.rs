@@ -66,30 +66,40 @@ impl Lock {
     fn save(&self, path: &Path) -> Result<(), PackageError> {
         let dir = lock_dir(path)?;
         std::fs::create_dir_all(dir).map_err(|e| io_error("create", dir, e))?;
-        // Unique per writer, so an unheld writer (a test's control) cannot clobber another's.
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let tmp = dir.join(format!(
-            ".packages.lock.{}.{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
         let mut text =
             serde_json::to_string_pretty(self).map_err(|source| PackageError::LockEncode {
                 path: path.to_owned(),
                 source,
             })?;
         text.push('\n');
-        let written = File::create(&tmp)
-            .and_then(|mut f| f.write_all(text.as_bytes()).and_then(|()| f.sync_all()));
-        if let Err(e) = written {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(io_error("write", &tmp, e));
-        }
-        std::fs::rename(&tmp, path).map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            io_error("write", path, e)
-        })
+        write_replacing(path, &text).map_err(|(at, e)| io_error("write", &at, e))
     }
+}
+
+/// Write `text` to a temporary file beside `path`, flush it to disk, then rename it over
+/// `path`: a reader that takes no hold sees the old file or the new one, never half of one.
+/// The error names the file that could not be written. Also the fleet ledger's writer
+/// (`crate::pin::fleet`).
+pub fn write_replacing(path: &Path, text: &str) -> Result<(), (PathBuf, std::io::Error)> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    // Unique per writer, so an unheld writer (a test's control) cannot clobber another's.
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let tmp = dir.join(format!(
+        ".{name}.{}.{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    let written = File::create(&tmp)
+        .and_then(|mut f| f.write_all(text.as_bytes()).and_then(|()| f.sync_all()));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err((tmp, e));
+    }
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        (path.to_owned(), e)
+    })
 }
 
 fn lock_dir(path: &Path) -> Result<&Path, PackageError> {

@@ -5,7 +5,8 @@
 //! Two sources of approval: `--pin FILE` (the file is the whole approval and is never written),
 //! and trust on first use (the default): the first session pins what the host is shown, and
 //! later additions wait in the pin file for `mcp-guard pin approve`. An item whose text looks
-//! like prompt injection is quarantined the same way (`[pin] injection = "quarantine"`).
+//! like prompt injection is quarantined the same way (`[pin] injection = "quarantine"`), and so
+//! is a tool that shadows another server's (the fleet ledger, `fleet.rs` and `shadowing.rs`).
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -13,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use super::fleet_check::FleetMember;
 use super::identity::ServerId;
 use super::lockfile::{digest, Kind, Lockfile, PendingItem, PendingReason, ServerIdentity};
 use super::record::{apply, Change};
@@ -35,8 +37,10 @@ pub struct PinEvent {
     pub kind: Kind,
     pub key: String,
     /// `new`, `changed`, `quarantined`, `refused`, `instructions` (changed) or
-    /// `quarantined-instructions` (first use).
+    /// `quarantined-instructions` (first use), `shadowing`.
     pub what: &'static str,
+    /// Why, when the word above does not say it all (how a tool shadows another's).
+    pub note: Option<String>,
 }
 
 /// Trust on first use: where the pin lives and whether this is its first session.
@@ -48,13 +52,15 @@ struct Tofu {
     first_session: bool,
     /// Changes not yet written to the pin file.
     changes: Vec<Change>,
+    /// Its part in the fleet ledger shared with the other guards (`None`: no state directory).
+    fleet: Option<FleetMember>,
 }
 
 /// A listed item the pin hides, as last seen.
 #[derive(Debug, Clone)]
 struct Seen {
     reason: PendingReason,
-    findings: Vec<&'static str>,
+    findings: Vec<String>,
     digest: String,
     item: Value,
 }
@@ -113,6 +119,7 @@ impl PinGuard {
         );
         let tofu = Tofu {
             path,
+            fleet: FleetMember::of(&server),
             server,
             first_session: lock.is_none(),
             changes: Vec::new(),
@@ -277,6 +284,7 @@ impl PinGuard {
             kind,
             key,
             what: "refused",
+            note: None,
         });
         Some(Verdict::Refuse {
             reply_to_sender: Some(error_response(
@@ -348,7 +356,10 @@ impl PinGuard {
             return format!("pin: {noun} `{key}` {state}; {}", self.review_hint);
         };
         let id = &tofu.server.id;
-        let approve = format!("mcp-guard pin approve {id} {}", crate::shell::quote_word(key));
+        let approve = format!(
+            "mcp-guard pin approve {id} {}",
+            crate::shell::quote_word(key)
+        );
         let injection = if seen.findings.is_empty() {
             String::new()
         } else {
@@ -365,6 +376,11 @@ impl PinGuard {
             PendingReason::Changed => format!(
                 "{noun} `{key}` has changed since this server was pinned{injection}; review \
                  with `mcp-guard pin diff {id}` and approve it with `{approve}`"
+            ),
+            PendingReason::Shadowing => format!(
+                "{noun} `{key}` is quarantined: it {}; review with `mcp-guard pin diff {id}` \
+                 and approve it only if you trust it: `{approve}`",
+                seen.findings.join("; it ")
             ),
             PendingReason::Quarantined => format!(
                 "{noun} `{key}` is quarantined: its text looks like prompt injection ({}); \
@@ -433,6 +449,7 @@ impl PinGuard {
     ) -> Option<Vec<Value>> {
         let items = result.get(kind.result_member())?.as_array()?;
         let findings = self.findings_of(kind, sent);
+        let shadows = self.shadowing_of(kind, sent);
         let never_listed = self.tofu.is_some() && !self.lock.items.contains_key(&kind);
         if never_listed {
             // Trust on first use pins the session's first listing of a kind (the guard's own
@@ -459,7 +476,8 @@ impl PinGuard {
             let shown = as_forwarded(item);
             let item_digest = digest(&shown);
             let found = findings.get(&key).cloned().unwrap_or_default();
-            let quarantined = self.quarantine && !found.is_empty();
+            let shadow = shadows.get(&key).cloned().unwrap_or_default();
+            let quarantined = (self.quarantine && !found.is_empty()) || !shadow.is_empty();
             if self.lock.approves(kind, &key, &item_digest) {
                 self.verified.entry(kind).or_default().insert(key.clone());
                 if let Some(h) = self.hidden.get_mut(&kind) {
@@ -481,6 +499,7 @@ impl PinGuard {
                 .get(&kind)
                 .is_some_and(|m| m.contains_key(&key));
             let reason = match (pinning, pinned) {
+                _ if !shadow.is_empty() => PendingReason::Shadowing,
                 (true, _) => PendingReason::Quarantined,
                 (false, true) => PendingReason::Changed,
                 (false, false) => PendingReason::New,
@@ -497,13 +516,23 @@ impl PinGuard {
                 Some(b) if !news => b.reason,
                 _ => reason,
             };
+            let shadowed = (!shadow.is_empty()).then(|| shadow.join("; "));
+            let findings = if shadow.is_empty() {
+                found.iter().map(|f| (*f).to_owned()).collect()
+            } else {
+                shadow
+            };
             let seen = Seen {
                 reason,
-                findings: found,
+                findings,
                 digest: item_digest,
                 item: shown,
             };
-            if to_host || reason == PendingReason::Quarantined {
+            let quarantine = matches!(
+                reason,
+                PendingReason::Quarantined | PendingReason::Shadowing
+            );
+            if to_host || quarantine {
                 self.record_pending(kind, &key, &seen);
             }
             self.hidden
@@ -515,6 +544,7 @@ impl PinGuard {
                     kind,
                     key,
                     what: reason.as_str(),
+                    note: shadowed,
                 });
             }
             hid = true;
@@ -538,6 +568,15 @@ impl PinGuard {
         out
     }
 
+    /// Trust on first use, tools: how each listed tool shadows another server's.
+    fn shadowing_of(&mut self, kind: Kind, sent: &Value) -> HashMap<String, Vec<String>> {
+        let member = self.tofu.as_mut().and_then(|t| t.fleet.as_mut());
+        match member {
+            Some(member) if kind == Kind::Tools => member.check(sent),
+            _ => HashMap::new(),
+        }
+    }
+
     /// The server's instructions reach the model as trusted text: changed ones (and, on
     /// first use, ones that look like injection) are removed from the `initialize` result.
     fn check_initialize(&mut self, result: &mut Value, sent: &Value) -> Option<()> {
@@ -545,6 +584,9 @@ impl PinGuard {
             .get("instructions")
             .and_then(Value::as_str)
             .map(str::to_owned);
+        if let Some(member) = self.tofu.as_mut().and_then(|t| t.fleet.as_mut()) {
+            member.name = text_of(result.get("serverInfo"), "name");
+        }
         let first = self.tofu.as_ref().is_some_and(|t| t.first_session);
         if first {
             if let Some(tofu) = &mut self.tofu {
@@ -591,6 +633,7 @@ impl PinGuard {
         }
         result.as_object_mut()?.remove("instructions");
         self.events.push(PinEvent {
+            note: None,
             kind: Kind::Tools,
             key: "(server instructions)".into(),
             what: if first {
@@ -661,4 +704,3 @@ fn text_of(v: Option<&Value>, key: &str) -> Option<String> {
         .and_then(Value::as_str)
         .map(str::to_owned)
 }
-

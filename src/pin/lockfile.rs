@@ -98,6 +98,8 @@ pub enum PendingReason {
     Changed,
     /// Seen on first use with text that looks like prompt injection.
     Quarantined,
+    /// Names another server's tool, or takes its name (see `shadowing.rs`).
+    Shadowing,
 }
 
 impl PendingReason {
@@ -106,6 +108,7 @@ impl PendingReason {
             PendingReason::New => "new",
             PendingReason::Changed => "changed",
             PendingReason::Quarantined => "quarantined",
+            PendingReason::Shadowing => "shadowing",
         }
     }
 }
@@ -114,7 +117,8 @@ impl PendingReason {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PendingItem {
     pub reason: PendingReason,
-    /// The injection phrases its text matched (none: it is only new or changed).
+    /// The injection phrases its text matched, or how it shadows another server's tool
+    /// (none: it is only new or changed).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub findings: Vec<String>,
     pub digest: String,

@@ -131,6 +131,8 @@ const EXAMPLES: &[(&str, &str)] = &[
     ("audit.max_value_bytes", "max_value_bytes = \"4KiB\""),
     ("audit.max_size", "max_size = \"32MiB\""),
     ("audit.keep", "keep = 3"),
+    ("audit.excerpts", "excerpts = \"512B\"   # 0: metadata only"),
+    ("audit.forwards", "forwards = \"every\"   # or \"count\", \"auto\""),
     (
         "audit.otlp_endpoint",
         "otlp_endpoint = \"http://collector:4318\"   # \"\" ignores OTEL_EXPORTER_OTLP_ENDPOINT",

@@ -257,6 +257,35 @@ pub struct Audit {
     /// An OpenTelemetry collector (OTLP over HTTP) that also receives the events and the
     /// counters; `""` keeps `OTEL_EXPORTER_OTLP_ENDPOINT` from turning the export on.
     pub otlp_endpoint: Option<Val<String>>,
+    /// How much of a call's arguments a line carries (default 0: none, metadata only).
+    pub excerpts: Option<Val<Size>>,
+    /// A line per forwarded message, or counts of them per method.
+    pub forwards: Option<Val<Forwards>>,
+}
+
+/// `[audit] forwards`: what the log says about messages forwarded unchanged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Forwards {
+    /// A line of its own for each.
+    Every,
+    /// Counted per direction, method and target in `forwards` lines.
+    Count,
+    /// A line each while fewer than [`Forwards::AUTO_LINES_PER_SECOND`] came this second,
+    /// counted beyond: every call of an interactive session, a bounded cost for a flood.
+    Auto,
+}
+
+impl Forwards {
+    pub const AUTO_LINES_PER_SECOND: u32 = 200;
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Forwards::Every => "every",
+            Forwards::Count => "count",
+            Forwards::Auto => "auto",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -190,6 +190,8 @@ merge_fields!(Audit {
     max_value_bytes,
     max_size,
     keep,
+    excerpts,
+    forwards,
     otlp_endpoint
 });
 

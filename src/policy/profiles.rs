@@ -50,6 +50,8 @@ redact_keys = ["password", "passwd", "secret", "token", "api_key", "apikey", "au
 max_value_bytes = "4KiB"
 max_size = "32MiB"
 keep = 3
+excerpts = 0
+forwards = "auto"
 "#;
 
 /// A shipped profile.

@@ -215,6 +215,8 @@ pub fn render(
     o.opt("keep", &a.keep, |v| {
         v.0.map_or_else(|| quote("unlimited"), |n| n.to_string())
     });
+    o.opt("excerpts", &a.excerpts, |v| quote(&v.text));
+    o.opt("forwards", &a.forwards, |v| quote(v.as_str()));
     o.opt("otlp_endpoint", &a.otlp_endpoint, |v| quote(v));
 
     o.section("pin");

@@ -134,6 +134,15 @@ impl<'a> Body<'a> {
         self.text
     }
 
+    /// A look at the tree built by the parse, leaving it for the firewall (`None`: none was
+    /// built, or it was taken).
+    pub fn with_tree<R>(&self, look: impl FnOnce(Option<&Tree>) -> R) -> R {
+        let tree = self.tree.take();
+        let seen = look(tree.as_ref());
+        self.tree.set(tree);
+        seen
+    }
+
     /// The tree built by the parse, once (`None` when none was built or it was taken).
     pub fn take_tree(&self) -> Option<Tree> {
         self.tree.take()

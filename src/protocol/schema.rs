@@ -411,16 +411,19 @@ impl Schemas {
     pub fn warm_in_background(self: &Arc<Self>, first: Option<&str>) {
         let schemas = Arc::clone(self);
         let first = first.map(str::to_owned);
-        let spawned = std::thread::Builder::new()
-            .name("mcp-guard-schemas".into())
-            .spawn(move || {
-                if let Some(schema) = first.and_then(|v| schemas.get(&v)) {
-                    schema.warm();
-                }
-            });
-        if let Err(e) = spawned {
-            tracing::debug!("schemas compile on first use (no thread: {e})");
-        }
+        // `run` starts the thread once its supervisor is forked (see `crate::deferred`).
+        crate::deferred::run_after_launch(move || {
+            let spawned = std::thread::Builder::new()
+                .name("mcp-guard-schemas".into())
+                .spawn(move || {
+                    if let Some(schema) = first.and_then(|v| schemas.get(&v)) {
+                        schema.warm();
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::debug!("schemas compile on first use (no thread: {e})");
+            }
+        });
     }
 
     /// The compiled schema of `version`; `None` for a version the guard does not know (or, which

@@ -148,8 +148,7 @@ async fn relay_session(
         listing_done: tokio::sync::Notify::new(),
         activity: activity::Activity::default(),
     };
-    let mut events =
-        EventReader::new(launched.events).map_err(RelayError::Events)?;
+    let mut events = EventReader::new(launched.events).map_err(RelayError::Events)?;
 
     let mut host = Some(Box::pin(relay.pump_host(stdio::host_input())));
     let mut server = pin!(relay.pump_server(launched.server_stdout));

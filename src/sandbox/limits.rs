@@ -8,11 +8,14 @@
 
 #[cfg(target_os = "linux")]
 mod cgroup;
+#[cfg(target_os = "linux")]
+mod clone_into;
 mod rlimits;
 
 use std::fmt;
 use std::time::Duration;
 
+use nix::unistd::ForkResult;
 use serde::{Deserialize, Serialize};
 
 use super::{EnforcementReport, Layer, Limits, Plan, SandboxError};
@@ -179,6 +182,12 @@ pub fn joined_coverage() -> CgroupCoverage {
         .unwrap_or_default()
 }
 
+/// How the forked server got into its group (see [`ResourceGroup::fork_into`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Placement {
+    born_in_v2: bool,
+}
+
 /// The server's cgroup, if one could be made. Dropping it removes the directories.
 #[derive(Debug)]
 pub struct ResourceGroup {
@@ -210,8 +219,10 @@ impl ResourceGroup {
         }
     }
 
-    /// Move process `pid` (the forked server, before exec) into the group. Called by the child
-    /// with its own pid, it also records what the group covers for the rlimit step.
+    /// Move process `pid` into the group through every `cgroup.procs` (each migration may wait
+    /// for an RCU grace period: the server's own start uses [`Self::fork_into`] and
+    /// [`Self::join_current`]). Called with the caller's own pid, it also records what the group
+    /// covers for the rlimit step.
     pub fn join(&self, pid: i32) -> Result<(), SandboxError> {
         #[cfg(target_os = "linux")]
         {
@@ -224,6 +235,49 @@ impl ResourceGroup {
         }
         #[cfg(not(target_os = "linux"))]
         let _ = pid;
+        Ok(())
+    }
+
+    /// Fork the server's process: on Linux ≥ 5.7 born inside the group's cgroup v2 directory,
+    /// else plainly (the child's [`Self::join_current`] then migrates it). The child must join
+    /// with the returned [`Placement`] before it execs anything.
+    ///
+    /// # Safety
+    /// As `fork()`; the caller must be single-threaded (see `clone_into::fork_into`).
+    pub unsafe fn fork_into(&self) -> Result<(ForkResult, Placement), SandboxError> {
+        #[cfg(target_os = "linux")]
+        if let Some(dir) = self.inner.v2_dir() {
+            use std::os::fd::AsFd;
+            let born = std::fs::File::open(dir).and_then(|cgroup| {
+                // SAFETY: forwarded to our caller.
+                unsafe { clone_into::fork_into(cgroup.as_fd()) }
+            });
+            match born {
+                Ok(result) => return Ok((result, Placement { born_in_v2: true })),
+                Err(e) => tracing::debug!(
+                    "cannot fork into {} ({e}): migrating the server instead",
+                    dir.display()
+                ),
+            }
+        }
+        // SAFETY: forwarded to our caller.
+        let result = unsafe { nix::unistd::fork() }
+            .map_err(|e| SandboxError::Setup(format!("fork failed: {e}")))?;
+        Ok((result, Placement { born_in_v2: false }))
+    }
+
+    /// In the forked server (single-threaded, before exec): join every hierarchy's group, and
+    /// record what the group covers for the rlimit step.
+    pub fn join_current(&self, placement: Placement) -> Result<(), SandboxError> {
+        #[cfg(target_os = "linux")]
+        {
+            self.inner.join_current(placement.born_in_v2).map_err(|e| {
+                SandboxError::Setup(format!("cannot join the server's cgroup: {e}"))
+            })?;
+            record_joined(self.coverage());
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = placement;
         Ok(())
     }
 

@@ -109,20 +109,21 @@ pub fn start(endpoint: &str, server_command: &[String]) -> Result<Running, Telem
 }
 
 /// One finished audit event (a JSON object, as written to the log). A no-op when the export is
-/// off; never blocks (the batch queue drops records when full).
-pub fn event(line: &[u8]) {
+/// off (it is serialised again only then); never blocks (the batch queue drops records when
+/// full).
+pub fn event<T: serde::Serialize>(event: &T) {
     let Some(sink) = SINK.get() else {
         return;
     };
-    let Ok(serde_json::Value::Object(fields)) = serde_json::from_slice(line) else {
+    // The body is the line as the log has it (field order kept); the map gives the attributes.
+    let Ok(line) = serde_json::to_string(event) else {
+        return;
+    };
+    let Ok(serde_json::Value::Object(fields)) = serde_json::from_str(&line) else {
         return;
     };
     let mut record = sink.logger.create_log_record();
-    attributes::fill(
-        &mut record,
-        &fields,
-        String::from_utf8_lossy(line).into_owned(),
-    );
+    attributes::fill(&mut record, &fields, line);
     sink.logger.emit(record);
     if let Some(counters) = fields.get("counters").filter(|_| is_end(&fields)) {
         attributes::record_counters(&sink.metrics, counters, &fields);

@@ -77,7 +77,18 @@ impl Relay {
                     "the server's instructions look like prompt injection; removed until approved"
                         .into()
                 }
-                what => format!("{what} {} `{}` hidden from the host", e.kind.noun(), e.key),
+                what => {
+                    let why = e
+                        .note
+                        .as_deref()
+                        .map(|n| format!(": it {n}"))
+                        .unwrap_or_default();
+                    format!(
+                        "{what} {} `{}` hidden from the host{why}",
+                        e.kind.noun(),
+                        e.key
+                    )
+                }
             };
             if e.what != "refused" {
                 tracing::warn!("pin: {detail}; {hint}");
