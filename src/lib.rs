@@ -26,3 +26,4 @@ pub(crate) mod scan;
 pub(crate) mod secrets;
 pub(crate) mod shell;
 pub(crate) mod status;
+pub(crate) mod telemetry;

@@ -208,6 +208,7 @@ impl Recorder {
             arguments,
         };
         event.set_target(target.as_ref());
+        crate::telemetry::event(&event);
         if let Some(w) = &mut self.writer {
             w.push_event(&event);
         }
@@ -492,6 +493,7 @@ impl Recorder {
         if let (Some(map), Value::Object(extra)) = (event.as_object_mut(), fields) {
             map.extend(extra);
         }
+        crate::telemetry::event(&event);
         if let Some(writer) = &mut self.writer {
             writer.push_event(&event);
         }

@@ -165,3 +165,31 @@ pub fn open_for_run(
     let pin = pin.map(|pin| pin.into_guard(&command.argv, &session));
     Ok((audit, pin))
 }
+
+/// The OpenTelemetry export of the audit events and counters: `[audit] otlp_endpoint`, else the
+/// guard's own `OTEL_EXPORTER_OTLP_ENDPOINT` (the server's environment is never read). A
+/// collector that cannot be set up costs the telemetry, never the session.
+pub fn start_telemetry(
+    args: &RunArgs,
+    eff: &crate::policy::EffectivePolicy,
+    command: &[std::ffi::OsString],
+) -> Option<crate::telemetry::Running> {
+    if args.no_audit {
+        return None;
+    }
+    let policy = eff.policy.audit.otlp_endpoint.as_ref();
+    let endpoint = crate::telemetry::choose_endpoint(policy.map(|v| v.value.as_str()), |name| {
+        std::env::var(name).ok()
+    })?;
+    let argv: Vec<String> = command
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    match crate::telemetry::start(&endpoint, &argv) {
+        Ok(running) => Some(running),
+        Err(e) => {
+            tracing::warn!("{e}; relaying without telemetry");
+            None
+        }
+    }
+}

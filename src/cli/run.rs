@@ -36,7 +36,9 @@ With --allow-host (or a policy's `[network] allow`), the server reaches only tho
 through the guard's egress proxy; each connection is in the audit log with its tool call.
 What the sandbox could not enforce on this kernel is said once on stderr; `--require` makes
 that fatal. Decisions are logged as JSON lines to $XDG_STATE_HOME/mcp-guard/audit.jsonl
-(`--audit-log`, `--no-audit`).
+(`--audit-log`, `--no-audit`). Fleets: `[audit] otlp_endpoint = http://collector:4318` (or
+the guard's own $OTEL_EXPORTER_OTLP_ENDPOINT) also sends them, and the counters, to an
+OpenTelemetry collector over OTLP/HTTP; a collector that is down costs telemetry, never messages.
 
 Trust on first use: the first session with a server pins the tools, prompts, resources and
 instructions the host is shown ($XDG_STATE_HOME/mcp-guard/pins/); anything new or changed
@@ -91,7 +93,9 @@ pub struct RunArgs {
     #[arg(long, value_name = "PATH", conflicts_with = "no_audit", value_parser = super::user_path::parse)]
     pub audit_log: Option<std::path::PathBuf>,
 
-    /// Write no audit log.
+    /// Write no audit log (and send no OpenTelemetry export: `[audit] otlp_endpoint`, else the
+    /// guard's own $OTEL_EXPORTER_OTLP_ENDPOINT, names the collector that otherwise gets the
+    /// events and counters).
     #[arg(long)]
     pub no_audit: bool,
 
@@ -227,6 +231,8 @@ fn launch_and_relay(args: RunArgs) -> anyhow::Result<ExitCode> {
     crate::deferred::hold();
     let firewall = crate::filter::Firewall::from_policy(&effective, firewall_options)
         .context("cannot build the message firewall from the policy")?;
+    // Dropped after the relay: the last events and the counters are sent then.
+    let _telemetry = super::audit::start_telemetry(&args, &effective, &command);
     let (audit, pin) = super::audit::open_for_run(&args, &effective, &secrets)?;
     let stages = crate::relay::Stages { firewall, pin };
     let status = crate::relay::run_guarded(plan, options, stages, audit, egress)?;

@@ -133,6 +133,10 @@ const EXAMPLES: &[(&str, &str)] = &[
     ("audit.keep", "keep = 3"),
     ("audit.excerpts", "excerpts = \"512B\"   # 0: metadata only"),
     ("audit.forwards", "forwards = \"every\"   # or \"count\", \"auto\""),
+    (
+        "audit.otlp_endpoint",
+        "otlp_endpoint = \"http://collector:4318\"   # \"\" ignores OTEL_EXPORTER_OTLP_ENDPOINT",
+    ),
     ("pin.mode", "mode = \"tofu\"   # or \"file\" (with --pin FILE), \"off\""),
     (
         "pin.injection",

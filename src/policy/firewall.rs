@@ -254,6 +254,9 @@ pub struct Audit {
     pub max_size: Option<Val<Size>>,
     /// Rotated files kept (`audit.jsonl.1` … `.N`); older ones are removed.
     pub keep: Option<Val<Count>>,
+    /// An OpenTelemetry collector (OTLP over HTTP) that also receives the events and the
+    /// counters; `""` keeps `OTEL_EXPORTER_OTLP_ENDPOINT` from turning the export on.
+    pub otlp_endpoint: Option<Val<String>>,
     /// How much of a call's arguments a line carries (default 0: none, metadata only).
     pub excerpts: Option<Val<Size>>,
     /// A line per forwarded message, or counts of them per method.

@@ -191,7 +191,8 @@ merge_fields!(Audit {
     max_size,
     keep,
     excerpts,
-    forwards
+    forwards,
+    otlp_endpoint
 });
 
 impl Merge for Policy {

@@ -217,6 +217,7 @@ pub fn render(
     });
     o.opt("excerpts", &a.excerpts, |v| quote(&v.text));
     o.opt("forwards", &a.forwards, |v| quote(v.as_str()));
+    o.opt("otlp_endpoint", &a.otlp_endpoint, |v| quote(v));
 
     o.section("pin");
     o.opt("mode", &p.pin.mode, |v| quote(v.as_str()));

@@ -185,6 +185,15 @@ pub fn validate(file: &str, text: &str, policy: &Policy) -> Vec<Diagnostic> {
             }
         }
     }
+    if let Some(endpoint) = &policy.audit.otlp_endpoint {
+        if let Err(why) = crate::telemetry::check_endpoint(&endpoint.value) {
+            out.push(
+                at(&endpoint.span, format!("`otlp_endpoint`: {why}")).with_help(
+                    "otlp_endpoint = \"http://collector:4318\"   # the collector's OTLP/HTTP base URL; \"\" turns the export off",
+                ),
+            );
+        }
+    }
     out
 }
 
