@@ -68,6 +68,15 @@ fn answer(g: &mut Guard, id: &Value, result: Value) {
     g.send_json(&json!({"jsonrpc": "2.0", "id": id, "result": result}));
 }
 
+/// The user approves the question `id`.
+fn approve(g: &mut Guard, id: &Value) {
+    answer(
+        g,
+        id,
+        json!({"action": "accept", "content": {"approve": true}}),
+    );
+}
+
 /// The tools the mock server was called with (it records every call).
 fn server_calls(g: &mut Guard, raw_id: &str) -> Vec<String> {
     g.server_stats(raw_id)["calls"]
@@ -134,11 +143,7 @@ fn an_approved_call_reaches_the_server_and_its_result_the_host() {
     );
     // Other messages keep flowing while the call waits.
     g.assert_alive("8");
-    answer(
-        &mut g,
-        &id,
-        json!({"action": "accept", "content": {"approve": true}}),
-    );
+    approve(&mut g, &id);
     assert_eq!(g.recv().assert_result("7"), "deploy");
     assert_eq!(server_calls(&mut g, "9"), ["echo", "stats"]);
     let lines = consent_lines(g, &dir.path().join("audit.jsonl"));
@@ -223,11 +228,7 @@ fn no_answer_in_time_refuses_and_withdraws_the_question() {
     let text = tool_error_text(&g.recv(), "7");
     assert!(text.contains("no answer from the user within 1s"), "{text}");
     // A late approval changes nothing.
-    answer(
-        &mut g,
-        &id,
-        json!({"action": "accept", "content": {"approve": true}}),
-    );
+    approve(&mut g, &id);
     g.expect_silence(Duration::from_millis(300));
     assert_eq!(server_calls(&mut g, "9"), ["stats"]);
 }
@@ -243,11 +244,7 @@ fn a_call_the_client_withdraws_is_dropped_with_its_question() {
     );
     assert_eq!(withdrawn["params"]["requestId"], id);
     // The user's approval, too late, sends nothing on.
-    answer(
-        &mut g,
-        &id,
-        json!({"action": "accept", "content": {"approve": true}}),
-    );
+    approve(&mut g, &id);
     g.expect_silence(Duration::from_millis(300));
     let stats = g.server_stats("8");
     assert_eq!(stats["calls"].as_array().map(Vec::len), Some(1), "{stats}");
@@ -376,11 +373,7 @@ fn a_request_reusing_the_id_of_a_held_call_is_refused() {
     assert_eq!(refused["id"], 7, "{refused}");
     assert_eq!(refused["error"]["code"], -32600, "{refused}");
     // The held call is still the user's to approve, and then runs once.
-    answer(
-        &mut g,
-        &id,
-        json!({"action": "accept", "content": {"approve": true}}),
-    );
+    approve(&mut g, &id);
     assert_eq!(g.recv().assert_result("7"), "deploy");
     assert_eq!(server_calls(&mut g, "9"), ["echo", "stats"]);
 }

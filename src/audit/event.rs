@@ -2,24 +2,24 @@
 //! size and latency, read from the message without a full parse; the call's arguments only
 //! when the policy asks for excerpts (`excerpt.rs`).
 
-use std::borrow::Cow;
-
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-pub use crate::conversation::target::{target_kind, Target, TargetKind};
+pub use crate::conversation::target::{Target, TargetKind};
 use crate::protocol::Direction;
 use crate::protocol::RequestId;
 
-/// The parts of `params` the audit log names.
+/// The call's `arguments` in `params` (read only when the policy asks for excerpts).
 #[derive(Debug, Default, Deserialize)]
-pub struct TargetPeek<'a> {
+struct ArgumentsPeek<'a> {
     #[serde(borrow, default)]
-    pub name: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    pub uri: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    pub arguments: Option<&'a RawValue>,
+    arguments: Option<&'a RawValue>,
+}
+
+/// The raw `arguments` of a call, tool or prompt, from its `params`.
+pub fn arguments_of(params: Option<&str>) -> Option<&RawValue> {
+    let peek: ArgumentsPeek<'_> = serde_json::from_str(params?).ok()?;
+    peek.arguments
 }
 
 /// A request id as audit text (numbers as digits, strings as they are).
@@ -59,28 +59,6 @@ pub struct MessageEvent<'a> {
     pub latency_ms: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub arguments: Option<serde_json::Value>,
-}
-
-/// The target of a request, and its arguments, from `params`.
-pub fn peek_target<'a>(
-    method: &str,
-    params: Option<&'a str>,
-) -> (Option<Target>, Option<&'a RawValue>) {
-    let Some(kind) = target_kind(method) else {
-        return (None, None);
-    };
-    let peek: TargetPeek<'a> = params
-        .and_then(|p| serde_json::from_str(p).ok())
-        .unwrap_or_default();
-    let value = match kind {
-        TargetKind::Uri => peek.uri,
-        _ => peek.name,
-    };
-    let target = value.map(|v| Target {
-        kind,
-        value: v.into(),
-    });
-    (target, peek.arguments)
 }
 
 impl<'a> MessageEvent<'a> {

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use super::chain::{ChainWriter, Destination};
 use super::config::AuditConfig;
 use super::counters::{BurstDetector, Counters};
-use super::event::{id_text, peek_target, Clock, MessageEvent};
+use super::event::{arguments_of, id_text, Clock, MessageEvent};
 use super::excerpt::{excerpt, redact_bounded};
 use super::forwarded::Forwarded;
 use super::AuditError;
@@ -139,10 +139,13 @@ impl Recorder {
         let (mut target, mut arguments, mut latency_ms, mut method) =
             (None, None, None, message.method());
         match message {
-            Message::Request { method, .. } => {
-                let (t, args) = peek_target(method, message.body_text());
-                arguments = args;
-                target = t;
+            Message::Request { .. } => {
+                // The ledger's entry names the target: no second look into the params, and
+                // the arguments are read only when excerpts are asked for.
+                target = context.request.and_then(|entry| entry.target.clone());
+                if self.config.excerpts > 0 && target.is_some() {
+                    arguments = arguments_of(message.body_text());
+                }
             }
             Message::Result { .. } | Message::Error { id: Some(_), .. } => {
                 // The ledger's entry for the request it answers: its start and its target.

@@ -394,9 +394,7 @@ impl Relay {
     /// The server's answer to one of the guard's own requests: the guard's, never forwarded.
     fn guards_answer(&self, message: &Message<'_>, own: &Entry) {
         match own.origin {
-            Origin::GuardPin => {
-                self.pin_absorbs(message, own);
-            }
+            Origin::GuardPin => self.pin_absorbs(message, own),
             Origin::GuardListing => {
                 let absorbed = self.firewall.borrow_mut().absorb_listing(message);
                 match absorbed {
@@ -448,6 +446,11 @@ impl Relay {
                     Ok(()) if held => Err(Refusal::DuplicateId),
                     admitted => admitted,
                 };
+                let origin = match side {
+                    Side::Host => Origin::Host,
+                    Side::Server => Origin::Server,
+                };
+                let entry = Entry::of_request(message, origin, session.request_timeout);
                 if let Err(Refusal::DuplicateId) = admitted {
                     let reason =
                         "Invalid Request: this id is already in use by a request still in flight";
@@ -460,17 +463,13 @@ impl Relay {
                     let context = Context {
                         direction: side.direction(),
                         version: session.version,
-                        request: None,
+                        request: entry.as_ref(),
                     };
                     tracing::warn!(from = ?side, id = %id, "refused a request reusing an id in flight");
                     self.audit.message(&context, message, &refusal);
                     return Err(reply);
                 }
-                let origin = match side {
-                    Side::Host => Origin::Host,
-                    Side::Server => Origin::Server,
-                };
-                Ok(Entry::of_request(message, origin, session.request_timeout))
+                Ok(entry)
             }
             Message::Notification { .. } => Ok(None),
             Message::Result { id, result } => match session.ledger.answer(side, id) {

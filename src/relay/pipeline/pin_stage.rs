@@ -8,18 +8,14 @@ use crate::filter::{Context, Verdict};
 use crate::protocol::{parse_line, Message, Parsed};
 
 impl Relay {
-    /// An answer to one of the pin's own requests (its ledger entry says so): consumed by the
-    /// pin, never forwarded.
-    pub(super) fn pin_absorbs(&self, message: &Message<'_>, entry: &Entry) -> bool {
-        if entry.origin != Origin::GuardPin {
-            return false;
-        }
+    /// An answer to one of the pin's own requests (`entry`, the ledger's, says which list):
+    /// consumed by the pin, never forwarded.
+    pub(super) fn pin_absorbs(&self, message: &Message<'_>, entry: &Entry) {
         if let Some(pin) = &self.pin {
             pin.borrow_mut().absorb(message, &entry.method);
         }
         self.record_pin_events();
         self.send_pin_requests();
-        true
     }
 
     /// The pin's decision on a message, after the firewall's.
@@ -51,13 +47,12 @@ impl Relay {
     /// Send the guard's own request to the server, opened in the ledger first (toward the
     /// server, sharing the host's id space) so its answer comes back to the guard.
     pub(super) fn send_own(&self, request: Vec<u8>, origin: Origin) {
-        if let Ok(Parsed::Single(message @ Message::Request { .. })) = parse_line(&request) {
-            if let Message::Request { id, .. } = &message {
-                let mut session = self.session.borrow_mut();
-                let timeout = session.request_timeout;
-                if let Some(entry) = Entry::of_request(&message, origin, timeout) {
-                    session.ledger.open(Side::Host, id.clone(), entry);
-                }
+        if let Ok(Parsed::Single(message)) = parse_line(&request) {
+            let mut session = self.session.borrow_mut();
+            let timeout = session.request_timeout;
+            let entry = Entry::of_request(&message, origin, timeout);
+            if let (Message::Request { id, .. }, Some(entry)) = (&message, entry) {
+                session.ledger.open(Side::Host, id.clone(), entry);
             }
         }
         self.to_server.enqueue(request);
