@@ -368,3 +368,71 @@ fn the_watch_is_never_steered_through_a_symlink() {
         assert!(std::fs::symlink_metadata(dir.join(".config")).is_ok_and(|m| m.is_symlink()));
     }
 }
+
+/// mcp-guard's own directories inside a writable directory (a server given `~`): its pins, its
+/// user config and its package store are read-only to the server, so it cannot approve its own
+/// changes, change the guard's defaults or rewrite the code a later `npx` server runs. The
+/// state directory is created before the server starts when it does not exist yet.
+#[test]
+fn the_guards_own_state_config_and_store_are_protected_in_a_writable_home() {
+    let own = |dir: &Path| {
+        let pin = dir.join(".local/state/mcp-guard/pins/server.json");
+        std::fs::create_dir_all(pin.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&pin, "{}\n").expect("pin");
+        let store = dir.join(".cache/mcp-guard/store/npm/pkg@1/index.js");
+        std::fs::create_dir_all(store.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&store, "// the package\n").expect("store");
+    };
+    let attacks = || {
+        vec![
+            write(".local/state/mcp-guard/pins/server.json"),
+            on("delete_file", ".local/state/mcp-guard/pins/server.json"),
+            rename(".local/state/mcp-guard", ".local/state/old"),
+            write(".cache/mcp-guard/store/npm/pkg@1/index.js"),
+            write_mkdirs(".config/mcp-guard/config.toml"),
+        ]
+    };
+    for who in identities() {
+        eprintln!("identity: {}", who.label());
+        let (_control_scratch, control_dir) = tree_for(&who, served_tree);
+        own(&control_dir);
+        if let Identity::Ordinary { uid, gid, .. } = &who {
+            chown_all(&control_dir, *uid, *gid);
+        }
+        let mut control = Server::direct_as(&who);
+        for (name, args) in attacks() {
+            let text = control.attack(name, args(&control_dir));
+            assert!(text.starts_with("SUCCEEDED:"), "control {name}: {text}");
+        }
+        let (_scratch, dir) = tree_for(&who, served_tree);
+        own(&dir);
+        if let Identity::Ordinary { uid, gid, .. } = &who {
+            chown_all(&dir, *uid, *gid);
+        }
+        let (state, config, cache) = (
+            dir.join(".local/state"),
+            dir.join(".config"),
+            dir.join(".cache"),
+        );
+        let mut guarded = Server::guarded_env_as(
+            &who,
+            &["--allow-write", &path_str(&dir)],
+            &[
+                ("XDG_STATE_HOME", state.as_path()),
+                ("XDG_CONFIG_HOME", config.as_path()),
+                ("XDG_CACHE_HOME", cache.as_path()),
+            ],
+        );
+        for (name, args) in attacks() {
+            let text = guarded.attack(name, args(&dir));
+            assert!(
+                text.starts_with("BLOCKED:"),
+                "guarded {name} as {} was not blocked: {text}",
+                who.label()
+            );
+        }
+        guarded.assert_alive();
+        let pin = dir.join(".local/state/mcp-guard/pins/server.json");
+        assert_eq!(std::fs::read_to_string(pin).expect("pin"), "{}\n");
+    }
+}

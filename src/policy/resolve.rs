@@ -381,6 +381,11 @@ impl EffectivePolicy {
                 .iter()
                 .map(|v| PathBuf::from(&v.value.0))
                 .collect(),
+            guard_dirs: ["XDG_STATE_HOME", "XDG_CONFIG_HOME", "XDG_CACHE_HOME"]
+                .into_iter()
+                .filter_map(|var| vars.get(var))
+                .map(|base| base.join("mcp-guard"))
+                .collect(),
         };
         let sandbox = SandboxConfig {
             fs,

@@ -80,6 +80,12 @@ pub struct FsRules {
     /// (relative: `.vscode`, `.config/fish`). A path named exactly in `write` is not protected.
     #[serde(default)]
     pub protect: Vec<PathBuf>,
+    /// mcp-guard's own directories (its state: pins, package lock, fleet ledger, audit log;
+    /// its user config; its package store): read-only to the server wherever a writable root
+    /// holds them, so a server given `~` cannot approve its own changes or rewrite the code
+    /// the guard later runs.
+    #[serde(default)]
+    pub guard_dirs: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -322,7 +328,12 @@ pub fn prepare(config: &SandboxConfig, command: &[OsString]) -> Result<Plan, San
         .iter()
         .filter_map(|p| std::fs::canonicalize(cwd.join(p)).ok())
         .collect();
-    let protect = protect::plan(&write_roots, &config.fs.protect, &write_roots);
+    let protect = protect::plan(
+        &write_roots,
+        &config.fs.protect,
+        &config.fs.guard_dirs,
+        &write_roots,
+    );
     let private_dir = env::create_private_dir()?;
     grants.extend(FsGrant::new(&private_dir, FsAccess::Write));
     let fs_grants = fs_rules::apply_denies(grants, &denies);

@@ -160,9 +160,16 @@ impl ProtectPlan {
 }
 
 /// Resolve the protected paths below `write_roots` (canonical directories): the default names
-/// plus `extra` (relative names), except the exact paths in `unprotected` (canonical; a path
-/// the policy names in `write` is writable as asked). Creates a missing `.git/hooks`.
-pub fn plan(write_roots: &[PathBuf], extra: &[PathBuf], unprotected: &[PathBuf]) -> ProtectPlan {
+/// plus `extra` (relative names), and `guard_dirs` (absolute: mcp-guard's own directories,
+/// created when a writable root holds them so that they are protected from the start), except
+/// the exact paths in `unprotected` (canonical; a path the policy names in `write` is writable
+/// as asked). Creates a missing `.git/hooks`.
+pub fn plan(
+    write_roots: &[PathBuf],
+    extra: &[PathBuf],
+    guard_dirs: &[PathBuf],
+    unprotected: &[PathBuf],
+) -> ProtectPlan {
     let mut names: Vec<PathBuf> = DEFAULT_PROTECTED
         .iter()
         .map(|(name, _)| PathBuf::from(name))
@@ -173,6 +180,18 @@ pub fn plan(write_roots: &[PathBuf], extra: &[PathBuf], unprotected: &[PathBuf])
     for root in &roots {
         for name in &names {
             add(root, name, unprotected, &mut out);
+        }
+        for dir in guard_dirs {
+            let Ok(relative) = dir.strip_prefix(root) else {
+                continue;
+            };
+            if relative.as_os_str().is_empty() || !is_relative_name(relative) {
+                continue;
+            }
+            // Created before the server starts: a missing one would be the server's to create.
+            if create_private_dir(dir).is_ok() {
+                add(root, relative, unprotected, &mut out);
+            }
         }
         for git in find_git_dirs(root) {
             let Ok(relative) = git.strip_prefix(root) else {
@@ -202,6 +221,15 @@ pub fn plan(write_roots: &[PathBuf], extra: &[PathBuf], unprotected: &[PathBuf])
     out.pinned
         .retain(|d| !read_only.iter().any(|q| d.starts_with(q)));
     out
+}
+
+/// `dir` and its missing parents, the new ones private to the user (0700).
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
 }
 
 /// `name` is a relative path going down only (`.vscode`, `.config/fish`).
@@ -446,6 +474,7 @@ mod tests {
             std::slice::from_ref(&root),
             &[PathBuf::from("notes/secret")],
             &[],
+            &[],
         );
         let rel = |v: &[PathBuf]| -> Vec<String> {
             v.iter()
@@ -479,7 +508,12 @@ mod tests {
     fn an_exact_write_path_is_not_protected() {
         let (_dir, root) = root();
         std::fs::create_dir_all(root.join(".vscode")).expect("mkdir");
-        let p = plan(std::slice::from_ref(&root), &[], &[root.join(".vscode")]);
+        let p = plan(
+            std::slice::from_ref(&root),
+            &[],
+            &[],
+            &[root.join(".vscode")],
+        );
         assert!(p.read_only.is_empty());
         assert!(!p.missing.contains(&root.join(".vscode")));
     }
@@ -488,7 +522,7 @@ mod tests {
     fn a_root_inside_a_protected_path_stays_writable() {
         let (_dir, root) = root();
         std::fs::create_dir_all(root.join(".ssh")).expect("mkdir");
-        let p = plan(&[root.clone(), root.join(".ssh")], &[], &[]);
+        let p = plan(&[root.clone(), root.join(".ssh")], &[], &[], &[]);
         assert!(!p.read_only.contains(&root.join(".ssh")));
     }
 

@@ -63,9 +63,10 @@ impl Server {
             .args(["-q", "run"])
             .args(args)
             .arg("--")
-            .arg(who.binary(&hostile_bin()))
-            .envs(env.iter().copied());
+            .arg(who.binary(&hostile_bin()));
         who.apply(&mut command);
+        // After `apply`, which removes the runner's XDG directories: the test's own stay.
+        command.envs(env.iter().copied());
         Server::try_start(command, None)
     }
 
